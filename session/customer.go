@@ -1,0 +1,230 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The customer side of a session: everything here is reached with the
+// consent token from the link, and, once the link is bound, the client key
+// of the first client that opened it.
+
+// Open is the customer's first look at a consent link. The first client to
+// open an unended link binds it: Open returns a fresh client key (set it as
+// a cookie) and stores only its hash. Later calls must present that key;
+// any other client gets ErrBoundElsewhere. A malformed or unknown token is
+// ErrNotFound. Ended sessions are returned (the page says why) but never
+// bound.
+func (b *Broker) Open(ctx context.Context, token, clientKey string, by Actor) (*Session, string, error) {
+	th, err := ParseToken(token)
+	if err != nil {
+		return nil, "", ErrNotFound
+	}
+	b.mu.Lock()
+	e := b.byToken[th]
+	b.mu.Unlock()
+	if e == nil {
+		s, err := b.store.SessionByToken(ctx, th)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, "", ErrNotFound
+			}
+			return nil, "", err
+		}
+		if err := checkClient(s, clientKey); err != nil {
+			return nil, "", err
+		}
+		return s, "", nil
+	}
+
+	e.mu.Lock()
+	s := e.s
+	if s.State == Requested && !b.clock.Now().Before(s.ConsentExpiresAt) {
+		e.mu.Unlock()
+		b.sweep()
+		s, err := b.Get(ctx, s.ID)
+		return s, "", err
+	}
+	if s.ClientHash != ([32]byte{}) {
+		err := checkClient(s, clientKey)
+		out := s.Clone()
+		e.mu.Unlock()
+		if err != nil {
+			b.emit("consent.refused", by, out, map[string]string{"why": "link bound to another client"})
+			return nil, "", err
+		}
+		return out, "", nil
+	}
+	e.mu.Unlock()
+
+	key, kh, err := newSecret(b.rand)
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := b.change(ctx, e, "consent.viewed", by, nil, func(s *Session) error {
+		if s.ClientHash != ([32]byte{}) {
+			return ErrBoundElsewhere // another client won the race
+		}
+		s.ClientHash = kh
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, key, nil
+}
+
+// checkClient verifies that clientKey is the key the link is bound to.
+func checkClient(s *Session, clientKey string) error {
+	if s.ClientHash == ([32]byte{}) {
+		return nil
+	}
+	kh, err := ParseToken(clientKey)
+	if err != nil || !sameHash(kh, s.ClientHash) {
+		return ErrBoundElsewhere
+	}
+	return nil
+}
+
+// customerEntry finds the open session of a consent token. The binding is
+// checked inside each transition, under the session's lock.
+func (b *Broker) customerEntry(ctx context.Context, token string) (*entry, error) {
+	th, err := ParseToken(token)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	b.mu.Lock()
+	e := b.byToken[th]
+	b.mu.Unlock()
+	if e != nil {
+		return e, nil
+	}
+	if _, err := b.store.SessionByToken(ctx, th); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return nil, ErrEnded
+}
+
+// Approve grants the session with the scopes the customer left ticked. They
+// must lie within what the agent asked; policy may narrow them further. The
+// time box starts now. A link is approvable once: a second Approve fails
+// with ErrNotRequested.
+func (b *Broker) Approve(ctx context.Context, token, clientKey string, scopes Scopes, by Actor) (*Session, error) {
+	e, err := b.customerEntry(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	var granted Scopes
+	detail := map[string]string{}
+	return b.change(ctx, e, "session.approved", by, detail, func(s *Session) error {
+		if s.ClientHash == ([32]byte{}) {
+			return fmt.Errorf("%w: open the link before approving", ErrBoundElsewhere)
+		}
+		if err := checkClient(s, clientKey); err != nil {
+			return err
+		}
+		if s.State != Requested {
+			return ErrNotRequested
+		}
+		now := b.clock.Now()
+		if !now.Before(s.ConsentExpiresAt) {
+			return ErrLinkExpired
+		}
+		if len(scopes) == 0 {
+			return fmt.Errorf("%w: approve at least one scope, or deny", ErrBadScope)
+		}
+		if !scopes.Within(s.Requested) {
+			return fmt.Errorf("%w: the customer may only narrow what was asked (%s)", ErrScopeNotAllowed, s.Requested)
+		}
+		granted = b.policy.grant(scopes)
+		if len(granted) == 0 {
+			return fmt.Errorf("%w: policy allows none of the approved scopes", ErrScopeNotAllowed)
+		}
+		s.State = Active
+		s.Scopes = granted
+		s.ApprovedAt = now
+		s.ExpiresAt = now.Add(s.Duration)
+		s.LastActivity = now
+		detail["requested"] = s.Requested.String()
+		detail["approved"] = scopes.String()
+		detail["granted"] = granted.String()
+		detail["expires_at"] = s.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z07:00")
+		return nil
+	})
+}
+
+// Deny ends a session awaiting consent.
+func (b *Broker) Deny(ctx context.Context, token, clientKey string, by Actor) (*Session, error) {
+	e, err := b.customerEntry(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return b.change(ctx, e, "session.ended", by, map[string]string{"reason": string(EndDenied)}, func(s *Session) error {
+		if err := checkClient(s, clientKey); err != nil {
+			return err
+		}
+		if s.State != Requested {
+			return ErrNotRequested
+		}
+		endState(s, EndDenied, "customer", b.clock.Now())
+		return nil
+	})
+}
+
+// CustomerRevoke is the customer's Stop button: it ends the session at
+// once, whatever its state.
+func (b *Broker) CustomerRevoke(ctx context.Context, token, clientKey string, by Actor) (*Session, error) {
+	e, err := b.customerEntry(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	detail := map[string]string{}
+	return b.change(ctx, e, "session.ended", by, detail, func(s *Session) error {
+		if err := checkClient(s, clientKey); err != nil {
+			return err
+		}
+		r := EndRevoked
+		if s.State == Requested {
+			r = EndDenied
+		}
+		detail["reason"] = string(r)
+		endState(s, r, "customer", b.clock.Now())
+		return nil
+	})
+}
+
+// DecideExtension is the customer's answer to a pending extension. On yes
+// the time box grows by the requested amount from its current end.
+func (b *Broker) DecideExtension(ctx context.Context, token, clientKey string, approve bool, by Actor) (*Session, error) {
+	e, err := b.customerEntry(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	typ := "extension.denied"
+	if approve {
+		typ = "extension.approved"
+	}
+	detail := map[string]string{}
+	return b.change(ctx, e, typ, by, detail, func(s *Session) error {
+		if err := checkClient(s, clientKey); err != nil {
+			return err
+		}
+		if s.State != Active {
+			return ErrNotActive
+		}
+		if s.Extension == nil {
+			return ErrNoExtension
+		}
+		detail["by"] = s.Extension.By.String()
+		if approve {
+			s.ExpiresAt = s.ExpiresAt.Add(s.Extension.By)
+			detail["expires_at"] = s.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z07:00")
+		}
+		s.Extension = nil
+		return nil
+	})
+}
