@@ -1,0 +1,149 @@
+package vt
+
+import "strconv"
+
+// sgr applies Select Graphic Rendition parameters to the current attribute.
+func (s *Screen) sgr() {
+	ps := s.params
+	if len(ps) == 0 {
+		s.attr = Attr{}
+		return
+	}
+	for i := 0; i < len(ps); i++ {
+		p := ps[i]
+		switch {
+		case p == 0:
+			s.attr = Attr{}
+		case p >= 1 && p <= 9:
+			s.attr.Flags |= 1 << (p - 1)
+		case p == 21 || p == 22:
+			s.attr.Flags &^= Bold | Faint
+		case p >= 23 && p <= 29:
+			s.attr.Flags &^= 1 << (p - 21)
+		case p >= 30 && p <= 37:
+			s.attr.FG = uint32(p-30) + 1
+		case p == 39:
+			s.attr.FG = 0
+		case p >= 40 && p <= 47:
+			s.attr.BG = uint32(p-40) + 1
+		case p == 49:
+			s.attr.BG = 0
+		case p >= 90 && p <= 97:
+			s.attr.FG = uint32(p-90+8) + 1
+		case p >= 100 && p <= 107:
+			s.attr.BG = uint32(p-100+8) + 1
+		case p == 38 || p == 48:
+			c, used := extColor(ps[i+1:])
+			i += used
+			if p == 38 {
+				s.attr.FG = c
+			} else {
+				s.attr.BG = c
+			}
+		}
+	}
+}
+
+// extColor parses "5;N" or "2;R;G;B" and returns the color and how many
+// parameters it used.
+func extColor(ps []int) (uint32, int) {
+	if len(ps) >= 2 && ps[0] == 5 {
+		return uint32(ps[1]&0xff) + 1, 2
+	}
+	if len(ps) >= 4 && ps[0] == 2 {
+		return rgbFlag | uint32(ps[1]&0xff)<<16 | uint32(ps[2]&0xff)<<8 | uint32(ps[3]&0xff), 4
+	}
+	return 0, len(ps)
+}
+
+// appendSGR appends the escape sequence that sets attribute a from a reset.
+func appendSGR(b []byte, a Attr) []byte {
+	b = append(b, "\x1b[0"...)
+	for i := 0; i < 9; i++ {
+		if a.Flags&(1<<i) != 0 {
+			b = append(b, ';')
+			b = strconv.AppendInt(b, int64(i+1), 10)
+		}
+	}
+	b = appendColor(b, a.FG, 38)
+	b = appendColor(b, a.BG, 48)
+	return append(b, 'm')
+}
+
+func appendColor(b []byte, c uint32, base int) []byte {
+	switch {
+	case c == 0:
+		return b
+	case c&rgbFlag != 0:
+		b = append(b, ';')
+		b = strconv.AppendInt(b, int64(base), 10)
+		b = append(b, ";2;"...)
+		b = strconv.AppendInt(b, int64(c>>16&0xff), 10)
+		b = append(b, ';')
+		b = strconv.AppendInt(b, int64(c>>8&0xff), 10)
+		b = append(b, ';')
+		return strconv.AppendInt(b, int64(c&0xff), 10)
+	default:
+		b = append(b, ';')
+		b = strconv.AppendInt(b, int64(base), 10)
+		b = append(b, ";5;"...)
+		return strconv.AppendInt(b, int64(c-1), 10)
+	}
+}
+
+// Snapshot renders the screen as bytes that, written to a freshly reset
+// terminal of the same size, reproduce its content, attributes, cursor
+// position and cursor visibility.
+func (s *Screen) Snapshot() []byte {
+	b := []byte("\x1b[0m\x1b[H\x1b[2J")
+	for y, line := range s.lines {
+		last := -1
+		for x, c := range line {
+			if (c.R != 0 && c.R != ' ') || c.A != (Attr{}) {
+				last = x
+			}
+		}
+		if last < 0 {
+			continue
+		}
+		b = append(b, "\x1b["...)
+		b = strconv.AppendInt(b, int64(y+1), 10)
+		b = append(b, ";1H"...)
+		cur := Attr{}
+		for _, c := range line[:last+1] {
+			if c.A != cur {
+				b = appendSGR(b, c.A)
+				cur = c.A
+			}
+			if c.R == 0 {
+				b = append(b, ' ')
+			} else {
+				b = append(b, string(c.R)...)
+			}
+		}
+		if cur != (Attr{}) {
+			b = append(b, "\x1b[0m"...)
+		}
+	}
+	if s.top != 0 || s.bot != s.rows-1 {
+		b = append(b, "\x1b["...)
+		b = strconv.AppendInt(b, int64(s.top+1), 10)
+		b = append(b, ';')
+		b = strconv.AppendInt(b, int64(s.bot+1), 10)
+		b = append(b, 'r')
+	}
+	b = append(b, "\x1b["...)
+	b = strconv.AppendInt(b, int64(s.y+1), 10)
+	b = append(b, ';')
+	b = strconv.AppendInt(b, int64(s.x+1), 10)
+	b = append(b, 'H')
+	if s.attr != (Attr{}) {
+		b = appendSGR(b, s.attr)
+	}
+	if s.hidden {
+		b = append(b, "\x1b[?25l"...)
+	} else {
+		b = append(b, "\x1b[?25h"...)
+	}
+	return b
+}

@@ -1,0 +1,571 @@
+// Package vt is a small VT100/xterm screen model: it interprets terminal
+// output (printable text, control characters, CSI cursor movement, erase,
+// scrolling regions, SGR attributes, the alternate screen) into a grid of
+// cells, and renders that grid back as escape sequences that reproduce it on
+// a fresh terminal. The recorder uses it to write screen keyframes.
+//
+// It is deliberately small: every rune is one column wide, character sets and
+// most modes are ignored, and OSC/DCS strings are skipped.
+package vt
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Attr is a cell's rendition. Colors are 0 for the default, 1..256 for a
+// palette index plus one, and rgbFlag|0xRRGGBB for a 24-bit color.
+type Attr struct {
+	FG, BG uint32
+	Flags  uint16
+}
+
+const rgbFlag = 1 << 24
+
+// Attribute flags: bit n-1 is SGR parameter n.
+const (
+	Bold uint16 = 1 << iota
+	Faint
+	Italic
+	Underline
+	Blink
+	RapidBlink
+	Reverse
+	Hidden
+	Strike
+)
+
+// Cell is one character position.
+type Cell struct {
+	R rune // 0 means blank
+	A Attr
+}
+
+// Screen is a terminal screen. It is not safe for concurrent use.
+type Screen struct {
+	cols, rows int
+	lines      [][]Cell // the visible buffer (main or alternate)
+	main       [][]Cell // the main buffer while the alternate one is shown
+	x, y       int
+	wrapNext   bool
+	attr       Attr
+	top, bot   int // scroll region, inclusive
+	saved      cursorState
+	hidden     bool
+	noWrap     bool
+
+	// parser state
+	state  int
+	params []int
+	cur    int
+	hasCur bool
+	priv   byte
+	u8     [4]byte
+	u8n    int
+}
+
+type cursorState struct {
+	x, y int
+	attr Attr
+}
+
+const (
+	stGround = iota
+	stEsc
+	stEscInter
+	stCSI
+	stString
+	stStringEsc
+)
+
+// New returns a blank screen of the given size (clamped to 1..1000).
+func New(cols, rows int) *Screen {
+	s := &Screen{}
+	s.setSize(cols, rows)
+	return s
+}
+
+func clampSize(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	if n > 1000 {
+		return 1000
+	}
+	return n
+}
+
+func (s *Screen) setSize(cols, rows int) {
+	s.cols, s.rows = clampSize(cols, 80), clampSize(rows, 24)
+	s.lines = blankLines(s.cols, s.rows)
+	s.main = nil
+	s.x, s.y, s.wrapNext = 0, 0, false
+	s.top, s.bot = 0, s.rows-1
+}
+
+func blankLines(cols, rows int) [][]Cell {
+	cells := make([]Cell, cols*rows)
+	lines := make([][]Cell, rows)
+	for i := range lines {
+		lines[i] = cells[i*cols : (i+1)*cols : (i+1)*cols]
+	}
+	return lines
+}
+
+// Size returns the screen's columns and rows.
+func (s *Screen) Size() (cols, rows int) { return s.cols, s.rows }
+
+// Cursor returns the zero-based cursor column and row.
+func (s *Screen) Cursor() (x, y int) { return s.x, s.y }
+
+// Reset clears the screen and all modes, keeping the size.
+func (s *Screen) Reset() {
+	*s = Screen{params: s.params[:0]}.withSize(s.cols, s.rows)
+}
+
+func (s Screen) withSize(cols, rows int) Screen {
+	s.setSize(cols, rows)
+	return s
+}
+
+// Resize changes the size, keeping the top-left of the content like xterm
+// does for columns and the bottom rows for rows (so the cursor line stays).
+func (s *Screen) Resize(cols, rows int) {
+	cols, rows = clampSize(cols, 80), clampSize(rows, 24)
+	if cols == s.cols && rows == s.rows {
+		return
+	}
+	if s.main != nil { // leave the alternate screen first
+		s.lines, s.main = s.main, nil
+	}
+	old := s.lines
+	shift := 0
+	if s.y >= rows {
+		shift = s.y - rows + 1
+	}
+	nl := blankLines(cols, rows)
+	for y := 0; y < rows && y+shift < len(old); y++ {
+		copy(nl[y], old[y+shift])
+	}
+	s.lines = nl
+	s.cols, s.rows = cols, rows
+	s.y -= shift
+	s.x = min(s.x, cols-1)
+	s.y = min(s.y, rows-1)
+	s.top, s.bot = 0, rows-1
+	s.wrapNext = false
+}
+
+// Write interprets p as terminal output. It never fails.
+func (s *Screen) Write(p []byte) (int, error) {
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		if s.state == stGround {
+			if b >= 0x20 && b < 0x7f && s.u8n == 0 {
+				// fast path: a run of printable ASCII
+				j := i
+				for j < len(p) && p[j] >= 0x20 && p[j] < 0x7f {
+					s.put(rune(p[j]))
+					j++
+				}
+				i = j - 1
+				continue
+			}
+			if b >= 0x80 || s.u8n > 0 {
+				s.utf8Byte(b)
+				continue
+			}
+		}
+		s.step(b)
+	}
+	return len(p), nil
+}
+
+func (s *Screen) utf8Byte(b byte) {
+	if b < 0x80 || (b&0xc0 != 0x80 && s.u8n > 0) {
+		// an incomplete sequence is cut short by a new start or ASCII
+		s.u8n = 0
+		s.put(utf8.RuneError)
+		if b < 0x80 {
+			s.step(b)
+			return
+		}
+	}
+	s.u8[s.u8n] = b
+	s.u8n++
+	if utf8.FullRune(s.u8[:s.u8n]) || s.u8n == 4 {
+		r, _ := utf8.DecodeRune(s.u8[:s.u8n])
+		s.u8n = 0
+		s.put(r)
+	}
+}
+
+func (s *Screen) step(b byte) {
+	switch s.state {
+	case stGround:
+		s.control(b)
+	case stEsc:
+		s.escape(b)
+	case stEscInter:
+		if b >= 0x30 { // final byte of e.g. ESC ( B
+			s.state = stGround
+		}
+	case stCSI:
+		s.csiByte(b)
+	case stString:
+		switch b {
+		case 0x07:
+			s.state = stGround
+		case 0x1b:
+			s.state = stStringEsc
+		}
+	case stStringEsc:
+		if b == '\\' {
+			s.state = stGround
+		} else {
+			s.state = stString
+		}
+	}
+}
+
+func (s *Screen) control(b byte) {
+	switch b {
+	case 0x1b:
+		s.state = stEsc
+	case '\r':
+		s.x, s.wrapNext = 0, false
+	case '\n', 0x0b, 0x0c:
+		s.lineFeed()
+	case '\b':
+		if s.x > 0 {
+			s.x--
+		}
+		s.wrapNext = false
+	case '\t':
+		s.x = min((s.x/8+1)*8, s.cols-1)
+		s.wrapNext = false
+	}
+}
+
+func (s *Screen) escape(b byte) {
+	s.state = stGround
+	switch b {
+	case '[':
+		s.state, s.params, s.cur, s.hasCur, s.priv = stCSI, s.params[:0], 0, false, 0
+	case ']', 'P', 'X', '^', '_':
+		s.state = stString
+	case '(', ')', '*', '+', '#', '%':
+		s.state = stEscInter
+	case '7':
+		s.saved = cursorState{s.x, s.y, s.attr}
+	case '8':
+		s.x, s.y, s.attr, s.wrapNext = s.saved.x, s.saved.y, s.saved.attr, false
+	case 'D':
+		s.lineFeed()
+	case 'E':
+		s.x = 0
+		s.lineFeed()
+	case 'M':
+		s.reverseIndex()
+	case 'c':
+		s.Reset()
+	}
+}
+
+func (s *Screen) csiByte(b byte) {
+	switch {
+	case b >= '0' && b <= '9':
+		if s.cur < 100000 {
+			s.cur = s.cur*10 + int(b-'0')
+		}
+		s.hasCur = true
+	case b == ';' || b == ':':
+		s.pushParam()
+	case b >= '<' && b <= '?':
+		s.priv = b
+	case b >= 0x20 && b <= 0x2f:
+		// intermediate bytes: ignored
+	case b >= 0x40 && b <= 0x7e:
+		if s.hasCur || len(s.params) > 0 {
+			s.pushParam()
+		}
+		s.state = stGround
+		s.csi(b)
+	case b == 0x1b:
+		s.state = stEsc
+	case b == 0x18 || b == 0x1a:
+		s.state = stGround
+	}
+}
+
+func (s *Screen) pushParam() {
+	if len(s.params) < 32 {
+		s.params = append(s.params, s.cur)
+	}
+	s.cur, s.hasCur = 0, false
+}
+
+// param returns parameter i, or def when it is missing or zero.
+func (s *Screen) param(i, def int) int {
+	if i < len(s.params) && s.params[i] != 0 {
+		return s.params[i]
+	}
+	return def
+}
+
+func (s *Screen) csi(final byte) {
+	if s.priv == '?' {
+		if final == 'h' || final == 'l' {
+			s.privateMode(final == 'h')
+		}
+		return
+	}
+	if s.priv != 0 {
+		return
+	}
+	n := s.param(0, 1)
+	switch final {
+	case 'A':
+		s.moveTo(s.x, max(s.y-n, s.regionTop()))
+	case 'B', 'e':
+		s.moveTo(s.x, min(s.y+n, s.regionBot()))
+	case 'C', 'a':
+		s.moveTo(s.x+n, s.y)
+	case 'D':
+		s.moveTo(s.x-n, s.y)
+	case 'E':
+		s.moveTo(0, min(s.y+n, s.regionBot()))
+	case 'F':
+		s.moveTo(0, max(s.y-n, s.regionTop()))
+	case 'G', '`':
+		s.moveTo(n-1, s.y)
+	case 'd':
+		s.moveTo(s.x, n-1)
+	case 'H', 'f':
+		s.moveTo(s.param(1, 1)-1, n-1)
+	case 'J':
+		s.eraseDisplay(s.param(0, 0))
+	case 'K':
+		s.eraseLine(s.param(0, 0))
+	case '@':
+		s.insertChars(n)
+	case 'P':
+		s.deleteChars(n)
+	case 'X':
+		s.clearCells(s.y, s.x, min(s.x+n, s.cols))
+	case 'L':
+		if s.y >= s.top && s.y <= s.bot {
+			s.scrollDown(s.y, s.bot, n)
+		}
+	case 'M':
+		if s.y >= s.top && s.y <= s.bot {
+			s.scrollUp(s.y, s.bot, n)
+		}
+	case 'S':
+		s.scrollUp(s.top, s.bot, n)
+	case 'T':
+		s.scrollDown(s.top, s.bot, n)
+	case 'm':
+		s.sgr()
+	case 'r':
+		top, bot := s.param(0, 1)-1, s.param(1, s.rows)-1
+		if top < bot && bot < s.rows {
+			s.top, s.bot = top, bot
+			s.moveTo(0, 0)
+		}
+	case 's':
+		s.saved = cursorState{s.x, s.y, s.attr}
+	case 'u':
+		s.x, s.y, s.attr, s.wrapNext = s.saved.x, s.saved.y, s.saved.attr, false
+	}
+}
+
+func (s *Screen) privateMode(set bool) {
+	for _, p := range s.params {
+		switch p {
+		case 7:
+			s.noWrap = !set
+		case 25:
+			s.hidden = !set
+		case 47, 1047, 1049:
+			if set && s.main == nil {
+				if p == 1049 {
+					s.saved = cursorState{s.x, s.y, s.attr}
+				}
+				s.main = s.lines
+				s.lines = blankLines(s.cols, s.rows)
+			} else if !set && s.main != nil {
+				s.lines, s.main = s.main, nil
+				if p == 1049 {
+					s.x, s.y, s.attr = s.saved.x, s.saved.y, s.saved.attr
+				}
+			}
+			s.wrapNext = false
+		}
+	}
+}
+
+func (s *Screen) regionTop() int {
+	if s.y >= s.top {
+		return s.top
+	}
+	return 0
+}
+
+func (s *Screen) regionBot() int {
+	if s.y <= s.bot {
+		return s.bot
+	}
+	return s.rows - 1
+}
+
+func (s *Screen) moveTo(x, y int) {
+	s.x = max(0, min(x, s.cols-1))
+	s.y = max(0, min(y, s.rows-1))
+	s.wrapNext = false
+}
+
+func (s *Screen) put(r rune) {
+	if s.wrapNext {
+		if !s.noWrap {
+			s.x = 0
+			s.lineFeed()
+		}
+		s.wrapNext = false
+	}
+	s.lines[s.y][s.x] = Cell{R: r, A: s.attr}
+	if s.x == s.cols-1 {
+		s.wrapNext = true
+	} else {
+		s.x++
+	}
+}
+
+func (s *Screen) lineFeed() {
+	s.wrapNext = false
+	if s.y == s.bot {
+		s.scrollUp(s.top, s.bot, 1)
+	} else if s.y < s.rows-1 {
+		s.y++
+	}
+}
+
+func (s *Screen) reverseIndex() {
+	s.wrapNext = false
+	if s.y == s.top {
+		s.scrollDown(s.top, s.bot, 1)
+	} else if s.y > 0 {
+		s.y--
+	}
+}
+
+// scrollUp moves lines top..bot up by n, blanking the bottom n lines.
+func (s *Screen) scrollUp(top, bot, n int) {
+	n = min(n, bot-top+1)
+	if n <= 0 {
+		return
+	}
+	region := s.lines[top : bot+1]
+	moved := append([][]Cell(nil), region[:n]...)
+	copy(region, region[n:])
+	copy(region[len(region)-n:], moved)
+	for _, l := range moved {
+		clear(l)
+	}
+}
+
+// scrollDown moves lines top..bot down by n, blanking the top n lines.
+func (s *Screen) scrollDown(top, bot, n int) {
+	n = min(n, bot-top+1)
+	if n <= 0 {
+		return
+	}
+	region := s.lines[top : bot+1]
+	moved := append([][]Cell(nil), region[len(region)-n:]...)
+	copy(region[n:], region[:len(region)-n])
+	copy(region, moved)
+	for _, l := range moved {
+		clear(l)
+	}
+}
+
+func (s *Screen) clearCells(y, from, to int) {
+	if from < to {
+		line := s.lines[y][from:to]
+		for i := range line {
+			line[i] = Cell{A: Attr{BG: s.attr.BG}}
+		}
+	}
+}
+
+func (s *Screen) eraseDisplay(mode int) {
+	switch mode {
+	case 0:
+		s.clearCells(s.y, s.x, s.cols)
+		for y := s.y + 1; y < s.rows; y++ {
+			s.clearCells(y, 0, s.cols)
+		}
+	case 1:
+		for y := 0; y < s.y; y++ {
+			s.clearCells(y, 0, s.cols)
+		}
+		s.clearCells(s.y, 0, s.x+1)
+	case 2, 3:
+		for y := 0; y < s.rows; y++ {
+			s.clearCells(y, 0, s.cols)
+		}
+	}
+	s.wrapNext = false
+}
+
+func (s *Screen) eraseLine(mode int) {
+	switch mode {
+	case 0:
+		s.clearCells(s.y, s.x, s.cols)
+	case 1:
+		s.clearCells(s.y, 0, s.x+1)
+	case 2:
+		s.clearCells(s.y, 0, s.cols)
+	}
+	s.wrapNext = false
+}
+
+func (s *Screen) insertChars(n int) {
+	line := s.lines[s.y]
+	n = min(n, s.cols-s.x)
+	copy(line[s.x+n:], line[s.x:])
+	s.clearCells(s.y, s.x, s.x+n)
+}
+
+func (s *Screen) deleteChars(n int) {
+	line := s.lines[s.y]
+	n = min(n, s.cols-s.x)
+	copy(line[s.x:], line[s.x+n:])
+	s.clearCells(s.y, s.cols-n, s.cols)
+}
+
+// Line returns row y as plain text without trailing blanks.
+func (s *Screen) Line(y int) string {
+	if y < 0 || y >= s.rows {
+		return ""
+	}
+	var b strings.Builder
+	for _, c := range s.lines[y] {
+		if c.R == 0 {
+			b.WriteByte(' ')
+		} else {
+			b.WriteRune(c.R)
+		}
+	}
+	return strings.TrimRight(b.String(), " ")
+}
+
+// String returns the screen as plain text, one line per row, with trailing
+// blank lines removed.
+func (s *Screen) String() string {
+	lines := make([]string, s.rows)
+	for y := range lines {
+		lines[y] = s.Line(y)
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+}
