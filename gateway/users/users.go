@@ -29,6 +29,7 @@ type User struct {
 	Enrolled     bool   // password and TOTP set and confirmed
 
 	Failures    int       // consecutive failed logins
+	LastFailure time.Time // when the last counted failure happened
 	LockedUntil time.Time // lockout after too many failures
 	Disabled    bool      // locked by an admin until unlocked
 
