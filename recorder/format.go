@@ -1,0 +1,109 @@
+package recorder
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"hash"
+)
+
+// Frame kinds, stored in clear in each frame header.
+const (
+	kindSealed     byte = 1 // an AEAD-sealed record
+	kindCheckpoint byte = 2 // a signed checkpoint (clear JSON + signature)
+	kindEnd        byte = 3 // the signed end record (clear JSON + signature)
+)
+
+const (
+	// frameHeaderLen is len(u32 length, u64 seq, i64 time, u8 kind).
+	frameHeaderLen = 4 + 8 + 8 + 1
+	chainLen       = sha256.Size
+	tagLen         = 16
+	sigLen         = 64
+	// minFrameLen is the smallest value of the length field.
+	minFrameLen = 8 + 8 + 1 + chainLen
+	// maxFrameLen bounds the length field, so a reader never allocates
+	// more than this for one frame.
+	maxFrameLen = 16 << 20
+	// maxChunk is the largest terminal or chat payload in one record;
+	// larger writes are split.
+	maxChunk = 32 << 10
+	// MaxMediaFrame is the largest media sample a Writer accepts.
+	MaxMediaFrame = 8 << 20
+
+	footerMagic = "SGRECEND"
+	footerLen   = 8 + 8
+
+	chainContext      = "supportgate-recording-v1 chain\x00"
+	headerSigContext  = "supportgate-recording-v1 header\x00"
+	checkpointContext = "supportgate-recording-v1 checkpoint\x00"
+	endContext        = "supportgate-recording-v1 end\x00"
+)
+
+// putFrameHeader writes the clear frame header for a frame whose length
+// field is l.
+func putFrameHeader(b []byte, l int, seq uint64, t int64, kind byte) {
+	binary.BigEndian.PutUint32(b[0:4], uint32(l))
+	binary.BigEndian.PutUint64(b[4:12], seq)
+	binary.BigEndian.PutUint64(b[12:20], uint64(t))
+	b[20] = kind
+}
+
+type frameHeader struct {
+	length uint32
+	seq    uint64
+	t      int64
+	kind   byte
+}
+
+func parseFrameHeader(b []byte) frameHeader {
+	return frameHeader{
+		length: binary.BigEndian.Uint32(b[0:4]),
+		seq:    binary.BigEndian.Uint64(b[4:12]),
+		t:      int64(binary.BigEndian.Uint64(b[12:20])),
+		kind:   b[20],
+	}
+}
+
+// nonce returns the AEAD nonce for a sequence number; the data key is fresh
+// for every recording, so sequence numbers never repeat under one key.
+func nonce(seq uint64) [12]byte {
+	var n [12]byte
+	binary.BigEndian.PutUint64(n[4:], seq)
+	return n
+}
+
+// sealAD returns the associated data of a sealed record: its clear frame
+// header followed by the previous sealed record's tag.
+func sealAD(hdr []byte, prevTag *[tagLen]byte) [frameHeaderLen + tagLen]byte {
+	var ad [frameHeaderLen + tagLen]byte
+	copy(ad[:], hdr[:frameHeaderLen])
+	copy(ad[frameHeaderLen:], prevTag[:])
+	return ad
+}
+
+// chainer computes chain values: h(n) = SHA-256(h(n-1) || frame n without
+// its trailing chain value).
+type chainer struct {
+	h hash.Hash
+}
+
+func newChainer() *chainer { return &chainer{h: sha256.New()} }
+
+func (c *chainer) next(prev *[chainLen]byte, frame []byte) [chainLen]byte {
+	c.h.Reset()
+	c.h.Write(prev[:])
+	c.h.Write(frame)
+	var out [chainLen]byte
+	c.h.Sum(out[:0])
+	return out
+}
+
+// headerChain returns h(0), the chain value that binds record 1 to the header.
+func headerChain(header []byte) [chainLen]byte {
+	h := sha256.New()
+	h.Write([]byte(chainContext))
+	h.Write(header)
+	var out [chainLen]byte
+	h.Sum(out[:0])
+	return out
+}

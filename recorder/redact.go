@@ -1,0 +1,317 @@
+package recorder
+
+import (
+	"bytes"
+	"regexp"
+	"unicode/utf8"
+)
+
+// RedactConfig configures redaction, applied before encryption to terminal
+// output, terminal input and chat. Card numbers are always redacted.
+type RedactConfig struct {
+	// Patterns are extra expressions to mask. They are matched line by
+	// line on the raw terminal bytes (a partial line is held back until its
+	// newline, 4 KiB or Close) and on whole chat messages.
+	Patterns []*regexp.Regexp
+}
+
+const (
+	maxRun         = 1024 // bytes of a candidate card number held back
+	maxPendingLine = 4096 // bytes of a partial line held back for Patterns
+	maskByte       = '*'
+)
+
+// escape-sequence states of the card redactor
+const (
+	escNone = iota
+	escStart
+	escCSI
+	escString
+	escStringEsc
+)
+
+var cardSpecial = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t[0x1b] = true
+	return
+}()
+
+// cardRedactor masks payment card numbers in a byte stream: 13 to 19
+// digits passing the Luhn check, optionally grouped by single spaces or
+// dashes, with terminal escape sequences allowed anywhere in between. A
+// candidate run is held back until it ends, so numbers split across writes
+// are caught. All digits but the last four are replaced by '*'.
+type cardRedactor struct {
+	run    []byte // held-back candidate, starting with a digit
+	inRun  bool
+	sep    bool // the last byte of run outside escapes was a separator
+	esc    int
+	count  int
+	digits []int // scratch: positions of digits in run
+	groups []int // scratch: group number of each digit
+}
+
+func (r *cardRedactor) process(out, p []byte) []byte {
+	i := 0
+	for i < len(p) {
+		if !r.inRun {
+			if r.esc == escNone {
+				j := i
+				for j < len(p) && !cardSpecial[p[j]] {
+					j++
+				}
+				out = append(out, p[i:j]...)
+				if i = j; i == len(p) {
+					break
+				}
+				if p[i] == 0x1b {
+					r.esc = escStart
+					out = append(out, 0x1b)
+				} else {
+					r.inRun, r.sep = true, false
+					r.run = append(r.run[:0], p[i])
+				}
+				i++
+				continue
+			}
+			out = append(out, p[i])
+			r.esc = nextEsc(r.esc, p[i])
+			i++
+			continue
+		}
+		c := p[i]
+		switch {
+		case r.esc != escNone:
+			r.esc = nextEsc(r.esc, c)
+		case c >= '0' && c <= '9':
+			r.sep = false
+		case c == 0x1b:
+			r.esc = escStart
+		case (c == ' ' || c == '-') && !r.sep:
+			r.sep = true
+		default:
+			out = r.finish(out)
+			continue // c is processed outside the run
+		}
+		r.run = append(r.run, c)
+		i++
+		if len(r.run) >= maxRun {
+			out = r.finish(out)
+		}
+	}
+	return out
+}
+
+// nextEsc advances the escape-sequence state by one byte.
+func nextEsc(st int, c byte) int {
+	switch st {
+	case escStart:
+		switch c {
+		case '[':
+			return escCSI
+		case ']', 'P', 'X', '^', '_':
+			return escString
+		case '(', ')', '*', '+', '#', '%', ' ':
+			return escStart // designators take one more byte
+		}
+		return escNone
+	case escCSI:
+		if c >= 0x40 && c <= 0x7e {
+			return escNone
+		}
+		return escCSI
+	case escString:
+		switch c {
+		case 0x07:
+			return escNone
+		case 0x1b:
+			return escStringEsc
+		}
+		return escString
+	case escStringEsc:
+		if c == '\\' {
+			return escNone
+		}
+		return escString
+	}
+	return escNone
+}
+
+// flush releases any held-back bytes, masking what they contain.
+func (r *cardRedactor) flush(out []byte) []byte {
+	if r.inRun {
+		return r.finish(out)
+	}
+	return out
+}
+
+// finish ends the current run: it masks card numbers in it and appends it.
+func (r *cardRedactor) finish(out []byte) []byte {
+	run := r.run
+	r.inRun, r.sep = false, false
+	// locate digits and their groups, skipping escape sequences
+	r.digits, r.groups = r.digits[:0], r.groups[:0]
+	st, g := escNone, 0
+	for i, c := range run {
+		if st != escNone {
+			st = nextEsc(st, c)
+			continue
+		}
+		switch {
+		case c == 0x1b:
+			st = escStart
+		case c >= '0' && c <= '9':
+			r.digits = append(r.digits, i)
+			r.groups = append(r.groups, g)
+		case c == ' ' || c == '-':
+			g++
+		}
+	}
+	r.esc = st // a run may end inside an escape sequence (maxRun)
+	if len(r.digits) >= 13 {
+		r.maskCards(run)
+	}
+	out = append(out, run...)
+	r.run = run[:0]
+	return out
+}
+
+// maskCards finds, left to right, the longest span of whole digit groups
+// with 13 to 19 digits that passes the Luhn check, and masks it.
+func (r *cardRedactor) maskCards(run []byte) {
+	d, gs := r.digits, r.groups
+	for start := 0; start < len(d); {
+		if start > 0 && gs[start] == gs[start-1] {
+			start++ // spans start at a group boundary
+			continue
+		}
+		best := -1
+		for end := start + 12; end < len(d) && end < start+19; end++ {
+			if end+1 < len(d) && gs[end+1] == gs[end] {
+				continue // spans end at a group boundary
+			}
+			if luhn(run, d[start:end+1]) {
+				best = end
+			}
+		}
+		if best < 0 {
+			start++
+			continue
+		}
+		for _, pos := range d[start : best-3] {
+			run[pos] = maskByte
+		}
+		r.count++
+		start = best + 1
+	}
+}
+
+// luhn checks the Luhn sum of the digits of run at positions pos.
+func luhn(run []byte, pos []int) bool {
+	sum := 0
+	double := false
+	for i := len(pos) - 1; i >= 0; i-- {
+		n := int(run[pos[i]] - '0')
+		if double {
+			n *= 2
+			if n > 9 {
+				n -= 9
+			}
+		}
+		sum += n
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// patternRedactor masks configured patterns line by line.
+type patternRedactor struct {
+	pats    []*regexp.Regexp
+	partial []byte
+	count   int
+}
+
+func (r *patternRedactor) process(out, p []byte) []byte {
+	nl := bytes.LastIndexByte(p, '\n')
+	if nl < 0 {
+		r.partial = append(r.partial, p...)
+		if len(r.partial) >= maxPendingLine {
+			return r.flush(out)
+		}
+		return out
+	}
+	line := append(r.partial, p[:nl+1]...)
+	out = append(out, r.mask(line)...)
+	r.partial = append(line[:0], p[nl+1:]...)
+	return out
+}
+
+func (r *patternRedactor) flush(out []byte) []byte {
+	out = append(out, r.mask(r.partial)...)
+	r.partial = r.partial[:0]
+	return out
+}
+
+func (r *patternRedactor) mask(b []byte) []byte {
+	for _, re := range r.pats {
+		b = re.ReplaceAllFunc(b, func(m []byte) []byte {
+			r.count++
+			return bytes.Repeat([]byte{maskByte}, utf8.RuneCount(m))
+		})
+	}
+	return b
+}
+
+// streamRedactor chains the card redactor and the pattern redactor for one
+// direction of a terminal stream.
+type streamRedactor struct {
+	card cardRedactor
+	pat  *patternRedactor
+	tmp  []byte
+}
+
+func newStreamRedactor(cfg RedactConfig) *streamRedactor {
+	s := &streamRedactor{}
+	if len(cfg.Patterns) > 0 {
+		s.pat = &patternRedactor{pats: cfg.Patterns}
+	}
+	return s
+}
+
+// process appends the redacted form of p to out; some bytes may be held
+// back until later input or flush.
+func (s *streamRedactor) process(out, p []byte) []byte {
+	if s.pat == nil {
+		return s.card.process(out, p)
+	}
+	s.tmp = s.card.process(s.tmp[:0], p)
+	return s.pat.process(out, s.tmp)
+}
+
+func (s *streamRedactor) flush(out []byte) []byte {
+	if s.pat == nil {
+		return s.card.flush(out)
+	}
+	s.tmp = s.card.flush(s.tmp[:0])
+	out = s.pat.process(out, s.tmp)
+	return s.pat.flush(out)
+}
+
+func (s *streamRedactor) count() int {
+	n := s.card.count
+	if s.pat != nil {
+		n += s.pat.count
+	}
+	return n
+}
+
+// redactText redacts a whole message and returns it with the number of
+// redactions.
+func redactText(cfg RedactConfig, text string) (string, int) {
+	s := newStreamRedactor(cfg)
+	out := s.process(nil, []byte(text))
+	out = s.flush(out)
+	return string(out), s.count()
+}

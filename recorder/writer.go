@@ -1,0 +1,522 @@
+package recorder
+
+import (
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"supportgate/recorder/vt"
+)
+
+// Errors returned by Writer methods.
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("recorder: writer closed")
+	// ErrSizeCap is returned for records dropped because the recording
+	// reached WriterConfig.MaxBytes; a "recording.size_cap" event marks the
+	// point in the recording.
+	ErrSizeCap = errors.New("recorder: recording size cap reached")
+)
+
+// Defaults for WriterConfig.
+const (
+	DefaultMaxBytes           = 4 << 30
+	DefaultCheckpointInterval = 5 * time.Second
+	MaxCheckpointInterval     = 10 * time.Second
+	DefaultFlushInterval      = time.Second
+)
+
+// WriterConfig configures a Writer. RecordingID, SessionID, Recipients and
+// Signer are required.
+type WriterConfig struct {
+	RecordingID string // [A-Za-z0-9._:-]{1,128}
+	SessionID   string // [A-Za-z0-9._:-]{1,128}
+	// Start is the recording's time origin; zero means Now().
+	Start time.Time
+	// Recipients receive the age-wrapped data key (compliance keys).
+	Recipients []age.Recipient
+	// Signer signs the header, checkpoints and the end record.
+	Signer ed25519.PrivateKey
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of the data key; nil means crypto/rand.
+	Rand io.Reader
+	// Redact configures redaction of output, input and chat.
+	Redact RedactConfig
+	// RecordInput records terminal input; off by default.
+	RecordInput bool
+	// MaxBytes caps the file size; 0 means DefaultMaxBytes, < 0 no cap.
+	MaxBytes int64
+	// CheckpointInterval is how often signed checkpoints and keyframes are
+	// written while records arrive; 0 means 5 s, capped at 10 s.
+	CheckpointInterval time.Duration
+	// FlushInterval is how often buffered records are written to the file;
+	// 0 means 1 s.
+	FlushInterval time.Duration
+	// Logger receives warnings (size cap, write errors); nil discards.
+	Logger *slog.Logger
+}
+
+func (c *WriterConfig) check() error {
+	switch {
+	case !validID(c.RecordingID):
+		return errors.New("recorder: RecordingID is required ([A-Za-z0-9._:-], at most 128)")
+	case !validID(c.SessionID):
+		return errors.New("recorder: SessionID is required ([A-Za-z0-9._:-], at most 128)")
+	case len(c.Recipients) == 0:
+		return errors.New("recorder: Recipients are required")
+	case len(c.Signer) != ed25519.PrivateKeySize:
+		return errors.New("recorder: Signer is required")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Start.IsZero() {
+		c.Start = c.Now()
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	c.CheckpointInterval = min(c.CheckpointInterval, MaxCheckpointInterval)
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Writer streams one recording. Its methods are safe for concurrent use by
+// the channels of one session. Records are sealed by the calling goroutine
+// and handed to a sink goroutine that chains, signs and writes them; the
+// buffer is written to the file at least every FlushInterval and the file is
+// synced at each checkpoint and on Close.
+type Writer struct {
+	cfg    WriterConfig
+	closer io.Closer // the file, when the Writer opened it
+
+	mu          sync.Mutex // guards the fields below
+	closed      bool
+	seq         uint64
+	lastT       time.Duration
+	aead        cipher.AEAD
+	prevTag     [tagLen]byte
+	out, in     *streamRedactor
+	chatRedacts int
+	redactBuf   []byte
+	size        int64 // bytes enqueued so far
+	capped      bool
+	dropped     int64
+	sinceCP     int // records since the last checkpoint
+	lastCP      time.Time
+	keyframes   int
+	term        termState
+
+	sink     *sink
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closeErr error
+	once     sync.Once
+}
+
+// Create creates the file at path (it must not exist) with mode 0600 and
+// starts a Writer on it; Close closes the file.
+func Create(path string, cfg WriterConfig) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	w, err := NewWriter(f, cfg)
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	w.closer = f
+	return w, nil
+}
+
+// NewWriter writes the header to dst and returns a Writer for the records.
+// If dst has a Sync() error method (like *os.File) it is called at each
+// checkpoint and on Close.
+func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	key := make([]byte, dataKeySize)
+	if _, err := io.ReadFull(cfg.Rand, key); err != nil {
+		return nil, fmt.Errorf("recorder: data key: %w", err)
+	}
+	aead, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	wrapped, err := wrapKey(key, cfg.Recipients)
+	clear(key)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: wrapping data key: %w", err)
+	}
+	hdr := marshalHeader(Header{
+		RecordingID: cfg.RecordingID,
+		SessionID:   cfg.SessionID,
+		Start:       cfg.Start,
+		Signer:      cfg.Signer.Public().(ed25519.PublicKey),
+		WrappedKey:  wrapped,
+	}, cfg.Signer)
+	if _, err := dst.Write(hdr); err != nil {
+		return nil, fmt.Errorf("recorder: writing header: %w", err)
+	}
+	h0 := headerChain(hdr)
+	w := &Writer{
+		cfg:    cfg,
+		aead:   aead,
+		out:    newStreamRedactor(cfg.Redact),
+		in:     newStreamRedactor(cfg.Redact),
+		size:   int64(len(hdr)),
+		lastCP: cfg.Now(),
+		stop:   make(chan struct{}),
+		term:   termState{screen: vt.New(80, 24)},
+	}
+	copy(w.prevTag[:], h0[:tagLen])
+	w.sink = newSink(dst, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
+	w.wg.Add(2)
+	go func() { defer w.wg.Done(); w.sink.run() }()
+	go func() { defer w.wg.Done(); w.flusher() }()
+	return w, nil
+}
+
+// flusher checkpoints an idle recording and writes buffered records to the
+// file every FlushInterval, until Close.
+func (w *Writer) flusher() {
+	t := time.NewTicker(w.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			if !w.closed {
+				w.maybeCheckpointLocked()
+				w.sink.enqueue(&item{flush: true})
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Flush writes everything recorded so far to the file and returns once it
+// is there (not necessarily synced).
+func (w *Writer) Flush() error {
+	done := make(chan error, 1)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.sink.enqueue(&item{flush: true, done: done})
+	w.mu.Unlock()
+	return <-done
+}
+
+// Output records terminal output (redacted first).
+func (w *Writer) Output(p []byte) error {
+	return w.terminal(TypeOutput, p)
+}
+
+// Input records terminal input when RecordInput is set; otherwise it does
+// nothing.
+func (w *Writer) Input(p []byte) error {
+	if !w.cfg.RecordInput {
+		return nil
+	}
+	return w.terminal(TypeInput, p)
+}
+
+func (w *Writer) terminal(typ Type, p []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	red := w.out
+	if typ == TypeInput {
+		red = w.in
+	}
+	w.redactBuf = red.process(w.redactBuf[:0], p)
+	return w.terminalChunksLocked(typ, w.redactBuf)
+}
+
+func (w *Writer) terminalChunksLocked(typ Type, b []byte) error {
+	for len(b) > 0 {
+		n := min(len(b), maxChunk)
+		if err := w.appendLocked(typ, nil, b[:n], false); err != nil {
+			return err
+		}
+		if typ == TypeOutput {
+			w.term.write(b[:n])
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// Resize records the terminal size.
+func (w *Writer) Resize(cols, rows int) error {
+	if cols <= 0 || rows <= 0 || cols > 0xffff || rows > 0xffff {
+		return fmt.Errorf("recorder: bad terminal size %dx%d", cols, rows)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	if err := w.appendLocked(TypeResize, appendSize(nil, cols, rows), nil, false); err != nil {
+		return err
+	}
+	w.term.resize(cols, rows)
+	return nil
+}
+
+// Chat records a chat message (redacted first).
+func (w *Writer) Chat(from, text string) error {
+	text, n := redactText(w.cfg.Redact, text)
+	body, err := json.Marshal(chatBody{From: from, Text: text})
+	if err != nil {
+		return fmt.Errorf("recorder: chat: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	w.chatRedacts += n
+	return w.appendLocked(TypeChat, body, nil, false)
+}
+
+// Event records a session event such as "consent.approved",
+// "scope.changed", "participant.joined" or "session.expired".
+func (w *Writer) Event(kind string, detail map[string]string) error {
+	body, err := json.Marshal(eventBody{Kind: kind, Detail: detail})
+	if err != nil {
+		return fmt.Errorf("recorder: event: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	return w.appendLocked(TypeEvent, body, nil, false)
+}
+
+// Media records one encoded media sample (codec "vp8" or "h264") with its
+// presentation timestamp.
+func (w *Writer) Media(codec string, ts time.Duration, frame []byte, keyframe bool) error {
+	if len(codec) == 0 || len(codec) > 32 {
+		return errors.New("recorder: media: bad codec name")
+	}
+	if len(frame) > MaxMediaFrame {
+		return fmt.Errorf("recorder: media: frame of %d bytes exceeds %d", len(frame), MaxMediaFrame)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	head := appendMedia(make([]byte, 0, len(codec)+10), codec, ts, nil, keyframe)
+	return w.appendLocked(TypeMedia, head, frame, false)
+}
+
+// Forward records forwarded-connection metadata.
+func (w *Writer) Forward(meta ForwardMeta) error {
+	body, err := json.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("recorder: forward: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	return w.appendLocked(TypeForward, body, nil, false)
+}
+
+// Redactions returns how many redactions were made so far.
+func (w *Writer) Redactions() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.redactionsLocked()
+}
+
+func (w *Writer) redactionsLocked() int {
+	return w.out.count() + w.in.count() + w.chatRedacts
+}
+
+func (w *Writer) usableLocked() error {
+	if w.closed {
+		return ErrClosed
+	}
+	return w.sink.err()
+}
+
+// elapsedLocked returns the time offset for a new record, never going
+// backwards.
+func (w *Writer) elapsedLocked() time.Duration {
+	t := max(w.cfg.Now().Sub(w.cfg.Start), w.lastT)
+	w.lastT = t
+	return t
+}
+
+// endReserve is the room kept below MaxBytes for the records Close writes.
+func (w *Writer) endReserveLocked() int64 {
+	return 16<<10 + int64(w.keyframes)*256 + int64(len(w.term.backlog)) + 8<<10
+}
+
+// appendLocked seals one record (type byte, head, body) and enqueues it.
+func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error {
+	n := 1 + len(head) + len(body)
+	flen := frameHeaderLen + n + tagLen + chainLen
+	if !internal && w.cfg.MaxBytes > 0 && w.size+int64(flen)+w.endReserveLocked() > w.cfg.MaxBytes {
+		w.dropped++
+		if !w.capped {
+			w.capped = true
+			w.cfg.Logger.Warn("recording size cap reached; further records are dropped",
+				"recording", w.cfg.RecordingID, "max_bytes", w.cfg.MaxBytes)
+			ev, _ := json.Marshal(eventBody{Kind: "recording.size_cap", Detail: map[string]string{
+				"max_bytes": strconv.FormatInt(w.cfg.MaxBytes, 10),
+			}})
+			w.appendLocked(TypeEvent, ev, nil, true)
+		}
+		return ErrSizeCap
+	}
+	t := w.elapsedLocked()
+	w.seq++
+	buf := getBuf(flen)
+	putFrameHeader(buf, flen-4, w.seq, int64(t), kindSealed)
+	pt := buf[frameHeaderLen : frameHeaderLen+n]
+	pt[0] = byte(typ)
+	copy(pt[1:], head)
+	copy(pt[1+len(head):], body)
+	ad := sealAD(buf, &w.prevTag)
+	nc := nonce(w.seq)
+	ct := w.aead.Seal(pt[:0], nc[:], pt, ad[:])
+	copy(w.prevTag[:], ct[len(ct)-tagLen:])
+	it := &item{frame: buf}
+	if typ == TypeKeyframe {
+		it.key = &IndexEntry{Seq: w.seq, Time: t, PrevTag: w.prevTagBefore(ad)}
+	}
+	w.sink.enqueue(it)
+	w.size += int64(flen)
+	w.sinceCP++
+	if !internal {
+		w.maybeCheckpointLocked()
+	}
+	return nil
+}
+
+// prevTagBefore extracts the previous tag from a record's associated data.
+func (w *Writer) prevTagBefore(ad [frameHeaderLen + tagLen]byte) []byte {
+	return append([]byte(nil), ad[frameHeaderLen:]...)
+}
+
+// maybeCheckpointLocked writes a keyframe and a signed checkpoint when
+// records arrived and the checkpoint interval has passed.
+func (w *Writer) maybeCheckpointLocked() {
+	now := w.cfg.Now()
+	if w.sinceCP == 0 || now.Sub(w.lastCP) < w.cfg.CheckpointInterval {
+		return
+	}
+	w.checkpointLocked(kindCheckpoint)
+	w.lastCP = now
+}
+
+// checkpointLocked writes a keyframe if the screen changed, then a signed
+// checkpoint or end record.
+func (w *Writer) checkpointLocked(kind byte) {
+	if w.term.dirty {
+		snap := w.term.keyframe()
+		cols, rows := w.term.screen.Size()
+		w.keyframes++
+		w.appendLocked(TypeKeyframe, appendSize(nil, cols, rows), snap, true)
+	}
+	t := w.elapsedLocked()
+	w.seq++
+	w.sink.enqueue(&item{sign: kind, seq: w.seq, t: t, stats: Stats{
+		Redactions: w.redactionsLocked(),
+		Dropped:    w.dropped,
+		Capped:     w.capped,
+	}})
+	w.size += 1024 // a checkpoint's JSON and signature, roughly
+	w.sinceCP = 0
+}
+
+// Close flushes held-back redaction state, writes the signed end record,
+// stops the goroutines and closes the file if Create opened it. It is
+// idempotent and returns the first write error.
+func (w *Writer) Close() error {
+	w.once.Do(func() {
+		w.mu.Lock()
+		if w.sink.err() == nil {
+			w.redactBuf = w.out.flush(w.redactBuf[:0])
+			w.terminalChunksLocked(TypeOutput, w.redactBuf)
+			if w.cfg.RecordInput {
+				w.redactBuf = w.in.flush(w.redactBuf[:0])
+				w.terminalChunksLocked(TypeInput, w.redactBuf)
+			}
+			if n := w.redactionsLocked(); n > 0 {
+				ev, _ := json.Marshal(eventBody{Kind: "recording.redactions", Detail: map[string]string{
+					"count": strconv.Itoa(n),
+				}})
+				w.appendLocked(TypeEvent, ev, nil, true)
+			}
+			w.checkpointLocked(kindEnd)
+		}
+		w.closed = true
+		w.mu.Unlock()
+		close(w.stop)
+		w.sink.close()
+		w.wg.Wait()
+		w.closeErr = w.sink.err()
+		if w.closer != nil {
+			if err := w.closer.Close(); err != nil && w.closeErr == nil {
+				w.closeErr = fmt.Errorf("recorder: %w", err)
+			}
+		}
+	})
+	return w.closeErr
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, maxChunk+256); return &b }}
+
+func getBuf(n int) []byte {
+	if n > maxChunk+256 {
+		return make([]byte, n)
+	}
+	bp := bufPool.Get().(*[]byte)
+	return (*bp)[:n]
+}
+
+func putBuf(b []byte) {
+	if cap(b) == maxChunk+256 {
+		bufPool.Put(&b)
+	}
+}

@@ -1,0 +1,256 @@
+package recorder_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"supportgate/recorder"
+	"supportgate/recorder/recordertest"
+)
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// writeSample writes a small recording with every record type and returns
+// its path.
+func writeSample(t *testing.T, k recordertest.Keys, mutate func(*recorder.WriterConfig)) string {
+	t.Helper()
+	clk := recordertest.NewClock(t0)
+	cfg := recordertest.Config(k, clk)
+	cfg.RecordInput = true
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	path := filepath.Join(t.TempDir(), "rec.sgrec")
+	w, err := recorder.Create(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.Event("consent.approved", map[string]string{"scopes": "view,chat,shell"}))
+	must(w.Resize(80, 24))
+	for i := range 30 {
+		clk.Advance(time.Second)
+		must(w.Output([]byte("line " + strings.Repeat("x", i) + "\r\n")))
+		if i == 10 {
+			must(w.Input([]byte("ls\r")))
+			must(w.Chat("agent", "hello"))
+			must(w.Resize(100, 30))
+		}
+		if i == 20 {
+			must(w.Media("vp8", 2*time.Second, []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a}, true))
+			must(w.Forward(recorder.ForwardMeta{ID: "f1", State: "open", Protocol: "tcp", Target: "localhost:80"}))
+		}
+	}
+	must(w.Close())
+	must(w.Close()) // idempotent
+	return path
+}
+
+func TestRoundTrip(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	path := writeSample(t, k, nil)
+	recs, err := recordertest.ReadAll(t, path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[recorder.Type]int{}
+	var out bytes.Buffer
+	for _, r := range recs {
+		count[r.Type]++
+		if r.Type == recorder.TypeOutput {
+			out.Write(r.Data)
+		}
+	}
+	want := map[recorder.Type]int{
+		recorder.TypeOutput: 30, recorder.TypeInput: 1, recorder.TypeResize: 2, recorder.TypeChat: 1,
+		recorder.TypeEvent: 1, recorder.TypeMedia: 1, recorder.TypeForward: 1,
+	}
+	for typ, n := range want {
+		if count[typ] != n {
+			t.Errorf("%v records: got %d, want %d", typ, count[typ], n)
+		}
+	}
+	if count[recorder.TypeKeyframe] < 3 {
+		t.Errorf("keyframes: got %d, want >= 3 (one per checkpoint interval)", count[recorder.TypeKeyframe])
+	}
+	if !strings.Contains(out.String(), "line xxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n") {
+		t.Errorf("output missing last line")
+	}
+	rep, err := recorder.VerifyFile(path)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if !rep.Complete || rep.Duration != 30*time.Second || rep.Checkpoints < 6 {
+		t.Errorf("report: got %+v", rep)
+	}
+	for _, r := range recs {
+		switch r.Type {
+		case recorder.TypeChat:
+			if r.From != "agent" || r.Text != "hello" {
+				t.Errorf("chat: got %q %q", r.From, r.Text)
+			}
+		case recorder.TypeMedia:
+			if r.Codec != "vp8" || r.MediaTime != 2*time.Second || !r.IsKeyframe || len(r.Data) != 6 {
+				t.Errorf("media: got %+v", r)
+			}
+		case recorder.TypeForward:
+			if r.Forward == nil || r.Forward.Target != "localhost:80" {
+				t.Errorf("forward: got %+v", r.Forward)
+			}
+		}
+	}
+}
+
+func TestCheckpointsAtMostTenSecondsApart(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	cfg := recordertest.Config(k, clk)
+	cfg.CheckpointInterval = time.Hour // capped at 10 s
+	var buf bytes.Buffer
+	w, err := recorder.NewWriter(&buf, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 60 {
+		clk.Advance(time.Second)
+		w.Output([]byte("tick\r\n"))
+	}
+	w.Close()
+	rep, err := recorder.Verify(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Checkpoints < 6 {
+		t.Errorf("checkpoints in 60 s: got %d, want >= 6", rep.Checkpoints)
+	}
+}
+
+func TestInputOffByDefault(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	path := writeSample(t, k, func(c *recorder.WriterConfig) { c.RecordInput = false })
+	recs, err := recordertest.ReadAll(t, path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Type == recorder.TypeInput {
+			t.Fatalf("input recorded although RecordInput is off")
+		}
+	}
+}
+
+func TestWrongIdentity(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	path := writeSample(t, k, nil)
+	other := recordertest.NewKeys(t)
+	if _, err := recorder.OpenFile(path, other.Identity); err == nil {
+		t.Fatal("opened with the wrong identity")
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	cfg := recordertest.Config(k, clk)
+	cfg.FlushInterval = time.Millisecond
+	path := filepath.Join(t.TempDir(), "c.sgrec")
+	w, err := recorder.Create(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				clk.Advance(10 * time.Millisecond)
+				switch g {
+				case 0:
+					w.Output([]byte("out\r\n"))
+				case 1:
+					w.Chat("c", "hi")
+				case 2:
+					w.Media("vp8", time.Duration(i)*time.Millisecond, make([]byte, 100), i%10 == 0)
+				case 3:
+					w.Event("tick", nil)
+					if i%50 == 0 {
+						w.Flush()
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Output([]byte("late")); !errors.Is(err, recorder.ErrClosed) {
+		t.Errorf("write after close: got %v, want ErrClosed", err)
+	}
+	recs, err := recordertest.ReadAll(t, path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) < 800 {
+		t.Errorf("records: got %d, want >= 800", len(recs))
+	}
+}
+
+func TestSizeCap(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	cfg := recordertest.Config(k, clk)
+	cfg.MaxBytes = 100 << 10
+	path := filepath.Join(t.TempDir(), "cap.sgrec")
+	w, err := recorder.Create(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var capErr error
+	for range 200 {
+		clk.Advance(100 * time.Millisecond)
+		if err := w.Output(bytes.Repeat([]byte("y"), 1000)); err != nil {
+			capErr = err
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(capErr, recorder.ErrSizeCap) {
+		t.Fatalf("got %v, want ErrSizeCap", capErr)
+	}
+	st, _ := os.Stat(path)
+	if st.Size() > cfg.MaxBytes {
+		t.Errorf("size: got %d, want <= %d", st.Size(), cfg.MaxBytes)
+	}
+	rep, err := recorder.VerifyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Stats.Capped || rep.Stats.Dropped == 0 {
+		t.Errorf("stats: got %+v, want capped with drops", rep.Stats)
+	}
+	recs, err := recordertest.ReadAll(t, path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range recs {
+		if r.Type == recorder.TypeEvent && r.Kind == "recording.size_cap" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no recording.size_cap event")
+	}
+}
