@@ -317,7 +317,10 @@ func verifySigned(hdr Header, ctx string, f, payload []byte) (*signedBody, error
 }
 
 func (r *Reader) checkFooter(seq uint64, endOff int64) error {
-	if r.size-r.off != footerLen {
+	switch rem := r.size - r.off; {
+	case rem < footerLen:
+		return r.tamper(seq, "footer after the end record is missing")
+	case rem > footerLen:
 		return r.tamper(seq+1, "unexpected data after the end record")
 	}
 	var foot [footerLen]byte

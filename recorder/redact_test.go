@@ -1,0 +1,100 @@
+package recorder
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestCardRedaction(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   string
+		count  int
+	}{
+		{"visa spaces", []string{"card 4111 1111 1111 1111 ok"}, "card **** **** **** 1111 ok", 1},
+		{"mastercard dashes", []string{"5500-0000-0000-0004\r\n"}, "****-****-****-0004\r\n", 1},
+		{"amex plain", []string{"378282246310005"}, "***********0005", 1},
+		{"visa 13 digits", []string{"x4222222222222y"}, "x*********2222y", 1},
+		{"luhn fails", []string{"4111 1111 1111 1112"}, "4111 1111 1111 1112", 0},
+		{"too long", []string{"41111111111111111111111"}, "41111111111111111111111", 0},
+		{"date and time", []string{"2026-03-01 12:00:00 pid 12345"}, "2026-03-01 12:00:00 pid 12345", 0},
+		{"split across writes", []string{"pay 4111 11", "11 1111 ", "1111\n"}, "pay **** **** **** 1111\n", 1},
+		{"byte by byte", strings.Split("4111111111111111.", ""), "************1111.", 1},
+		{"escape codes", []string{"\x1b[31m4111\x1b[0m 1111 \x1b[1m1111\x1b[0m 1111"},
+			"\x1b[31m****\x1b[0m **** \x1b[1m****\x1b[0m 1111", 1},
+		{"split inside escape", []string{"\x1b[3", "1m41111111", "\x1b[0", "m11111111 "},
+			"\x1b[31m********\x1b[0m****1111 ", 1},
+		{"card followed by expiry", []string{"4111 1111 1111 1111 12 29"}, "**** **** **** 1111 12 29", 1},
+		{"two cards", []string{"4111111111111111,5500000000000004"}, "************1111,************0004", 2},
+		{"osc title with digits", []string{"\x1b]0;4111111111111111\x07ok"}, "\x1b]0;4111111111111111\x07ok", 0},
+		{"double separator breaks", []string{"4111  1111 1111 1111"}, "4111  1111 1111 1111", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStreamRedactor(RedactConfig{})
+			var out []byte
+			for _, c := range tt.chunks {
+				out = r.process(out, []byte(c))
+			}
+			out = r.flush(out)
+			if string(out) != tt.want {
+				t.Errorf("got %q, want %q", out, tt.want)
+			}
+			if r.count() != tt.count {
+				t.Errorf("count: got %d, want %d", r.count(), tt.count)
+			}
+		})
+	}
+}
+
+func TestPatternRedaction(t *testing.T) {
+	cfg := RedactConfig{Patterns: []*regexp.Regexp{regexp.MustCompile(`password=\S+`), regexp.MustCompile(`AKIA[0-9A-Z]{16}`)}}
+	r := newStreamRedactor(cfg)
+	var out []byte
+	for _, c := range []string{"login password=hun", "ter2 ok\nkey AKIAABCDEFGHIJKLMNOP\n", "tail"} {
+		out = r.process(out, []byte(c))
+	}
+	out = r.flush(out)
+	want := "login **************** ok\nkey ********************\ntail"
+	if string(out) != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+	if r.count() != 2 {
+		t.Errorf("count: got %d, want 2", r.count())
+	}
+	text, n := redactText(cfg, "my card is 4111-1111-1111-1111, password=x")
+	if text != "my card is ****-****-****-1111, **********" || n != 2 {
+		t.Errorf("chat: got %q (%d)", text, n)
+	}
+}
+
+func FuzzCardRedactor(f *testing.F) {
+	f.Add([]byte("4111 1111 1111 1111"), 3)
+	f.Add([]byte("\x1b[31m4111\x1b[0m 1111 1111 1111\x1b]0;x\x07"), 5)
+	f.Fuzz(func(t *testing.T, p []byte, split int) {
+		whole := newStreamRedactor(RedactConfig{})
+		a := whole.flush(whole.process(nil, p))
+		parts := newStreamRedactor(RedactConfig{})
+		var b []byte
+		step := 1 + abs(split)%7
+		for i := 0; i < len(p); i += step {
+			b = parts.process(b, p[i:min(i+step, len(p))])
+		}
+		b = parts.flush(b)
+		if string(a) != string(b) {
+			t.Fatalf("split writes changed the result: %q vs %q", a, b)
+		}
+		if len(a) != len(p) {
+			t.Fatalf("length changed: %d vs %d", len(a), len(p))
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
