@@ -112,6 +112,13 @@ func NewBroker(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
+// OpenCount returns how many sessions are requested or active.
+func (b *Broker) OpenCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.entries)
+}
+
 // Policy returns the policy in force, defaults filled.
 func (b *Broker) Policy() Policy { return b.policy }
 

@@ -36,7 +36,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			if rest, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
 				msg = "unknown flag " + rest
 			}
-			return &exitError{code: 2, msg: fs.Name() + ": " + msg}
+			return &exitError{code: 2, msg: strings.TrimPrefix(fs.Name(), "supportgate ") + ": " + msg}
 		}
 		if fs.NArg() == 0 {
 			break

@@ -290,59 +290,82 @@ func (l *Log) commitLocked(leader *pending) {
 	n := min(len(l.queue), maxBatch)
 	batch := slices.Clone(l.queue[:n])
 	l.queue = slices.Delete(l.queue, 0, n)
-	seq, head, unsigned, lastCheckpoint := l.seq, l.head, l.unsigned, l.lastCheckpoint
+	seq0, head0, unsigned0, lastCheckpoint0 := l.seq, l.head, l.unsigned, l.lastCheckpoint
 	l.mu.Unlock()
 
-	now := l.now().UTC().Truncate(time.Microsecond)
-	recs := make([]Record, 0, n+1)
-	index := make([]int, n) // batch[i]'s record in recs, or -1
-	add := func(e Event) {
-		seq++
-		r := Record{Seq: seq, Event: e, Prev: head}
-		r.Hash = r.ComputeHash()
-		head = r.Hash
-		recs = append(recs, r)
-	}
-	checkpoint := func(reason string) {
-		add(Event{
-			Time:   now,
-			Type:   CheckpointType,
-			Actor:  SystemActor,
-			Detail: map[string]string{"reason": reason, "key": l.keyID},
-		})
-		r := &recs[len(recs)-1]
-		r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(l.signer, checkpointMessage(r.Hash)))
-		unsigned = 0
-		lastCheckpoint = now
-	}
-	for i, p := range batch {
-		index[i] = -1
-		if p.checkpoint != "" {
-			if unsigned > 0 {
-				checkpoint(p.checkpoint)
+	var (
+		seq, unsigned       = seq0, unsigned0
+		head                = head0
+		lastCheckpoint, now time.Time
+		recs                []Record
+		index               = make([]int, n) // batch[i]'s record in recs, or -1
+		err                 error
+	)
+	// Another process (supportgate admin on the same data directory) may
+	// have appended since this Log read the head: the store then refuses
+	// the seq, and the batch is chained again onto the stored head.
+	for attempt := 0; ; attempt++ {
+		seq, head, unsigned, lastCheckpoint = seq0, head0, unsigned0, lastCheckpoint0
+		now = l.now().UTC().Truncate(time.Microsecond)
+		recs = make([]Record, 0, n+1)
+		add := func(e Event) {
+			seq++
+			r := Record{Seq: seq, Event: e, Prev: head}
+			r.Hash = r.ComputeHash()
+			head = r.Hash
+			recs = append(recs, r)
+		}
+		checkpoint := func(reason string) {
+			add(Event{
+				Time:   now,
+				Type:   CheckpointType,
+				Actor:  SystemActor,
+				Detail: map[string]string{"reason": reason, "key": l.keyID},
+			})
+			r := &recs[len(recs)-1]
+			r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(l.signer, checkpointMessage(r.Hash)))
+			unsigned = 0
+			lastCheckpoint = now
+		}
+		for i, p := range batch {
+			index[i] = -1
+			if p.checkpoint != "" {
+				if unsigned > 0 {
+					checkpoint(p.checkpoint)
+				}
+				continue
 			}
-			continue
+			add(p.ev)
+			index[i] = len(recs) - 1
+			unsigned++
+			if unsigned >= l.every {
+				checkpoint("count")
+			}
 		}
-		add(p.ev)
-		index[i] = len(recs) - 1
-		unsigned++
-		if unsigned >= l.every {
-			checkpoint("count")
+		if unsigned > 0 && now.Sub(lastCheckpoint) >= l.interval {
+			checkpoint("interval")
 		}
-	}
-	if unsigned > 0 && now.Sub(lastCheckpoint) >= l.interval {
-		checkpoint("interval")
-	}
 
-	var err error
-	if len(recs) > 0 {
-		// The batch carries other callers' records, so the leader's
-		// cancellation must not decide their fate; the Store bounds the call.
-		err = l.store.AppendAudit(context.Background(), recs)
-		if err != nil {
-			err = fmt.Errorf("audit: record %d: store: %w", recs[0].Seq, err)
-			l.logger.Error("audit append failed", "first", recs[0].Seq, "count", len(recs), "err", err)
+		err = nil
+		if len(recs) > 0 {
+			// The batch carries other callers' records, so the leader's
+			// cancellation must not decide their fate; the Store bounds the call.
+			err = l.store.AppendAudit(context.Background(), recs)
+			if errors.Is(err, ErrNotContiguous) && attempt < 3 {
+				if last, ok, lerr := l.store.LastAudit(context.Background()); lerr == nil && ok && last.ComputeHash() == last.Hash && last.Seq > seq0 {
+					seq0, head0 = last.Seq, last.Hash
+					if last.Type != CheckpointType {
+						unsigned0 = max(unsigned0, 1)
+					}
+					continue
+				}
+			}
+			if err != nil {
+				err = fmt.Errorf("audit: record %d: store: %w", recs[0].Seq, err)
+				l.logger.Error("audit append failed", "first", recs[0].Seq, "count", len(recs), "err", err)
+			}
 		}
+		break
 	}
 
 	l.mu.Lock()

@@ -1,0 +1,5 @@
+package agent
+
+import "encoding/pem"
+
+func pemEncode(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"supportgate/gateway"
+	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/sqlite"
+)
+
+func init() {
+	register(&command{name: "admin", summary: "administer the data directory (admin user add)", run: runAdmin})
+}
+
+func runAdmin(env *cliEnv, args []string) error {
+	if len(args) >= 2 && args[0] == "user" && args[1] == "add" {
+		return runAdminUserAdd(env, args[2:])
+	}
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		fmt.Fprintln(env.stdout, "usage: supportgate admin user add --data DIR --name NAME --role ROLE --password-stdin --totp-secret-file FILE")
+		return errHelpShown
+	}
+	return &exitError{code: 2, msg: "usage: supportgate admin user add --data DIR --name NAME --role agent|supervisor|auditor|admin --password-stdin --totp-secret-file FILE"}
+}
+
+// openData opens the store and key material of a data directory that
+// `serve` initialised (or initialises it the same way).
+func openData(dir string) (*sqlite.Store, *keys.Material, error) {
+	mat, _, err := keys.LoadOrCreate(dir, keys.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlite.Open(filepath.Join(dir, dbFile), sqlite.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, mat, nil
+}
+
+func runAdminUserAdd(env *cliEnv, args []string) error {
+	fs := newFlags(env, "admin user add", "--data DIR --name NAME --role ROLE [--password-stdin] [--totp-secret-file FILE]")
+	dataDir := fs.String("data", "./data", "data `directory`")
+	name := fs.String("name", "", "login `name`")
+	display := fs.String("display-name", "", "verified name shown to customers (default: the login name)")
+	roleName := fs.String("role", "", "agent, supervisor, auditor or admin")
+	team := fs.String("team", "", "team, for supervisors")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	totpFile := fs.String("totp-secret-file", "", "`file` that receives the otpauth:// URI of the TOTP secret")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	role, err := identity.ParseRole(*roleName)
+	if err != nil {
+		return &exitError{code: 2, msg: "--role must be agent, supervisor, auditor or admin"}
+	}
+	if *name == "" {
+		return &exitError{code: 2, msg: "--name is required"}
+	}
+	if *pwStdin && *totpFile == "" {
+		return &exitError{code: 2, msg: "--password-stdin needs --totp-secret-file to receive the TOTP secret"}
+	}
+	var password string
+	if *pwStdin {
+		if password, err = readSecretLine(env.stdin); err != nil {
+			return err
+		}
+	}
+	st, mat, err := openData(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hasher, err := identity.NewHasher(nil, identity.DefaultPasswordParams, 1)
+	if err != nil {
+		return err
+	}
+	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: nowUTC, Rand: nil}
+	ctx := context.Background()
+	a, err := acc.Create(ctx, gateway.NewUser{Name: *name, DisplayName: *display, Role: role, Team: *team, Password: password})
+	if err != nil {
+		return fmt.Errorf("adding user %s: %w", *name, err)
+	}
+	if *totpFile != "" {
+		if err := os.WriteFile(*totpFile, []byte(a.TOTPURI+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey})
+	if err != nil {
+		return err
+	}
+	_, aerr := log.Append(ctx, audit.Event{Type: "user.created", Actor: "local-admin", Role: "admin", Remote: "local",
+		Detail: map[string]string{"user": *name, "user_role": string(role), "team": *team, "via": "cli"}})
+	if err := errors.Join(aerr, log.Close()); err != nil {
+		return fmt.Errorf("user %s added, but auditing it failed: %w", *name, err)
+	}
+	if a.EnrollToken != "" {
+		fmt.Fprintf(env.stdout, "added %s (%s); enrollment token: %s\n", *name, role, a.EnrollToken)
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "added %s (%s)\n", *name, role)
+	return nil
+}
+
+// readSecretLine reads one line (a password) from r, without the newline.
+func readSecretLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("empty password on standard input")
+	}
+	return line, nil
+}

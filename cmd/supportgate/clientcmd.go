@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"supportgate/agent"
+	"supportgate/session"
+)
+
+func init() {
+	register(&command{name: "login", summary: "log in to a gateway (password + TOTP)", run: runLogin})
+	register(&command{name: "session", summary: "ask for and manage sessions (new|list|show|revoke|extend)", run: runSession})
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }
+
+func home(env *cliEnv) (agent.Home, error) { return agent.DefaultHome(env.getenv) }
+
+func runLogin(env *cliEnv, args []string) error {
+	fs := newFlags(env, "login", "--gateway URL --ca CA.pem --user NAME --password-stdin --totp CODE")
+	gw := fs.String("gateway", "", "gateway `URL`, as https://host:8443")
+	caFile := fs.String("ca", "", "the gateway's CA certificate (DATA/ca.pem)")
+	user := fs.String("user", "", "login `name`")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	totp := fs.String("totp", "", "current TOTP `code`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	h, err := home(env)
+	if err != nil {
+		return err
+	}
+	prev, _ := h.Load()
+	if *gw == "" && prev != nil {
+		*gw = prev.Gateway
+	}
+	if *caFile == "" && prev != nil {
+		*caFile = h.Path("ca.pem")
+	}
+	switch {
+	case *gw == "":
+		return &exitError{code: 2, msg: "--gateway is required on first login"}
+	case *caFile == "":
+		return &exitError{code: 2, msg: "--ca is required on first login"}
+	case *user == "":
+		return &exitError{code: 2, msg: "--user is required"}
+	case !*pwStdin:
+		return &exitError{code: 2, msg: "--password-stdin is required (interactive prompts are not supported yet)"}
+	case *totp == "":
+		return &exitError{code: 2, msg: "--totp is required"}
+	}
+	password, err := readSecretLine(env.stdin)
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(*caFile)
+	if err != nil {
+		return fmt.Errorf("reading CA: %w", err)
+	}
+	cl, err := agent.NewClient(*gw, caPEM)
+	if err != nil {
+		return err
+	}
+	key, err := h.SSHKey()
+	if err != nil {
+		return fmt.Errorf("preparing SSH key: %w", err)
+	}
+	resp, err := cl.Login(context.Background(), agent.LoginRequest{User: *user, Password: password, TOTP: *totp, SSHPublicKey: key})
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if err := h.SaveLogin(cl.Base.String(), caPEM, resp); err != nil {
+		return fmt.Errorf("saving login: %w", err)
+	}
+	fmt.Fprintf(env.stdout, "logged in as %s (%s) until %s\n", resp.User, resp.Role, resp.ExpiresAt.Local().Format(time.RFC3339))
+	return nil
+}
+
+func runSession(env *cliEnv, args []string) error {
+	if len(args) == 0 {
+		return &exitError{code: 2, msg: "usage: supportgate session new|list|show|revoke|extend"}
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "new":
+		return sessionNew(env, args)
+	case "list":
+		return sessionList(env, args)
+	case "show", "revoke":
+		return sessionOne(env, sub, args)
+	case "extend":
+		return sessionExtend(env, args)
+	case "-h", "--help":
+		fmt.Fprintln(env.stdout, "usage: supportgate session new|list|show|revoke|extend [flags]")
+		return errHelpShown
+	}
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown session command %q (new, list, show, revoke, extend)", sub)}
+}
+
+func loggedIn(env *cliEnv) (*agent.Client, error) {
+	h, err := home(env)
+	if err != nil {
+		return nil, err
+	}
+	cl, _, err := h.Client(time.Now())
+	return cl, err
+}
+
+func sessionNew(env *cliEnv, args []string) error {
+	fs := newFlags(env, "session new", "--customer TEXT --scope view,chat,shell,tunnel:80 --duration 30m [--reason TEXT] [--json]")
+	customer := fs.String("customer", "", "who the customer is (shown in listings)")
+	scope := fs.String("scope", "", "scopes to ask for: view, chat, shell, tunnel:PORT[,PORT], files")
+	dur := fs.Duration("duration", 0, "time box, as 30m")
+	reason := fs.String("reason", "", "why (ticket number, problem)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *customer == "" || *scope == "" || *dur == 0 {
+		return &exitError{code: 2, msg: "--customer, --scope and --duration are required"}
+	}
+	sc, err := session.ParseScopes(*scope)
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	cl, err := loggedIn(env)
+	if err != nil {
+		return err
+	}
+	raw, err := cl.CreateSession(context.Background(), agent.NewSession{Customer: *customer, Scopes: sc.Strings(), Duration: dur.String(), Reason: *reason})
+	if err != nil {
+		return fmt.Errorf("new session: %w", err)
+	}
+	if *asJSON {
+		return printJSON(env, raw)
+	}
+	var v struct {
+		ID, ConsentURL, VerificationCode string
+		ConsentExpiresAt                 time.Time
+	}
+	var r map[string]any
+	json.Unmarshal(raw, &r)
+	v.ID, _ = r["id"].(string)
+	v.ConsentURL, _ = r["consent_url"].(string)
+	v.VerificationCode, _ = r["verification_code"].(string)
+	fmt.Fprintf(env.stdout, "session %s requested\nsend the customer this link: %s\nverification code to read to them: %s\n", v.ID, v.ConsentURL, v.VerificationCode)
+	return nil
+}
+
+func printJSON(env *cliEnv, raw json.RawMessage) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func sessionList(env *cliEnv, args []string) error {
+	fs := newFlags(env, "session list", "[--state requested|active|ended] [--json]")
+	state := fs.String("state", "", "only sessions in this state")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cl, err := loggedIn(env)
+	if err != nil {
+		return err
+	}
+	raw, err := cl.Sessions(context.Background(), *state)
+	if err != nil {
+		return fmt.Errorf("listing sessions: %w", err)
+	}
+	if *asJSON {
+		return printJSON(env, raw)
+	}
+	var list struct {
+		Sessions []struct {
+			ID, State, EndReason, Agent, Customer string
+			Scopes                                []string
+			ExpiresAt                             *time.Time
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tAGENT\tCUSTOMER\tSCOPES\tENDS")
+	for _, s := range list.Sessions {
+		ends := ""
+		if s.ExpiresAt != nil {
+			ends = s.ExpiresAt.Local().Format("15:04:05")
+		}
+		st := s.State
+		if s.EndReason != "" {
+			st += "/" + s.EndReason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, st, s.Agent, s.Customer, strings.Join(s.Scopes, ","), ends)
+	}
+	return tw.Flush()
+}
+
+func sessionOne(env *cliEnv, sub string, args []string) error {
+	fs := newFlags(env, "session "+sub, "ID [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{code: 2, msg: "session " + sub + " takes one session ID"}
+	}
+	id := fs.Arg(0)
+	cl, err := loggedIn(env)
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if sub == "show" {
+		raw, err = cl.Session(context.Background(), id)
+	} else {
+		raw, err = cl.Revoke(context.Background(), id)
+	}
+	if err != nil {
+		return fmt.Errorf("session %s: %w", id, err)
+	}
+	if *asJSON || sub == "show" {
+		return printJSON(env, raw)
+	}
+	fmt.Fprintf(env.stdout, "session %s ended\n", id)
+	return nil
+}
+
+func sessionExtend(env *cliEnv, args []string) error {
+	fs := newFlags(env, "session extend", "ID --by 15m [--json]")
+	by := fs.Duration("by", 0, "extra time to ask the customer for")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *by <= 0 {
+		return &exitError{code: 2, msg: "usage: supportgate session extend ID --by 15m"}
+	}
+	cl, err := loggedIn(env)
+	if err != nil {
+		return err
+	}
+	raw, err := cl.Extend(context.Background(), fs.Arg(0), *by)
+	if err != nil {
+		return fmt.Errorf("session %s: %w", fs.Arg(0), err)
+	}
+	if *asJSON {
+		return printJSON(env, raw)
+	}
+	fmt.Fprintf(env.stdout, "asked the customer for %v more; the current time box runs on until they approve\n", *by)
+	return nil
+}

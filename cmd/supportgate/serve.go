@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+
+	"supportgate/gateway"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/sqlite"
+	"supportgate/gateway/users"
+)
+
+func init() {
+	register(&command{name: "serve", summary: "run the gateway", run: runServe})
+}
+
+// Files in the data directory besides those of package keys.
+const (
+	dbFile             = "supportgate.db"
+	complianceIdentity = "compliance-identity.txt"
+	recordingsDir      = "recordings"
+)
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runServe(env *cliEnv, args []string) error {
+	fs := newFlags(env, "serve", "[--config FILE] [--data DIR] [--http-addr HOST:PORT] [--public-url URL] [--recipient AGE_RECIPIENT]...")
+	configPath := fs.String("config", "", "JSON config `file`")
+	dataDir := fs.String("data", "./data", "data `directory` (created on first run)")
+	httpAddr := fs.String("http-addr", "", "HTTPS listen address (default :8443)")
+	sshAddr := fs.String("ssh-addr", "", "SSH bastion listen address (default :2222)")
+	wgAddr := fs.String("wg-addr", "", "WireGuard UDP listen address (default :51820)")
+	publicURL := fs.String("public-url", "", "URL customers and agents reach the gateway at (default https://localhost:PORT)")
+	var recipients stringList
+	fs.Var(&recipients, "recipient", "age `recipient` that can read recordings (repeatable)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return &exitError{code: 2, msg: "serve takes no arguments"}
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	pick := func(flagVal, fileVal, def string) string {
+		if flagVal != "" {
+			return flagVal
+		}
+		if fileVal != "" {
+			return fileVal
+		}
+		return def
+	}
+	httpListen := pick(*httpAddr, cfg.HTTPAddr, ":8443")
+	_ = pick(*sshAddr, cfg.SSHAddr, ":2222") // the SSH bastion arrives with the device-access issues
+	_ = pick(*wgAddr, cfg.WGAddr, ":51820")
+	if len(recipients) == 0 {
+		recipients = cfg.Recipients
+	}
+	pol, err := cfg.Policy.policy()
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+
+	// Listen first so that port 0 resolves before the public URL and the
+	// certificate are settled.
+	ln, err := net.Listen("tcp", httpListen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", httpListen, err)
+	}
+	defer ln.Close()
+	public := pick(*publicURL, cfg.PublicURL, "")
+	if public == "" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		public = "https://localhost:" + port
+	}
+	pu, err := url.Parse(public)
+	if err != nil || pu.Scheme != "https" || pu.Host == "" {
+		return fmt.Errorf("--public-url %q must be https://HOST[:PORT]", public)
+	}
+	hosts := []string{pu.Hostname()}
+	if h, _, err := net.SplitHostPort(httpListen); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+
+	mat, created, err := keys.LoadOrCreate(*dataDir, keys.Options{Hosts: hosts, Org: cfg.Org})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(*dataDir, recordingsDir), 0o700); err != nil {
+		return err
+	}
+	ageRecipients, err := complianceRecipients(env, *dataDir, recipients)
+	if err != nil {
+		return err
+	}
+	store, err := sqlite.Open(filepath.Join(*dataDir, dbFile), sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	g, err := gateway.New(gateway.Config{
+		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
+		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
+	})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	if err := bootstrapAdmin(ctx, env, g, store, public); err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(env.stderr, "supportgate: initialised %s (CA certificate: %s)\n", *dataDir, filepath.Join(*dataDir, keys.CACertFile))
+	}
+
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		TLSConfig:         mat.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	fmt.Fprintf(env.stderr, "supportgate: listening on https://%s (public URL %s)\n", ln.Addr(), public)
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving: %w", err)
+		}
+	case <-ctx.Done():
+		fmt.Fprintln(env.stderr, "supportgate: shutting down")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	g.Close() // ends live channels and websockets first
+	srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if l.UnmarshalText([]byte(s)) != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// complianceRecipients parses the configured age recipients. With none, the
+// first run writes a compliance identity into the data directory and says
+// loudly that it must be moved off the host.
+func complianceRecipients(env *cliEnv, dir string, given []string) ([]age.Recipient, error) {
+	var out []age.Recipient
+	for _, r := range given {
+		rec, err := age.ParseX25519Recipient(strings.TrimSpace(r))
+		if err != nil {
+			return nil, fmt.Errorf("--recipient %q: %w", r, err)
+		}
+		out = append(out, rec)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	path := filepath.Join(dir, complianceIdentity)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		ids, err := age.ParseIdentities(strings.NewReader(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		for _, id := range ids {
+			if x, ok := id.(*age.X25519Identity); ok {
+				out = append(out, x.Recipient())
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%s holds no X25519 identity", path)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return nil, err
+		}
+		text := fmt.Sprintf("# supportgate compliance identity: reads every recording.\n# public key: %s\n%s\n", id.Recipient(), id)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			return nil, err
+		}
+		out = append(out, id.Recipient())
+		fmt.Fprintf(env.stderr, "supportgate: WARNING: no --recipient configured; wrote a compliance identity to %s.\n"+
+			"supportgate: WARNING: MOVE IT OFF THIS HOST to your compliance team and configure its public key (%s) with --recipient.\n", path, id.Recipient())
+	default:
+		return nil, err
+	}
+	if _, err := os.Stat(path); err == nil {
+		fmt.Fprintf(env.stderr, "supportgate: WARNING: %s is still on this host; anyone who can read it can read every recording\n", path)
+	}
+	return out, nil
+}
+
+// bootstrapAdmin creates the first admin on an empty database, or renews
+// the link while the only admin has not enrolled, and prints the one-time
+// enrollment link. Nothing else can create a first user: there is no setup
+// endpoint.
+func bootstrapAdmin(ctx context.Context, env *cliEnv, g *gateway.Gateway, store users.Store, public string) error {
+	n, err := store.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	acc := g.Accounts()
+	var token string
+	switch n {
+	case 0:
+		a, err := acc.Create(ctx, gateway.NewUser{Name: "admin", DisplayName: "Administrator", Role: identity.RoleAdmin})
+		if err != nil {
+			return err
+		}
+		token = a.EnrollToken
+	case 1:
+		u, err := store.GetUser(ctx, "admin")
+		if err != nil || u.Enrolled {
+			return nil
+		}
+		if token, err = acc.EnrollLink(ctx, "admin"); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	fmt.Fprintf(env.stderr, "supportgate: one-time admin enrollment link (valid %v): %s/enroll/%s\n", gateway.EnrollTTL, strings.TrimRight(public, "/"), token)
+	return nil
+}

@@ -1,0 +1,353 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/users"
+)
+
+// authenticate resolves the bearer token of a request to its user.
+func (g *Gateway) authenticate(r *http.Request) (*principal, error) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || identity.ParseToken(identity.APITokenPrefix, tok) != nil {
+		return nil, errorf(http.StatusUnauthorized, "missing or malformed bearer token; run supportgate login")
+	}
+	t, err := g.store.GetToken(r.Context(), identity.HashToken(tok))
+	if errors.Is(err, users.ErrNotFound) || (err == nil && t.Kind != users.KindAPI) {
+		return nil, errorf(http.StatusUnauthorized, "unknown or revoked token; run supportgate login")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !g.clock.Now().Before(t.ExpiresAt) {
+		return nil, errorf(http.StatusUnauthorized, "token expired; run supportgate login")
+	}
+	u, err := g.store.GetUser(r.Context(), t.User)
+	if errors.Is(err, users.ErrNotFound) {
+		return nil, errorf(http.StatusUnauthorized, "unknown or revoked token; run supportgate login")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, errorf(http.StatusForbidden, "account is locked by an administrator")
+	}
+	role, err := identity.ParseRole(u.Role)
+	if err != nil {
+		return nil, errorf(http.StatusForbidden, "account has no valid role")
+	}
+	return &principal{user: u, role: role, token: t}, nil
+}
+
+type loginRequest struct {
+	User         string `json:"user"`
+	Password     string `json:"password"`
+	TOTP         string `json:"totp"`
+	SSHPublicKey string `json:"ssh_public_key,omitempty"` // authorized_keys form; a certificate is issued for it
+}
+
+type loginResponse struct {
+	Token          string    `json:"token"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	User           string    `json:"user"`
+	DisplayName    string    `json:"display_name"`
+	Role           string    `json:"role"`
+	Team           string    `json:"team,omitempty"`
+	SSHCertificate string    `json:"ssh_certificate,omitempty"`
+	SSHHostKey     string    `json:"ssh_host_key"`
+	SSHUserCA      string    `json:"ssh_user_ca"`
+}
+
+// dummyHash is checked against when the user does not exist, so that a
+// login for an unknown name costs the same as one with a wrong password.
+var dummyHash = func() string {
+	h, err := identity.HashPassword(rand.Reader, "not a real password, never matches", identity.DefaultPasswordParams)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+// handleLogin checks password and TOTP together, so a response never says
+// which of the two was wrong. Five failures lock the account for the
+// lockout period; a TOTP code is accepted once.
+func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *principal) {
+	remote := clientAddr(r)
+	if !g.limits.allow(loginLimit, "login:"+remote) {
+		g.metrics.logins.WithLabelValues("rate_limited").Inc()
+		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many login attempts; wait a minute"))
+		return
+	}
+	var req loginRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	fail := func(u *users.User, why string) {
+		g.metrics.logins.WithLabelValues("failure").Inc()
+		ev := audit.Event{Type: "login.failure", Actor: "unknown", Remote: remote, Detail: map[string]string{"why": why}}
+		if u != nil {
+			ev.Actor, ev.Role = u.Name, u.Role
+		}
+		g.record(ctx, ev)
+		g.writeErr(w, r, errorf(http.StatusUnauthorized, "wrong user name, password or code"))
+	}
+	if CheckUserName(req.User) != nil || len(req.Password) > 1024 || len(req.TOTP) > 16 {
+		g.hasher.Check(ctx, dummyHash, req.Password)
+		fail(nil, "malformed request")
+		return
+	}
+	u, err := g.store.GetUser(ctx, req.User)
+	if errors.Is(err, users.ErrNotFound) || (err == nil && !u.Enrolled) {
+		g.hasher.Check(ctx, dummyHash, req.Password)
+		fail(nil, "unknown or unenrolled user")
+		return
+	}
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	now := g.clock.Now()
+	if u.Disabled {
+		g.metrics.logins.WithLabelValues("locked").Inc()
+		g.record(ctx, audit.Event{Type: "login.refused", Actor: u.Name, Role: u.Role, Remote: remote, Detail: map[string]string{"why": "locked by admin"}})
+		g.writeErr(w, r, errorf(http.StatusForbidden, "account is locked by an administrator"))
+		return
+	}
+	state := identity.LoginState{Failures: u.Failures, LastFailure: u.LastFailure, LockedUntil: u.LockedUntil}
+	if locked, until := g.lockout.Locked(state, now); locked {
+		g.metrics.logins.WithLabelValues("locked").Inc()
+		g.record(ctx, audit.Event{Type: "login.refused", Actor: u.Name, Role: u.Role, Remote: remote, Detail: map[string]string{"why": "too many failures"}})
+		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "account locked after repeated failures until %s", until.UTC().Format(time.RFC3339)))
+		return
+	}
+	pwOK, _, err := g.hasher.Check(ctx, u.PasswordHash, req.Password)
+	if err != nil {
+		g.writeErr(w, r, fmt.Errorf("checking password of %s: %w", u.Name, err))
+		return
+	}
+	counter, totpOK := identity.VerifyTOTP(u.TOTPSecret, req.TOTP, now, u.TOTPLast)
+	if !pwOK || !totpOK {
+		why := "wrong password"
+		if pwOK {
+			why = "wrong or reused TOTP code"
+			g.record(ctx, audit.Event{Type: "login.mfa_failure", Actor: u.Name, Role: u.Role, Remote: remote})
+		}
+		next := g.lockout.Fail(state, now)
+		u.Failures, u.LastFailure, u.LockedUntil = next.Failures, next.LastFailure, next.LockedUntil
+		u.Version++
+		if err := g.store.UpdateUser(ctx, u); err != nil && !errors.Is(err, users.ErrConflict) {
+			g.log.Error("storing login failure", "user", u.Name, "err", err)
+		}
+		if locked, _ := g.lockout.Locked(next, now); locked {
+			g.record(ctx, audit.Event{Type: "user.lockout", Actor: "system", Role: "system", Remote: remote,
+				Detail: map[string]string{"user": u.Name, "until": next.LockedUntil.UTC().Format(time.RFC3339)}})
+		}
+		fail(u, why)
+		return
+	}
+	next := g.lockout.Success(state, now)
+	u.Failures, u.LastFailure, u.LockedUntil = next.Failures, next.LastFailure, next.LockedUntil
+	u.TOTPLast = counter
+	u.Version++
+	if err := g.store.UpdateUser(ctx, u); err != nil {
+		if errors.Is(err, users.ErrConflict) {
+			// A concurrent login changed the account, possibly with this
+			// very code: refuse rather than accept a code twice.
+			fail(u, "concurrent login")
+			return
+		}
+		g.writeErr(w, r, err)
+		return
+	}
+
+	resp, err := g.issueLogin(ctx, u, req.SSHPublicKey)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.metrics.logins.WithLabelValues("success").Inc()
+	detail := map[string]string{}
+	if resp.SSHCertificate != "" {
+		detail["ssh_certificate"] = "issued"
+	}
+	g.record(ctx, audit.Event{Type: "login.success", Actor: u.Name, Role: u.Role, Remote: remote, Detail: detail})
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// issueLogin creates the bearer token and, if asked, the SSH certificate.
+func (g *Gateway) issueLogin(ctx context.Context, u *users.User, sshKey string) (*loginResponse, error) {
+	now := g.clock.Now().UTC()
+	tok, h, err := identity.NewToken(g.rand, identity.APITokenPrefix)
+	if err != nil {
+		return nil, err
+	}
+	exp := now.Add(g.tokenTTL)
+	resp := &loginResponse{
+		Token: tok, ExpiresAt: exp, User: u.Name, DisplayName: u.DisplayName, Role: u.Role, Team: u.Team,
+		SSHHostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(g.keys.SSHHostKey.PublicKey()))),
+		SSHUserCA:  strings.TrimSpace(string(ssh.MarshalAuthorizedKey(g.keys.SSHUserCA.PublicKey()))),
+	}
+	if sshKey != "" {
+		cert, err := g.signUserCert(u, sshKey, now, exp)
+		if err != nil {
+			return nil, err
+		}
+		resp.SSHCertificate = cert
+	}
+	if err := g.store.CreateToken(ctx, users.Token{Hash: h, User: u.Name, Kind: users.KindAPI, CreatedAt: now, ExpiresAt: exp}); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// signUserCert issues a user certificate for key, valid for the login's
+// lifetime (at most MaxTokenTTL), with the user name as its principal.
+func (g *Gateway) signUserCert(u *users.User, key string, now, exp time.Time) (string, error) {
+	if len(key) > 8<<10 {
+		return "", errorf(http.StatusBadRequest, "ssh_public_key too long")
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(key))
+	if err != nil {
+		return "", errorf(http.StatusBadRequest, "ssh_public_key is not an authorized_keys line")
+	}
+	if _, isCert := pub.(*ssh.Certificate); isCert {
+		return "", errorf(http.StatusBadRequest, "ssh_public_key must be a plain key, not a certificate")
+	}
+	var serial [8]byte
+	if _, err := g.rand.Read(serial[:]); err != nil {
+		return "", err
+	}
+	cert := &ssh.Certificate{
+		Key:             pub,
+		Serial:          binary.BigEndian.Uint64(serial[:]),
+		CertType:        ssh.UserCert,
+		KeyId:           "supportgate:" + u.Name,
+		ValidPrincipals: []string{u.Name},
+		ValidAfter:      uint64(now.Add(-time.Minute).Unix()),
+		ValidBefore:     uint64(exp.Unix()),
+		Permissions: ssh.Permissions{Extensions: map[string]string{
+			"permit-pty": "", "permit-port-forwarding": "",
+		}},
+	}
+	if err := cert.SignCert(g.rand, g.keys.SSHUserCA); err != nil {
+		return "", fmt.Errorf("signing ssh certificate: %w", err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))), nil
+}
+
+func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := g.store.DeleteToken(r.Context(), p.token.Hash); err != nil && !errors.Is(err, users.ErrNotFound) {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.record(r.Context(), audit.Event{Type: "logout", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r)})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
+}
+
+func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request, p *principal) {
+	writeJSON(w, http.StatusOK, userView(p.user))
+}
+
+// Enrollment: the one-time link from first run or an admin shows the TOTP
+// secret to its holder, then sets the password once a code proves the
+// authenticator has it.
+
+func (g *Gateway) enrollUser(r *http.Request) (*users.User, users.Token, error) {
+	tok := r.PathValue("token")
+	if identity.ParseToken(identity.EnrollTokenPrefix, tok) != nil {
+		return nil, users.Token{}, errorf(http.StatusNotFound, "unknown or used enrollment link")
+	}
+	t, err := g.store.GetToken(r.Context(), identity.HashToken(tok))
+	if errors.Is(err, users.ErrNotFound) || (err == nil && (t.Kind != users.KindEnroll || !g.clock.Now().Before(t.ExpiresAt))) {
+		return nil, users.Token{}, errorf(http.StatusNotFound, "unknown, used or expired enrollment link")
+	}
+	if err != nil {
+		return nil, users.Token{}, err
+	}
+	u, err := g.store.GetUser(r.Context(), t.User)
+	if err != nil {
+		return nil, users.Token{}, err
+	}
+	return u, t, nil
+}
+
+func (g *Gateway) handleEnrollInfo(w http.ResponseWriter, r *http.Request, _ *principal) {
+	if !g.limits.allow(enrollLimit, "enroll:"+clientAddr(r)) {
+		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many attempts; wait a minute"))
+		return
+	}
+	u, _, err := g.enrollUser(r)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"user": u.Name, "display_name": u.DisplayName, "role": u.Role, "org": g.org,
+		"otpauth_uri": identity.TOTPURI(g.org, u.Name, u.TOTPSecret),
+	})
+}
+
+func (g *Gateway) handleEnroll(w http.ResponseWriter, r *http.Request, _ *principal) {
+	remote := clientAddr(r)
+	if !g.limits.allow(enrollLimit, "enroll:"+remote) {
+		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many attempts; wait a minute"))
+		return
+	}
+	var req struct {
+		Password string `json:"password"`
+		TOTP     string `json:"totp"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	u, t, err := g.enrollUser(r)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if err := identity.CheckPasswordPolicy(req.Password); err != nil {
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	counter, ok := identity.VerifyTOTP(u.TOTPSecret, req.TOTP, g.clock.Now(), u.TOTPLast)
+	if !ok {
+		g.record(ctx, audit.Event{Type: "enroll.mfa_failure", Actor: u.Name, Role: u.Role, Remote: remote})
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "the code does not match; check the authenticator's clock and try the next code"))
+		return
+	}
+	hash, err := g.hasher.Hash(ctx, req.Password)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	// Claim the link first: of two concurrent uses only one deletes it.
+	if err := g.store.DeleteToken(ctx, t.Hash); err != nil {
+		g.writeErr(w, r, errorf(http.StatusNotFound, "unknown, used or expired enrollment link"))
+		return
+	}
+	u.PasswordHash, u.Enrolled, u.TOTPLast = hash, true, counter
+	u.Failures, u.LockedUntil = 0, time.Time{}
+	u.Version++
+	if err := g.store.UpdateUser(ctx, u); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.record(ctx, audit.Event{Type: "user.enrolled", Actor: u.Name, Role: u.Role, Remote: remote})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "enrolled", "user": u.Name})
+}

@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"supportgate/session"
+)
+
+// The customer consent API. The token in the path finds the session; the
+// first client to open it is bound to it by a cookie holding a client key;
+// every POST must also carry the CSRF token from the GET in X-CSRF-Token.
+
+// ConsentView is what the customer sees (DESIGN.md section 4).
+type ConsentView struct {
+	Agent            ConsentAgent   `json:"agent"`
+	Customer         string         `json:"customer"`
+	Scopes           session.Scopes `json:"scopes"`
+	RequestedScopes  session.Scopes `json:"requested_scopes"`
+	Duration         string         `json:"duration"`
+	VerificationCode string         `json:"verification_code"`
+	State            session.State  `json:"state"`
+	EndReason        string         `json:"end_reason,omitempty"`
+	Reason           string         `json:"reason,omitempty"`
+	Recorded         bool           `json:"recorded"`
+	ConsentExpiresAt *time.Time     `json:"consent_expires_at"`
+	ApprovedAt       *time.Time     `json:"approved_at"`
+	ExpiresAt        *time.Time     `json:"expires_at"`
+	Extension        *ExtensionView `json:"extension,omitempty"`
+	CSRFToken        string         `json:"csrf_token,omitempty"`
+}
+
+// ConsentAgent names the agent as the gateway verified them.
+type ConsentAgent struct {
+	Name string `json:"name"`
+	Org  string `json:"org"`
+}
+
+func (g *Gateway) consentView(s *session.Session, csrf string) ConsentView {
+	v := ConsentView{
+		Agent:    ConsentAgent{Name: s.AgentName, Org: g.org},
+		Customer: s.Customer, Scopes: shownScopes(s), RequestedScopes: orEmpty(s.Requested),
+		Duration: s.Duration.String(), VerificationCode: s.VerificationCode,
+		State: s.State, EndReason: string(s.EndReason), Reason: s.Reason, Recorded: true,
+		ConsentExpiresAt: timePtr(s.ConsentExpiresAt), ApprovedAt: timePtr(s.ApprovedAt),
+		ExpiresAt: timePtr(s.ExpiresAt), CSRFToken: csrf,
+	}
+	if v.Agent.Name == "" {
+		v.Agent.Name = s.Agent
+	}
+	if s.Extension != nil {
+		v.Extension = &ExtensionView{By: s.Extension.By.String(), RequestedAt: timePtr(s.Extension.RequestedAt)}
+	}
+	return v
+}
+
+// clientCookie names the cookie that binds one consent link to a client.
+// The name carries a prefix of the token's hash so that a browser can hold
+// several links, and the __Host- prefix pins it to this origin.
+func clientCookie(token string) string {
+	h := session.HashToken(token)
+	return "__Host-sgc_" + hex.EncodeToString(h[:6])
+}
+
+// csrfToken is derived from the client key: only the bound client, which
+// read it from the GET, can send it back.
+func (g *Gateway) csrfToken(clientKey string) string {
+	if clientKey == "" {
+		return ""
+	}
+	mac := hmac.New(sha256.New, g.csrfKey)
+	mac.Write([]byte(clientKey))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (g *Gateway) checkCSRF(r *http.Request, clientKey string) error {
+	got := r.Header.Get("X-CSRF-Token")
+	want := g.csrfToken(clientKey)
+	if got == "" || want == "" || !hmac.Equal([]byte(got), []byte(want)) {
+		return errorf(http.StatusForbidden, "missing or invalid CSRF token")
+	}
+	return nil
+}
+
+func customerActor(r *http.Request) session.Actor {
+	return session.Actor{Name: "customer", Role: "customer", Remote: clientAddr(r)}
+}
+
+// consentRequest reads the token and client key of a customer request,
+// applying the consent rate limit.
+func (g *Gateway) consentRequest(r *http.Request) (token, clientKey string, err error) {
+	if !g.limits.allow(consentLimit, "consent:"+clientAddr(r)) {
+		return "", "", errorf(http.StatusTooManyRequests, "too many requests; wait a moment")
+	}
+	token = r.PathValue("token")
+	if _, err := session.ParseToken(token); err != nil {
+		return "", "", session.ErrNotFound
+	}
+	if c, err := r.Cookie(clientCookie(token)); err == nil {
+		clientKey = c.Value
+	}
+	return token, clientKey, nil
+}
+
+func (g *Gateway) handleConsentGet(w http.ResponseWriter, r *http.Request, _ *principal) {
+	token, key, err := g.consentRequest(r)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	s, newKey, err := g.broker.Open(r.Context(), token, key, customerActor(r))
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if newKey != "" {
+		key = newKey
+		http.SetCookie(w, &http.Cookie{
+			Name: clientCookie(token), Value: newKey, Path: "/",
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+			MaxAge: int(session.HardMaxDuration/time.Second) + 3600,
+		})
+	}
+	csrf := ""
+	if s.Open() {
+		csrf = g.csrfToken(key)
+	}
+	writeJSON(w, http.StatusOK, g.consentView(s, csrf))
+}
+
+// consentPost runs a customer action after the token, cookie and CSRF
+// checks, answering with the session as the customer now sees it.
+func (g *Gateway) consentPost(w http.ResponseWriter, r *http.Request, body any,
+	act func(token, key string, by session.Actor) (*session.Session, error)) {
+	token, key, err := g.consentRequest(r)
+	if err == nil && key == "" {
+		err = errorf(http.StatusForbidden, "this link was not opened in this browser; open it first (a link works only in the browser that opened it)")
+	}
+	if err == nil {
+		err = g.checkCSRF(r, key)
+	}
+	if err == nil {
+		if body != nil {
+			err = decodeJSON(w, r, body)
+		} else {
+			err = decodeOptional(w, r, &struct{}{})
+		}
+	}
+	var s *session.Session
+	if err == nil {
+		s, err = act(token, key, customerActor(r))
+	}
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, g.consentView(s, g.csrfToken(key)))
+}
+
+func (g *Gateway) handleConsentApprove(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var req struct {
+		Scopes session.Scopes `json:"scopes"`
+	}
+	g.consentPost(w, r, &req, func(token, key string, by session.Actor) (*session.Session, error) {
+		return g.broker.Approve(r.Context(), token, key, req.Scopes, by)
+	})
+}
+
+func (g *Gateway) handleConsentDeny(w http.ResponseWriter, r *http.Request, _ *principal) {
+	g.consentPost(w, r, nil, func(token, key string, by session.Actor) (*session.Session, error) {
+		return g.broker.Deny(r.Context(), token, key, by)
+	})
+}
+
+func (g *Gateway) handleConsentRevoke(w http.ResponseWriter, r *http.Request, _ *principal) {
+	g.consentPost(w, r, nil, func(token, key string, by session.Actor) (*session.Session, error) {
+		return g.broker.CustomerRevoke(r.Context(), token, key, by)
+	})
+}
+
+func (g *Gateway) handleConsentExtension(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var req struct {
+		Approve *bool `json:"approve"`
+	}
+	g.consentPost(w, r, &req, func(token, key string, by session.Actor) (*session.Session, error) {
+		if req.Approve == nil {
+			return nil, errorf(http.StatusBadRequest, `send {"approve": true} or {"approve": false}`)
+		}
+		return g.broker.DecideExtension(r.Context(), token, key, *req.Approve, by)
+	})
+}
+
+// handleConsentWatch streams the customer's view of the session over a
+// websocket until it ends.
+func (g *Gateway) handleConsentWatch(w http.ResponseWriter, r *http.Request, _ *principal) {
+	token, key, err := g.consentRequest(r)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if key == "" {
+		g.writeErr(w, r, errorf(http.StatusForbidden, "this link was not opened in this browser"))
+		return
+	}
+	s, _, err := g.broker.Open(r.Context(), token, key, customerActor(r))
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	th := s.TokenHash
+	csrf := g.csrfToken(key)
+	g.serveWatch(w, r, func(x *session.Session) bool { return x.TokenHash == th },
+		[]any{g.consentView(s, csrf)}, !s.Open(),
+		func(x *session.Session) (any, bool) { return g.consentView(x, csrf), !x.Open() })
+}

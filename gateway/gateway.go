@@ -1,0 +1,286 @@
+// Package gateway is the supportgate server: the HTTPS API and customer
+// consent API, authentication (argon2id passwords, TOTP, bearer tokens,
+// SSH user certificates), role checks on every route, the audit log
+// bridge and metrics. It does not listen: cmd/supportgate hands it
+// listeners. Session state belongs to the session.Broker it owns.
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/users"
+	"supportgate/session"
+)
+
+// Store is all the gateway persists: sessions, users and tokens, and the
+// audit chain. The SQLite store implements it (PostgreSQL later).
+type Store interface {
+	session.Store
+	users.Store
+	audit.Store
+}
+
+// Config configures a Gateway. Fields marked required must be set; the
+// others have documented defaults.
+type Config struct {
+	Store     Store          // required
+	Keys      *keys.Material // required: TLS, SSH CA, signing key
+	PublicURL string         // required: base of consent links, as https://host:port
+	Org       string         // organisation name shown to customers (default "supportgate")
+	Policy    session.Policy // session policy; zero fields take defaults
+
+	TokenTTL       time.Duration           // bearer token lifetime (default 8h, at most 8h)
+	PasswordParams identity.PasswordParams // zero means identity.DefaultPasswordParams
+	Lockout        identity.Lockout        // zero means 5 failures lock for 15 minutes
+
+	Clock    session.Clock         // nil means the wall clock
+	Rand     io.Reader             // nil means crypto/rand
+	Logger   *slog.Logger          // nil discards
+	Registry prometheus.Registerer // nil means a private registry, served on /metrics
+
+	// Recipients are the compliance team's age recipients: recordings are
+	// encrypted to them and the gateway cannot read them back.
+	Recipients []age.Recipient
+}
+
+// MaxTokenTTL caps bearer tokens and SSH certificates.
+const MaxTokenTTL = 8 * time.Hour
+
+// Gateway is the running server state.
+type Gateway struct {
+	store    Store
+	keys     *keys.Material
+	public   *url.URL
+	org      string
+	clock    session.Clock
+	rand     io.Reader
+	log      *slog.Logger
+	tokenTTL time.Duration
+	lockout  identity.Lockout
+	hasher   *identity.Hasher
+	csrfKey  []byte
+
+	broker  *session.Broker
+	audit   *audit.Log
+	metrics *metrics
+	hub     *hub
+	limits  *limits
+	handler http.Handler
+
+	recipients []age.Recipient
+
+	stop      context.CancelFunc // stops the goroutines Start began
+	bg        sync.WaitGroup     // those goroutines
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg and builds a Gateway. Call Start before serving.
+func New(cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("gateway: Config.Store is required")
+	case cfg.Keys == nil:
+		return nil, errors.New("gateway: Config.Keys is required")
+	case cfg.PublicURL == "":
+		return nil, errors.New("gateway: Config.PublicURL is required")
+	}
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil || pub.Scheme != "https" || pub.Host == "" {
+		return nil, fmt.Errorf("gateway: public URL %q must be https://HOST[:PORT]", cfg.PublicURL)
+	}
+	pub.Path = strings.TrimRight(pub.Path, "/")
+	g := &Gateway{
+		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
+		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
+		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients,
+		stop: func() {},
+	}
+	if g.org == "" {
+		g.org = "supportgate"
+	}
+	if g.clock == nil {
+		g.clock = session.RealClock{}
+	}
+	if g.rand == nil {
+		g.rand = rand.Reader
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.tokenTTL <= 0 || g.tokenTTL > MaxTokenTTL {
+		g.tokenTTL = MaxTokenTTL
+	}
+	params := cfg.PasswordParams
+	if params == (identity.PasswordParams{}) {
+		params = identity.DefaultPasswordParams
+	}
+	if g.hasher, err = identity.NewHasher(g.rand, params, 2); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	// The CSRF key is derived from the signing key so that tokens survive
+	// a restart without storing another secret.
+	mac := hmac.New(sha256.New, cfg.Keys.SigningKey.Seed())
+	mac.Write([]byte("supportgate csrf v1"))
+	g.csrfKey = mac.Sum(nil)
+
+	reg := cfg.Registry
+	var gatherer prometheus.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gatherer = r, r
+	} else if gt, ok := reg.(prometheus.Gatherer); ok {
+		gatherer = gt
+	} else {
+		gatherer = prometheus.DefaultGatherer
+	}
+	if g.metrics, err = newMetrics(reg, gatherer); err != nil {
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
+	g.audit, err = audit.New(audit.Config{Store: cfg.Store, Signer: cfg.Keys.SigningKey, Now: g.clock.Now, Logger: g.log})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.hub = newHub()
+	g.limits = newLimits(g.clock.Now)
+	g.broker, err = session.NewBroker(session.Config{
+		Store: cfg.Store, Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
+		OnEvent: g.sessionEvent,
+	})
+	if err != nil {
+		g.audit.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := g.metrics.registerOpenGauge(reg, g.broker.OpenCount); err != nil {
+		g.audit.Close()
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
+	g.handler = g.routes()
+	return g, nil
+}
+
+// Start takes over the sessions stored by an earlier run and their
+// timers, and starts the audit checkpoint ticker and token cleanup, which
+// run until Close.
+func (g *Gateway) Start(ctx context.Context) error {
+	if err := g.broker.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.record(ctx, audit.Event{Type: "gateway.started", Actor: "system", Role: "system"})
+	bg, stop := context.WithCancel(context.Background())
+	g.stop = stop
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		g.housekeeping(bg)
+	}()
+	return nil
+}
+
+// housekeeping signs an audit checkpoint every interval, so that events
+// never wait long for a signature in a quiet period, and drops expired
+// tokens.
+func (g *Gateway) housekeeping(ctx context.Context) {
+	t := time.NewTicker(audit.DefaultCheckpointInterval)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := g.audit.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			g.log.Error("audit checkpoint", "err", err)
+		}
+		if n%30 == 0 {
+			if _, err := g.store.DeleteExpiredTokens(ctx, g.clock.Now()); err != nil && ctx.Err() == nil {
+				g.log.Error("deleting expired tokens", "err", err)
+			}
+		}
+	}
+}
+
+// Handler serves the HTTPS API, the customer API, /healthz and /metrics.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Broker is the session broker, for the transports (SSH, WireGuard,
+// WebRTC) that share this gateway.
+func (g *Gateway) Broker() *session.Broker { return g.broker }
+
+// Close stops the timers, closes every live channel and websocket, and
+// writes a final audit checkpoint. It is idempotent.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		g.stop()
+		g.bg.Wait()
+		err := g.broker.Close()
+		g.hub.close()
+		g.record(context.Background(), audit.Event{Type: "gateway.stopped", Actor: "system", Role: "system"})
+		g.closeErr = errors.Join(err, g.audit.Close())
+	})
+	return g.closeErr
+}
+
+// record appends an audit event. A failure to audit is logged loudly; the
+// caller's action has already happened and cannot be undone here.
+func (g *Gateway) record(ctx context.Context, e audit.Event) {
+	if e.Time.IsZero() {
+		e.Time = g.clock.Now()
+	}
+	if _, err := g.audit.Append(context.WithoutCancel(ctx), e); err != nil {
+		g.metrics.auditFailures.Inc()
+		g.log.Error("audit append failed", "type", e.Type, "err", err)
+		return
+	}
+	g.metrics.auditEvents.Inc()
+}
+
+// sessionEvent turns a broker event into an audit record, metrics and a
+// live update for watchers of the session.
+func (g *Gateway) sessionEvent(e session.Event) {
+	s := e.Session
+	detail := map[string]string{}
+	for k, v := range e.Detail {
+		detail[k] = v
+	}
+	detail["agent"] = s.Agent
+	if e.Type == "session.created" {
+		detail["customer"] = s.Customer
+	}
+	g.record(context.Background(), audit.Event{
+		Time: e.Time, Type: e.Type, Actor: e.Actor.Name, Role: e.Actor.Role,
+		Session: s.ID, Remote: e.Actor.Remote, Detail: detail,
+	})
+	switch e.Type {
+	case "session.created":
+		g.metrics.sessionsCreated.Inc()
+	case "session.approved":
+		g.metrics.sessionsApproved.Inc()
+	case "session.ended":
+		g.metrics.sessionsEnded.WithLabelValues(string(s.EndReason)).Inc()
+	}
+	g.hub.publish(s)
+}
+
+// consentURL is the customer's link for a token.
+func (g *Gateway) consentURL(token string) string {
+	return g.public.String() + "/c/" + token
+}

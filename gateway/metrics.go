@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the gateway's Prometheus series. They carry no user names,
+// session ids or other identifying labels.
+type metrics struct {
+	handler          http.Handler
+	requests         *prometheus.CounterVec
+	latency          *prometheus.HistogramVec
+	logins           *prometheus.CounterVec
+	sessionsCreated  prometheus.Counter
+	sessionsApproved prometheus.Counter
+	sessionsEnded    *prometheus.CounterVec
+	auditEvents      prometheus.Counter
+	auditFailures    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "supportgate_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "supportgate_http_request_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "supportgate_logins_total", Help: "Login attempts by result.",
+		}, []string{"result"}),
+		sessionsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "supportgate_sessions_created_total", Help: "Sessions requested by agents.",
+		}),
+		sessionsApproved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "supportgate_sessions_approved_total", Help: "Sessions approved by customers.",
+		}),
+		sessionsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "supportgate_sessions_ended_total", Help: "Sessions ended, by reason.",
+		}, []string{"reason"}),
+		auditEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "supportgate_audit_events_total", Help: "Audit events appended.",
+		}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "supportgate_audit_failures_total", Help: "Audit events that could not be stored.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.logins, m.sessionsCreated,
+		m.sessionsApproved, m.sessionsEnded, m.auditEvents, m.auditFailures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.handler = promhttp.HandlerFor(gather, promhttp.HandlerOpts{})
+	return m, nil
+}
+
+// registerOpenGauge exposes the broker's count of open sessions.
+func (m *metrics) registerOpenGauge(reg prometheus.Registerer, open func() int) error {
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "supportgate_sessions_open", Help: "Sessions requested or active now.",
+	}, func() float64 { return float64(open()) }))
+}
+
+// statusWriter remembers the status code for the request counter.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (websockets).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (m *metrics) observe(route string, code int, d time.Duration) {
+	if code == 0 {
+		code = http.StatusOK
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}

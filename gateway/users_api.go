@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+
+	"strconv"
+	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/users"
+)
+
+// UserView is an account as admins see it: never a hash or a secret.
+type UserView struct {
+	Name        string     `json:"name"`
+	DisplayName string     `json:"display_name"`
+	Role        string     `json:"role"`
+	Team        string     `json:"team,omitempty"`
+	Enrolled    bool       `json:"enrolled"`
+	Locked      bool       `json:"locked"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+	CreatedAt   *time.Time `json:"created_at"`
+}
+
+func userView(u *users.User) UserView {
+	return UserView{Name: u.Name, DisplayName: u.DisplayName, Role: u.Role, Team: u.Team,
+		Enrolled: u.Enrolled, Locked: u.Disabled, LockedUntil: timePtr(u.LockedUntil), CreatedAt: timePtr(u.CreatedAt)}
+}
+
+// Accounts creates users and enrollment links on the gateway's store.
+func (g *Gateway) Accounts() *Accounts {
+	return &Accounts{Store: g.store, Hasher: g.hasher, Issuer: g.org, Now: g.clock.Now, Rand: g.rand}
+}
+
+func (g *Gateway) handleListUsers(w http.ResponseWriter, r *http.Request, _ *principal) {
+	us, err := g.store.ListUsers(r.Context())
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	out := []UserView{}
+	for _, u := range us {
+		out = append(out, userView(u))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+// handleAddUser creates an account that its owner enrolls through the
+// one-time link in the answer. Admins never set other people's passwords.
+func (g *Gateway) handleAddUser(w http.ResponseWriter, r *http.Request, p *principal) {
+	var req struct {
+		Name        string `json:"name"`
+		DisplayName string `json:"display_name,omitempty"`
+		Role        string `json:"role"`
+		Team        string `json:"team,omitempty"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	role, err := identity.ParseRole(req.Role)
+	if err != nil {
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "role must be agent, supervisor, auditor or admin"))
+		return
+	}
+	acct, err := g.Accounts().Create(r.Context(), NewUser{Name: req.Name, DisplayName: req.DisplayName, Role: role, Team: req.Team})
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.record(r.Context(), audit.Event{Type: "user.created", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
+		Detail: map[string]string{"user": acct.User.Name, "user_role": acct.User.Role, "team": acct.User.Team}})
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"user": userView(acct.User), "enroll_url": g.public.String() + "/enroll/" + acct.EnrollToken,
+	})
+}
+
+// handleUpdateUser changes role, team or display name.
+func (g *Gateway) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *principal) {
+	var req struct {
+		DisplayName *string `json:"display_name,omitempty"`
+		Role        *string `json:"role,omitempty"`
+		Team        *string `json:"team,omitempty"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	u, err := g.store.GetUser(r.Context(), r.PathValue("name"))
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	detail := map[string]string{"user": u.Name}
+	if req.Role != nil {
+		role, err := identity.ParseRole(*req.Role)
+		if err != nil {
+			g.writeErr(w, r, errorf(http.StatusBadRequest, "role must be agent, supervisor, auditor or admin"))
+			return
+		}
+		if u.Name == p.user.Name && role != admin {
+			g.writeErr(w, r, errorf(http.StatusBadRequest, "admins cannot remove their own admin role"))
+			return
+		}
+		detail["old_role"], detail["new_role"] = u.Role, string(role)
+		u.Role = string(role)
+	}
+	if req.Team != nil {
+		if err := checkField("team", *req.Team, 64); err != nil {
+			g.writeErr(w, r, err)
+			return
+		}
+		detail["team"] = *req.Team
+		u.Team = *req.Team
+	}
+	if req.DisplayName != nil {
+		if err := checkField("display name", *req.DisplayName, 100); err != nil || *req.DisplayName == "" {
+			g.writeErr(w, r, errorf(http.StatusBadRequest, "display name must be 1 to 100 printable characters"))
+			return
+		}
+		detail["display_name"] = *req.DisplayName
+		u.DisplayName = *req.DisplayName
+	}
+	u.Version++
+	if err := g.store.UpdateUser(r.Context(), u); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.record(r.Context(), audit.Event{Type: "user.updated", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r), Detail: detail})
+	writeJSON(w, http.StatusOK, userView(u))
+}
+
+// handleLockUser locks an account: its tokens are revoked and every open
+// session of it ends at once with reason locked.
+func (g *Gateway) handleLockUser(w http.ResponseWriter, r *http.Request, p *principal) {
+	ctx := r.Context()
+	if err := decodeOptional(w, r, &struct{}{}); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	name := r.PathValue("name")
+	if name == p.user.Name {
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "admins cannot lock themselves"))
+		return
+	}
+	u, err := g.setDisabled(r, name, true)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	if err := g.store.DeleteUserTokens(ctx, name, ""); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	n, err := g.broker.LockAgent(ctx, name, actorOf(p, r))
+	g.record(ctx, audit.Event{Type: "user.locked", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
+		Detail: map[string]string{"user": name, "sessions_ended": itoa(n)}})
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u), "sessions_ended": n})
+}
+
+func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := decodeOptional(w, r, &struct{}{}); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	u, err := g.setDisabled(r, r.PathValue("name"), false)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.record(r.Context(), audit.Event{Type: "user.unlocked", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
+		Detail: map[string]string{"user": u.Name}})
+	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u)})
+}
+
+func (g *Gateway) setDisabled(r *http.Request, name string, disabled bool) (*users.User, error) {
+	u, err := g.store.GetUser(r.Context(), name)
+	if err != nil {
+		return nil, err
+	}
+	u.Disabled = disabled
+	if !disabled {
+		u.Failures, u.LockedUntil, u.LastFailure = 0, time.Time{}, time.Time{}
+	}
+	u.Version++
+	return u, g.store.UpdateUser(r.Context(), u)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
