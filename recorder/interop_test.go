@@ -1,0 +1,208 @@
+package recorder_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"supportgate/internal/realpeer"
+	"supportgate/recorder"
+	"supportgate/recorder/recordertest"
+)
+
+func openSample(t *testing.T, k recordertest.Keys, path string) *recorder.Reader {
+	t.Helper()
+	r, err := recorder.OpenFile(path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// runInPTY runs a shell command under script(1), which gives it the
+// terminal that asciinema insists on.
+func runInPTY(t *testing.T, command string) string {
+	t.Helper()
+	script := realpeer.Require(t, "script")
+	cmd := exec.Command(script, "-qec", command, "/dev/null")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", command, err, out)
+	}
+	return string(out)
+}
+
+func TestAsciinemaPlaysExport(t *testing.T) {
+	asciinema := realpeer.Require(t, "asciinema")
+	k := recordertest.NewKeys(t)
+	path := writeSample(t, k, nil)
+	cast := filepath.Join(t.TempDir(), "out.cast")
+	f, err := os.Create(cast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recorder.ExportAsciicast(f, openSample(t, k, path), recorder.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out := runInPTY(t, asciinema+" cat "+cast)
+	if !strings.Contains(out, "line xxxxxxxxxxxxxxxxxxxxxxxxxxxxx") {
+		t.Errorf("asciinema cat output lacks the recorded text:\n%q", out)
+	}
+	out = runInPTY(t, asciinema+" play -s 100 -i 0.01 "+cast)
+	if !strings.Contains(out, "line xxxxxxxxxxxxxxxxxxxxxxxxxxxxx") {
+		t.Errorf("asciinema play output lacks the recorded text:\n%q", out)
+	}
+}
+
+// ivfFrame is one frame of an IVF file.
+type ivfFrame struct {
+	pts  uint64
+	data []byte
+}
+
+func parseIVF(t *testing.T, b []byte) (rate, scale uint32, frames []ivfFrame) {
+	t.Helper()
+	if len(b) < 32 || string(b[:4]) != "DKIF" {
+		t.Fatal("not an IVF file")
+	}
+	rate, scale = binary.LittleEndian.Uint32(b[16:]), binary.LittleEndian.Uint32(b[20:])
+	for off := int(binary.LittleEndian.Uint16(b[6:])); off+12 <= len(b); {
+		n := int(binary.LittleEndian.Uint32(b[off:]))
+		frames = append(frames, ivfFrame{binary.LittleEndian.Uint64(b[off+4:]), b[off+12 : off+12+n]})
+		off += 12 + n
+	}
+	return rate, scale, frames
+}
+
+func TestFFmpegDecodesIVFExport(t *testing.T) {
+	ffmpeg := realpeer.Require(t, "ffmpeg")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.ivf")
+	gen := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
+		"-t", "2", "-c:v", "libvpx", "-f", "ivf", src)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("generating VP8: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate, scale, frames := parseIVF(t, b)
+	if len(frames) < 10 {
+		t.Fatalf("ffmpeg produced %d frames", len(frames))
+	}
+
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	path := filepath.Join(dir, "media.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		ts := time.Duration(f.pts) * time.Second * time.Duration(scale) / time.Duration(rate)
+		clk.Advance(100 * time.Millisecond)
+		if err := w.Media("vp8", ts, f.data, f.data[0]&1 == 0); err != nil {
+			t.Fatal(err)
+		}
+		w.Output([]byte("frame\r\n")) // interleaved terminal records
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(dir, "out.ivf")
+	of, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recorder.ExportIVF(of, openSample(t, k, path), recorder.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	of.Close()
+
+	md5 := func(file string) string {
+		cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "framemd5", "-")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		o, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 {
+			t.Fatalf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, stderr.String())
+		}
+		var sums []string
+		for _, l := range strings.Split(string(o), "\n") {
+			if l != "" && !strings.HasPrefix(l, "#") {
+				f := strings.Split(l, ",")
+				sums = append(sums, strings.TrimSpace(f[len(f)-1]))
+			}
+		}
+		return strings.Join(sums, " ")
+	}
+	got, want := md5(out), md5(src)
+	if got != want {
+		t.Errorf("decoded frames differ:\ngot  %s\nwant %s", got, want)
+	}
+	if n := len(strings.Fields(got)); n != len(frames) {
+		t.Errorf("decoded frames: got %d, want %d", n, len(frames))
+	}
+}
+
+// TestAgeUnwrapsDataKey follows FORMAT.md: extract the armored age file
+// from the header, decrypt it with `age -d -i`, and use the key to open
+// record 1 with ChaCha20-Poly1305.
+func TestAgeUnwrapsDataKey(t *testing.T) {
+	ageBin := realpeer.Require(t, "age")
+	keygen := realpeer.Require(t, "age-keygen")
+	awk := realpeer.Require(t, "awk")
+	dir := t.TempDir()
+	idFile := filepath.Join(dir, "identity.txt")
+	if out, err := exec.Command(keygen, "-o", idFile).CombinedOutput(); err != nil {
+		t.Fatalf("age-keygen: %v\n%s", err, out)
+	}
+	idText, _ := os.ReadFile(idFile)
+	var secret string
+	for _, l := range strings.Split(string(idText), "\n") {
+		if strings.HasPrefix(l, "AGE-SECRET-KEY-") {
+			secret = l
+		}
+	}
+	k := recordertest.FixedKeys(t, "age-interop", secret)
+	path := writeSample(t, k, nil)
+
+	sh := awk + ` '/^-----BEGIN AGE ENCRYPTED FILE-----$/{p=1} p{print} /^-----END AGE ENCRYPTED FILE-----$/{exit}' ` +
+		path + " | " + ageBin + " -d -i " + idFile
+	key, err := exec.Command("sh", "-c", sh).Output()
+	if err != nil {
+		t.Fatalf("age -d: %v", err)
+	}
+	if len(key) != 32 {
+		t.Fatalf("data key: got %d bytes, want 32", len(key))
+	}
+
+	b, _ := os.ReadFile(path)
+	hdrLen, frames := parseFile(t, b)
+	h0 := sha256.Sum256(append([]byte("supportgate-recording-v1 chain\x00"), b[:hdrLen]...))
+	f := b[frames[0].off:frames[0].end]
+	ad := append(append([]byte(nil), f[:21]...), h0[:16]...)
+	nonce := make([]byte, 12)
+	copy(nonce[4:], f[4:12])
+	aead, _ := chacha20poly1305.New(key)
+	pt, err := aead.Open(nil, nonce, f[21:len(f)-32], ad)
+	if err != nil {
+		t.Fatalf("opening record 1 with the unwrapped key: %v", err)
+	}
+	if recorder.Type(pt[0]) != recorder.TypeEvent || !bytes.Contains(pt, []byte("consent.approved")) {
+		t.Errorf("record 1: got %q", pt)
+	}
+}
