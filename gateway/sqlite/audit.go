@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"supportgate/gateway/audit"
+)
+
+const auditCols = `seq, time, type, actor, role, session, remote, detail, prev, hash, sig`
+
+const insertAuditSQL = `INSERT INTO audit_records (` + auditCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// scanChunk is how many audit records ScanAudit reads per read
+// transaction; fn runs outside of it, so a slow consumer does not pin the
+// WAL.
+const scanChunk = 512
+
+// AppendAudit implements audit.Store. The check of the last Seq and the
+// inserts run in one write transaction, so of concurrent writers for the
+// same Seq (in this process or another) exactly one wins.
+func (s *Store) AppendAudit(ctx context.Context, recs []audit.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	first := recs[0].Seq
+	for i, r := range recs {
+		if r.Seq != first+uint64(i) {
+			return fmt.Errorf("sqlite: appending audit record %d: batch is not contiguous at index %d: %w", r.Seq, i, audit.ErrNotContiguous)
+		}
+	}
+	if first == 0 || recs[len(recs)-1].Seq > math.MaxInt64 {
+		return fmt.Errorf("sqlite: appending audit record %d: seq out of range: %w", first, audit.ErrNotContiguous)
+	}
+	all := make([][]any, len(recs))
+	for i, r := range recs {
+		var e encoder
+		detail := ""
+		if len(r.Detail) > 0 {
+			b, err := json.Marshal(r.Detail)
+			if err != nil {
+				return fmt.Errorf("sqlite: appending audit record %d: detail: %w", r.Seq, err)
+			}
+			detail = string(b)
+		}
+		all[i] = []any{int64(r.Seq), e.time("time", r.Time), r.Type, r.Actor, r.Role, r.Session, r.Remote,
+			detail, r.Prev, r.Hash, r.Sig}
+		if e.err != nil {
+			return fmt.Errorf("sqlite: appending audit record %d: %w", r.Seq, e.err)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var last int64
+		if err := tx.StmtContext(ctx, s.stmts.maxSeq).QueryRowContext(ctx).Scan(&last); err != nil {
+			return fmt.Errorf("sqlite: appending audit record %d: %w", first, err)
+		}
+		if uint64(last)+1 != first {
+			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", first, last, audit.ErrNotContiguous)
+		}
+		ins := tx.StmtContext(ctx, s.stmts.insertAudit)
+		for i, args := range all {
+			if _, err := ins.ExecContext(ctx, args...); err != nil {
+				if isConstraint(err) {
+					err = fmt.Errorf("%w: %w", audit.ErrNotContiguous, err)
+				}
+				return fmt.Errorf("sqlite: appending audit record %d: %w", recs[i].Seq, err)
+			}
+		}
+		return nil
+	})
+}
+
+// LastAudit implements audit.Store.
+func (s *Store) LastAudit(ctx context.Context) (audit.Record, bool, error) {
+	r, err := scanAudit(s.stmts.lastAudit.QueryRowContext(ctx))
+	if errors.Is(err, sql.ErrNoRows) {
+		return audit.Record{}, false, nil
+	}
+	if err != nil {
+		return audit.Record{}, false, fmt.Errorf("sqlite: last audit record: %w", closedErr(err))
+	}
+	return r, true, nil
+}
+
+// ScanAudit implements audit.Store. It reads in chunks of scanChunk
+// records and calls fn outside any database transaction, so fn may use the
+// store.
+func (s *Store) ScanAudit(ctx context.Context, from uint64, fn func(audit.Record) error) error {
+	if from == 0 {
+		from = 1
+	}
+	for from <= math.MaxInt64 {
+		chunk, err := s.auditChunk(ctx, from)
+		if err != nil {
+			return fmt.Errorf("sqlite: scanning audit records from %d: %w", from, err)
+		}
+		for _, r := range chunk {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < scanChunk {
+			return nil
+		}
+		from = chunk[len(chunk)-1].Seq + 1
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sqlite: scanning audit records: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) auditChunk(ctx context.Context, from uint64) ([]audit.Record, error) {
+	rows, err := s.reader.QueryContext(ctx,
+		"SELECT "+auditCols+" FROM audit_records WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), scanChunk)
+	if err != nil {
+		return nil, closedErr(err)
+	}
+	defer rows.Close()
+	var out []audit.Record
+	for rows.Next() {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func scanAudit(sc scanner) (audit.Record, error) {
+	var (
+		r          audit.Record
+		seq, t     int64
+		detailJSON string
+	)
+	err := sc.Scan(&seq, &t, &r.Type, &r.Actor, &r.Role, &r.Session, &r.Remote, &detailJSON, &r.Prev, &r.Hash, &r.Sig)
+	if err != nil {
+		return audit.Record{}, err
+	}
+	r.Seq, r.Time = uint64(seq), fromNanos(t)
+	if detailJSON != "" {
+		if err := json.Unmarshal([]byte(detailJSON), &r.Detail); err != nil {
+			return audit.Record{}, fmt.Errorf("audit record %d: detail: %w", seq, err)
+		}
+	}
+	return r, nil
+}

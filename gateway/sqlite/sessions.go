@@ -1,0 +1,256 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"supportgate/session"
+)
+
+const sessionCols = `id, agent, agent_name, team, customer, reason, requested, scopes, duration,
+	state, end_reason, ended_by, created_at, consent_expires_at, approved_at, expires_at,
+	ended_at, last_activity, idle_timeout, verification_code, token_hash, client_hash,
+	ext_by, ext_requested_by, ext_requested_at, version`
+
+const insertSessionSQL = `INSERT INTO sessions (` + sessionCols + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const updateSessionSQL = `UPDATE sessions SET agent = ?, agent_name = ?, team = ?, customer = ?,
+	reason = ?, requested = ?, scopes = ?, duration = ?, state = ?, end_reason = ?, ended_by = ?,
+	created_at = ?, consent_expires_at = ?, approved_at = ?, expires_at = ?, ended_at = ?,
+	last_activity = ?, idle_timeout = ?, verification_code = ?, token_hash = ?, client_hash = ?,
+	ext_by = ?, ext_requested_by = ?, ext_requested_at = ?, version = ?
+	WHERE id = ? AND version = ?`
+
+// sessionArgs returns the values of sessionCols for s.
+func sessionArgs(s *session.Session) ([]any, error) {
+	var e encoder
+	var extBy, extReqBy, extReqAt any // NULL unless an extension is pending
+	if x := s.Extension; x != nil {
+		extBy, extReqBy, extReqAt = int64(x.By), x.RequestedBy, e.time("extension requested_at", x.RequestedAt)
+	}
+	th, ch := s.TokenHash, s.ClientHash
+	args := []any{
+		s.ID, s.Agent, s.AgentName, s.Team, s.Customer, s.Reason,
+		e.scopes("requested scopes", s.Requested), e.scopes("scopes", s.Scopes), int64(s.Duration),
+		string(s.State), string(s.EndReason), s.EndedBy,
+		e.time("created_at", s.CreatedAt), e.time("consent_expires_at", s.ConsentExpiresAt),
+		e.time("approved_at", s.ApprovedAt), e.time("expires_at", s.ExpiresAt),
+		e.time("ended_at", s.EndedAt), e.time("last_activity", s.LastActivity),
+		int64(s.IdleTimeout), s.VerificationCode, th[:], ch[:],
+		extBy, extReqBy, extReqAt, s.Version,
+	}
+	return args, e.err
+}
+
+// CreateSession implements session.Store.
+func (s *Store) CreateSession(ctx context.Context, ss *session.Session) error {
+	args, err := sessionArgs(ss)
+	if err != nil {
+		return fmt.Errorf("sqlite: creating session %s: %w", short(ss.ID), err)
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, s.stmts.insertSession).ExecContext(ctx, args...)
+		return err
+	})
+	if err != nil {
+		if isConstraint(err) {
+			what := "id"
+			if strings.Contains(err.Error(), "token_hash") {
+				what = "consent token hash"
+			}
+			return fmt.Errorf("sqlite: creating session %s: duplicate %s: %w", short(ss.ID), what, err)
+		}
+		return fmt.Errorf("sqlite: creating session %s: %w", short(ss.ID), err)
+	}
+	return nil
+}
+
+// UpdateSessions implements session.Store: one transaction in which each
+// session is updated only if the stored version is one less than its own.
+// The first session that fails rolls back the lot.
+func (s *Store) UpdateSessions(ctx context.Context, ss ...*session.Session) error {
+	if len(ss) == 0 {
+		return nil
+	}
+	all := make([][]any, len(ss))
+	for i, x := range ss {
+		args, err := sessionArgs(x)
+		if err != nil {
+			return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
+		}
+		// SET every column but id, then WHERE id = ? AND version = ?.
+		all[i] = append(args[1:], x.ID, x.Version-1)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		upd := tx.StmtContext(ctx, s.stmts.updateSession)
+		for i, x := range ss {
+			res, err := upd.ExecContext(ctx, all[i]...)
+			if err != nil {
+				if isConstraint(err) {
+					return fmt.Errorf("sqlite: updating session %s: duplicate consent token hash: %w", short(x.ID), err)
+				}
+				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
+			}
+			if n == 1 {
+				continue
+			}
+			// Nothing matched: tell a missing session from a stale version.
+			var v int64
+			err = tx.StmtContext(ctx, s.stmts.sessionVersion).QueryRowContext(ctx, x.ID).Scan(&v)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), session.ErrNotFound)
+			case err != nil:
+				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
+			}
+			return fmt.Errorf("sqlite: updating session %s: version %d over stored %d: %w",
+				short(x.ID), x.Version, v, session.ErrConflict)
+		}
+		return nil
+	})
+}
+
+// GetSession implements session.Store.
+func (s *Store) GetSession(ctx context.Context, id string) (*session.Session, error) {
+	out, err := scanSession(s.stmts.getSession.QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: session %s: %w", short(id), closedErr(err))
+	}
+	return out, nil
+}
+
+// SessionByToken implements session.Store.
+func (s *Store) SessionByToken(ctx context.Context, h [32]byte) (*session.Session, error) {
+	out, err := scanSession(s.stmts.sessionByToken.QueryRowContext(ctx, h[:]))
+	if err != nil {
+		// Never put the hash in the error: it identifies a live link.
+		return nil, fmt.Errorf("sqlite: session by consent token: %w", closedErr(err))
+	}
+	return out, nil
+}
+
+// ListSessions implements session.Store.
+func (s *Store) ListSessions(ctx context.Context, f session.Filter) ([]*session.Session, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Agent != "" {
+		where, args = append(where, "agent = ?"), append(args, f.Agent)
+	}
+	if f.Team != "" {
+		where, args = append(where, "team = ?"), append(args, f.Team)
+	}
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(f.State))
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, filterNanos(f.Since))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > session.MaxList {
+		limit = session.MaxList
+	}
+	q := "SELECT " + sessionCols + " FROM sessions"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	out, err := s.querySessions(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing sessions: %w", err)
+	}
+	return out, nil
+}
+
+// OpenSessions implements session.Store.
+func (s *Store) OpenSessions(ctx context.Context) ([]*session.Session, error) {
+	out, err := s.querySessions(ctx, "SELECT "+sessionCols+" FROM sessions WHERE state <> ? ORDER BY created_at, id", string(session.Ended))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing open sessions: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) querySessions(ctx context.Context, q string, args ...any) ([]*session.Session, error) {
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, closedErr(err)
+	}
+	defer rows.Close()
+	var out []*session.Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanSession reads one row of sessionCols; sql.ErrNoRows becomes
+// session.ErrNotFound.
+func scanSession(r scanner) (*session.Session, error) {
+	var (
+		x                                             session.Session
+		requested, scopes, state, endReason           string
+		duration, idle                                int64
+		created, consent, approved, expires, ended, l int64
+		th, ch                                        []byte
+		extBy, extAt                                  sql.NullInt64
+		extReqBy                                      sql.NullString
+	)
+	err := r.Scan(&x.ID, &x.Agent, &x.AgentName, &x.Team, &x.Customer, &x.Reason,
+		&requested, &scopes, &duration, &state, &endReason, &x.EndedBy,
+		&created, &consent, &approved, &expires, &ended, &l, &idle,
+		&x.VerificationCode, &th, &ch, &extBy, &extReqBy, &extAt, &x.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, session.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if x.Requested, err = parseScopes(requested); err != nil {
+		return nil, fmt.Errorf("session %s: requested scopes: %w", short(x.ID), err)
+	}
+	if x.Scopes, err = parseScopes(scopes); err != nil {
+		return nil, fmt.Errorf("session %s: scopes: %w", short(x.ID), err)
+	}
+	if x.TokenHash, err = hash32("token_hash", th); err != nil {
+		return nil, fmt.Errorf("session %s: %w", short(x.ID), err)
+	}
+	if x.ClientHash, err = hash32("client_hash", ch); err != nil {
+		return nil, fmt.Errorf("session %s: %w", short(x.ID), err)
+	}
+	x.Duration, x.IdleTimeout = durationOf(duration), durationOf(idle)
+	x.State, x.EndReason = session.State(state), session.EndReason(endReason)
+	x.CreatedAt, x.ConsentExpiresAt, x.ApprovedAt = fromNanos(created), fromNanos(consent), fromNanos(approved)
+	x.ExpiresAt, x.EndedAt, x.LastActivity = fromNanos(expires), fromNanos(ended), fromNanos(l)
+	if extBy.Valid {
+		x.Extension = &session.Extension{
+			By:          durationOf(extBy.Int64),
+			RequestedBy: extReqBy.String,
+			RequestedAt: fromNanos(extAt.Int64),
+		}
+	}
+	return &x, nil
+}
+
+func parseScopes(text string) (session.Scopes, error) {
+	if text == "" {
+		return nil, nil
+	}
+	return session.ParseScopes(text)
+}

@@ -1,0 +1,450 @@
+// Package sqlite is the gateway's embedded store: sessions, users, tokens
+// and the audit log in one SQLite file, through the pure-Go driver
+// modernc.org/sqlite (no cgo).
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=NORMAL. A commit is written
+// to the WAL file before it returns, so it survives the gateway process
+// being killed (SIGKILL, OOM, panic): the bytes are in the kernel and the
+// next Open replays the WAL. What NORMAL gives up is fsync on every commit:
+// on power loss or a kernel crash the last transactions before the most
+// recent checkpoint may be lost, although the file stays consistent.
+// Options.Durable selects synchronous=FULL, which fsyncs the WAL on every
+// commit and so survives power loss too, at a large cost in write rate.
+//
+// # Concurrency
+//
+// SQLite allows one writer at a time. Store sends every write through one
+// connection (a *sql.DB with one open connection, beginning transactions
+// with BEGIN IMMEDIATE), so writers in this process queue in Go instead of
+// spinning on SQLITE_BUSY; reads use a separate pool of read-only
+// connections and, thanks to WAL, never wait for the writer. busy_timeout
+// covers other processes opening the same file.
+//
+// # Schema
+//
+// Migrations are the embedded files migrations/NNNN_name.sql, applied in
+// order in one transaction at Open and recorded in schema_migrations. Open
+// refuses a database whose schema is newer than this binary knows
+// (ErrSchemaTooNew) rather than risk writing rows an upgrade expects in
+// another shape.
+//
+// Times are stored as INTEGER unix nanoseconds in UTC with 0 for the zero
+// time, so they round trip exactly (read back in UTC); the consequence is
+// that 1970-01-01T00:00:00Z itself reads back as the zero time, and times
+// outside the years 1678 to 2261 are refused.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"supportgate/gateway/audit"
+	"supportgate/gateway/users"
+	"supportgate/session"
+)
+
+var (
+	_ session.Store = (*Store)(nil)
+	_ users.Store   = (*Store)(nil)
+	_ audit.Store   = (*Store)(nil)
+)
+
+// ErrSchemaTooNew is returned, wrapped, by Open for a database written by a
+// newer supportgate.
+var ErrSchemaTooNew = errors.New("database schema is newer than this binary supports")
+
+// ErrClosed is returned, wrapped, by methods called after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Options tune Open. The zero value is the recommended configuration.
+type Options struct {
+	// Durable fsyncs the WAL on every commit (synchronous=FULL) so that
+	// commits also survive power loss. Without it (synchronous=NORMAL)
+	// commits survive a crash or kill of the gateway process but the last
+	// ones may be lost on power loss.
+	Durable bool
+
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process before failing. Zero means 5 s.
+	BusyTimeout time.Duration
+
+	// MaxReaders caps the pool of read connections. Zero means
+	// 2 x GOMAXPROCS, at least 4.
+	MaxReaders int
+}
+
+// Store is a session.Store, users.Store and audit.Store backed by one SQLite
+// file. Its methods are safe for concurrent use.
+type Store struct {
+	path   string
+	writer *sql.DB // one connection: every write goes through it
+	reader *sql.DB // read-only pool
+
+	stmts statements
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// statements are prepared once at Open. Writer statements are used inside
+// transactions through tx.StmtContext, which reuses the preparation on the
+// single writer connection.
+type statements struct {
+	insertSession, updateSession, sessionVersion *sql.Stmt // writer
+	getSession, sessionByToken                   *sql.Stmt // reader
+
+	insertUser, updateUser, userExists, deleteToken, insertToken *sql.Stmt // writer
+	getUser, getToken                                            *sql.Stmt // reader
+
+	insertAudit, maxSeq *sql.Stmt // writer
+	lastAudit           *sql.Stmt // reader
+}
+
+// Open opens or creates the database at path (created with mode 0600),
+// applies pending schema migrations and prepares the statements.
+func Open(path string, opt Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: path is required")
+	}
+	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil, fmt.Errorf("sqlite: path %q: must be a plain file name without '?', '#' or a file: prefix", path)
+	}
+	// Create the file ourselves so that it, and the -wal and -shm files
+	// SQLite derives from it, are private to the gateway's user.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+
+	busy := opt.BusyTimeout
+	if busy <= 0 {
+		busy = 5 * time.Second
+	}
+	syncMode := "NORMAL"
+	if opt.Durable {
+		syncMode = "FULL"
+	}
+	readers := opt.MaxReaders
+	if readers <= 0 {
+		readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+
+	common := url.Values{}
+	common.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	common.Add("_pragma", "foreign_keys(1)")
+	common.Add("_pragma", "synchronous("+syncMode+")")
+
+	w := cloneValues(common)
+	w.Add("_pragma", "journal_mode(WAL)")
+	w.Set("_txlock", "immediate")
+	writer, err := sql.Open("sqlite", path+"?"+w.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+
+	s := &Store{path: path, writer: writer}
+	ctx := context.Background()
+	var mode string
+	if err := writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: journal mode is %q, want wal", path, mode)
+	}
+	if err := s.migrate(ctx); err != nil {
+		writer.Close()
+		return nil, err
+	}
+
+	r := cloneValues(common)
+	r.Add("_pragma", "query_only(1)")
+	reader, err := sql.Open("sqlite", path+"?"+r.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(readers)
+	reader.SetMaxIdleConns(readers)
+	reader.SetConnMaxIdleTime(5 * time.Minute)
+	s.reader = reader
+
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: %s: preparing statements: %w", path, err)
+	}
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// Close closes the database. It is idempotent; later calls return the
+// first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		// Let SQLite refresh its planner statistics; harmless if it fails.
+		_, _ = s.writer.Exec("PRAGMA optimize")
+		if s.reader != nil {
+			errs = append(errs, s.reader.Close())
+		}
+		errs = append(errs, s.writer.Close())
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: closing %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in order, checking that they
+// are numbered 1, 2, 3... without gaps.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %q: name must be NNNN_name.sql", e.Name())
+		}
+		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i, m := range out {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("migration %q: got version %d, want %d", m.name, m.version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// SchemaVersion is the schema version this binary writes.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: migrating: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("sqlite: %s: creating schema_migrations: %w", s.path, err)
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
+		return fmt.Errorf("sqlite: %s: reading schema version: %w", s.path, err)
+	}
+	if cur > len(ms) {
+		return fmt.Errorf("sqlite: %s: schema version %d, this binary knows up to %d: %w", s.path, cur, len(ms), ErrSchemaTooNew)
+	}
+	for _, m := range ms[cur:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("sqlite: %s: applying migration %s: %w", s.path, m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			m.version, m.name, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("sqlite: %s: recording migration %s: %w", s.path, m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: %s: committing migrations: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	type prep struct {
+		db   *sql.DB
+		dst  **sql.Stmt
+		text string
+	}
+	st := &s.stmts
+	for _, p := range []prep{
+		{s.writer, &st.insertSession, insertSessionSQL},
+		{s.writer, &st.updateSession, updateSessionSQL},
+		{s.writer, &st.sessionVersion, "SELECT version FROM sessions WHERE id = ?"},
+		{s.reader, &st.getSession, "SELECT " + sessionCols + " FROM sessions WHERE id = ?"},
+		{s.reader, &st.sessionByToken, "SELECT " + sessionCols + " FROM sessions WHERE token_hash = ?"},
+
+		{s.writer, &st.insertUser, insertUserSQL},
+		{s.writer, &st.updateUser, updateUserSQL},
+		{s.writer, &st.userExists, "SELECT 1 FROM users WHERE name = ?"},
+		{s.writer, &st.insertToken, "INSERT INTO tokens (hash, user, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"},
+		{s.writer, &st.deleteToken, "DELETE FROM tokens WHERE hash = ?"},
+		{s.reader, &st.getUser, "SELECT " + userCols + " FROM users WHERE name = ?"},
+		{s.reader, &st.getToken, "SELECT hash, user, kind, created_at, expires_at FROM tokens WHERE hash = ?"},
+
+		{s.writer, &st.insertAudit, insertAuditSQL},
+		{s.writer, &st.maxSeq, "SELECT COALESCE(MAX(seq), 0) FROM audit_records"},
+		{s.reader, &st.lastAudit, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
+	} {
+		stmt, err := p.db.PrepareContext(ctx, p.text)
+		if err != nil {
+			return fmt.Errorf("%q: %w", p.text, err)
+		}
+		*p.dst = stmt
+	}
+	return nil
+}
+
+// write runs fn in one write transaction (BEGIN IMMEDIATE on the single
+// writer connection) and commits if fn returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return closedErr(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return closedErr(tx.Commit())
+}
+
+// closedErr turns database/sql's "database is closed" into ErrClosed.
+func closedErr(err error) error {
+	if err != nil && strings.Contains(err.Error(), "sql: database is closed") {
+		return ErrClosed
+	}
+	return err
+}
+
+// isConstraint reports whether err is a SQLite constraint violation
+// (UNIQUE, PRIMARY KEY and the like).
+func isConstraint(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
+}
+
+// Time encoding: unix nanoseconds, 0 for the zero time.
+
+var (
+	minTime = time.Unix(0, -1<<63+1)
+	maxTime = time.Unix(0, 1<<63-1)
+)
+
+// encoder converts values for binding and keeps the first error.
+type encoder struct{ err error }
+
+func (e *encoder) time(field string, t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		if e.err == nil {
+			e.err = fmt.Errorf("%s %s is outside the storable range", field, t.Format(time.RFC3339))
+		}
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func (e *encoder) scopes(field string, sc session.Scopes) string {
+	if len(sc) == 0 {
+		return ""
+	}
+	text := sc.String()
+	back, err := session.ParseScopes(text)
+	if err != nil || back.String() != text {
+		if e.err == nil {
+			e.err = fmt.Errorf("%s %q would not read back as written", field, text)
+		}
+	}
+	return text
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// filterNanos converts a filter bound, clamping times outside the storable
+// range.
+func filterNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return -1 << 63
+	case t.After(maxTime):
+		return 1<<63 - 1
+	}
+	return t.UnixNano()
+}
+
+func hash32(field string, b []byte) ([32]byte, error) {
+	var h [32]byte
+	if len(b) != len(h) {
+		return h, fmt.Errorf("%s is %d bytes, want %d", field, len(b), len(h))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+func short(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "..."
+	}
+	return id
+}
