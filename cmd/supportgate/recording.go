@@ -1,0 +1,236 @@
+package main
+
+// The recording commands: verify, export and replay of session recordings
+// (see recorder/FORMAT.md).
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+
+	"supportgate/recorder"
+)
+
+func init() {
+	register(&command{name: "verify", summary: "check a recording's integrity and signatures (no key needed)", run: runVerify})
+	register(&command{name: "export", summary: "export a recording as asciicast, ivf or jsonl", run: runExport})
+	register(&command{name: "replay", summary: "play a recording back in the terminal", run: runReplay})
+}
+
+// runVerify implements `supportgate verify [--signer KEY] FILE`: exit 0
+// intact and complete, 1 tampered (naming the record), 2 intact but cut
+// short.
+func runVerify(env *cliEnv, args []string) error {
+	fs := newFlags(env, "verify", "[--signer KEY] FILE")
+	signer := fs.String("signer", "", "trusted gateway signing key: base64 Ed25519 public key, or a file holding it")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{code: 2, msg: "verify: exactly one FILE is required"}
+	}
+	path := fs.Arg(0)
+	rep, err := recorder.VerifyFile(path)
+	var te *recorder.TamperError
+	var ce *recorder.CutShortError
+	switch {
+	case errors.As(err, &te):
+		fmt.Fprintf(env.stdout, "%s: TAMPERED: %s\n", path, tamperText(te))
+		return &exitError{code: 1, msg: fmt.Sprintf("%s: tampered: %s", path, tamperText(te))}
+	case err != nil && !errors.As(err, &ce):
+		return &exitError{code: 1, msg: strings.TrimPrefix(err.Error(), "recorder: ")}
+	}
+	printReport(env.stdout, rep)
+	if *signer != "" {
+		want, kerr := loadSignerKey(*signer)
+		if kerr != nil {
+			return &exitError{code: 2, msg: "verify: --signer: " + kerr.Error()}
+		}
+		if !want.Equal(rep.Signer) {
+			fmt.Fprintf(env.stdout, "status:     TAMPERED: signed by an untrusted key\n")
+			return &exitError{code: 1, msg: fmt.Sprintf("%s: tampered: signed by key %s, not the trusted gateway key", path, rep.SignerFingerprint())}
+		}
+	}
+	if ce != nil {
+		fmt.Fprintf(env.stdout, "status:     intact but CUT SHORT after record %d (signed through record %d)\n", ce.Records, ce.Signed)
+		return &exitError{code: 2, msg: fmt.Sprintf("%s: intact but cut short after record %d (signed through record %d): %s", path, ce.Records, ce.Signed, ce.Reason)}
+	}
+	fmt.Fprintf(env.stdout, "status:     intact and complete\n")
+	return nil
+}
+
+func tamperText(te *recorder.TamperError) string {
+	if te.Record == 0 {
+		return "header: " + te.Reason
+	}
+	return fmt.Sprintf("record %d: %s", te.Record, te.Reason)
+}
+
+func printReport(w io.Writer, rep *recorder.Report) {
+	fmt.Fprintf(w, "recording:  %s (session %s)\n", rep.RecordingID, rep.SessionID)
+	fmt.Fprintf(w, "started:    %s\n", rep.Start.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "duration:   %s\n", rep.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "records:    %d (%d signed checkpoints)\n", rep.Records, rep.Checkpoints)
+	fmt.Fprintf(w, "redactions: %d\n", rep.Stats.Redactions)
+	if rep.Stats.Capped {
+		fmt.Fprintf(w, "size cap:   reached, %d records dropped\n", rep.Stats.Dropped)
+	}
+	fmt.Fprintf(w, "signer:     %s (fingerprint %s)\n", base64.StdEncoding.EncodeToString(rep.Signer), rep.SignerFingerprint())
+}
+
+// loadSignerKey parses a base64 Ed25519 public key, given inline or in a file.
+func loadSignerKey(s string) (ed25519.PublicKey, error) {
+	if b, err := os.ReadFile(s); err == nil {
+		s = string(b)
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(k) != ed25519.PublicKeySize {
+		return nil, errors.New("not a base64 Ed25519 public key")
+	}
+	return k, nil
+}
+
+// loadIdentities reads an age identity file as written by age-keygen.
+func loadIdentities(path string) ([]age.Identity, error) {
+	if path == "" {
+		return nil, errors.New("--identity is required")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ids, err := age.ParseIdentities(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ids, nil
+}
+
+func openRecording(idPath, path string) (*recorder.Reader, error) {
+	ids, err := loadIdentities(idPath)
+	if err != nil {
+		return nil, err
+	}
+	r, err := recorder.OpenFile(path, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "recorder: "))
+	}
+	return r, nil
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// runExport implements `supportgate export --identity KEY --format
+// asciicast|ivf|jsonl -o OUT FILE`.
+func runExport(env *cliEnv, args []string) error {
+	fs := newFlags(env, "export", "--identity KEY --format asciicast|ivf|jsonl -o OUT FILE")
+	idPath := fs.String("identity", "", "age identity file (from age-keygen) of a compliance recipient")
+	format := fs.String("format", "", "output format: asciicast, ivf or jsonl")
+	outPath := fs.String("o", "", "output file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{code: 2, msg: "export: exactly one FILE is required"}
+	}
+	if *outPath == "" {
+		return &exitError{code: 2, msg: "export: -o OUT is required"}
+	}
+	var export func(io.WriteSeeker, *recorder.Reader, recorder.ExportOptions) error
+	switch *format {
+	case "asciicast":
+		export = func(w io.WriteSeeker, r *recorder.Reader, o recorder.ExportOptions) error {
+			return recorder.ExportAsciicast(w, r, o)
+		}
+	case "jsonl":
+		export = func(w io.WriteSeeker, r *recorder.Reader, o recorder.ExportOptions) error {
+			return recorder.ExportJSONL(w, r, o)
+		}
+	case "ivf":
+		export = recorder.ExportIVF
+	default:
+		return &exitError{code: 2, msg: fmt.Sprintf("export: --format must be asciicast, ivf or jsonl, not %q", *format)}
+	}
+	path := fs.Arg(0)
+	r, err := openRecording(*idPath, path)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer r.Close()
+	out, err := os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	var opt recorder.ExportOptions
+	bar := newProgressBar(env.stderr, r.Size())
+	if bar != nil {
+		opt.Progress = bar.update
+	}
+	err = export(out, r, opt)
+	if bar != nil {
+		bar.done()
+	}
+	if cerr := out.Close(); err == nil && cerr != nil {
+		return fmt.Errorf("export: %w", cerr)
+	}
+	var te *recorder.TamperError
+	var ce *recorder.CutShortError
+	switch {
+	case errors.As(err, &te):
+		return &exitError{code: 1, msg: fmt.Sprintf("export: %s: tampered: %s (output holds the records before it)", path, tamperText(te))}
+	case errors.As(err, &ce):
+		return &exitError{code: 2, msg: fmt.Sprintf("export: %s: cut short after record %d; exported the intact prefix to %s", path, ce.Records, *outPath)}
+	case err != nil:
+		return fmt.Errorf("export: %s", strings.TrimPrefix(err.Error(), "recorder: "))
+	}
+	return nil
+}
+
+// progressBar draws a one-line progress bar on a terminal, at most ten
+// times a second.
+type progressBar struct {
+	w     io.Writer
+	total int64
+	last  time.Time
+	shown bool
+}
+
+func newProgressBar(w io.Writer, total int64) *progressBar {
+	if !isTerminal(w) || total < 1<<20 {
+		return nil
+	}
+	return &progressBar{w: w, total: total}
+}
+
+func (p *progressBar) update(done, total int64) {
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last, p.shown = now, true
+	const width = 40
+	n := int(done * width / max(total, 1))
+	fmt.Fprintf(p.w, "\rexporting [%s%s] %3d%%", strings.Repeat("#", n), strings.Repeat(".", width-n), done*100/max(total, 1))
+}
+
+func (p *progressBar) done() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"supportgate/recorder"
+	"supportgate/recorder/recordertest"
+)
+
+var updateRecording = flag.Bool("update-recording", false, "rewrite testdata/recording* golden files")
+
+// writeCLISample writes a deterministic recording and the identity file
+// that opens it.
+func writeCLISample(t *testing.T) (path, idFile string, k recordertest.Keys) {
+	t.Helper()
+	// a throwaway test-only identity
+	k = recordertest.FixedKeys(t, "cli", "AGE-SECRET-KEY-18AG9EGX3MHNZ9SYXX0S5C5LVK08TD4Q3S038SHRLYFSN7QCTFKFSYU95M9")
+	dir := t.TempDir()
+	idFile = filepath.Join(dir, "identity.txt")
+	if err := os.WriteFile(idFile, []byte("# test identity\n"+k.Identity.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	path = filepath.Join(dir, "rec.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Resize(80, 24)
+	for i := range 40 {
+		clk.Advance(time.Second)
+		w.Output([]byte("output line " + strings.Repeat("=", i) + "\r\n"))
+		if i == 5 {
+			w.Chat("agent", "card 4111 1111 1111 1111")
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, idFile, k
+}
+
+func runTestCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	env := &cliEnv{stdin: strings.NewReader(""), stdout: &o, stderr: &e, getenv: func(string) string { return "" }}
+	code = runCLI(env, args)
+	return code, o.String(), e.String()
+}
+
+// frameOffsets returns the offsets of the frames after the header.
+func frameOffsets(t *testing.T, b []byte) []int {
+	i := bytes.Index(b, []byte("\nsignature: "))
+	off := i + 1 + bytes.Index(b[i+1:], []byte("\n\n")) + 2
+	var offs []int
+	for off+4 <= len(b) && string(b[off:off+8]) != "SGRECEND" {
+		offs = append(offs, off)
+		off += 4 + int(binary.BigEndian.Uint32(b[off:]))
+	}
+	return offs
+}
+
+func TestVerifyCommand(t *testing.T) {
+	path, _, k := writeCLISample(t)
+	orig, _ := os.ReadFile(path)
+	offs := frameOffsets(t, orig)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	flipped := bytes.Clone(orig)
+	flipped[offs[11]+25] ^= 1
+	pub := []byte(k.Signer.Public().(ed25519.PublicKey))
+	other := recordertest.NewKeys(t)
+
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		wantStderr string
+	}{
+		{"intact", []string{"verify", path}, 0, ""},
+		{"tampered", []string{"verify", write("flip.sgrec", flipped)}, 1, "tampered: record 12: hash chain mismatch"},
+		{"cut short", []string{"verify", write("cut.sgrec", orig[:offs[20]])}, 2, "intact but cut short after record 20"},
+		{"trusted signer", []string{"verify", "--signer", b64(pub), path}, 0, ""},
+		{"untrusted signer", []string{"verify", "--signer", b64([]byte(other.Signer.Public().(ed25519.PublicKey))), path}, 1, "not the trusted gateway key"},
+		{"no file", []string{"verify"}, 2, "exactly one FILE"},
+		{"not a recording", []string{"verify", write("junk", []byte("hello"))}, 1, "not a supportgate recording"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runTestCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code: got %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("stderr: got %q, want it to contain %q", stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestVerifyGolden(t *testing.T) {
+	path, _, _ := writeCLISample(t)
+	code, stdout, _ := runTestCLI(t, "verify", path)
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	golden := filepath.Join("testdata", "recording-verify.golden")
+	if *updateRecording {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update-recording)", err)
+	}
+	if stdout != string(want) {
+		t.Errorf("verify output:\ngot:\n%s\nwant:\n%s", stdout, want)
+	}
+}
+
+func TestExportCommand(t *testing.T) {
+	path, idFile, _ := writeCLISample(t)
+	dir := t.TempDir()
+	cast := filepath.Join(dir, "out.cast")
+	if code, _, stderr := runTestCLI(t, "export", "--identity", idFile, "--format", "asciicast", "-o", cast, path); code != 0 {
+		t.Fatalf("asciicast export: exit %d: %s", code, stderr)
+	}
+	b, _ := os.ReadFile(cast)
+	if !strings.HasPrefix(string(b), `{"env":{"TERM":"xterm-256color"},"height":24,`) || !strings.Contains(string(b), `"o","output line =`) {
+		t.Errorf("asciicast: got %.200q", b)
+	}
+	jl := filepath.Join(dir, "out.jsonl")
+	if code, _, stderr := runTestCLI(t, "export", "--identity", idFile, "--format", "jsonl", "-o", jl, path); code != 0 {
+		t.Fatalf("jsonl export: exit %d: %s", code, stderr)
+	}
+	b, _ = os.ReadFile(jl)
+	if !strings.Contains(string(b), `"from":"agent"`) || !strings.Contains(string(b), `**** **** **** 1111`) ||
+		strings.Contains(string(b), "4111 1111") {
+		t.Errorf("jsonl: chat missing or not redacted")
+	}
+	code, _, stderr := runTestCLI(t, "export", "--identity", idFile, "--format", "ivf", "-o", filepath.Join(dir, "x.ivf"), path)
+	if code != 1 || !strings.Contains(stderr, "no VP8 key frame") {
+		t.Errorf("ivf export without media: got %d %q", code, stderr)
+	}
+	code, _, stderr = runTestCLI(t, "export", "--identity", idFile, "--format", "mp4", "-o", "x", path)
+	if code != 2 || !strings.Contains(stderr, "--format must be") {
+		t.Errorf("bad format: got %d %q", code, stderr)
+	}
+	other := recordertest.NewKeys(t)
+	otherID := filepath.Join(dir, "other.txt")
+	os.WriteFile(otherID, []byte(other.Identity.String()+"\n"), 0o600)
+	code, _, stderr = runTestCLI(t, "export", "--identity", otherID, "--format", "jsonl", "-o", jl, path)
+	if code != 1 || !strings.Contains(stderr, "did not match") {
+		t.Errorf("wrong identity: got %d %q", code, stderr)
+	}
+}
+
+func TestReplayCommand(t *testing.T) {
+	old := replaySleep
+	var slept time.Duration
+	replaySleep = func(d time.Duration, _ <-chan byte) (byte, bool) { slept += d; return 0, true }
+	t.Cleanup(func() { replaySleep = old })
+	path, idFile, _ := writeCLISample(t)
+
+	code, stdout, stderr := runTestCLI(t, "replay", "--identity", idFile, "--speed", "2", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "output line "+strings.Repeat("=", 39)) {
+		t.Errorf("replay output lacks the last line")
+	}
+	if slept < 19*time.Second || slept > 21*time.Second {
+		t.Errorf("waited %v at speed 2 for 40 s, want about 20 s", slept)
+	}
+
+	slept = 0
+	code, stdout, stderr = runTestCLI(t, "replay", "--identity", idFile, "--from", "30s", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stdout, "output line \r\n") {
+		t.Errorf("seek replayed the start of the recording")
+	}
+	if !strings.Contains(stdout, "output line "+strings.Repeat("=", 25)) || !strings.Contains(stdout, "output line "+strings.Repeat("=", 39)) {
+		t.Errorf("seek output lacks the screen at 30 s or the end")
+	}
+	if slept > 11*time.Second {
+		t.Errorf("waited %v after seeking to 30 s of 40 s", slept)
+	}
+}
+
+func b64(b []byte) string {
+	return base64.StdEncoding.EncodeToString(b)
+}
