@@ -263,7 +263,9 @@ func (w *Writer) terminal(typ Type, p []byte) error {
 		red = w.in
 	}
 	w.redactBuf = red.process(w.redactBuf[:0], p)
-	return w.terminalChunksLocked(typ, w.redactBuf)
+	err := w.terminalChunksLocked(typ, w.redactBuf)
+	w.maybeCheckpointLocked()
+	return err
 }
 
 func (w *Writer) terminalChunksLocked(typ Type, b []byte) error {
@@ -294,6 +296,7 @@ func (w *Writer) Resize(cols, rows int) error {
 		return err
 	}
 	w.term.resize(cols, rows)
+	w.maybeCheckpointLocked()
 	return nil
 }
 
@@ -310,7 +313,9 @@ func (w *Writer) Chat(from, text string) error {
 		return err
 	}
 	w.chatRedacts += n
-	return w.appendLocked(TypeChat, body, nil, false)
+	err = w.appendLocked(TypeChat, body, nil, false)
+	w.maybeCheckpointLocked()
+	return err
 }
 
 // Event records a session event such as "consent.approved",
@@ -325,7 +330,9 @@ func (w *Writer) Event(kind string, detail map[string]string) error {
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	return w.appendLocked(TypeEvent, body, nil, false)
+	err = w.appendLocked(TypeEvent, body, nil, false)
+	w.maybeCheckpointLocked()
+	return err
 }
 
 // Media records one encoded media sample (codec "vp8" or "h264") with its
@@ -343,7 +350,9 @@ func (w *Writer) Media(codec string, ts time.Duration, frame []byte, keyframe bo
 		return err
 	}
 	head := appendMedia(make([]byte, 0, len(codec)+10), codec, ts, nil, keyframe)
-	return w.appendLocked(TypeMedia, head, frame, false)
+	err := w.appendLocked(TypeMedia, head, frame, false)
+	w.maybeCheckpointLocked()
+	return err
 }
 
 // Forward records forwarded-connection metadata.
@@ -357,7 +366,9 @@ func (w *Writer) Forward(meta ForwardMeta) error {
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	return w.appendLocked(TypeForward, body, nil, false)
+	err = w.appendLocked(TypeForward, body, nil, false)
+	w.maybeCheckpointLocked()
+	return err
 }
 
 // Redactions returns how many redactions were made so far.
@@ -392,6 +403,7 @@ func (w *Writer) endReserveLocked() int64 {
 }
 
 // appendLocked seals one record (type byte, head, body) and enqueues it.
+// Callers check for a due checkpoint once the screen state includes it.
 func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error {
 	n := 1 + len(head) + len(body)
 	flen := frameHeaderLen + n + tagLen + chainLen
@@ -427,9 +439,6 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	w.sink.enqueue(it)
 	w.size += int64(flen)
 	w.sinceCP++
-	if !internal {
-		w.maybeCheckpointLocked()
-	}
 	return nil
 }
 

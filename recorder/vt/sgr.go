@@ -137,6 +137,21 @@ func (s *Screen) Snapshot() []byte {
 	b = append(b, ';')
 	b = strconv.AppendInt(b, int64(s.x+1), 10)
 	b = append(b, 'H')
+	if s.wrapNext && !s.noWrap {
+		// re-print the last cell so the terminal is left with the same
+		// pending wrap
+		c := s.lines[s.y][s.x]
+		b = appendSGR(b, c.A)
+		if c.R == 0 {
+			b = append(b, ' ')
+		} else {
+			b = append(b, string(c.R)...)
+		}
+		b = append(b, "\x1b[0m"...)
+	}
+	if s.noWrap {
+		b = append(b, "\x1b[?7l"...)
+	}
 	if s.attr != (Attr{}) {
 		b = appendSGR(b, s.attr)
 	}

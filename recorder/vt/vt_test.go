@@ -109,3 +109,15 @@ func FuzzScreen(f *testing.F) {
 		}
 	})
 }
+
+func TestSnapshotPendingWrap(t *testing.T) {
+	a := New(5, 3)
+	a.Write([]byte("abcde"))
+	b := New(5, 3)
+	b.Write(a.Snapshot())
+	a.Write([]byte("f"))
+	b.Write([]byte("f"))
+	if a.String() != b.String() {
+		t.Errorf("got %q, want %q", b.String(), a.String())
+	}
+}
