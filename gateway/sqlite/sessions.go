@@ -18,6 +18,19 @@ const sessionCols = `id, agent, agent_name, team, customer, reason, requested, s
 const insertSessionSQL = `INSERT INTO sessions (` + sessionCols + `)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+// updateSessionFastSQL leaves the columns that never change after creation
+// (agent, team, created_at, token_hash) alone and instead requires them to
+// match: SQLite rewrites the entries of every index on a column that
+// appears in SET, changed or not, and those indexes are most of the cost
+// of an update. A session whose identity columns did change falls back to
+// updateSessionSQL.
+const updateSessionFastSQL = `UPDATE sessions SET agent_name = ?, customer = ?, reason = ?,
+	requested = ?, scopes = ?, duration = ?, state = ?, end_reason = ?, ended_by = ?,
+	consent_expires_at = ?, approved_at = ?, expires_at = ?, ended_at = ?, last_activity = ?,
+	idle_timeout = ?, verification_code = ?, client_hash = ?,
+	ext_by = ?, ext_requested_by = ?, ext_requested_at = ?, version = ?
+	WHERE id = ? AND version = ? AND agent = ? AND team = ? AND created_at = ? AND token_hash = ?`
+
 const updateSessionSQL = `UPDATE sessions SET agent = ?, agent_name = ?, team = ?, customer = ?,
 	reason = ?, requested = ?, scopes = ?, duration = ?, state = ?, end_reason = ?, ended_by = ?,
 	created_at = ?, consent_expires_at = ?, approved_at = ?, expires_at = ?, ended_at = ?,
@@ -76,33 +89,34 @@ func (s *Store) UpdateSessions(ctx context.Context, ss ...*session.Session) erro
 	if len(ss) == 0 {
 		return nil
 	}
-	all := make([][]any, len(ss))
+	type upd struct{ fast, full []any }
+	all := make([]upd, len(ss))
 	for i, x := range ss {
-		args, err := sessionArgs(x)
+		a, err := sessionArgs(x)
 		if err != nil {
 			return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
 		}
+		fast := make([]any, 0, 27)
+		fast = append(fast, a[2])
+		fast = append(fast, a[4:12]...)
+		fast = append(fast, a[13:20]...)
+		fast = append(fast, a[21:26]...)
+		fast = append(fast, x.ID, x.Version-1, a[1], a[3], a[12], a[20])
 		// SET every column but id, then WHERE id = ? AND version = ?.
-		all[i] = append(args[1:], x.ID, x.Version-1)
+		all[i] = upd{fast: fast, full: append(a[1:], x.ID, x.Version-1)}
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		upd := tx.StmtContext(ctx, s.stmts.updateSession)
+		fast := tx.StmtContext(ctx, s.stmts.updateSessionFast)
 		for i, x := range ss {
-			res, err := upd.ExecContext(ctx, all[i]...)
-			if err != nil {
-				if isConstraint(err) {
-					return fmt.Errorf("sqlite: updating session %s: duplicate consent token hash: %w", short(x.ID), err)
-				}
-				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
-			}
-			n, err := res.RowsAffected()
+			n, err := execRows(ctx, fast, all[i].fast)
 			if err != nil {
 				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
 			}
 			if n == 1 {
 				continue
 			}
-			// Nothing matched: tell a missing session from a stale version.
+			// Nothing matched: a missing session, a stale version or a
+			// change to an identity column.
 			var v int64
 			err = tx.StmtContext(ctx, s.stmts.sessionVersion).QueryRowContext(ctx, x.ID).Scan(&v)
 			switch {
@@ -110,12 +124,31 @@ func (s *Store) UpdateSessions(ctx context.Context, ss ...*session.Session) erro
 				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), session.ErrNotFound)
 			case err != nil:
 				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
+			case v != x.Version-1:
+				return fmt.Errorf("sqlite: updating session %s: version %d over stored %d: %w",
+					short(x.ID), x.Version, v, session.ErrConflict)
 			}
-			return fmt.Errorf("sqlite: updating session %s: version %d over stored %d: %w",
-				short(x.ID), x.Version, v, session.ErrConflict)
+			n, err = execRows(ctx, tx.StmtContext(ctx, s.stmts.updateSession), all[i].full)
+			if err != nil {
+				if isConstraint(err) {
+					return fmt.Errorf("sqlite: updating session %s: duplicate consent token hash: %w", short(x.ID), err)
+				}
+				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
+			}
+			if n != 1 {
+				return fmt.Errorf("sqlite: updating session %s: %d rows changed, want 1", short(x.ID), n)
+			}
 		}
 		return nil
 	})
+}
+
+func execRows(ctx context.Context, st *sql.Stmt, args []any) (int64, error) {
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // GetSession implements session.Store.

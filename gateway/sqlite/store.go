@@ -37,6 +37,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -99,6 +100,10 @@ type Store struct {
 
 	stmts statements
 
+	slot  chan struct{} // capacity 1: held by the caller running a group commit
+	qmu   sync.Mutex    // guards queue
+	queue []*writeOp    // writes waiting for the next group commit
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -107,8 +112,8 @@ type Store struct {
 // transactions through tx.StmtContext, which reuses the preparation on the
 // single writer connection.
 type statements struct {
-	insertSession, updateSession, sessionVersion *sql.Stmt // writer
-	getSession, sessionByToken                   *sql.Stmt // reader
+	insertSession, updateSession, updateSessionFast, sessionVersion *sql.Stmt // writer
+	getSession, sessionByToken                                      *sql.Stmt // reader
 
 	insertUser, updateUser, userExists, deleteToken, insertToken *sql.Stmt // writer
 	getUser, getToken                                            *sql.Stmt // reader
@@ -166,7 +171,7 @@ func Open(path string, opt Options) (*Store, error) {
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, writer: writer}
+	s := &Store{path: path, writer: writer, slot: make(chan struct{}, 1)}
 	ctx := context.Background()
 	var mode string
 	if err := writer.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -323,6 +328,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	for _, p := range []prep{
 		{s.writer, &st.insertSession, insertSessionSQL},
 		{s.writer, &st.updateSession, updateSessionSQL},
+		{s.writer, &st.updateSessionFast, updateSessionFastSQL},
 		{s.writer, &st.sessionVersion, "SELECT version FROM sessions WHERE id = ?"},
 		{s.reader, &st.getSession, "SELECT " + sessionCols + " FROM sessions WHERE id = ?"},
 		{s.reader, &st.sessionByToken, "SELECT " + sessionCols + " FROM sessions WHERE token_hash = ?"},
@@ -348,18 +354,111 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-// write runs fn in one write transaction (BEGIN IMMEDIATE on the single
-// writer connection) and commits if fn returns nil.
+// A writeOp is one caller's write, waiting to run in a group transaction.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	done chan error // buffered; receives exactly one result
+}
+
+// write runs fn in a write transaction and commits if fn returns nil.
+//
+// Writes are group-committed: callers queue their fn, and whichever caller
+// gets the single writer slot runs everything queued so far in one
+// transaction (BEGIN IMMEDIATE on the one writer connection), each fn under
+// its own SAVEPOINT so that a failing fn undoes only its own changes, then
+// commits once and hands every caller its result. Under load this turns N
+// commits, each writing its pages to the WAL, into one. No goroutine is
+// started: the leader is always a caller, and it delivers every result
+// before giving up the slot.
+//
+// fn runs with ctx detached from cancellation: interrupting a statement
+// inside a transaction would roll back the whole group. A caller whose ctx
+// is done before its fn starts gets ctx.Err() and its fn does not run; once
+// queued, a caller always waits for the real outcome, so an error never
+// hides a committed write.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return closedErr(err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return closedErr(tx.Commit())
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.qmu.Lock()
+	s.queue = append(s.queue, op)
+	s.qmu.Unlock()
+	select {
+	case err := <-op.done:
+		return err
+	case s.slot <- struct{}{}:
+	}
+	// Leader. Our op was queued before we took the slot, so it is either in
+	// this batch or was finished by the previous leader, which delivered
+	// its results before releasing the slot.
+	s.qmu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.qmu.Unlock()
+	if len(batch) > 0 {
+		s.runBatch(batch)
+	}
+	<-s.slot
+	return <-op.done
+}
+
+// runBatch runs ops in one transaction and delivers each op's result.
+func (s *Store) runBatch(ops []*writeOp) {
+	errs := make([]error, len(ops))
+	tx, err := s.writer.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, op := range ops {
+			op.done <- closedErr(err)
+		}
+		return
+	}
+	single := len(ops) == 1
+	for i, op := range ops {
+		if err := op.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		ctx := context.WithoutCancel(op.ctx)
+		if single {
+			errs[i] = op.fn(tx)
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			errs[i] = err
+			continue
+		}
+		errs[i] = op.fn(tx)
+		if errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+				// The transaction is in an unknown state: fail everyone.
+				_ = tx.Rollback()
+				for j, op := range ops {
+					op.done <- cmp.Or(errs[j], fmt.Errorf("rolling back a failed write: %w", err))
+				}
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	if single && errs[0] != nil {
+		_ = tx.Rollback()
+		ops[0].done <- errs[0]
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = closedErr(err)
+			}
+		}
+	}
+	for i, op := range ops {
+		op.done <- errs[i]
+	}
 }
 
 // closedErr turns database/sql's "database is closed" into ErrClosed.

@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,5 +280,50 @@ func TestCrashDurability(t *testing.T) {
 	}
 	if uint64(len(ended)) < acked || len(open)+len(ended) < int(acked) {
 		t.Errorf("after SIGKILL: %d ended and %d open sessions, want at least %d ended", len(ended), len(open), acked)
+	}
+}
+
+// TestGroupCommitIsolation runs many concurrent writes, half of which must
+// fail, and checks that the failures undo only themselves.
+func TestGroupCommitIsolation(t *testing.T) {
+	st, _ := openTemp(t)
+	ctx := context.Background()
+	first := &session.Session{ID: "taken", TokenHash: [32]byte{0xff}, CreatedAt: time.Unix(1, 0), Version: 1}
+	if err := st.CreateSession(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s := &session.Session{ID: fmt.Sprintf("g%03d", i), TokenHash: [32]byte{byte(i), 1}, CreatedAt: time.Unix(2, 0), Version: 1}
+			if i%2 == 1 {
+				s.ID = "taken" // duplicate: must fail alone
+			}
+			errs[i] = st.CreateSession(ctx, s)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err == nil) != (i%2 == 0) {
+			t.Errorf("write %d: got error %v, want failure only for odd writes", i, err)
+		}
+	}
+	list, err := st.ListSessions(ctx, session.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(list), n/2+1; got != want {
+		t.Errorf("stored sessions: got %d, want %d", got, want)
+	}
+	// A cancelled context fails before anything is queued.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := st.CreateSession(cctx, &session.Session{ID: "late", TokenHash: [32]byte{9, 9}, Version: 1}); !errors.Is(err, context.Canceled) {
+		t.Errorf("CreateSession with a cancelled context: got %v, want context.Canceled", err)
+	}
+	if _, err := st.GetSession(ctx, "late"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("GetSession(late): got %v, want ErrNotFound", err)
 	}
 }

@@ -448,6 +448,25 @@ func testUpdate(t *testing.T, st session.Store) {
 		t.Fatalf("SessionByToken after updates: %v", err)
 	}
 	checkSession(t, "SessionByToken after updates", got, d)
+
+	// Even the fields the Broker never changes after creation are stored.
+	r := next(d)
+	r.Agent, r.Team = "carol", "blue"
+	r.CreatedAt = base.Add(-time.Hour)
+	r.TokenHash = hashOf(201)
+	if err := st.UpdateSessions(ctx, r); err != nil {
+		t.Fatalf("UpdateSessions(identity fields): %v", err)
+	}
+	checkSession(t, "after changing identity fields", get(t, st, "upd"), r)
+	if _, err := st.SessionByToken(ctx, s.TokenHash); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("SessionByToken(old hash): got %v, want ErrNotFound", err)
+	}
+	if got, err := st.SessionByToken(ctx, r.TokenHash); err != nil || got.ID != "upd" {
+		t.Errorf("SessionByToken(new hash): got %v, %v, want session upd", got, err)
+	}
+	if list, err := st.ListSessions(ctx, session.Filter{Agent: "carol", Team: "blue"}); err != nil || len(list) != 1 {
+		t.Errorf("ListSessions(new agent and team): got %d, %v, want 1 session", len(list), err)
+	}
 }
 
 func testUpdateConflict(t *testing.T, st session.Store) {
