@@ -216,7 +216,9 @@ func (r *Reader) nextFrame() (kind byte, t int64, payload []byte, err error) {
 		return 0, 0, nil, r.tamper(seq, "frame length %d exceeds the limit", l)
 	}
 	if int64(cap(r.buf)) < 4+l {
-		r.buf = make([]byte, 4+l)
+		nb := make([]byte, 4+l)
+		copy(nb, r.buf[:4])
+		r.buf = nb
 	}
 	f := r.buf[:4+l]
 	if _, err := io.ReadFull(r.br, f[4:]); err != nil {
