@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"regexp"
 	"unicode/utf8"
 )
@@ -58,7 +59,7 @@ func (r *cardRedactor) process(out, p []byte) []byte {
 	for i < len(p) {
 		if !r.inRun {
 			if r.esc == escNone {
-				j := i
+				j := i + skipPlain(p[i:])
 				for j < len(p) && !cardSpecial[p[j]] {
 					j++
 				}
@@ -314,4 +315,31 @@ func redactText(cfg RedactConfig, text string) (string, int) {
 	out := s.process(nil, []byte(text))
 	out = s.flush(out)
 	return string(out), s.count()
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// skipPlain returns how many leading bytes of p, in whole 8-byte words,
+// hold no digit and no ESC; it tests eight bytes at a time.
+func skipPlain(p []byte) int {
+	n := 0
+	for len(p)-n >= 8 {
+		x := binary.LittleEndian.Uint64(p[n:])
+		low := x &^ highs // each byte's low 7 bits
+		// bytes in 0x30..0x39 among those below 0x80
+		ge30 := low + (0x80-0x30)*ones
+		ge3a := low + (0x80-0x3a)*ones
+		digit := ge30 &^ ge3a &^ x & highs
+		// bytes equal to ESC
+		e := x ^ 0x1b*ones
+		esc := (e - ones) &^ e & highs
+		if digit|esc != 0 {
+			break
+		}
+		n += 8
+	}
+	return n
 }

@@ -254,3 +254,35 @@ func TestSizeCap(t *testing.T) {
 		t.Error("no recording.size_cap event")
 	}
 }
+
+// TestLargeRecords reads frames larger than the reader's initial buffer.
+func TestLargeRecords(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	var buf bytes.Buffer
+	w, err := recorder.NewWriter(&buf, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte{0xab}, 300<<10)
+	for i := range 3 {
+		clk.Advance(6 * time.Second)
+		if err := w.Media("vp8", time.Duration(i)*time.Second, big, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	r, err := recorder.Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rec, err := r.Next()
+		if err != nil || !bytes.Equal(rec.Data, big) {
+			t.Fatalf("media %d: err %v, %d bytes", i, err, len(rec.Data))
+		}
+	}
+	if _, err := recorder.Verify(bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -72,15 +72,19 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// Config returns a writer configuration for keys and clock.
+// Config returns a writer configuration for keys and clock. Its flush
+// interval is an hour, so no background tick races with the manual clock
+// and output is deterministic; call Writer.Flush or set FlushInterval when
+// a test needs periodic flushing.
 func Config(k Keys, c *Clock) recorder.WriterConfig {
 	return recorder.WriterConfig{
-		RecordingID: "rec-1",
-		SessionID:   "sess-1",
-		Start:       c.Now(),
-		Recipients:  []age.Recipient{k.Recipient},
-		Signer:      k.Signer,
-		Now:         c.Now,
+		FlushInterval: time.Hour,
+		RecordingID:   "rec-1",
+		SessionID:     "sess-1",
+		Start:         c.Now(),
+		Recipients:    []age.Recipient{k.Recipient},
+		Signer:        k.Signer,
+		Now:           c.Now,
 	}
 }
 
