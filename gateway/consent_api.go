@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 
@@ -90,20 +91,35 @@ func customerActor(r *http.Request) session.Actor {
 	return session.Actor{Name: "customer", Role: "customer", Remote: clientAddr(r)}
 }
 
-// consentRequest reads the token and client key of a customer request,
-// applying the consent rate limit.
+// consentRequest reads the token and client key of a customer request.
+// Each link has its own rate limit, and each address a stricter one for
+// links that do not exist, which is what guessing looks like.
 func (g *Gateway) consentRequest(r *http.Request) (token, clientKey string, err error) {
-	if !g.limits.allow(consentLimit, "consent:"+clientAddr(r)) {
-		return "", "", errorf(http.StatusTooManyRequests, "too many requests; wait a moment")
+	remote := clientAddr(r)
+	if !g.limits.peek(probeLimit, "probe:"+remote) {
+		return "", "", errorf(http.StatusTooManyRequests, "too many requests for unknown links; wait a minute")
 	}
 	token = r.PathValue("token")
-	if _, err := session.ParseToken(token); err != nil {
+	th, err := session.ParseToken(token)
+	if err != nil {
+		g.limits.allow(probeLimit, "probe:"+remote)
 		return "", "", session.ErrNotFound
+	}
+	if !g.limits.allow(consentLimit, "consent:"+hex.EncodeToString(th[:16])) {
+		return "", "", errorf(http.StatusTooManyRequests, "too many requests; wait a moment")
 	}
 	if c, err := r.Cookie(clientCookie(token)); err == nil {
 		clientKey = c.Value
 	}
 	return token, clientKey, nil
+}
+
+// consentErr charges a request for an unknown link to its address.
+func (g *Gateway) consentErr(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, session.ErrNotFound) {
+		g.limits.allow(probeLimit, "probe:"+clientAddr(r))
+	}
+	g.writeErr(w, r, err)
 }
 
 func (g *Gateway) handleConsentGet(w http.ResponseWriter, r *http.Request, _ *principal) {
@@ -114,7 +130,7 @@ func (g *Gateway) handleConsentGet(w http.ResponseWriter, r *http.Request, _ *pr
 	}
 	s, newKey, err := g.broker.Open(r.Context(), token, key, customerActor(r))
 	if err != nil {
-		g.writeErr(w, r, err)
+		g.consentErr(w, r, err)
 		return
 	}
 	if newKey != "" {
@@ -155,7 +171,7 @@ func (g *Gateway) consentPost(w http.ResponseWriter, r *http.Request, body any,
 		s, err = act(token, key, customerActor(r))
 	}
 	if err != nil {
-		g.writeErr(w, r, err)
+		g.consentErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, g.consentView(s, g.csrfToken(key)))

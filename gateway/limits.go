@@ -9,7 +9,8 @@ import (
 // burst requests at once, refilled at rate per second.
 var (
 	loginLimit   = bucketSpec{burst: 10, rate: 10.0 / 60} // 10 a minute per address
-	consentLimit = bucketSpec{burst: 30, rate: 1}         // per address, all consent routes
+	consentLimit = bucketSpec{burst: 30, rate: 1}         // per consent link, all its routes
+	probeLimit   = bucketSpec{burst: 20, rate: 0.2}       // per address, requests for unknown consent links
 	enrollLimit  = bucketSpec{burst: 5, rate: 5.0 / 60}
 )
 
@@ -57,6 +58,18 @@ func (l *limits) allow(spec bucketSpec, key string) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// peek reports whether the bucket of key has a token, without taking it.
+func (l *limits) peek(spec bucketSpec, key string) bool {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return true
+	}
+	return min(spec.burst, b.tokens+now.Sub(b.at).Seconds()*spec.rate) >= 1
 }
 
 // pruneLocked drops buckets idle for over ten minutes (full again by then

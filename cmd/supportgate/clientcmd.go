@@ -141,14 +141,13 @@ func sessionNew(env *cliEnv, args []string) error {
 		return printJSON(env, raw)
 	}
 	var v struct {
-		ID, ConsentURL, VerificationCode string
-		ConsentExpiresAt                 time.Time
+		ID               string `json:"id"`
+		ConsentURL       string `json:"consent_url"`
+		VerificationCode string `json:"verification_code"`
 	}
-	var r map[string]any
-	json.Unmarshal(raw, &r)
-	v.ID, _ = r["id"].(string)
-	v.ConsentURL, _ = r["consent_url"].(string)
-	v.VerificationCode, _ = r["verification_code"].(string)
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
 	fmt.Fprintf(env.stdout, "session %s requested\nsend the customer this link: %s\nverification code to read to them: %s\n", v.ID, v.ConsentURL, v.VerificationCode)
 	return nil
 }
@@ -183,9 +182,13 @@ func sessionList(env *cliEnv, args []string) error {
 	}
 	var list struct {
 		Sessions []struct {
-			ID, State, EndReason, Agent, Customer string
-			Scopes                                []string
-			ExpiresAt                             *time.Time
+			ID        string     `json:"id"`
+			State     string     `json:"state"`
+			EndReason string     `json:"end_reason"`
+			Agent     string     `json:"agent"`
+			Customer  string     `json:"customer"`
+			Scopes    []string   `json:"scopes"`
+			ExpiresAt *time.Time `json:"expires_at"`
 		} `json:"sessions"`
 	}
 	if err := json.Unmarshal(raw, &list); err != nil {

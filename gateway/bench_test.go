@@ -1,0 +1,297 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"supportgate/gateway"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/sqlite"
+	"supportgate/session"
+)
+
+// benchWorkers is how many clients run at once in BenchmarkCreateApproveHTTP,
+// and benchAgents how many agent accounts they share.
+const (
+	benchWorkers = 16
+	benchAgents  = 8
+	// benchPerAddr is how many customers share one source address: the
+	// consent API allows a burst of 30 requests per address, and each
+	// customer sends two.
+	benchPerAddr = 14
+)
+
+const benchPassword = "bench horse battery staple"
+
+// BenchmarkCreateApproveHTTP measures sessions created and approved per
+// second through the HTTPS API of a real gateway on the SQLite store: an
+// agent POSTs /api/v1/sessions, then the customer GETs the consent link
+// (binding it with the cookie) and POSTs its approval with the CSRF token.
+// benchWorkers clients run at once over keep-alive HTTP/1.1 connections on
+// loopback. As the baseline, the same clients then make three bare GET
+// /healthz round trips per session; x-healthz is the time per session over
+// the time of those three round trips.
+//
+//	go test -run '^$' -bench CreateApproveHTTP ./gateway/
+func BenchmarkCreateApproveHTTP(b *testing.B) {
+	bg := newBenchGateway(b)
+	agents := make([]*benchAgent, benchAgents)
+	for i := range agents {
+		agents[i] = bg.agent(b, i)
+	}
+	// Every customer comes from a loopback address of its own group, as
+	// customers on the internet would, so the per-address consent limit
+	// is not what the benchmark measures.
+	var addrs atomic.Uint32
+	newCustomerTransport := func() *http.Transport {
+		n := addrs.Add(1)
+		return bg.transport(net.IPv4(127, 2, byte(n>>8), byte(n)))
+	}
+
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	errs := make(chan error, benchWorkers)
+	var wg sync.WaitGroup
+	for w := range benchWorkers {
+		wg.Go(func() {
+			a := agents[w%len(agents)]
+			var tr *http.Transport
+			served := 0
+			defer func() {
+				if tr != nil {
+					tr.CloseIdleConnections()
+				}
+			}()
+			for next.Add(1) <= int64(b.N) {
+				if tr == nil || served == benchPerAddr {
+					if tr != nil {
+						tr.CloseIdleConnections()
+					}
+					tr, served = newCustomerTransport(), 0
+				}
+				served++
+				if err := bg.createAndApprove(a, tr); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+
+	// Baseline: three bare round trips per session, same concurrency,
+	// keep-alive connections.
+	base := bg.transport(net.IPv4(127, 3, 0, 1))
+	base.MaxIdleConnsPerHost = benchWorkers
+	defer base.CloseIdleConnections()
+	hc := &http.Client{Transport: base}
+	next.Store(0)
+	hstart := time.Now()
+	for range benchWorkers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(3*b.N) {
+				if err := bg.healthz(hc); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	helapsed := time.Since(hstart)
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+
+	perSec := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(perSec, "sessions/s")
+	b.ReportMetric(float64(3*b.N)/helapsed.Seconds(), "healthz/s")
+	b.ReportMetric(elapsed.Seconds()/helapsed.Seconds(), "x-healthz")
+	if got := bg.g.Broker().OpenCount(); got != b.N {
+		b.Errorf("got %d open sessions, want %d", got, b.N)
+	}
+}
+
+// benchGateway is a gateway on the SQLite store in a temporary directory,
+// on the wall clock, behind a TLS listener on 127.0.0.1.
+type benchGateway struct {
+	mat *keys.Material
+	g   *gateway.Gateway
+	srv *httptest.Server
+}
+
+func newBenchGateway(b *testing.B) *benchGateway {
+	b.Helper()
+	dir := b.TempDir()
+	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "bench.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	g, err := gateway.New(gateway.Config{
+		Store: st, Keys: mat, PublicURL: "https://" + srv.Listener.Addr().String(),
+		Policy: session.Policy{MaxOpenPerAgent: 1_000_000},
+		// Cheap hashes: logins are setup here, not what is measured.
+		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+	})
+	if err != nil {
+		st.Close()
+		b.Fatal(err)
+	}
+	srv.Config.Handler = g.Handler()
+	srv.TLS = mat.TLSConfig()
+	srv.StartTLS()
+	if err := g.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		srv.Close()
+		g.Close()
+		st.Close()
+	})
+	return &benchGateway{mat: mat, g: g, srv: srv}
+}
+
+// transport returns an HTTP/1.1 keep-alive transport whose connections
+// come from the loopback address src and trust the gateway's CA.
+func (bg *benchGateway) transport(src net.IP) *http.Transport {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}
+	return &http.Transport{
+		DialContext:         d.DialContext,
+		TLSClientConfig:     &tls.Config{RootCAs: bg.mat.CAPool()},
+		MaxIdleConnsPerHost: 4,
+	}
+}
+
+// benchAgent is a logged-in agent with a client of its own address.
+type benchAgent struct {
+	token string
+	c     *http.Client
+}
+
+// agent creates the enrolled agent number i and logs it in through the
+// API, from an address of its own because logins are rate limited.
+func (bg *benchGateway) agent(b *testing.B, i int) *benchAgent {
+	b.Helper()
+	name := fmt.Sprintf("bench%02d", i)
+	ctx := context.Background()
+	acct, err := bg.g.Accounts().Create(ctx, gateway.NewUser{Name: name, Role: identity.RoleAgent, Password: benchPassword})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := bg.transport(net.IPv4(127, 1, 0, byte(i+1)))
+	tr.MaxIdleConnsPerHost = benchWorkers
+	b.Cleanup(tr.CloseIdleConnections)
+	a := &benchAgent{c: &http.Client{Transport: tr}}
+	var resp struct {
+		Token string `json:"token"`
+	}
+	login := map[string]string{"user": name, "password": benchPassword, "totp": identity.TOTPCode(acct.User.TOTPSecret, time.Now())}
+	if err := bg.call(a.c, "POST", "/api/v1/login", login, http.StatusOK, &resp, nil); err != nil {
+		b.Fatal(err)
+	}
+	a.token = resp.Token
+	return a
+}
+
+// createAndApprove is one measured iteration: the agent asks, the
+// customer opens the link in a fresh browser profile and approves.
+func (bg *benchGateway) createAndApprove(a *benchAgent, customerTransport *http.Transport) error {
+	var created gateway.CreateResponse
+	req := map[string]any{"customer": "Bench Customer", "scopes": []string{"view", "chat"}, "duration": "30m", "reason": "benchmark"}
+	if err := bg.call(a.c, "POST", "/api/v1/sessions", req, http.StatusCreated, &created,
+		http.Header{"Authorization": {"Bearer " + a.token}}); err != nil {
+		return err
+	}
+	tok := created.ConsentURL[strings.LastIndex(created.ConsentURL, "/")+1:]
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return err
+	}
+	cust := &http.Client{Transport: customerTransport, Jar: jar}
+	var view gateway.ConsentView
+	if err := bg.call(cust, "GET", "/api/v1/consent/"+tok, nil, http.StatusOK, &view, nil); err != nil {
+		return err
+	}
+	if err := bg.call(cust, "POST", "/api/v1/consent/"+tok+"/approve", map[string]any{"scopes": []string{"view"}},
+		http.StatusOK, &view, http.Header{"X-CSRF-Token": {view.CSRFToken}}); err != nil {
+		return err
+	}
+	if view.State != session.Active {
+		return fmt.Errorf("approve: got state %s, want active", view.State)
+	}
+	return nil
+}
+
+func (bg *benchGateway) healthz(c *http.Client) error {
+	return bg.call(c, "GET", "/healthz", nil, http.StatusOK, nil, nil)
+}
+
+// call sends a JSON request and decodes the JSON answer into out.
+func (bg *benchGateway) call(c *http.Client, method, path string, body any, want int, out any, h http.Header) error {
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, bg.srv.URL+path, rd)
+	if err != nil {
+		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: got status %d, want %d: %s", method, path, resp.StatusCode, want, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
