@@ -58,7 +58,20 @@ type principal struct {
 	token users.Token
 }
 
+// routeSets are the route tables of the gateway's parts. Each part (the
+// core API here, web pages, assist enrollment, alerts...) adds its own from
+// an init function in its own file, so parts do not edit one shared list.
+var routeSets = []func(g *Gateway) []route{(*Gateway).coreRoutes}
+
 func (g *Gateway) routeTable() []route {
+	var all []route
+	for _, set := range routeSets {
+		all = append(all, set(g)...)
+	}
+	return all
+}
+
+func (g *Gateway) coreRoutes() []route {
 	return []route{
 		{"GET", "/healthz", public, g.handleHealth},
 		{"GET", "/metrics", public, g.handleMetrics},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,8 +26,11 @@ func runAdmin(env *cliEnv, args []string) error {
 	if len(args) >= 2 && args[0] == "user" && args[1] == "add" {
 		return runAdminUserAdd(env, args[2:])
 	}
+	if len(args) >= 2 && args[0] == "user" && (args[1] == "lock" || args[1] == "unlock") {
+		return runAdminUserLock(env, args[1], args[2:])
+	}
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprintln(env.stdout, "usage: supportgate admin user add --data DIR --name NAME --role ROLE --password-stdin --totp-secret-file FILE")
+		fmt.Fprintln(env.stdout, "usage: supportgate admin user add --data DIR --name NAME --role ROLE --password-stdin --totp-secret-file FILE\n       supportgate admin user lock|unlock NAME   (as a logged-in admin)")
 		return errHelpShown
 	}
 	return &exitError{code: 2, msg: "usage: supportgate admin user add --data DIR --name NAME --role agent|supervisor|auditor|admin --password-stdin --totp-secret-file FILE"}
@@ -122,4 +126,33 @@ func readSecretLine(r io.Reader) (string, error) {
 		return "", errors.New("empty password on standard input")
 	}
 	return line, nil
+}
+
+// runAdminUserLock locks or unlocks an account through the running
+// gateway, so that the lock also ends the user's live sessions.
+func runAdminUserLock(env *cliEnv, verb string, args []string) error {
+	fs := newFlags(env, "admin user "+verb, "NAME")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return &exitError{code: 2, msg: "usage: supportgate admin user " + verb + " NAME"}
+	}
+	cl, err := loggedIn(env)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Ended int `json:"sessions_ended"`
+	}
+	name := fs.Arg(0)
+	if err := cl.Do(context.Background(), "POST", "/api/v1/users/"+url.PathEscape(name)+"/"+verb, nil, &out); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, name, err)
+	}
+	if verb == "lock" {
+		fmt.Fprintf(env.stdout, "locked %s; ended %d open sessions\n", name, out.Ended)
+	} else {
+		fmt.Fprintf(env.stdout, "unlocked %s\n", name)
+	}
+	return nil
 }
