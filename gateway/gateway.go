@@ -59,6 +59,11 @@ type Config struct {
 	// Recipients are the compliance team's age recipients: recordings are
 	// encrypted to them and the gateway cannot read them back.
 	Recipients []age.Recipient
+
+	// OnAudit, if set, is called with every audit record after it is
+	// stored, in the goroutine that stored it (the detector's feed). It
+	// must return quickly and must not call back into the gateway.
+	OnAudit func(audit.Record)
 }
 
 // MaxTokenTTL caps bearer tokens and SSH certificates.
@@ -86,6 +91,7 @@ type Gateway struct {
 	handler http.Handler
 
 	recipients []age.Recipient
+	onAudit    func(audit.Record)
 
 	stop      context.CancelFunc // stops the goroutines Start began
 	bg        sync.WaitGroup     // those goroutines
@@ -112,7 +118,7 @@ func New(cfg Config) (*Gateway, error) {
 		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
 		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
 		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients,
-		stop: func() {},
+		onAudit: cfg.OnAudit, stop: func() {},
 	}
 	if g.org == "" {
 		g.org = "supportgate"
@@ -245,12 +251,16 @@ func (g *Gateway) record(ctx context.Context, e audit.Event) {
 	if e.Time.IsZero() {
 		e.Time = g.clock.Now()
 	}
-	if _, err := g.audit.Append(context.WithoutCancel(ctx), e); err != nil {
+	rec, err := g.audit.Append(context.WithoutCancel(ctx), e)
+	if err != nil {
 		g.metrics.auditFailures.Inc()
 		g.log.Error("audit append failed", "type", e.Type, "err", err)
 		return
 	}
 	g.metrics.auditEvents.Inc()
+	if g.onAudit != nil {
+		g.onAudit(rec)
+	}
 }
 
 // sessionEvent turns a broker event into an audit record, metrics and a
