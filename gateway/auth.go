@@ -2,12 +2,16 @@ package gateway
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -17,6 +21,57 @@ import (
 	"supportgate/gateway/users"
 )
 
+// sessionCookie names the browser login cookie. It carries an API token:
+// HttpOnly so page scripts never see it, SameSite=Strict so other sites
+// cannot send it, and __Host- so only this origin, over HTTPS, sets it.
+const sessionCookie = "__Host-sg_session"
+
+// authenticateRoute authenticates the caller of a role route: by bearer
+// token when the request has an Authorization header, otherwise by the
+// browser session cookie. A cookie-authenticated request that may change
+// state (any method but GET and HEAD) must also carry the session's CSRF
+// token in X-CSRF-Token; bearer requests need none, as no browser attaches
+// a bearer token on its own.
+func (g *Gateway) authenticateRoute(r *http.Request) (*principal, error) {
+	if r.Header.Get("Authorization") != "" {
+		return g.authenticate(r)
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return g.authenticate(r) // neither: the bearer error says what to do
+	}
+	if identity.ParseToken(identity.APITokenPrefix, c.Value) != nil {
+		return nil, errorf(http.StatusUnauthorized, "signed out; sign in again")
+	}
+	p, err := g.principalOf(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		got, want := r.Header.Get("X-CSRF-Token"), g.sessionCSRF(p.token)
+		if got == "" || !hmac.Equal([]byte(got), []byte(want)) {
+			return nil, errorf(http.StatusForbidden, "missing or invalid CSRF token")
+		}
+	}
+	return p, nil
+}
+
+// sessionCSRF is the CSRF token of a browser session, derived from its
+// token's hash: pages read it from the login answer or GET /api/v1/me.
+func (g *Gateway) sessionCSRF(t users.Token) string {
+	mac := hmac.New(sha256.New, g.csrfKey)
+	mac.Write([]byte("session\x00"))
+	mac.Write(t.Hash[:])
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// sameOrigin reports whether a browser request comes from this gateway's
+// own pages. Requests without an Origin header are not from a page.
+func (g *Gateway) sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	return origin != "" && (origin == g.public.Scheme+"://"+g.public.Host || origin == "https://"+r.Host)
+}
+
 // authenticate resolves the bearer token of a request to its user.
 func (g *Gateway) authenticate(r *http.Request) (*principal, error) {
 	h := r.Header.Get("Authorization")
@@ -24,7 +79,12 @@ func (g *Gateway) authenticate(r *http.Request) (*principal, error) {
 	if !ok || identity.ParseToken(identity.APITokenPrefix, tok) != nil {
 		return nil, errorf(http.StatusUnauthorized, "missing or malformed bearer token; run supportgate login")
 	}
-	t, err := g.store.GetToken(r.Context(), identity.HashToken(tok))
+	return g.principalOf(r.Context(), tok)
+}
+
+// principalOf resolves an API token to its user.
+func (g *Gateway) principalOf(ctx context.Context, tok string) (*principal, error) {
+	t, err := g.store.GetToken(ctx, identity.HashToken(tok))
 	if errors.Is(err, users.ErrNotFound) || (err == nil && t.Kind != users.KindAPI) {
 		return nil, errorf(http.StatusUnauthorized, "unknown or revoked token; run supportgate login")
 	}
@@ -34,7 +94,7 @@ func (g *Gateway) authenticate(r *http.Request) (*principal, error) {
 	if !g.clock.Now().Before(t.ExpiresAt) {
 		return nil, errorf(http.StatusUnauthorized, "token expired; run supportgate login")
 	}
-	u, err := g.store.GetUser(r.Context(), t.User)
+	u, err := g.store.GetUser(ctx, t.User)
 	if errors.Is(err, users.ErrNotFound) {
 		return nil, errorf(http.StatusUnauthorized, "unknown or revoked token; run supportgate login")
 	}
@@ -56,10 +116,15 @@ type loginRequest struct {
 	Password     string `json:"password"`
 	TOTP         string `json:"totp"`
 	SSHPublicKey string `json:"ssh_public_key,omitempty"` // authorized_keys form; a certificate is issued for it
+	// Browser asks for a browser session: the token goes into the
+	// HttpOnly session cookie instead of the answer, which carries the
+	// session's CSRF token. Only the gateway's own pages may ask.
+	Browser bool `json:"browser,omitempty"`
 }
 
 type loginResponse struct {
-	Token          string    `json:"token"`
+	Token          string    `json:"token,omitempty"` // empty for a browser login
+	CSRFToken      string    `json:"csrf_token,omitempty"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	User           string    `json:"user"`
 	DisplayName    string    `json:"display_name"`
@@ -72,13 +137,15 @@ type loginResponse struct {
 
 // dummyHash is checked against when the user does not exist, so that a
 // login for an unknown name costs the same as one with a wrong password.
-var dummyHash = func() string {
+// It is made on first use, not at start-up: every CLI command links this
+// package.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := identity.HashPassword(rand.Reader, "not a real password, never matches", identity.DefaultPasswordParams)
 	if err != nil {
-		panic(err)
+		return "$argon2id$v=19$m=65536,t=2,p=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	}
 	return h
-}()
+})
 
 // handleLogin checks password and TOTP together, so a response never says
 // which of the two was wrong. Five failures lock the account for the
@@ -95,6 +162,10 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		g.writeErr(w, r, err)
 		return
 	}
+	if req.Browser && !g.sameOrigin(r) {
+		g.writeErr(w, r, errorf(http.StatusForbidden, "browser sign-in is only accepted from this gateway's own pages"))
+		return
+	}
 	ctx := r.Context()
 	fail := func(u *users.User, why string) {
 		g.metrics.logins.WithLabelValues("failure").Inc()
@@ -106,13 +177,13 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		g.writeErr(w, r, errorf(http.StatusUnauthorized, "wrong user name, password or code"))
 	}
 	if CheckUserName(req.User) != nil || len(req.Password) > 1024 || len(req.TOTP) > 16 {
-		g.hasher.Check(ctx, dummyHash, req.Password)
+		g.hasher.Check(ctx, dummyHash(), req.Password)
 		fail(nil, "malformed request")
 		return
 	}
 	u, err := g.store.GetUser(ctx, req.User)
 	if errors.Is(err, users.ErrNotFound) || (err == nil && !u.Enrolled) {
-		g.hasher.Check(ctx, dummyHash, req.Password)
+		g.hasher.Check(ctx, dummyHash(), req.Password)
 		fail(nil, "unknown or unenrolled user")
 		return
 	}
@@ -184,6 +255,16 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 	if resp.SSHCertificate != "" {
 		detail["ssh_certificate"] = "issued"
 	}
+	if req.Browser {
+		detail["session"] = "browser"
+		http.SetCookie(w, &http.Cookie{
+			Name: sessionCookie, Value: resp.Token, Path: "/",
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+			MaxAge: int(resp.ExpiresAt.Sub(g.clock.Now()) / time.Second),
+		})
+		resp.CSRFToken = g.sessionCSRF(users.Token{Hash: identity.HashToken(resp.Token)})
+		resp.Token = ""
+	}
 	g.record(ctx, audit.Event{Type: "login.success", Actor: u.Name, Role: u.Role, Remote: remote, Detail: detail})
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -254,12 +335,25 @@ func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request, p *princi
 		g.writeErr(w, r, err)
 		return
 	}
+	if _, err := r.Cookie(sessionCookie); err == nil {
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/",
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	}
 	g.record(r.Context(), audit.Event{Type: "logout", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r)})
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged out"})
 }
 
+// handleMe describes the caller; a browser session also gets its CSRF
+// token back, so that a reloaded page can act again.
 func (g *Gateway) handleMe(w http.ResponseWriter, r *http.Request, p *principal) {
-	writeJSON(w, http.StatusOK, userView(p.user))
+	v := struct {
+		UserView
+		CSRFToken string `json:"csrf_token,omitempty"`
+	}{UserView: userView(p.user)}
+	if r.Header.Get("Authorization") == "" {
+		v.CSRFToken = g.sessionCSRF(p.token)
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // Enrollment: the one-time link from first run or an admin shows the TOTP
