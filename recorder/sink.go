@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bufio"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
@@ -65,25 +64,47 @@ type signedBody struct {
 	Stats
 }
 
-// item is one unit of work for the sink.
-type item struct {
-	frame []byte      // a sealed frame, chain value still zero
-	key   *IndexEntry // set when frame is a keyframe
+// batchSize is the capacity of a batch buffer: sealed frames are written
+// to the file a batch at a time, in one write.
+const batchSize = 256 << 10
+
+// batchQueue is how many submitted batches may wait for the sink. With the
+// one the sink is writing and the one the Writer is filling, at most
+// batchQueue+2 batches exist, each batchSize or one frame larger than that.
+const batchQueue = 4
+
+// keyRef marks a keyframe inside a batch.
+type keyRef struct {
+	pos int        // offset of its frame in batch.buf
+	e   IndexEntry // Seq, Time, PrevTag; the sink fills Offset and Chain
+}
+
+// batch is one unit of work for the sink: sealed frames back to back (chain
+// values still zero), then optionally a checkpoint or end record to sign,
+// then optionally a reply once everything before it is written.
+type batch struct {
+	buf  []byte
+	keys []keyRef
 
 	sign  byte // kindCheckpoint or kindEnd: build and sign that record
 	seq   uint64
 	t     time.Duration
 	stats Stats
 
-	flush bool
-	done  chan error // flush: reply when written
+	done chan error // reply when written
 }
 
-// sink chains, signs and writes frames in order on its own goroutine.
+func (b *batch) reset() {
+	b.buf, b.keys = b.buf[:0], b.keys[:0]
+	b.sign, b.seq, b.t, b.stats, b.done = 0, 0, 0, Stats{}, nil
+}
+
+// sink chains, signs and writes frames in order on its own goroutine, so
+// that hashing and writing one batch overlaps sealing the next.
 type sink struct {
-	ch          chan *item
+	ch          chan *batch // submitted batches, in order
+	free        chan *batch // written batches for reuse
 	dst         io.Writer
-	bw          *bufio.Writer
 	signer      ed25519.PrivateKey
 	recordingID string
 	log         *slog.Logger
@@ -99,9 +120,9 @@ type sink struct {
 
 func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [chainLen]byte, offset int64, log *slog.Logger) *sink {
 	return &sink{
-		ch:          make(chan *item, 64),
+		ch:          make(chan *batch, batchQueue),
+		free:        make(chan *batch, batchQueue+2),
 		dst:         dst,
-		bw:          bufio.NewWriterSize(dst, 128<<10),
 		signer:      signer,
 		recordingID: recordingID,
 		log:         log,
@@ -111,8 +132,19 @@ func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [c
 	}
 }
 
-func (s *sink) enqueue(it *item) { s.ch <- it }
-func (s *sink) close()           { close(s.ch) }
+// newBatch returns an empty batch, reusing a written one when there is one.
+func (s *sink) newBatch() *batch {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return &batch{buf: make([]byte, 0, batchSize)}
+	}
+}
+
+// submit hands b to the sink; it blocks while batchQueue batches wait.
+func (s *sink) submit(b *batch) { s.ch <- b }
+func (s *sink) close()          { close(s.ch) }
 
 func (s *sink) err() error {
 	s.mu.Lock()
@@ -130,63 +162,69 @@ func (s *sink) fail(err error) {
 }
 
 func (s *sink) run() {
-	for it := range s.ch {
-		s.handle(it)
+	for b := range s.ch {
+		s.handle(b)
 	}
+}
+
+func (s *sink) handle(b *batch) {
 	if s.err() == nil {
-		if err := s.bw.Flush(); err != nil {
-			s.fail(err)
+		s.writeFrames(b)
+	}
+	if b.sign != 0 && s.err() == nil {
+		s.writeSigned(b)
+	}
+	if b.done != nil {
+		b.done <- s.err()
+	}
+	if cap(b.buf) == batchSize {
+		b.reset()
+		select {
+		case s.free <- b:
+		default:
 		}
 	}
 }
 
-func (s *sink) handle(it *item) {
-	failed := s.err() != nil
-	switch {
-	case it.flush:
-		if !failed {
-			if err := s.bw.Flush(); err != nil {
-				s.fail(err)
-			}
+// writeFrames fills in the chain values of the frames in b, records its
+// keyframes in the index and writes the frames in one write.
+func (s *sink) writeFrames(b *batch) {
+	keys := b.keys
+	for pos := 0; pos < len(b.buf); {
+		n := 4 + int(binary.BigEndian.Uint32(b.buf[pos:]))
+		if len(keys) > 0 && keys[0].pos == pos {
+			e := keys[0].e
+			e.Offset = s.offset + int64(pos)
+			e.Chain = append([]byte(nil), s.chain[:]...)
+			s.index = append(s.index, e)
+			s.since++
+			keys = keys[1:]
 		}
-		if it.done != nil {
-			it.done <- s.err()
-		}
-	case it.sign != 0:
-		if !failed {
-			s.writeSigned(it)
-		}
-	default:
-		if !failed {
-			if it.key != nil {
-				e := *it.key
-				e.Offset = s.offset
-				e.Chain = append([]byte(nil), s.chain[:]...)
-				s.index = append(s.index, e)
-				s.since++
-			}
-			s.writeFrame(it.frame)
-		}
-		putBuf(it.frame)
+		s.chainFrame(b.buf[pos : pos+n])
+		pos += n
 	}
+	if len(b.buf) == 0 {
+		return
+	}
+	if _, err := s.dst.Write(b.buf); err != nil {
+		s.fail(err)
+		return
+	}
+	s.offset += int64(len(b.buf))
 }
 
-// writeFrame fills in the chain value and writes the frame.
-func (s *sink) writeFrame(f []byte) {
+// chainFrame fills in the chain value of frame f.
+func (s *sink) chainFrame(f []byte) {
 	s.chain = s.ch256.next(&s.chain, f[:len(f)-chainLen])
 	copy(f[len(f)-chainLen:], s.chain[:])
-	if _, err := s.bw.Write(f); err != nil {
-		s.fail(err)
-	}
-	s.offset += int64(len(f))
 }
 
 // writeSigned builds, signs and writes a checkpoint or the end record, then
 // syncs; the end record is followed by the footer.
-func (s *sink) writeSigned(it *item) {
-	body := signedBody{RecordingID: s.recordingID, Chain: hex.EncodeToString(s.chain[:]), Records: it.seq - 1, Stats: it.stats}
+func (s *sink) writeSigned(b *batch) {
+	body := signedBody{RecordingID: s.recordingID, Chain: hex.EncodeToString(s.chain[:]), Records: b.seq - 1, Stats: b.stats}
 	ctx := checkpointContext
-	if it.sign == kindEnd {
+	if b.sign == kindEnd {
 		body.Keyframes = s.index
 		ctx = endContext
 	} else {
@@ -198,27 +236,24 @@ func (s *sink) writeSigned(it *item) {
 		return
 	}
 	flen := frameHeaderLen + len(js) + sigLen + chainLen
-	f := make([]byte, flen)
-	putFrameHeader(f, flen-4, it.seq, int64(it.t), it.sign)
+	f := make([]byte, flen, flen+footerLen)
+	putFrameHeader(f, flen-4, b.seq, int64(b.t), b.sign)
 	copy(f[frameHeaderLen:], js)
 	msgEnd := frameHeaderLen + len(js)
 	sig := ed25519.Sign(s.signer, append([]byte(ctx), f[:msgEnd]...))
 	copy(f[msgEnd:], sig)
 	start := s.offset
-	s.writeFrame(f)
+	s.chainFrame(f)
 	s.since = 0
-	if it.sign == kindEnd {
-		var foot [footerLen]byte
-		copy(foot[:], footerMagic)
-		binary.BigEndian.PutUint64(foot[8:], uint64(start))
-		if _, err := s.bw.Write(foot[:]); err != nil {
-			s.fail(err)
-		}
+	if b.sign == kindEnd {
+		f = append(f, footerMagic...)
+		f = binary.BigEndian.AppendUint64(f, uint64(start))
 	}
-	if err := s.bw.Flush(); err != nil {
+	if _, err := s.dst.Write(f); err != nil {
 		s.fail(err)
 		return
 	}
+	s.offset += int64(flen)
 	if sy, ok := s.dst.(interface{ Sync() error }); ok {
 		if err := sy.Sync(); err != nil {
 			s.fail(err)

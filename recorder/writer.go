@@ -107,9 +107,14 @@ func (c *WriterConfig) check() error {
 
 // Writer streams one recording. Its methods are safe for concurrent use by
 // the channels of one session. Records are sealed by the calling goroutine
-// and handed to a sink goroutine that chains, signs and writes them; the
-// buffer is written to the file at least every FlushInterval and the file is
-// synced at each checkpoint and on Close.
+// into a batch buffer; full batches, and the current one at least every
+// FlushInterval, are handed to a sink goroutine that chains, signs and
+// writes them, so hashing and writing overlap sealing. The file is synced
+// at each checkpoint and on Close.
+//
+// Memory is bounded: besides the redaction and keyframe state (a few
+// hundred KiB), at most batchQueue+2 batch buffers of 256 KiB exist, or one
+// frame's size when a single media sample is larger.
 type Writer struct {
 	cfg    WriterConfig
 	closer io.Closer // the file, when the Writer opened it
@@ -130,6 +135,7 @@ type Writer struct {
 	lastCP      time.Time
 	keyframes   int
 	term        termState
+	cur         *batch // being filled
 
 	sink     *sink
 	stop     chan struct{}
@@ -198,6 +204,7 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	}
 	copy(w.prevTag[:], h0[:tagLen])
 	w.sink = newSink(dst, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
+	w.cur = w.sink.newBatch()
 	w.wg.Add(2)
 	go func() { defer w.wg.Done(); w.sink.run() }()
 	go func() { defer w.wg.Done(); w.flusher() }()
@@ -217,7 +224,9 @@ func (w *Writer) flusher() {
 			w.mu.Lock()
 			if !w.closed {
 				w.maybeCheckpointLocked()
-				w.sink.enqueue(&item{flush: true})
+				if len(w.cur.buf) > 0 {
+					w.submitLocked()
+				}
 			}
 			w.mu.Unlock()
 		}
@@ -233,7 +242,8 @@ func (w *Writer) Flush() error {
 		w.mu.Unlock()
 		return ErrClosed
 	}
-	w.sink.enqueue(&item{flush: true, done: done})
+	w.cur.done = done
+	w.submitLocked()
 	w.mu.Unlock()
 	return <-done
 }
@@ -422,7 +432,17 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	}
 	t := w.elapsedLocked()
 	w.seq++
-	buf := getBuf(flen)
+	if cap(w.cur.buf)-len(w.cur.buf) < flen {
+		if len(w.cur.buf) > 0 {
+			w.submitLocked()
+		}
+		if cap(w.cur.buf) < flen {
+			w.cur.buf = make([]byte, 0, flen) // a large media sample
+		}
+	}
+	pos := len(w.cur.buf)
+	w.cur.buf = w.cur.buf[:pos+flen]
+	buf := w.cur.buf[pos:]
 	putFrameHeader(buf, flen-4, w.seq, int64(t), kindSealed)
 	pt := buf[frameHeaderLen : frameHeaderLen+n]
 	pt[0] = byte(typ)
@@ -432,11 +452,10 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	nc := nonce(w.seq)
 	ct := w.aead.Seal(pt[:0], nc[:], pt, ad[:])
 	copy(w.prevTag[:], ct[len(ct)-tagLen:])
-	it := &item{frame: buf}
+	clear(buf[len(buf)-chainLen:])
 	if typ == TypeKeyframe {
-		it.key = &IndexEntry{Seq: w.seq, Time: t, PrevTag: w.prevTagBefore(ad)}
+		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: t, PrevTag: w.prevTagBefore(ad)}})
 	}
-	w.sink.enqueue(it)
 	w.size += int64(flen)
 	w.sinceCP++
 	return nil
@@ -469,11 +488,13 @@ func (w *Writer) checkpointLocked(kind byte) {
 	}
 	t := w.elapsedLocked()
 	w.seq++
-	w.sink.enqueue(&item{sign: kind, seq: w.seq, t: t, stats: Stats{
+	w.cur.sign, w.cur.seq, w.cur.t = kind, w.seq, t
+	w.cur.stats = Stats{
 		Redactions: w.redactionsLocked(),
 		Dropped:    w.dropped,
 		Capped:     w.capped,
-	}})
+	}
+	w.submitLocked()
 	w.size += 1024 // a checkpoint's JSON and signature, roughly
 	w.sinceCP = 0
 }
@@ -514,18 +535,8 @@ func (w *Writer) Close() error {
 	return w.closeErr
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, maxChunk+256); return &b }}
-
-func getBuf(n int) []byte {
-	if n > maxChunk+256 {
-		return make([]byte, n)
-	}
-	bp := bufPool.Get().(*[]byte)
-	return (*bp)[:n]
-}
-
-func putBuf(b []byte) {
-	if cap(b) == maxChunk+256 {
-		bufPool.Put(&b)
-	}
+// submitLocked hands the current batch to the sink and starts a new one.
+func (w *Writer) submitLocked() {
+	w.sink.submit(w.cur)
+	w.cur = w.sink.newBatch()
 }
