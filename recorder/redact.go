@@ -3,6 +3,7 @@ package recorder
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"regexp"
 	"unicode/utf8"
 )
@@ -47,6 +48,7 @@ var cardSpecial = func() (t [256]bool) {
 type cardRedactor struct {
 	run    []byte // held-back candidate, starting with a digit
 	inRun  bool
+	nd     int  // digits in run outside escapes
 	sep    bool // the last byte of run outside escapes was a separator
 	esc    int
 	count  int
@@ -56,53 +58,91 @@ type cardRedactor struct {
 
 func (r *cardRedactor) process(out, p []byte) []byte {
 	i := 0
-	for i < len(p) {
-		if !r.inRun {
-			if r.esc == escNone {
-				j := i + skipPlain(p[i:])
-				for j < len(p) && !cardSpecial[p[j]] {
-					j++
-				}
-				out = append(out, p[i:j]...)
-				if i = j; i == len(p) {
-					break
-				}
-				if p[i] == 0x1b {
-					r.esc = escStart
-					out = append(out, 0x1b)
-				} else {
-					r.inRun, r.sep = true, false
-					r.run = append(r.run[:0], p[i])
-				}
-				i++
-				continue
-			}
-			out = append(out, p[i])
-			r.esc = nextEsc(r.esc, p[i])
-			i++
-			continue
+	if r.inRun {
+		i = r.extend(p, 0, maxRun-len(r.run))
+		r.run = append(r.run, p[:i]...)
+		if i == len(p) && len(r.run) < maxRun {
+			return out
 		}
+		out = r.finish(out) // p[i], if any, is processed outside the run
+	}
+	// Bytes from start to i pass through unchanged; they are appended in
+	// one piece when a run must be held back or masked, or at the end.
+	start := i
+	for {
+		if i = r.skip(p, i); i == len(p) {
+			break
+		}
+		// a digit outside escape sequences starts a run
+		r.sep, r.nd = false, 1
+		j := r.extend(p, i+1, maxRun-1)
+		if j == len(p) && j-i < maxRun {
+			// it may go on in the next write: hold it back
+			out = append(out, p[start:i]...)
+			r.inRun = true
+			r.run = append(r.run[:0], p[i:]...)
+			return out
+		}
+		if r.nd >= 13 {
+			out = append(out, p[start:i]...)
+			r.inRun = true
+			r.run = append(r.run[:0], p[i:j]...)
+			out = r.finish(out)
+			start = j
+		}
+		i = j
+	}
+	return append(out, p[start:]...)
+}
+
+// extend returns the end of a run that continues at p[i], looking at no
+// more than n bytes, and advances the run state over it.
+func (r *cardRedactor) extend(p []byte, i, n int) int {
+	end := min(len(p), i+n)
+	for ; i < end; i++ {
 		c := p[i]
 		switch {
 		case r.esc != escNone:
 			r.esc = nextEsc(r.esc, c)
-		case c >= '0' && c <= '9':
+		case c-'0' <= 9:
 			r.sep = false
+			r.nd++
 		case c == 0x1b:
 			r.esc = escStart
 		case (c == ' ' || c == '-') && !r.sep:
 			r.sep = true
 		default:
-			out = r.finish(out)
-			continue // c is processed outside the run
-		}
-		r.run = append(r.run, c)
-		i++
-		if len(r.run) >= maxRun {
-			out = r.finish(out)
+			return i
 		}
 	}
-	return out
+	return i
+}
+
+// skip returns the index of the first digit outside escape sequences in
+// p[i:], or len(p), advancing the escape state over what it skips.
+func (r *cardRedactor) skip(p []byte, i int) int {
+	for i < len(p) {
+		switch r.esc {
+		case escNone:
+			i += nextSpecial(p[i:])
+			if i == len(p) || p[i] != 0x1b {
+				return i
+			}
+			r.esc = escStart
+		case escCSI:
+			for i < len(p) && (p[i] < 0x40 || p[i] > 0x7e) {
+				i++ // parameter and intermediate bytes
+			}
+			if i == len(p) {
+				return i
+			}
+			r.esc = escNone
+		default:
+			r.esc = nextEsc(r.esc, p[i])
+		}
+		i++
+	}
+	return i
 }
 
 // nextEsc advances the escape-sequence state by one byte.
@@ -152,6 +192,12 @@ func (r *cardRedactor) flush(out []byte) []byte {
 func (r *cardRedactor) finish(out []byte) []byte {
 	run := r.run
 	r.inRun, r.sep = false, false
+	if r.nd < 13 {
+		// too few digits for a card; r.esc is already the state at its end
+		out = append(out, run...)
+		r.run = run[:0]
+		return out
+	}
 	// locate digits and their groups, skipping escape sequences
 	r.digits, r.groups = r.digits[:0], r.groups[:0]
 	st, g := escNone, 0
@@ -322,24 +368,27 @@ const (
 	highs = 0x8080808080808080
 )
 
-// skipPlain returns how many leading bytes of p, in whole 8-byte words,
-// hold no digit and no ESC; it tests eight bytes at a time.
-func skipPlain(p []byte) int {
+// nextSpecial returns the index of the first digit or ESC in p, or len(p);
+// it tests eight bytes at a time.
+func nextSpecial(p []byte) int {
 	n := 0
-	for len(p)-n >= 8 {
+	for ; len(p)-n >= 8; n += 8 {
 		x := binary.LittleEndian.Uint64(p[n:])
 		low := x &^ highs // each byte's low 7 bits
-		// bytes in 0x30..0x39 among those below 0x80
+		// bytes in 0x30..0x39 among those below 0x80 (exact: no carries)
 		ge30 := low + (0x80-0x30)*ones
 		ge3a := low + (0x80-0x3a)*ones
 		digit := ge30 &^ ge3a &^ x & highs
-		// bytes equal to ESC
+		// bytes equal to ESC; a borrow can only mark bytes above a true
+		// match, so the lowest mark is exact
 		e := x ^ 0x1b*ones
 		esc := (e - ones) &^ e & highs
-		if digit|esc != 0 {
-			break
+		if m := digit | esc; m != 0 {
+			return n + bits.TrailingZeros64(m)/8
 		}
-		n += 8
+	}
+	for n < len(p) && !cardSpecial[p[n]] {
+		n++
 	}
 	return n
 }
