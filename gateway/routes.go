@@ -168,7 +168,7 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	var p *principal
 	if len(rt.access.roles) > 0 {
 		var err error
-		if p, err = g.authenticate(r); err != nil {
+		if p, err = g.authenticateRoute(r); err != nil {
 			g.writeErr(sw, r, err)
 			return
 		}

@@ -1,0 +1,176 @@
+// The customer's consent page: shows who asks for what, lets the customer
+// narrow and approve or deny, then shows the live session with a Stop
+// button until it ends. The link is bound to this browser by the cookie
+// the first GET sets; every POST sends the CSRF token from that GET.
+"use strict";
+
+(() => {
+  const token = location.pathname.split("/")[2] || "";
+  const base = "/api/v1/consent/" + encodeURIComponent(token);
+  let csrf = "";
+  let view = null;
+  let offset = 0;       // server clock minus local clock, in ms
+  let ticker = null;
+  let socket = null;
+  let stoppedHere = false;
+  let ended = false;
+
+  const problem = (msg) => {
+    sg.show("loading", false);
+    sg.text("problem", msg);
+    sg.show("problem", true);
+  };
+
+  const explain = (status, data) => {
+    const err = (data && data.error) || "";
+    if (status === 403) return "This link is already open in another browser, so it cannot be used here. " +
+      "A link works only in the browser that opened it first. If that was not you, tell the organisation: " + err;
+    if (status === 404) return "This link is not valid. Check that you copied all of it.";
+    if (status === 410) return "This link has expired. Ask the agent for a new one.";
+    if (status === 429) return "Too many attempts. Wait a minute and reload the page.";
+    return err || "Something went wrong (" + status + "). Reload the page to try again.";
+  };
+
+  const renderRequest = (v) => {
+    sg.text("org", v.agent.org);
+    sg.text("org2", v.agent.org);
+    sg.text("agent", v.agent.name);
+    sg.text("code", v.verification_code);
+    sg.text("duration", sg.words(sg.goDuration(v.duration)));
+    sg.show("reason-line", !!v.reason);
+    sg.text("reason", v.reason);
+    if (v.consent_expires_at) {
+      const t = new Date(Date.parse(v.consent_expires_at) - offset);
+      sg.text("expires-line", "This request expires at " + t.toLocaleTimeString() + " if you do nothing. Nothing is allowed unless you approve.");
+    }
+    const list = sg.$("scopes");
+    list.replaceChildren();
+    (v.requested_scopes || v.scopes || []).forEach((scope, i) => {
+      const li = document.createElement("li");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = true;
+      box.id = "scope-" + i;
+      box.value = scope;
+      box.name = "scope";
+      const label = document.createElement("label");
+      label.htmlFor = box.id;
+      label.textContent = sg.scopeWords(scope);
+      li.append(box, label);
+      list.append(li);
+    });
+    sg.show("request", true);
+  };
+
+  const renderLive = (v) => {
+    view = v;
+    sg.show("request", false);
+    sg.show("live", true);
+    sg.text("connected", v.agent.name + " from " + v.agent.org + " is connected.");
+    sg.text("granted", (v.scopes || []).map(sg.scopeWords).join("; "));
+    const ext = v.extension;
+    sg.show("extension", !!ext);
+    if (ext) {
+      sg.text("ext-text", v.agent.name + " asks for " + sg.words(sg.goDuration(ext.by)) +
+        " more. If you refuse or do nothing, the session ends at the time shown.");
+    }
+    tick();
+    if (!ticker) ticker = setInterval(tick, 1000);
+  };
+
+  const tick = () => {
+    if (!view || !view.expires_at) return;
+    const left = (Date.parse(view.expires_at) - (Date.now() + offset)) / 1000;
+    const el = sg.$("timeleft");
+    el.textContent = sg.clock(left);
+    el.setAttribute("aria-label", sg.words(left) + " left");
+  };
+
+  const renderEnded = (v) => {
+    ended = true;
+    if (ticker) { clearInterval(ticker); ticker = null; }
+    sg.show("request", false);
+    sg.show("live", false);
+    sg.show("ended", true);
+    sg.text("ended-why", sg.endWords(v.end_reason, stoppedHere ? "customer" : "the agent or their organisation"));
+    document.title = "Session ended";
+  };
+
+  const render = (v) => {
+    view = v;
+    if (v.csrf_token) csrf = v.csrf_token;
+    sg.show("loading", false);
+    if (v.state === "requested") renderRequest(v);
+    else if (v.state === "active") { renderLive(v); watch(); }
+    else renderEnded(v);
+  };
+
+  // watch follows the session over the consent websocket until it ends.
+  const watch = () => {
+    if (socket || ended) return;
+    socket = new WebSocket(sg.wsURL(base + "/watch"));
+    socket.onmessage = (ev) => {
+      let v;
+      try { v = JSON.parse(ev.data); } catch (e) { return; }
+      view = v;
+      if (v.state === "active") renderLive(v);
+      else if (v.state === "ended") renderEnded(v);
+    };
+    socket.onclose = () => {
+      socket = null;
+      if (!ended) setTimeout(refresh, 1000);
+    };
+  };
+
+  const refresh = async () => {
+    const r = await sg.api("GET", base);
+    if (r.status !== 200) { problem(explain(r.status, r.data)); return; }
+    offset = sg.serverOffset(r.date);
+    render(r.data);
+  };
+
+  const post = async (action, body) => {
+    const r = await sg.api("POST", base + "/" + action, body === undefined ? {} : body, csrf);
+    if (r.status !== 200) {
+      sg.text("form-error", explain(r.status, r.data));
+      sg.show("form-error", true);
+      return null;
+    }
+    sg.show("form-error", false);
+    return r.data;
+  };
+
+  sg.$("consent-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const scopes = [...document.querySelectorAll("#scopes input:checked")].map((b) => b.value);
+    if (scopes.length === 0) {
+      sg.text("form-error", "You unticked everything. To allow nothing, press Deny.");
+      sg.show("form-error", true);
+      return;
+    }
+    sg.$("approve").disabled = true;
+    const v = await post("approve", { scopes });
+    sg.$("approve").disabled = false;
+    if (v) render(v);
+  });
+
+  sg.$("deny").addEventListener("click", async () => {
+    const v = await post("deny");
+    if (v) render(v);
+  });
+
+  sg.$("stop").addEventListener("click", async () => {
+    stoppedHere = true;
+    const v = await post("revoke");
+    if (v) renderEnded(v); else stoppedHere = false;
+  });
+
+  const decide = async (approve) => {
+    const v = await post("extension", { approve });
+    if (v && v.state === "active") renderLive(v);
+  };
+  sg.$("ext-yes").addEventListener("click", () => decide(true));
+  sg.$("ext-no").addEventListener("click", () => decide(false));
+
+  refresh();
+})();
