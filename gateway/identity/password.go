@@ -193,6 +193,11 @@ func parsePHC(s string) (phc, error) {
 	if err := p.Validate(); err != nil {
 		return bad("%s", strings.TrimPrefix(err.Error(), "identity: password params: "))
 	}
+	// encoding/base64 skips \r and \n while decoding; a stored hash has
+	// neither, so refuse them rather than accept a non-canonical form.
+	if strings.ContainsAny(parts[4]+parts[5], "\r\n") {
+		return bad("salt and hash must be unpadded base64 without line breaks")
+	}
 	salt, err := b64.DecodeString(parts[4])
 	if err != nil || len(salt) < minSaltLen || len(salt) > maxSaltLen {
 		return bad("salt must be %d..%d bytes of unpadded base64", minSaltLen, maxSaltLen)
