@@ -26,7 +26,7 @@ lint: vet
 
 # The whole suite with the race detector, then each fuzz target briefly.
 test: deps vet
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 	./.ci/fuzz
 
 fuzz:
