@@ -11,6 +11,7 @@ type riskyPattern struct {
 	what     string // completes "ran a command that ..."
 	severity Severity
 	re       *regexp.Regexp
+	keywords []string // the regexp can only match a line containing one of these
 }
 
 // riskyPatterns are matched against a command line folded to lower case
@@ -18,13 +19,13 @@ type riskyPattern struct {
 // attacker's command line cannot make matching slow.
 var riskyPatterns = []riskyPattern{
 	{"credentials", "reads credential files", High, regexp.MustCompile(
-		`(/etc/(g?shadow|sudoers|master\.passwd)\b|\.ssh/(id_[a-z0-9_]+|authorized_keys)\b|\.aws/credentials|\.kube/config|\.docker/config\.json|\.netrc\b|\.pgpass\b|\.git-credentials|/etc/ssl/private|\bsam\b.*\bsystem\b.*reg|reg(\.exe)? save hklm\\(sam|security)|\blsass\b|mimikatz|\.gnupg/|keychain|\bsecretsdump)`)},
+		`(/etc/(g?shadow|sudoers|master\.passwd)\b|\.ssh/(id_[a-z0-9_]+|authorized_keys)\b|\.aws/credentials|\.kube/config|\.docker/config\.json|\.netrc\b|\.pgpass\b|\.git-credentials|/etc/ssl/private|\bsam\b.*\bsystem\b.*reg|reg(\.exe)? save hklm\\(sam|security)|\blsass\b|mimikatz|\.gnupg/|keychain|\bsecretsdump)`), []string{"shadow", "sudoers", "master.passwd", ".ssh/", ".aws/", ".kube/", ".docker/", ".netrc", ".pgpass", ".git-credentials", "ssl/private", "sam", "lsass", "mimikatz", ".gnupg/", "keychain", "secretsdump"}},
 	{"download_exec", "pipes a download into a shell", Critical, regexp.MustCompile(
-		`\b(curl|wget|fetch|iwr|invoke-webrequest)\b[^|;&]*\|\s*(sudo\s+(-\S+\s+)*)?(ba|z|da|k)?sh\b|\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(python[0-9.]*|perl|ruby|php|node)\b|(ba|z)?sh\s+<\(\s*(curl|wget)\b|\biex\s*\(?\s*\(?\s*(new-object\s+net\.webclient|iwr|invoke-webrequest)`)},
+		`\b(curl|wget|fetch|iwr|invoke-webrequest)\b[^|;&]*\|\s*(sudo\s+(-\S+\s+)*)?(ba|z|da|k)?sh\b|\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(python[0-9.]*|perl|ruby|php|node)\b|(ba|z)?sh\s+<\(\s*(curl|wget)\b|\biex\s*\(?\s*\(?\s*(new-object\s+net\.webclient|iwr|invoke-webrequest)`), []string{"curl", "wget", "fetch", "iwr", "invoke-webrequest", "iex"}},
 	{"history", "clears or disables shell history", High, regexp.MustCompile(
-		`\bhistory\s+-[cw]\b|\bunset\s+histfile\b|\bhistfile=/dev/null|\bhistsize=0\b|\bset\s+\+o\s+history\b|(\brm|\bshred|\btruncate|>)\s*[^;|&]*(\.bash_history|\.zsh_history|\.history\b|psreadline)|\bclear-history\b|\bwevtutil(\.exe)?\s+cl\b|\bjournalctl\b.*--vacuum`)},
+		`\bhistory\s+-[cw]\b|\bunset\s+histfile\b|\bhistfile=/dev/null|\bhistsize=0\b|\bset\s+\+o\s+history\b|(\brm|\bshred|\btruncate|>)\s*[^;|&]*(\.bash_history|\.zsh_history|\.history\b|psreadline)|\bclear-history\b|\bwevtutil(\.exe)?\s+cl\b|\bjournalctl\b.*--vacuum`), []string{"hist", "clear-history", "wevtutil", "journalctl", "psreadline"}},
 	{"disable_security", "disables security tooling", Critical, regexp.MustCompile(
-		`\bsetenforce\s+0\b|\bsystemctl\s+(stop|disable|mask|kill)\s+(\S+\s+)*(auditd|apparmor|firewalld|ufw|falcon-sensor|crowdstrike|osqueryd|wazuh-agent|clamav-daemon|sysmon|sentinelone|elastic-agent|fail2ban)\b|\bservice\s+(auditd|apparmor|firewalld|falcon-sensor|osqueryd|wazuh-agent)\s+stop\b|\bufw\s+disable\b|\biptables\s+(-[a-z]*f\b|--flush)|\bauditctl\s+-e\s*0\b|\bauditctl\s+-d\b|set-mppreference\s+.*-disable(realtimemonitoring|behaviormonitoring|ioavprotection)\s+\$?true|\bnetsh\s+advfirewall\s+set\s+\S+\s+state\s+off|\bsc(\.exe)?\s+(stop|config)\s+(windefend|sense|mpssvc)`)},
+		`\bsetenforce\s+0\b|\bsystemctl\s+(stop|disable|mask|kill)\s+(\S+\s+)*(auditd|apparmor|firewalld|ufw|falcon-sensor|crowdstrike|osqueryd|wazuh-agent|clamav-daemon|sysmon|sentinelone|elastic-agent|fail2ban)\b|\bservice\s+(auditd|apparmor|firewalld|falcon-sensor|osqueryd|wazuh-agent)\s+stop\b|\bufw\s+disable\b|\biptables\s+(-[a-z]*f\b|--flush)|\bauditctl\s+-e\s*0\b|\bauditctl\s+-d\b|set-mppreference\s+.*-disable(realtimemonitoring|behaviormonitoring|ioavprotection)\s+\$?true|\bnetsh\s+advfirewall\s+set\s+\S+\s+state\s+off|\bsc(\.exe)?\s+(stop|config)\s+(windefend|sense|mpssvc)`), []string{"setenforce", "systemctl", "service", "ufw", "iptables", "auditctl", "set-mppreference", "netsh", "sc ", "sc.exe"}},
 }
 
 // RiskyMatch is a category a command line falls into.
@@ -44,9 +45,18 @@ func ClassifyCommand(cmd string) []RiskyMatch {
 	norm := strings.ToLower(strings.Join(strings.Fields(cmd), " "))
 	var out []RiskyMatch
 	for _, p := range riskyPatterns {
-		if p.re.MatchString(norm) {
+		if containsAny(norm, p.keywords) && p.re.MatchString(norm) {
 			out = append(out, RiskyMatch{Category: p.category, What: p.what, Severity: p.severity})
 		}
 	}
 	return out
+}
+
+func containsAny(s string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
 }
