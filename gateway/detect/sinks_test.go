@@ -221,4 +221,3 @@ func TestFormatSyslogEscapes(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
-
