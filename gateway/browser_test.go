@@ -116,11 +116,13 @@ func row(id, state string) chromedp.CSS {
 // TestBrowserConsent is the customer's journey against a live console: the
 // agent asks, the customer checks who asks, unticks a scope and approves;
 // the console follows without a reload; the agent asks for more time and
-// the customer allows it; a second browser with the same link is refused;
-// the customer presses Stop and the console shows the end within a second.
+// the customer allows it; a second browser with the same link is refused,
+// and as the team supervisor's console sees the session; the customer
+// presses Stop and both consoles show the end within a second.
 func TestBrowserConsent(t *testing.T) {
 	w := newWebEnv(t)
 	secret := w.staff("alice", "Alice Example", identity.RoleAgent, "red")
+	samSecret := w.staff("sam", "Sam Super", identity.RoleSupervisor, "red")
 
 	// Start the three browsers at once; each is a separate profile.
 	ch := make(chan *browsertest.Profile, 3)
@@ -228,10 +230,24 @@ func TestBrowserConsent(t *testing.T) {
 		t.Errorf("second browser sees the request or the live session")
 	}
 
-	// Stop ends it at once, and the console shows it within a second.
+	// The second profile is the team's supervisor's: the console shows
+	// alice's live session with an End button.
+	w.signIn(otherB, "sam", identity.TOTPCode(samSecret, time.Now()))
+	otherB.Do(chromedp.WaitVisible(chromedp.CSS(`#session-rows tr[data-id="` + id + `"][data-state="active"] button.revoke`)))
+	if got := otherB.Text("#sessions-h"); got != "Team sessions" {
+		t.Errorf("supervisor's heading %q", got)
+	}
+	if got := otherB.Text(`#session-rows tr[data-id="` + id + `"] button.revoke`); got != "End session" {
+		t.Errorf("supervisor's button reads %q, want End session", got)
+	}
+
+	// Stop ends it at once, and both consoles show it within a second.
 	customerB.Do(chromedp.Click(chromedp.CSS("#stop")))
 	stopped := time.Now()
-	if err := agentB.Try(time.Second, chromedp.WaitVisible(row(id, "ended"))); err != nil {
+	if err := otherB.Try(time.Second, chromedp.WaitVisible(row(id, "ended"))); err != nil {
+		t.Errorf("supervisor's console did not show the end within 1s of Stop: %v", err)
+	}
+	if err := agentB.Try(time.Second-time.Since(stopped), chromedp.WaitVisible(row(id, "ended"))); err != nil {
 		row := agentB.Text(`#session-rows tr[data-id="` + id + `"]`)
 		s, _ := w.g.Broker().Get(context.Background(), id)
 		t.Fatalf("console did not show the session ended within 1s of Stop: %v; row %q; note %q; session %s/%s",

@@ -69,7 +69,9 @@
     sg.text("connected", v.agent.name + " from " + v.agent.org + " is connected.");
     sg.text("granted", (v.scopes || []).map(sg.scopeWords).join("; "));
     const ext = v.extension;
+    const wasAsking = !sg.$("extension").hidden;
     sg.show("extension", !!ext);
+    if (ext && !wasAsking) sg.$("extension").focus();
     if (ext) {
       sg.text("ext-text", v.agent.name + " asks for " + sg.words(sg.goDuration(ext.by)) +
         " more. If you refuse or do nothing, the session ends at the time shown.");
@@ -94,6 +96,7 @@
     sg.show("ended", true);
     sg.text("ended-why", sg.endWords(v.end_reason, stoppedHere ? "customer" : "the agent or their organisation"));
     document.title = "Session ended";
+    sg.$("ended-h").focus();
   };
 
   const render = (v) => {
