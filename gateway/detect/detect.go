@@ -61,10 +61,10 @@ var DefaultRules = Rules{
 	DefaultDailyCustomers: 6,
 	OffHoursShare:         0.01,
 	LearnLogins:           10,
-	LearnActivity:         60,
+	LearnActivity:         30,
 	DenialWindow:          time.Hour,
 	DenialMin:             4,
-	BulkMinBytes:          256 << 20,
+	BulkMinBytes:          512 << 20,
 	BulkSpread:            4,
 	DefaultBulkBytes:      4 << 20,
 	BulkCriticalBytes:     2 << 30,
@@ -263,6 +263,11 @@ var ErrClosed = errors.New("detect: detector is closed")
 // record may be dropped.
 func (d *Detector) ObserveWait(ctx context.Context, rec audit.Record) error {
 	select {
+	case <-d.closing:
+		return ErrClosed
+	default:
+	}
+	select {
 	case d.queue <- item{rec: rec}:
 		d.observed.Add(1)
 		return nil
@@ -276,6 +281,11 @@ func (d *Detector) ObserveWait(ctx context.Context, rec audit.Record) error {
 // Flush returns once every record queued before it has been processed.
 func (d *Detector) Flush(ctx context.Context) error {
 	ch := make(chan struct{})
+	select {
+	case <-d.closing:
+		return ErrClosed
+	default:
+	}
 	select {
 	case d.queue <- item{flush: ch}:
 	case <-d.closing:

@@ -474,8 +474,11 @@ func (d *Detector) onEnded(a *agentState, rec audit.Record) {
 	if n >= 2*limit {
 		sev = High
 	}
-	what := fmt.Sprintf("%d customers refused %s's sessions in %s; usually about %s%% of their requests are refused",
-		n, a.name, span(a.denials[0].t, t), round(100*rate))
+	usual := "almost none of their requests are refused"
+	if rate >= 0.005 {
+		usual = fmt.Sprintf("about %s%% of their requests are refused", round(100*rate))
+	}
+	what := fmt.Sprintf("%d customers refused %s's sessions in %s; usually %s", n, a.name, span(a.denials[0].t, t), usual)
 	d.raise(a, rec, KindDenials, "", sev, what, ev...)
 }
 
