@@ -63,6 +63,7 @@ func BenchmarkCreateApproveHTTP(b *testing.B) {
 		return bg.transport(net.IPv4(127, 2, byte(n>>8), byte(n)))
 	}
 
+	txs0, writes0 := bg.st.WriteStats()
 	b.ResetTimer()
 	start := time.Now()
 	var next atomic.Int64
@@ -95,6 +96,8 @@ func BenchmarkCreateApproveHTTP(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	txs, writes := bg.st.WriteStats()
+	txs, writes = txs-txs0, writes-writes0
 	b.StopTimer()
 	select {
 	case err := <-errs:
@@ -132,6 +135,8 @@ func BenchmarkCreateApproveHTTP(b *testing.B) {
 	b.ReportMetric(perSec, "sessions/s")
 	b.ReportMetric(float64(3*b.N)/helapsed.Seconds(), "healthz/s")
 	b.ReportMetric(elapsed.Seconds()/helapsed.Seconds(), "x-healthz")
+	b.ReportMetric(float64(txs)/float64(b.N), "tx/session")
+	b.ReportMetric(float64(writes)/float64(b.N), "writes/session")
 	if got := bg.g.Broker().OpenCount(); got != b.N {
 		b.Errorf("got %d open sessions, want %d", got, b.N)
 	}
@@ -141,6 +146,7 @@ func BenchmarkCreateApproveHTTP(b *testing.B) {
 // on the wall clock, behind a TLS listener on 127.0.0.1.
 type benchGateway struct {
 	mat *keys.Material
+	st  *sqlite.Store
 	g   *gateway.Gateway
 	srv *httptest.Server
 }
@@ -178,7 +184,7 @@ func newBenchGateway(b *testing.B) *benchGateway {
 		g.Close()
 		st.Close()
 	})
-	return &benchGateway{mat: mat, g: g, srv: srv}
+	return &benchGateway{mat: mat, st: st, g: g, srv: srv}
 }
 
 // transport returns an HTTP/1.1 keep-alive transport whose connections

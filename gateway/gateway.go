@@ -168,7 +168,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.hub = newHub()
 	g.limits = newLimits(g.clock.Now)
 	g.broker, err = session.NewBroker(session.Config{
-		Store: cfg.Store, Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
+		Store: newAuditedSessions(cfg.Store, g), Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
 		OnEvent: g.sessionEvent,
 	})
 	if err != nil {
@@ -257,28 +257,26 @@ func (g *Gateway) record(ctx context.Context, e audit.Event) {
 		g.log.Error("audit append failed", "type", e.Type, "err", err)
 		return
 	}
+	g.recorded(rec)
+}
+
+// recorded reports an audit record once it is stored, by record or
+// together with a session change (auditedSessions).
+func (g *Gateway) recorded(rec audit.Record) {
 	g.metrics.auditEvents.Inc()
 	if g.onAudit != nil {
 		g.onAudit(rec)
 	}
 }
 
-// sessionEvent turns a broker event into an audit record, metrics and a
-// live update for watchers of the session.
+// sessionEvent turns a broker event into metrics and a live update for
+// watchers of the session. Events of stored changes were audited with the
+// change (see auditedSessions); the others are recorded here.
 func (g *Gateway) sessionEvent(e session.Event) {
 	s := e.Session
-	detail := map[string]string{}
-	for k, v := range e.Detail {
-		detail[k] = v
+	if !e.Stored {
+		g.record(context.Background(), sessionAuditEvent(e, s))
 	}
-	detail["agent"] = s.Agent
-	if e.Type == "session.created" {
-		detail["customer"] = s.Customer
-	}
-	g.record(context.Background(), audit.Event{
-		Time: e.Time, Type: e.Type, Actor: e.Actor.Name, Role: e.Actor.Role,
-		Session: s.ID, Remote: e.Actor.Remote, Detail: detail,
-	})
 	switch e.Type {
 	case "session.created":
 		g.metrics.sessionsCreated.Inc()

@@ -33,6 +33,10 @@ type Event struct {
 	Actor   Actor
 	Session *Session // the session after the change (a copy)
 	Detail  map[string]string
+	// Stored is true when the event went to the Store together with the
+	// change it reports (Change.Event); it is false for events that change
+	// nothing stored, such as consent.refused.
+	Stored bool
 }
 
 // Actor is who asked for a change.
@@ -266,7 +270,8 @@ func (b *Broker) Create(ctx context.Context, by Actor, req NewRequest) (*Session
 	b.openCount[req.Agent]++
 	b.mu.Unlock()
 
-	err = b.store.CreateSession(ctx, s.Clone())
+	ev := b.event("session.created", by, map[string]string{"scopes": s.Requested.String(), "duration": s.Duration.String()})
+	err = b.store.CreateSession(ctx, Change{Session: s.Clone(), Event: ev})
 	b.mu.Lock()
 	b.openCount[req.Agent]--
 	if err == nil && !b.closed {
@@ -277,7 +282,7 @@ func (b *Broker) Create(ctx context.Context, by Actor, req NewRequest) (*Session
 	if err != nil {
 		return nil, "", fmt.Errorf("session: storing new session: %w", err)
 	}
-	b.emit("session.created", by, s, map[string]string{"scopes": s.Requested.String(), "duration": s.Duration.String()})
+	b.publish(ev, s)
 	return s.Clone(), token, nil
 }
 
@@ -402,7 +407,8 @@ func (b *Broker) change(ctx context.Context, e *entry, typ string, by Actor, det
 	if next.State == Ended {
 		e.cancel()
 	}
-	if err := b.store.UpdateSessions(ctx, next.Clone()); err != nil {
+	ev := b.event(typ, by, detail)
+	if err := b.store.UpdateSessions(ctx, Change{Session: next.Clone(), Event: ev}); err != nil {
 		if next.State == Ended {
 			// The channels are already closed; keep the session ended
 			// here and say that storing failed.
@@ -429,12 +435,25 @@ func (b *Broker) change(ctx context.Context, e *entry, typ string, by Actor, det
 		b.armLocked()
 	}
 	b.mu.Unlock()
-	b.emit(typ, by, out, detail)
+	b.publish(ev, out)
 	return out, nil
 }
 
+// event describes a change about to be stored. Stored is set: the event
+// goes to the Store with the change.
+func (b *Broker) event(typ string, by Actor, detail map[string]string) Event {
+	return Event{Type: typ, Time: b.clock.Now(), Actor: by, Detail: detail, Stored: true}
+}
+
+// publish hands ev, about s, to OnEvent.
+func (b *Broker) publish(ev Event, s *Session) {
+	ev.Session = s.Clone()
+	b.onEvent(ev)
+}
+
+// emit reports an event that changes nothing stored.
 func (b *Broker) emit(typ string, by Actor, s *Session, detail map[string]string) {
-	b.onEvent(Event{Type: typ, Time: b.clock.Now(), Actor: by, Session: s.Clone(), Detail: detail})
+	b.publish(Event{Type: typ, Time: b.clock.Now(), Actor: by, Detail: detail}, s)
 }
 
 // endState sets the fields of an ended session.

@@ -9,13 +9,13 @@ import (
 // scale-out) pass sessiontest.RunStoreTests. Methods are safe for concurrent
 // use and return ErrNotFound for a missing session.
 type Store interface {
-	// CreateSession stores a new session (Version 1). A duplicate ID or
-	// token hash is an error.
-	CreateSession(ctx context.Context, s *Session) error
+	// CreateSession stores a new session (c.Session, Version 1). A
+	// duplicate ID or token hash is an error.
+	CreateSession(ctx context.Context, c Change) error
 	// UpdateSessions stores changed sessions atomically: all or none. Each
 	// session's Version must be exactly one more than the stored one, or
 	// the call fails with ErrConflict and stores nothing.
-	UpdateSessions(ctx context.Context, ss ...*Session) error
+	UpdateSessions(ctx context.Context, cs ...Change) error
 	// GetSession returns the session with the ID.
 	GetSession(ctx context.Context, id string) (*Session, error)
 	// SessionByToken returns the session whose consent token hashes to h.
@@ -25,6 +25,16 @@ type Store interface {
 	// OpenSessions returns every session that has not ended, for the Broker
 	// to take over its timers after a restart.
 	OpenSessions(ctx context.Context) ([]*Session, error)
+}
+
+// Change is one state change the Broker stores: the session as changed and
+// the event that reports it. A Store that keeps an audit log (the gateway
+// wraps its store so) commits the event in the same transaction as the
+// session, so no change is ever stored without its record; a Store without
+// one ignores Event.
+type Change struct {
+	Session *Session
+	Event   Event // Event.Session is nil; the change is Session
 }
 
 // Filter selects sessions for ListSessions. Zero fields match everything.

@@ -103,16 +103,20 @@ func (b *Broker) sweep() {
 	b.armLocked()
 	b.mu.Unlock()
 
-	b.storeEnded(ended)
-	for _, s := range ended {
-		b.emit("session.ended", System, s, map[string]string{"reason": string(s.EndReason)})
+	changes := make([]Change, len(ended))
+	for i, s := range ended {
+		changes[i] = Change{Session: s.Clone(), Event: b.event("session.ended", System, map[string]string{"reason": string(s.EndReason)})}
+	}
+	b.storeEnded(changes)
+	for _, c := range changes {
+		b.publish(c.Event, c.Session)
 	}
 }
 
 // storeEnded writes sessions ended by the timers. A failed batch is retried
 // one session at a time so one bad row cannot keep the others active in
 // the store; what still fails is logged and ends again at the next start.
-func (b *Broker) storeEnded(ended []*Session) {
+func (b *Broker) storeEnded(ended []Change) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for len(ended) > 0 {
@@ -122,9 +126,9 @@ func (b *Broker) storeEnded(ended []*Session) {
 		if err := b.store.UpdateSessions(ctx, batch...); err == nil {
 			continue
 		}
-		for _, s := range batch {
-			if err := b.store.UpdateSessions(ctx, s); err != nil {
-				b.log.Error("storing ended session", "session", s.ID, "err", err)
+		for _, c := range batch {
+			if err := b.store.UpdateSessions(ctx, c); err != nil {
+				b.log.Error("storing ended session", "session", c.Session.ID, "err", err)
 			}
 		}
 	}

@@ -293,6 +293,10 @@ func (l *Log) commitLocked(leader *pending) {
 	seq0, head0, unsigned0, lastCheckpoint0 := l.seq, l.head, l.unsigned, l.lastCheckpoint
 	l.mu.Unlock()
 
+	if cs, ok := l.store.(ChainStore); ok {
+		l.commitChained(cs, leader, batch)
+		return
+	}
 	var (
 		seq, unsigned       = seq0, unsigned0
 		head                = head0
@@ -388,4 +392,135 @@ func (l *Log) commitLocked(leader *pending) {
 		}
 	}
 	l.handoffLocked()
+}
+
+// build chains batch onto the newest stored record last (ok false when the
+// store is empty) and returns the records and, for each call of batch, the
+// index of its record in them (-1 for checkpoint requests). It runs inside
+// a ChainStore's write transaction, with l.mu held, and advances the head
+// at once so that the next build in the same transaction chains onto it;
+// if the transaction fails, the next build finds the stored head differs
+// and starts again from it.
+func (l *Log) buildLocked(last Record, ok bool, batch []*pending) ([]Record, []int, error) {
+	switch {
+	case ok && (last.Seq != l.seq || last.Hash != l.head):
+		// Another process appended, or a transaction of ours was
+		// rolled back: chain onto what is stored, once it proves sound,
+		// and sign at once since the unsigned count is unknown.
+		if last.ComputeHash() != last.Hash {
+			return nil, nil, fmt.Errorf("audit: record %d: stored head does not match its hash; run audit verify: %w",
+				last.Seq, &TamperError{Seq: last.Seq, Reason: "hash does not match the record contents"})
+		}
+		l.seq, l.head = last.Seq, last.Hash
+		if last.Type != CheckpointType {
+			l.unsigned = max(l.unsigned, l.every)
+		}
+	case !ok && l.seq != 0:
+		l.seq, l.head = 0, GenesisHash
+	}
+	now := l.now().UTC().Truncate(time.Microsecond)
+	recs := make([]Record, 0, len(batch)+1)
+	index := make([]int, len(batch))
+	add := func(e Event) {
+		l.seq++
+		r := Record{Seq: l.seq, Event: e, Prev: l.head}
+		r.Hash = r.ComputeHash()
+		l.head = r.Hash
+		recs = append(recs, r)
+	}
+	checkpoint := func(reason string) {
+		add(Event{
+			Time:   now,
+			Type:   CheckpointType,
+			Actor:  SystemActor,
+			Detail: map[string]string{"reason": reason, "key": l.keyID},
+		})
+		r := &recs[len(recs)-1]
+		r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(l.signer, checkpointMessage(r.Hash)))
+		l.unsigned = 0
+		l.lastCheckpoint = now
+	}
+	for i, p := range batch {
+		index[i] = -1
+		if p.checkpoint != "" {
+			if l.unsigned > 0 {
+				checkpoint(p.checkpoint)
+			}
+			continue
+		}
+		add(p.ev)
+		index[i] = len(recs) - 1
+		l.unsigned++
+		if l.unsigned >= l.every {
+			checkpoint("count")
+		}
+	}
+	if l.unsigned > 0 && now.Sub(l.lastCheckpoint) >= l.interval {
+		checkpoint("interval")
+	}
+	return recs, index, nil
+}
+
+// commitChained is commitLocked for a ChainStore: the batch is chained
+// inside the store's transaction, onto the head it holds.
+func (l *Log) commitChained(cs ChainStore, leader *pending, batch []*pending) {
+	var (
+		recs  []Record
+		index []int
+	)
+	err := cs.AppendChained(context.Background(), func(last Record, ok bool) ([]Record, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		var err error
+		recs, index, err = l.buildLocked(last, ok, batch)
+		return recs, err
+	})
+	if err != nil {
+		err = fmt.Errorf("audit: store: %w", err)
+		l.logger.Error("audit append failed", "count", len(batch), "err", err)
+	}
+	l.mu.Lock()
+	for i, p := range batch {
+		p.done = true
+		p.err = err
+		if err == nil && index[i] >= 0 {
+			p.rec = recs[index[i]]
+		}
+		if p != leader {
+			signal(p)
+		}
+	}
+	l.handoffLocked()
+}
+
+// Chain prepares evs to be stored by a ChainStore in the same transaction
+// as the change they report, so that the change and its audit records are
+// committed together or not at all. Each event is checked and completed as
+// by Append. Pass the returned ChainFunc to the store's write; the records
+// are durable once that write returns nil.
+func (l *Log) Chain(evs []Event) (ChainFunc, error) {
+	batch := make([]*pending, len(evs))
+	for i, e := range evs {
+		if e.Time.IsZero() {
+			e.Time = l.now()
+		}
+		e.Time = e.Time.UTC().Truncate(time.Microsecond)
+		if err := e.Validate(); err != nil {
+			return nil, err
+		}
+		if e.Type == CheckpointType {
+			return nil, fmt.Errorf("audit: %w: type %q is reserved", ErrInvalidEvent, e.Type)
+		}
+		e.Detail = maps.Clone(e.Detail)
+		batch[i] = &pending{ev: e}
+	}
+	return func(last Record, ok bool) ([]Record, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed {
+			return nil, ErrClosed
+		}
+		recs, _, err := l.buildLocked(last, ok, batch)
+		return recs, err
+	}, nil
 }

@@ -35,3 +35,23 @@ type Store interface {
 	// ScanAudit returns that error unchanged (or wrapped).
 	ScanAudit(ctx context.Context, from uint64, fn func(Record) error) error
 }
+
+// ChainFunc returns the records to store after last, the newest stored
+// record (ok is false when the store holds none). A ChainStore calls it
+// inside its write transaction; see Log.Chain.
+type ChainFunc func(last Record, ok bool) ([]Record, error)
+
+// ChainStore is a Store that chains records inside its own write
+// transactions. Because the head cannot move between reading it and
+// storing the records, writers in several processes never collide, and a
+// store can commit audit records in the same transaction as the change
+// they report.
+type ChainStore interface {
+	Store
+	// AppendChained reads the newest record, calls chain with it and
+	// stores the records chain returns, all in one write transaction. If
+	// chain returns an error, nothing is stored and AppendChained returns
+	// it (wrapped). The records must be contiguous after last, as for
+	// AppendAudit.
+	AppendChained(ctx context.Context, chain ChainFunc) error
+}

@@ -38,20 +38,11 @@ func (s *Store) AppendAudit(ctx context.Context, recs []audit.Record) error {
 	}
 	all := make([][]any, len(recs))
 	for i, r := range recs {
-		var e encoder
-		detail := ""
-		if len(r.Detail) > 0 {
-			b, err := json.Marshal(r.Detail)
-			if err != nil {
-				return fmt.Errorf("sqlite: appending audit record %d: detail: %w", r.Seq, err)
-			}
-			detail = string(b)
+		args, err := auditArgs(r)
+		if err != nil {
+			return err
 		}
-		all[i] = []any{int64(r.Seq), e.time("time", r.Time), r.Type, r.Actor, r.Role, r.Session, r.Remote,
-			detail, r.Prev, r.Hash, r.Sig}
-		if e.err != nil {
-			return fmt.Errorf("sqlite: appending audit record %d: %w", r.Seq, e.err)
-		}
+		all[i] = args
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var last int64
@@ -72,6 +63,71 @@ func (s *Store) AppendAudit(ctx context.Context, recs []audit.Record) error {
 		}
 		return nil
 	})
+}
+
+// auditArgs returns the values of auditCols for r.
+func auditArgs(r audit.Record) ([]any, error) {
+	var e encoder
+	detail := ""
+	if len(r.Detail) > 0 {
+		b, err := json.Marshal(r.Detail)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: appending audit record %d: detail: %w", r.Seq, err)
+		}
+		detail = string(b)
+	}
+	if r.Seq == 0 || r.Seq > math.MaxInt64 {
+		return nil, fmt.Errorf("sqlite: appending audit record %d: seq out of range: %w", r.Seq, audit.ErrNotContiguous)
+	}
+	args := []any{int64(r.Seq), e.time("time", r.Time), r.Type, r.Actor, r.Role, r.Session, r.Remote,
+		detail, r.Prev, r.Hash, r.Sig}
+	if e.err != nil {
+		return nil, fmt.Errorf("sqlite: appending audit record %d: %w", r.Seq, e.err)
+	}
+	return args, nil
+}
+
+// AppendChained implements audit.ChainStore.
+func (s *Store) AppendChained(ctx context.Context, chain audit.ChainFunc) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return s.appendChainedTx(ctx, tx, chain)
+	})
+}
+
+// appendChainedTx reads the newest audit record inside tx, which holds the
+// database's write lock, so no writer in any process can move the head
+// before commit, and inserts the records chain returns after it. A nil
+// chain stores nothing.
+func (s *Store) appendChainedTx(ctx context.Context, tx *sql.Tx, chain audit.ChainFunc) error {
+	if chain == nil {
+		return nil
+	}
+	last, err := scanAudit(tx.StmtContext(ctx, s.stmts.lastAuditW).QueryRowContext(ctx))
+	ok := true
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		last, ok = audit.Record{}, false
+	case err != nil:
+		return fmt.Errorf("sqlite: reading the audit head: %w", err)
+	}
+	recs, err := chain(last, ok)
+	if err != nil {
+		return err
+	}
+	ins := tx.StmtContext(ctx, s.stmts.insertAudit)
+	for i, r := range recs {
+		if r.Seq != last.Seq+1+uint64(i) {
+			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", r.Seq, last.Seq+uint64(i), audit.ErrNotContiguous)
+		}
+		args, err := auditArgs(r)
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlite: appending audit record %d: %w", r.Seq, err)
+		}
+	}
+	return nil
 }
 
 // LastAudit implements audit.Store.

@@ -9,6 +9,7 @@ import (
 
 	"supportgate/gateway/audit"
 	"supportgate/session"
+	"supportgate/session/sessiontest"
 )
 
 // Benchmarks report ops/s and, as STYLE.md asks, a ratio against a baseline
@@ -108,7 +109,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	ctx := context.Background()
 	i := 0
 	for b.Loop() {
-		if err := st.CreateSession(ctx, benchSession(i)); err != nil {
+		if err := st.CreateSession(ctx, session.Change{Session: benchSession(i)}); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -125,11 +126,11 @@ func BenchmarkCreateApprove(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		s := benchSession(i)
-		if err := st.CreateSession(ctx, s); err != nil {
+		if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
 			b.Fatal(err)
 		}
 		approve(s)
-		if err := st.UpdateSessions(ctx, s); err != nil {
+		if err := st.UpdateSessions(ctx, sessiontest.Changes(s)...); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -147,12 +148,12 @@ func BenchmarkCreateApproveParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			s := benchSession(int(next.Add(1)))
-			if err := st.CreateSession(ctx, s); err != nil {
+			if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
 				b.Error(err)
 				return
 			}
 			approve(s)
-			if err := st.UpdateSessions(ctx, s); err != nil {
+			if err := st.UpdateSessions(ctx, sessiontest.Changes(s)...); err != nil {
 				b.Error(err)
 				return
 			}
@@ -200,7 +201,7 @@ func BenchmarkUpdateSessions(b *testing.B) {
 		s := ss[i%len(ss)]
 		s.Version++
 		s.LastActivity = s.LastActivity.Add(time.Second)
-		if err := st.UpdateSessions(ctx, s); err != nil {
+		if err := st.UpdateSessions(ctx, sessiontest.Changes(s)...); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -222,7 +223,7 @@ func BenchmarkUpdateSessionsBatch256(b *testing.B) {
 			s.Version++
 			s.LastActivity = s.LastActivity.Add(time.Second)
 		}
-		if err := st.UpdateSessions(ctx, part...); err != nil {
+		if err := st.UpdateSessions(ctx, sessiontest.Changes(part...)...); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -248,7 +249,7 @@ func BenchmarkEndBurst10000(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		for lo := 0; lo < n; lo += batch {
-			if err := st.UpdateSessions(ctx, ss[lo:min(lo+batch, n)]...); err != nil {
+			if err := st.UpdateSessions(ctx, sessiontest.Changes(ss[lo:min(lo+batch, n)]...)...); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"supportgate/gateway/audit"
 	"supportgate/session"
+	"supportgate/session/sessiontest"
 )
 
 func newCrashCmd(exe, path string) *exec.Cmd {
@@ -39,12 +40,12 @@ func crashChild() {
 			CreatedAt: base.Add(time.Duration(i) * time.Millisecond), TokenHash: [32]byte{byte(i), byte(i >> 8), byte(i >> 16), 1},
 			Version: 1,
 		}
-		if err := st.CreateSession(ctx, s); err != nil {
+		if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
 		s.Version, s.State, s.EndedAt = 2, session.Ended, s.CreatedAt.Add(time.Second)
-		if err := st.UpdateSessions(ctx, s); err != nil {
+		if err := st.UpdateSessions(ctx, sessiontest.Changes(s)...); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"supportgate/gateway/audit"
 	"supportgate/session"
 )
 
@@ -59,15 +60,24 @@ func sessionArgs(s *session.Session) ([]any, error) {
 	return args, e.err
 }
 
-// CreateSession implements session.Store.
-func (s *Store) CreateSession(ctx context.Context, ss *session.Session) error {
+// CreateSession implements session.Store. It ignores c.Event: the gateway
+// stores events with CreateSessionChained.
+func (s *Store) CreateSession(ctx context.Context, c session.Change) error {
+	return s.CreateSessionChained(ctx, c.Session, nil)
+}
+
+// CreateSessionChained stores a new session and, in the same transaction,
+// the audit records chain returns (none if chain is nil).
+func (s *Store) CreateSessionChained(ctx context.Context, ss *session.Session, chain audit.ChainFunc) error {
 	args, err := sessionArgs(ss)
 	if err != nil {
 		return fmt.Errorf("sqlite: creating session %s: %w", short(ss.ID), err)
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.stmts.insertSession).ExecContext(ctx, args...)
-		return err
+		if _, err := tx.StmtContext(ctx, s.stmts.insertSession).ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		return s.appendChainedTx(ctx, tx, chain)
 	})
 	if err != nil {
 		if isConstraint(err) {
@@ -84,8 +94,19 @@ func (s *Store) CreateSession(ctx context.Context, ss *session.Session) error {
 
 // UpdateSessions implements session.Store: one transaction in which each
 // session is updated only if the stored version is one less than its own.
-// The first session that fails rolls back the lot.
-func (s *Store) UpdateSessions(ctx context.Context, ss ...*session.Session) error {
+// The first session that fails rolls back the lot. It ignores the events:
+// the gateway stores them with UpdateSessionsChained.
+func (s *Store) UpdateSessions(ctx context.Context, cs ...session.Change) error {
+	ss := make([]*session.Session, len(cs))
+	for i, c := range cs {
+		ss[i] = c.Session
+	}
+	return s.UpdateSessionsChained(ctx, ss, nil)
+}
+
+// UpdateSessionsChained is UpdateSessions that also stores, in the same
+// transaction, the audit records chain returns (none if chain is nil).
+func (s *Store) UpdateSessionsChained(ctx context.Context, ss []*session.Session, chain audit.ChainFunc) error {
 	if len(ss) == 0 {
 		return nil
 	}
@@ -139,7 +160,7 @@ func (s *Store) UpdateSessions(ctx context.Context, ss ...*session.Session) erro
 				return fmt.Errorf("sqlite: updating session %s: %d rows changed, want 1", short(x.ID), n)
 			}
 		}
-		return nil
+		return s.appendChainedTx(ctx, tx, chain)
 	})
 }
 

@@ -51,6 +51,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	msqlite "modernc.org/sqlite"
@@ -62,9 +63,10 @@ import (
 )
 
 var (
-	_ session.Store = (*Store)(nil)
-	_ users.Store   = (*Store)(nil)
-	_ audit.Store   = (*Store)(nil)
+	_ session.Store    = (*Store)(nil)
+	_ users.Store      = (*Store)(nil)
+	_ audit.Store      = (*Store)(nil)
+	_ audit.ChainStore = (*Store)(nil)
 )
 
 // ErrSchemaTooNew is returned, wrapped, by Open for a database written by a
@@ -104,8 +106,17 @@ type Store struct {
 	qmu   sync.Mutex    // guards queue
 	queue []*writeOp    // writes waiting for the next group commit
 
+	txs, ops atomic.Int64 // write transactions begun, writes run in them
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// WriteStats returns how many write transactions the store has begun and
+// how many writes (calls that change the database) ran in them: their
+// ratio is the average group-commit batch.
+func (s *Store) WriteStats() (transactions, writes int64) {
+	return s.txs.Load(), s.ops.Load()
 }
 
 // statements are prepared once at Open. Writer statements are used inside
@@ -118,8 +129,8 @@ type statements struct {
 	insertUser, updateUser, userExists, deleteToken, insertToken *sql.Stmt // writer
 	getUser, getToken                                            *sql.Stmt // reader
 
-	insertAudit, maxSeq *sql.Stmt // writer
-	lastAudit           *sql.Stmt // reader
+	insertAudit, maxSeq, lastAuditW *sql.Stmt // writer
+	lastAudit                       *sql.Stmt // reader
 }
 
 // Open opens or creates the database at path (created with mode 0600),
@@ -343,6 +354,7 @@ func (s *Store) prepare(ctx context.Context) error {
 
 		{s.writer, &st.insertAudit, insertAuditSQL},
 		{s.writer, &st.maxSeq, "SELECT COALESCE(MAX(seq), 0) FROM audit_records"},
+		{s.writer, &st.lastAuditW, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
 		{s.reader, &st.lastAudit, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.text)
@@ -406,6 +418,8 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // runBatch runs ops in one transaction and delivers each op's result.
 func (s *Store) runBatch(ops []*writeOp) {
+	s.txs.Add(1)
+	s.ops.Add(int64(len(ops)))
 	errs := make([]error, len(ops))
 	tx, err := s.writer.BeginTx(context.Background(), nil)
 	if err != nil {

@@ -148,7 +148,7 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	s := &session.Session{ID: "keep", Agent: "alice", State: session.Active, CreatedAt: time.Unix(1700000000, 123456789).UTC(),
 		Scopes: session.Scopes{{Kind: session.Tunnel, Ports: []uint16{22}}}, TokenHash: [32]byte{1}, Version: 1}
-	if err := st.CreateSession(ctx, s); err != nil {
+	if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.AppendAudit(ctx, []audit.Record{{Seq: 1, Event: audit.Event{Type: "x", Time: s.CreatedAt}}}); err != nil {
@@ -223,7 +223,7 @@ func TestMigrationsWellFormed(t *testing.T) {
 func TestOutOfRangeTime(t *testing.T) {
 	st, _ := openTemp(t)
 	s := &session.Session{ID: "old", CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), TokenHash: [32]byte{2}, Version: 1}
-	if err := st.CreateSession(context.Background(), s); err == nil || !strings.Contains(err.Error(), "created_at") {
+	if err := st.CreateSession(context.Background(), session.Change{Session: s}); err == nil || !strings.Contains(err.Error(), "created_at") {
 		t.Errorf("CreateSession with year 1: got %v, want an error naming created_at", err)
 	}
 }
@@ -289,7 +289,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 	st, _ := openTemp(t)
 	ctx := context.Background()
 	first := &session.Session{ID: "taken", TokenHash: [32]byte{0xff}, CreatedAt: time.Unix(1, 0), Version: 1}
-	if err := st.CreateSession(ctx, first); err != nil {
+	if err := st.CreateSession(ctx, session.Change{Session: first}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 200
@@ -301,7 +301,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 			if i%2 == 1 {
 				s.ID = "taken" // duplicate: must fail alone
 			}
-			errs[i] = st.CreateSession(ctx, s)
+			errs[i] = st.CreateSession(ctx, session.Change{Session: s})
 		})
 	}
 	wg.Wait()
@@ -320,7 +320,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 	// A cancelled context fails before anything is queued.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := st.CreateSession(cctx, &session.Session{ID: "late", TokenHash: [32]byte{9, 9}, Version: 1}); !errors.Is(err, context.Canceled) {
+	if err := st.CreateSession(cctx, session.Change{Session: &session.Session{ID: "late", TokenHash: [32]byte{9, 9}, Version: 1}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("CreateSession with a cancelled context: got %v, want context.Canceled", err)
 	}
 	if _, err := st.GetSession(ctx, "late"); !errors.Is(err, session.ErrNotFound) {

@@ -30,7 +30,8 @@ func (m *MemStore) SetFail(err error) {
 }
 
 // CreateSession implements session.Store.
-func (m *MemStore) CreateSession(_ context.Context, s *session.Session) error {
+func (m *MemStore) CreateSession(_ context.Context, c session.Change) error {
+	s := c.Session
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.Fail != nil {
@@ -49,13 +50,14 @@ func (m *MemStore) CreateSession(_ context.Context, s *session.Session) error {
 }
 
 // UpdateSessions implements session.Store.
-func (m *MemStore) UpdateSessions(_ context.Context, ss ...*session.Session) error {
+func (m *MemStore) UpdateSessions(_ context.Context, cs ...session.Change) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.Fail != nil {
 		return m.Fail
 	}
-	for _, s := range ss {
+	for _, c := range cs {
+		s := c.Session
 		old, ok := m.sessions[s.ID]
 		if !ok {
 			return session.ErrNotFound
@@ -64,8 +66,8 @@ func (m *MemStore) UpdateSessions(_ context.Context, ss ...*session.Session) err
 			return session.ErrConflict
 		}
 	}
-	for _, s := range ss {
-		m.sessions[s.ID] = s.Clone()
+	for _, c := range cs {
+		m.sessions[c.Session.ID] = c.Session.Clone()
 	}
 	return nil
 }
@@ -132,4 +134,13 @@ func (m *MemStore) OpenSessions(_ context.Context) ([]*session.Session, error) {
 		}
 	}
 	return out, nil
+}
+
+// Changes wraps sessions as changes without events, for store tests.
+func Changes(ss ...*session.Session) []session.Change {
+	cs := make([]session.Change, len(ss))
+	for i, s := range ss {
+		cs[i] = session.Change{Session: s}
+	}
+	return cs
 }

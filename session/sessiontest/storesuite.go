@@ -209,7 +209,7 @@ func checkSession(t *testing.T, what string, got, want *session.Session) {
 func create(t *testing.T, st session.Store, ss ...*session.Session) {
 	t.Helper()
 	for _, s := range ss {
-		if err := st.CreateSession(context.Background(), s); err != nil {
+		if err := st.CreateSession(context.Background(), session.Change{Session: s}); err != nil {
 			t.Fatalf("CreateSession(%s): %v", s.ID, err)
 		}
 	}
@@ -341,7 +341,7 @@ func testDuplicateID(t *testing.T, st session.Store) {
 	create(t, st, first)
 	second := full(t, "dup", 2)
 	second.Customer = "someone else"
-	if err := st.CreateSession(context.Background(), second); err == nil {
+	if err := st.CreateSession(context.Background(), session.Change{Session: second}); err == nil {
 		t.Fatalf("CreateSession with a duplicate ID: got nil error, want one")
 	}
 	checkSession(t, "GetSession after duplicate", get(t, st, "dup"), first)
@@ -354,7 +354,7 @@ func testDuplicateToken(t *testing.T, st session.Store) {
 	first := full(t, "tok-1", 1)
 	create(t, st, first)
 	second := full(t, "tok-2", 1) // same token hash
-	if err := st.CreateSession(context.Background(), second); err == nil {
+	if err := st.CreateSession(context.Background(), session.Change{Session: second}); err == nil {
 		t.Fatalf("CreateSession with a duplicate token hash: got nil error, want one")
 	}
 	if _, err := st.GetSession(context.Background(), "tok-2"); !errors.Is(err, session.ErrNotFound) {
@@ -384,7 +384,7 @@ func testNotFound(t *testing.T, st session.Store) {
 	}
 	ghost := full(t, "absent", 9)
 	ghost.Version = 2
-	if err := st.UpdateSessions(ctx, ghost); !errors.Is(err, session.ErrNotFound) {
+	if err := st.UpdateSessions(ctx, Changes(ghost)...); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("UpdateSessions(absent): got %v, want ErrNotFound", err)
 	}
 	if _, err := st.GetSession(ctx, "absent"); !errors.Is(err, session.ErrNotFound) {
@@ -393,7 +393,7 @@ func testNotFound(t *testing.T, st session.Store) {
 	// A missing session in a batch stores nothing of the batch.
 	p := next(get(t, st, "present"))
 	p.Customer = "changed"
-	if err := st.UpdateSessions(ctx, p, ghost); !errors.Is(err, session.ErrNotFound) {
+	if err := st.UpdateSessions(ctx, Changes(p, ghost)...); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("UpdateSessions(present, absent): got %v, want ErrNotFound", err)
 	}
 	if got := get(t, st, "present"); got.Version != 1 || got.Customer == "changed" {
@@ -419,7 +419,7 @@ func testUpdate(t *testing.T, st session.Store) {
 	a.ClientHash = hashOf(200)
 	a.VerificationCode = "123456"
 	a.Extension = &session.Extension{By: 5 * time.Minute, RequestedBy: "bob", RequestedAt: base.Add(2 * time.Minute)}
-	if err := st.UpdateSessions(ctx, a); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(a)...); err != nil {
 		t.Fatalf("UpdateSessions(active): %v", err)
 	}
 	checkSession(t, "after approval", get(t, st, "upd"), a)
@@ -428,7 +428,7 @@ func testUpdate(t *testing.T, st session.Store) {
 	e := next(a)
 	e.Extension = nil
 	e.ExpiresAt = e.ExpiresAt.Add(5 * time.Minute)
-	if err := st.UpdateSessions(ctx, e); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(e)...); err != nil {
 		t.Fatalf("UpdateSessions(extended): %v", err)
 	}
 	checkSession(t, "after extension", get(t, st, "upd"), e)
@@ -439,7 +439,7 @@ func testUpdate(t *testing.T, st session.Store) {
 	d.EndedBy = "system"
 	d.EndedAt = d.ExpiresAt
 	d.Scopes = nil
-	if err := st.UpdateSessions(ctx, d); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(d)...); err != nil {
 		t.Fatalf("UpdateSessions(ended): %v", err)
 	}
 	checkSession(t, "after end", get(t, st, "upd"), d)
@@ -454,7 +454,7 @@ func testUpdate(t *testing.T, st session.Store) {
 	r.Agent, r.Team = "carol", "blue"
 	r.CreatedAt = base.Add(-time.Hour)
 	r.TokenHash = hashOf(201)
-	if err := st.UpdateSessions(ctx, r); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(r)...); err != nil {
 		t.Fatalf("UpdateSessions(identity fields): %v", err)
 	}
 	checkSession(t, "after changing identity fields", get(t, st, "upd"), r)
@@ -487,7 +487,7 @@ func testUpdateConflict(t *testing.T, st session.Store) {
 			u := s.Clone()
 			u.Version = tt.version
 			u.Customer = "overwritten"
-			if err := st.UpdateSessions(ctx, u); !errors.Is(err, session.ErrConflict) {
+			if err := st.UpdateSessions(ctx, Changes(u)...); !errors.Is(err, session.ErrConflict) {
 				t.Errorf("UpdateSessions(version %d over 1): got %v, want ErrConflict", tt.version, err)
 			}
 			checkSession(t, "after conflict", get(t, st, "conf"), s)
@@ -496,10 +496,10 @@ func testUpdateConflict(t *testing.T, st session.Store) {
 	// A stale writer loses to the one that got there first.
 	w1, w2 := next(s), next(s)
 	w1.EndedBy, w2.EndedBy = "first", "second"
-	if err := st.UpdateSessions(ctx, w1); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(w1)...); err != nil {
 		t.Fatalf("UpdateSessions(first writer): %v", err)
 	}
-	if err := st.UpdateSessions(ctx, w2); !errors.Is(err, session.ErrConflict) {
+	if err := st.UpdateSessions(ctx, Changes(w2)...); !errors.Is(err, session.ErrConflict) {
 		t.Errorf("UpdateSessions(second writer): got %v, want ErrConflict", err)
 	}
 	checkSession(t, "after two writers", get(t, st, "conf"), w1)
@@ -526,7 +526,7 @@ func testUpdateBatch(t *testing.T, st session.Store) {
 				}
 				batch = append(batch, u)
 			}
-			if err := st.UpdateSessions(ctx, batch...); !errors.Is(err, session.ErrConflict) {
+			if err := st.UpdateSessions(ctx, Changes(batch...)...); !errors.Is(err, session.ErrConflict) {
 				t.Fatalf("UpdateSessions with item %d stale: got %v, want ErrConflict", bad, err)
 			}
 			for _, s := range ss {
@@ -545,7 +545,7 @@ func testUpdateBatch(t *testing.T, st session.Store) {
 		u.EndedAt = base.Add(time.Hour)
 		batch = append(batch, u)
 	}
-	if err := st.UpdateSessions(ctx, batch...); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(batch...)...); err != nil {
 		t.Fatalf("UpdateSessions(valid batch): %v", err)
 	}
 	for _, u := range batch {
@@ -721,7 +721,7 @@ func testOpenSessions(t *testing.T, st session.Store) {
 	// End one of the open ones through an update.
 	u := next(want["open-1"])
 	u.State = session.Ended
-	if err := st.UpdateSessions(ctx, u); err != nil {
+	if err := st.UpdateSessions(ctx, Changes(u)...); err != nil {
 		t.Fatalf("UpdateSessions: %v", err)
 	}
 	delete(want, "open-1")
@@ -753,14 +753,14 @@ func testConcurrentDistinct(t *testing.T, st session.Store) {
 	for w := range workers {
 		wg.Go(func() {
 			s := minimal(fmt.Sprintf("conc-%d", w), byte(w+1), base.Add(time.Duration(w)*time.Second))
-			if err := st.CreateSession(ctx, s); err != nil {
+			if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
 				errs <- fmt.Errorf("CreateSession(%s): %w", s.ID, err)
 				return
 			}
 			for r := range rounds {
 				s = next(s)
 				s.LastActivity = base.Add(time.Duration(r) * time.Second)
-				if err := st.UpdateSessions(ctx, s); err != nil {
+				if err := st.UpdateSessions(ctx, Changes(s)...); err != nil {
 					errs <- fmt.Errorf("UpdateSessions(%s, version %d): %w", s.ID, s.Version, err)
 					return
 				}
@@ -803,7 +803,7 @@ func testConcurrentSame(t *testing.T, st session.Store) {
 		wg.Go(func() {
 			u := next(s)
 			u.EndedBy = fmt.Sprintf("writer-%d", w)
-			err := st.UpdateSessions(ctx, u)
+			err := st.UpdateSessions(ctx, Changes(u)...)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
