@@ -73,9 +73,20 @@ func (r *cardRedactor) process(out, p []byte) []byte {
 		if i = r.skip(p, i); i == len(p) {
 			break
 		}
-		// a digit outside escape sequences starts a run
-		r.sep, r.nd = false, 1
-		j := r.extend(p, i+1, maxRun-1)
+		// A digit outside escape sequences starts a run. Most runs are
+		// short numbers ended by a byte that cannot continue them.
+		j, lim := i+1, min(len(p), i+maxRun)
+		for j < lim && p[j]-'0' <= 9 {
+			j++
+		}
+		if j < lim && j-i < 13 {
+			if c := p[j]; c != ' ' && c != '-' && c != 0x1b {
+				i = j
+				continue
+			}
+		}
+		r.sep, r.nd = false, j-i
+		j = r.extend(p, j, maxRun-(j-i))
 		if j == len(p) && j-i < maxRun {
 			// it may go on in the next write: hold it back
 			out = append(out, p[start:i]...)
@@ -99,22 +110,25 @@ func (r *cardRedactor) process(out, p []byte) []byte {
 // more than n bytes, and advances the run state over it.
 func (r *cardRedactor) extend(p []byte, i, n int) int {
 	end := min(len(p), i+n)
+	esc, sep, nd := r.esc, r.sep, r.nd
 	for ; i < end; i++ {
 		c := p[i]
 		switch {
-		case r.esc != escNone:
-			r.esc = nextEsc(r.esc, c)
+		case esc != escNone:
+			esc = nextEsc(esc, c)
 		case c-'0' <= 9:
-			r.sep = false
-			r.nd++
+			sep = false
+			nd++
 		case c == 0x1b:
-			r.esc = escStart
-		case (c == ' ' || c == '-') && !r.sep:
-			r.sep = true
+			esc = escStart
+		case (c == ' ' || c == '-') && !sep:
+			sep = true
 		default:
+			r.esc, r.sep, r.nd = esc, sep, nd
 			return i
 		}
 	}
+	r.esc, r.sep, r.nd = esc, sep, nd
 	return i
 }
 

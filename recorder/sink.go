@@ -68,10 +68,11 @@ type signedBody struct {
 // to the file a batch at a time, in one write.
 const batchSize = 256 << 10
 
-// batchQueue is how many submitted batches may wait for the sink. With the
-// one the sink is writing and the one the Writer is filling, at most
-// batchQueue+2 batches exist, each batchSize or one frame larger than that.
-const batchQueue = 4
+// batchQueue is how many batches may wait for each of the sink's two
+// goroutines. With the one each of them holds and the one the Writer is
+// filling, at most 2*batchQueue+3 batches exist, each batchSize or one
+// frame larger than that.
+const batchQueue = 2
 
 // keyRef marks a keyframe inside a batch.
 type keyRef struct {
@@ -92,17 +93,21 @@ type batch struct {
 	stats Stats
 
 	done chan error // reply when written
+
+	tail []byte // the signed record (and footer), built by the hasher
 }
 
 func (b *batch) reset() {
 	b.buf, b.keys = b.buf[:0], b.keys[:0]
-	b.sign, b.seq, b.t, b.stats, b.done = 0, 0, 0, Stats{}, nil
+	b.sign, b.seq, b.t, b.stats, b.done, b.tail = 0, 0, 0, Stats{}, nil, nil
 }
 
-// sink chains, signs and writes frames in order on its own goroutine, so
-// that hashing and writing one batch overlaps sealing the next.
+// sink chains and signs frames in order on one goroutine (run) and writes
+// them on another (write), so that sealing, hashing and writing of
+// consecutive batches overlap.
 type sink struct {
 	ch          chan *batch // submitted batches, in order
+	out         chan *batch // chained batches, in order
 	free        chan *batch // written batches for reuse
 	dst         io.Writer
 	signer      ed25519.PrivateKey
@@ -121,7 +126,8 @@ type sink struct {
 func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [chainLen]byte, offset int64, log *slog.Logger) *sink {
 	return &sink{
 		ch:          make(chan *batch, batchQueue),
-		free:        make(chan *batch, batchQueue+2),
+		out:         make(chan *batch, batchQueue),
+		free:        make(chan *batch, 2*batchQueue+3),
 		dst:         dst,
 		signer:      signer,
 		recordingID: recordingID,
@@ -161,34 +167,53 @@ func (s *sink) fail(err error) {
 	}
 }
 
+// run chains the frames of each submitted batch, builds its signed record
+// if it has one and passes it to write, until close.
 func (s *sink) run() {
+	defer close(s.out)
 	for b := range s.ch {
-		s.handle(b)
+		s.chainFrames(b)
+		if b.sign != 0 {
+			s.buildSigned(b)
+		}
+		s.out <- b
 	}
 }
 
-func (s *sink) handle(b *batch) {
-	if s.err() == nil {
-		s.writeFrames(b)
-	}
-	if b.sign != 0 && s.err() == nil {
-		s.writeSigned(b)
-	}
-	if b.done != nil {
-		b.done <- s.err()
-	}
-	if cap(b.buf) == batchSize {
-		b.reset()
-		select {
-		case s.free <- b:
-		default:
+// write writes each chained batch in one write, then its signed record and
+// a sync, until run stops.
+func (s *sink) write() {
+	for b := range s.out {
+		if s.err() == nil && len(b.buf) > 0 {
+			if _, err := s.dst.Write(b.buf); err != nil {
+				s.fail(err)
+			}
+		}
+		if s.err() == nil && b.tail != nil {
+			if _, err := s.dst.Write(b.tail); err != nil {
+				s.fail(err)
+			} else if sy, ok := s.dst.(interface{ Sync() error }); ok {
+				if err := sy.Sync(); err != nil {
+					s.fail(err)
+				}
+			}
+		}
+		if b.done != nil {
+			b.done <- s.err()
+		}
+		if cap(b.buf) == batchSize {
+			b.reset()
+			select {
+			case s.free <- b:
+			default:
+			}
 		}
 	}
 }
 
-// writeFrames fills in the chain values of the frames in b, records its
-// keyframes in the index and writes the frames in one write.
-func (s *sink) writeFrames(b *batch) {
+// chainFrames fills in the chain values of the frames in b and records its
+// keyframes in the index.
+func (s *sink) chainFrames(b *batch) {
 	keys := b.keys
 	for pos := 0; pos < len(b.buf); {
 		n := 4 + int(binary.BigEndian.Uint32(b.buf[pos:]))
@@ -203,13 +228,6 @@ func (s *sink) writeFrames(b *batch) {
 		s.chainFrame(b.buf[pos : pos+n])
 		pos += n
 	}
-	if len(b.buf) == 0 {
-		return
-	}
-	if _, err := s.dst.Write(b.buf); err != nil {
-		s.fail(err)
-		return
-	}
 	s.offset += int64(len(b.buf))
 }
 
@@ -219,9 +237,9 @@ func (s *sink) chainFrame(f []byte) {
 	copy(f[len(f)-chainLen:], s.chain[:])
 }
 
-// writeSigned builds, signs and writes a checkpoint or the end record, then
-// syncs; the end record is followed by the footer.
-func (s *sink) writeSigned(b *batch) {
+// buildSigned builds and signs the checkpoint or end record that follows
+// b's frames, with the footer after the end record, as b.tail.
+func (s *sink) buildSigned(b *batch) {
 	body := signedBody{RecordingID: s.recordingID, Chain: hex.EncodeToString(s.chain[:]), Records: b.seq - 1, Stats: b.stats}
 	ctx := checkpointContext
 	if b.sign == kindEnd {
@@ -244,19 +262,11 @@ func (s *sink) writeSigned(b *batch) {
 	copy(f[msgEnd:], sig)
 	start := s.offset
 	s.chainFrame(f)
+	s.offset += int64(flen)
 	s.since = 0
 	if b.sign == kindEnd {
 		f = append(f, footerMagic...)
 		f = binary.BigEndian.AppendUint64(f, uint64(start))
 	}
-	if _, err := s.dst.Write(f); err != nil {
-		s.fail(err)
-		return
-	}
-	s.offset += int64(flen)
-	if sy, ok := s.dst.(interface{ Sync() error }); ok {
-		if err := sy.Sync(); err != nil {
-			s.fail(err)
-		}
-	}
+	b.tail = f
 }

@@ -108,13 +108,13 @@ func (c *WriterConfig) check() error {
 // Writer streams one recording. Its methods are safe for concurrent use by
 // the channels of one session. Records are sealed by the calling goroutine
 // into a batch buffer; full batches, and the current one at least every
-// FlushInterval, are handed to a sink goroutine that chains, signs and
-// writes them, so hashing and writing overlap sealing. The file is synced
+// FlushInterval, are handed to a sink whose two goroutines chain and sign
+// them and write them, so sealing, hashing and writing overlap. The file is synced
 // at each checkpoint and on Close.
 //
 // Memory is bounded: besides the redaction and keyframe state (a few
-// hundred KiB), at most batchQueue+2 batch buffers of 256 KiB exist, or one
-// frame's size when a single media sample is larger.
+// hundred KiB), at most 2*batchQueue+3 = 7 batch buffers of 256 KiB
+// exist, each larger only to hold a single media sample (at most 8 MiB).
 type Writer struct {
 	cfg    WriterConfig
 	closer io.Closer // the file, when the Writer opened it
@@ -205,8 +205,9 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	copy(w.prevTag[:], h0[:tagLen])
 	w.sink = newSink(dst, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
 	w.cur = w.sink.newBatch()
-	w.wg.Add(2)
+	w.wg.Add(3)
 	go func() { defer w.wg.Done(); w.sink.run() }()
+	go func() { defer w.wg.Done(); w.sink.write() }()
 	go func() { defer w.wg.Done(); w.flusher() }()
 	return w, nil
 }
