@@ -343,3 +343,30 @@ func TestClassifyCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBastionEventShapes checks that the events the bastion is to emit (see
+// the package comment) pass audit.Event.Validate, so the gateway will store
+// them, and that the detector reads them.
+func TestBastionEventShapes(t *testing.T) {
+	evs := []audit.Event{
+		{Time: t0, Type: "shell.command", Actor: "alice", Role: "agent", Session: "s1", Remote: "198.51.100.5",
+			Detail: map[string]string{"agent": "alice", "command": "cat /etc/shadow"}},
+		{Time: t0.Add(time.Minute), Type: "channel.closed", Actor: "alice", Role: "agent", Session: "s1", Remote: "198.51.100.5",
+			Detail: map[string]string{"agent": "alice", "channel": "sftp", "bytes_out": "3221225472", "bytes_in": "4096"}},
+	}
+	var recs []audit.Record
+	for i, e := range evs {
+		if err := e.Validate(); err != nil {
+			t.Errorf("%s: %v", e.Type, err)
+		}
+		recs = append(recs, audit.Record{Seq: uint64(i + 1), Event: e})
+	}
+	_, alerts := run(t, detect.Config{}, recs)
+	var kinds []string
+	for _, a := range alerts {
+		kinds = append(kinds, string(a.Kind)+"/"+a.Severity.String())
+	}
+	if got, want := strings.Join(kinds, ","), "risky_command/high,bulk_output/critical"; got != want {
+		t.Errorf("alerts: got %s, want %s", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +35,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// noLeak fails the test if goroutines started during it outlive it.
+func noLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("goroutines: got %d after the test, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
 func TestWebhookSignedAndRetried(t *testing.T) {
+	noLeak(t)
 	secret := []byte("0123456789abcdef-shared")
 	var mu sync.Mutex
 	var attempts int
@@ -97,6 +115,7 @@ func TestWebhookSignedAndRetried(t *testing.T) {
 }
 
 func TestWebhookGivesUpAndDrops(t *testing.T) {
+	noLeak(t)
 	var mu sync.Mutex
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -139,6 +158,7 @@ func TestWebhookConfig(t *testing.T) {
 const wantSyslog = "<82>1 2026-03-04T03:12:05.123456Z gw1 supportgate - alert [alert@32473 id=\"a7\" kind=\"session_burst\" severity=\"critical\" agent=\"alice\" remote=\"203.0.113.66\" count=\"2\"] \ufeffalice opened 14 sessions in 10 minutes; their usual rate is about 1 an hour; 12 were with \"new\" customers"
 
 func TestSyslogUDP(t *testing.T) {
+	noLeak(t)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +182,7 @@ func TestSyslogUDP(t *testing.T) {
 }
 
 func TestSyslogTCPOctetCounting(t *testing.T) {
+	noLeak(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -127,6 +127,7 @@ func (w *Webhook) Close() error {
 	w.once.Do(func() {
 		w.cancel()
 		w.wg.Wait()
+		w.cfg.Client.CloseIdleConnections()
 		for {
 			select {
 			case <-w.queue:

