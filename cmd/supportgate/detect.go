@@ -40,7 +40,7 @@ func runDetect(env *cliEnv, args []string) error {
 	if fs.NArg() != 1 {
 		return &exitError{code: 2, msg: detectUsage}
 	}
-	min, err := detect.ParseSeverity(*minSev)
+	floor, err := detect.ParseSeverity(*minSev)
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
@@ -92,7 +92,7 @@ func runDetect(env *cliEnv, args []string) error {
 	enc := json.NewEncoder(env.stdout)
 	shown := 0
 	for _, a := range alerts {
-		if a.Severity < min {
+		if a.Severity < floor {
 			continue
 		}
 		shown++
