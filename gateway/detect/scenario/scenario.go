@@ -4,7 +4,7 @@
 //
 // The generator is seeded and deterministic: the same Config always yields
 // byte-identical output. testdata/detect/ holds one generated set (see
-// TestScenarioFilesReproducible and `go test ./gateway/detect -run
+// TestScenarioFiles, and `go test ./gateway/detect -run
 // TestScenarioFiles -update` to regenerate it).
 //
 // # Normal traffic
