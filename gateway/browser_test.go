@@ -101,9 +101,9 @@ func (w *webEnv) signIn(p *browsertest.Profile, name, code string) {
 	p.Do(
 		chromedp.Navigate(w.srv.URL+"/console"),
 		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#login-user"), name),
-		chromedp.SendKeys(chromedp.CSS("#login-password"), testPassword),
-		chromedp.SendKeys(chromedp.CSS("#login-totp"), code),
+		chromedp.SetValue(chromedp.CSS("#login-user"), name),
+		chromedp.SetValue(chromedp.CSS("#login-password"), testPassword),
+		chromedp.SendKeys(chromedp.CSS("#login-totp"), code), // typed, as a person would
 		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#whoami")),
 	)
@@ -120,6 +120,7 @@ func row(id, state string) chromedp.CSS {
 // and as the team supervisor's console sees the session; the customer
 // presses Stop and both consoles show the end within a second.
 func TestBrowserConsent(t *testing.T) {
+	t.Parallel()
 	w := newWebEnv(t)
 	secret := w.staff("alice", "Alice Example", identity.RoleAgent, "red")
 	samSecret := w.staff("sam", "Sam Super", identity.RoleSupervisor, "red")
@@ -137,9 +138,9 @@ func TestBrowserConsent(t *testing.T) {
 	w.signIn(agentB, "alice", identity.TOTPCode(secret, time.Now()))
 	agentB.Do(
 		chromedp.WaitVisible(chromedp.CSS("#new-form")),
-		chromedp.SendKeys(chromedp.CSS("#new-customer"), "Bob at ACME Ltd"),
+		chromedp.SetValue(chromedp.CSS("#new-customer"), "Bob at ACME Ltd"),
 		chromedp.Click(chromedp.CSS("#new-shell")),
-		chromedp.SendKeys(chromedp.CSS("#new-reason"), "printer queue stuck"),
+		chromedp.SetValue(chromedp.CSS("#new-reason"), "printer queue stuck"),
 		chromedp.Click(chromedp.CSS("#new-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#created")),
 	)
@@ -268,6 +269,7 @@ func TestBrowserConsent(t *testing.T) {
 // consent page gets nothing: the browser refuses to render it, so its
 // script never runs and the link stays unbound.
 func TestBrowserConsentNotFramed(t *testing.T) {
+	t.Parallel()
 	w := newWebEnv(t)
 	_, token, err := w.g.Broker().Create(context.Background(),
 		session.Actor{Name: "alice", Role: "agent"},
@@ -318,11 +320,58 @@ func TestBrowserConsentNotFramed(t *testing.T) {
 	}
 }
 
+// TestBrowserConsentEnds: the page says in plain words why a session
+// ended: the customer denied, or the approved time ran out (a two-second
+// session on the real clock, counted down to nothing).
+func TestBrowserConsentEnds(t *testing.T) {
+	t.Parallel()
+	w := newWebEnv(t)
+	create := func(d time.Duration) (string, string) {
+		s, token, err := w.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
+			session.NewRequest{Agent: "alice", AgentName: "Alice", Customer: "Bob", Scopes: session.Scopes{{Kind: session.View}}, Duration: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.ID, w.srv.URL + "/c/" + token
+	}
+	b := w.browser()
+
+	_, denied := create(time.Minute)
+	b.Do(
+		chromedp.Navigate(denied),
+		chromedp.WaitVisible(chromedp.CSS("#request")),
+		chromedp.Click(chromedp.CSS("#deny")),
+		chromedp.WaitVisible(chromedp.CSS("#ended")),
+	)
+	if got := b.Text("#ended-why"); !strings.Contains(got, "You denied the request") {
+		t.Errorf("after Deny the page says %q", got)
+	}
+
+	id, short := create(2 * time.Second)
+	b.Do(
+		chromedp.Navigate(short),
+		chromedp.WaitVisible(chromedp.CSS("#request")),
+		chromedp.Click(chromedp.CSS("#approve")),
+		chromedp.WaitVisible(chromedp.CSS("#live")),
+	)
+	if got := b.Text("#duration"); got != "2 seconds" {
+		t.Errorf("duration reads %q, want 2 seconds", got)
+	}
+	b.Do(chromedp.WaitVisible(chromedp.CSS("#ended")))
+	if got := b.Text("#ended-why"); got != "The time you allowed ran out." {
+		t.Errorf("after the time box the page says %q", got)
+	}
+	if s, err := w.g.Broker().Get(context.Background(), id); err != nil || s.EndReason != session.EndExpired {
+		t.Errorf("session after its time box: %+v %v", s, err)
+	}
+}
+
 // TestBrowserEnrollAndSignIn: an admin adds a user in the console; the
 // user opens the enrollment link, reads the secret, confirms a code from
 // oathtool, signs in with the next code and sees their console. The admin
 // then changes the role, locks and unlocks.
 func TestBrowserEnrollAndSignIn(t *testing.T) {
+	t.Parallel()
 	oathtool := realpeer.Require(t, "oathtool")
 	w := newWebEnv(t)
 	rootSecret := w.staff("root", "Root Admin", identity.RoleAdmin, "")
@@ -335,10 +384,10 @@ func TestBrowserEnrollAndSignIn(t *testing.T) {
 	w.signIn(adminB, "root", identity.TOTPCode(rootSecret, time.Now()))
 	adminB.Do(
 		chromedp.WaitVisible(chromedp.CSS("#user-form")),
-		chromedp.SendKeys(chromedp.CSS("#user-name"), "carol"),
-		chromedp.SendKeys(chromedp.CSS("#user-display"), "Carol Jones"),
+		chromedp.SetValue(chromedp.CSS("#user-name"), "carol"),
+		chromedp.SetValue(chromedp.CSS("#user-display"), "Carol Jones"),
 		chromedp.SetValue(chromedp.CSS("#user-role"), "agent"),
-		chromedp.SendKeys(chromedp.CSS("#user-team"), "blue"),
+		chromedp.SetValue(chromedp.CSS("#user-team"), "blue"),
 		chromedp.Click(chromedp.CSS("#user-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#enroll-result")),
 		chromedp.WaitVisible(chromedp.CSS(`#user-rows tr[data-user="carol"]`)),
@@ -366,9 +415,9 @@ func TestBrowserEnrollAndSignIn(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	userB.Do(
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.SendKeys(chromedp.CSS("#password2"), testPassword),
-		chromedp.SendKeys(chromedp.CSS("#totp"), totp(time.Now())),
+		chromedp.SetValue(chromedp.CSS("#password"), testPassword),
+		chromedp.SetValue(chromedp.CSS("#password2"), testPassword),
+		chromedp.SetValue(chromedp.CSS("#totp"), totp(time.Now())),
 		chromedp.Click(chromedp.CSS("#enroll-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#done")),
 		chromedp.WaitVisible(chromedp.CSS(`#to-console[href="/console"]`)),

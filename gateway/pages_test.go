@@ -3,14 +3,18 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"image/png"
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 
 	"supportgate/gateway"
 	"supportgate/gateway/identity"
@@ -170,9 +174,9 @@ func (e *env) browserLogin(u *testUser) (*http.Client, string) {
 	return c, csrf
 }
 
-// TestBrowserLoginOrigin: only the gateway's own pages may start a
+// TestCookieLoginOrigin: only the gateway's own pages may start a
 // cookie session (no login CSRF); the CLI's bearer login is unchanged.
-func TestBrowserLoginOrigin(t *testing.T) {
+func TestCookieLoginOrigin(t *testing.T) {
 	e := newEnv(t)
 	u := e.addUser("alice", identity.RoleAgent, "red")
 	for _, origin := range []string{"", "https://evil.example", "http://" + strings.TrimPrefix(e.srv.URL, "https://")} {
@@ -236,7 +240,7 @@ func TestCookieCSRF(t *testing.T) {
 	other := browsers[identity.RoleAuditor].csrf // a valid token of another session
 
 	publicPOST := map[string]string{
-		"POST /api/v1/login":          "sets the cookie rather than using it; browser logins must come from our origin (TestBrowserLoginOrigin)",
+		"POST /api/v1/login":          "sets the cookie rather than using it; browser logins must come from our origin (TestCookieLoginOrigin)",
 		"POST /api/v1/enroll/{token}": "authenticated by the one-time token in the path, never by a cookie",
 	}
 	var checked int
@@ -302,5 +306,36 @@ func TestCookieCSRF(t *testing.T) {
 	}
 	if checked < 12 {
 		t.Errorf("checked %d state-changing routes, want every one of them (at least 12)", checked)
+	}
+}
+
+// TestCookieWebsocketOrigin: the sessions websocket, which a browser opens
+// with the session cookie, admits the gateway's own pages and refuses a
+// page of another origin (cross-site websocket hijacking).
+func TestCookieWebsocketOrigin(t *testing.T) {
+	e := newEnv(t)
+	u := e.addUser("alice", identity.RoleAgent, "red")
+	c, _ := e.browserLogin(u)
+	srvURL, _ := url.Parse(e.srv.URL)
+	cookie := ""
+	for _, ck := range c.Jar.Cookies(srvURL) {
+		cookie += ck.Name + "=" + ck.Value
+	}
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: e.mat.CAPool()}}
+	wsURL := "wss://" + srvURL.Host + "/api/v1/sessions/watch"
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{e.srv.URL, http.StatusSwitchingProtocols},
+		{"https://evil.example", http.StatusForbidden},
+	} {
+		conn, resp, err := d.Dial(wsURL, http.Header{"Cookie": {cookie}, "Origin": {tc.origin}})
+		if conn != nil {
+			conn.Close()
+		}
+		if resp == nil || resp.StatusCode != tc.want {
+			t.Errorf("websocket from %s: got %v %v, want %d", tc.origin, resp, err, tc.want)
+		}
 	}
 }
