@@ -84,7 +84,12 @@ func (g *Gateway) authenticate(r *http.Request) (*principal, error) {
 
 // principalOf resolves an API token to its user.
 func (g *Gateway) principalOf(ctx context.Context, tok string) (*principal, error) {
-	t, err := g.store.GetToken(ctx, identity.HashToken(tok))
+	h, now := identity.HashToken(tok), g.clock.Now()
+	if p, ok := g.authCache.get(h, now); ok {
+		return p, nil
+	}
+	gen := g.authCache.generation()
+	t, err := g.store.GetToken(ctx, h)
 	if errors.Is(err, users.ErrNotFound) || (err == nil && t.Kind != users.KindAPI) {
 		return nil, errorf(http.StatusUnauthorized, "unknown or revoked token; run supportgate login")
 	}
@@ -108,7 +113,9 @@ func (g *Gateway) principalOf(ctx context.Context, tok string) (*principal, erro
 	if err != nil {
 		return nil, errorf(http.StatusForbidden, "account has no valid role")
 	}
-	return &principal{user: u, role: role, token: t}, nil
+	p := &principal{user: u, role: role, token: t}
+	g.authCache.put(gen, p, now)
+	return p, nil
 }
 
 type loginRequest struct {

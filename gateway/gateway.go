@@ -83,6 +83,8 @@ type Gateway struct {
 	hasher   *identity.Hasher
 	csrfKey  []byte
 
+	authCache authCache // API tokens resolved recently; see authcache.go
+
 	broker  *session.Broker
 	audit   *audit.Log
 	metrics *metrics
@@ -120,6 +122,7 @@ func New(cfg Config) (*Gateway, error) {
 		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients,
 		onAudit: cfg.OnAudit, stop: func() {},
 	}
+	g.store = g.authCache.watch(cfg.Store)
 	if g.org == "" {
 		g.org = "supportgate"
 	}
