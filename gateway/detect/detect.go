@@ -425,8 +425,8 @@ func (d *Detector) Alert(id string) (Alert, bool) {
 // ErrNoAlert is returned by Ack and Resolve for an unknown alert ID.
 var ErrNoAlert = errors.New("detect: no such alert")
 
-// MaxNoteBytes bounds an incident note.
-const MaxNoteBytes = 4096
+// MaxNoteBytes bounds an incident note, so the note fits an audit detail value.
+const MaxNoteBytes = audit.MaxDetailValBytes
 
 // Ack marks an alert acknowledged by a user, with an optional note that
 // replaces the previous one if non-empty.
