@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
 	"supportgate/gateway/users"
+	"supportgate/gateway/wghub"
 	"supportgate/session"
 )
 
@@ -60,6 +62,13 @@ type Config struct {
 	// encrypted to them and the gateway cannot read them back.
 	Recipients []age.Recipient
 
+	// WireGuard, when set, runs the WireGuard hub on this socket (opened
+	// by the caller, closed by it after Close); helpers are told to send
+	// to WireGuardEndpoint (host:port). Without it assist enrollment
+	// answers 503.
+	WireGuard         *net.UDPConn
+	WireGuardEndpoint string
+
 	// OnAudit, if set, is called with every audit record after it is
 	// stored, in the goroutine that stored it (the detector's feed). It
 	// must return quickly and must not call back into the gateway.
@@ -89,6 +98,7 @@ type Gateway struct {
 	audit   *audit.Log
 	metrics *metrics
 	hub     *hub
+	wg      *wghub.Hub // nil without Config.WireGuard
 	limits  *limits
 	handler http.Handler
 
@@ -182,6 +192,11 @@ func New(cfg Config) (*Gateway, error) {
 		g.audit.Close()
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
+	if err := g.startWireGuard(cfg); err != nil {
+		g.broker.Close()
+		g.audit.Close()
+		return nil, err
+	}
 	g.handler = g.routes()
 	return g, nil
 }
@@ -242,6 +257,9 @@ func (g *Gateway) Close() error {
 		g.bg.Wait()
 		err := g.broker.Close()
 		g.hub.close()
+		if g.wg != nil {
+			g.wg.Close()
+		}
 		g.record(context.Background(), audit.Event{Type: "gateway.stopped", Actor: "system", Role: "system"})
 		g.closeErr = errors.Join(err, g.audit.Close())
 	})

@@ -1,0 +1,248 @@
+package assist
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/crypto/ssh"
+)
+
+// The SSH endpoint: the gateway (and only the gateway: its host key is the
+// one client key accepted) opens session channels for a PTY shell or a
+// command, run as the helper's own user. Nothing else is served: no port
+// forwarding, no agent forwarding, no subsystems.
+
+func (e *Endpoint) serveSSH(c net.Conn) {
+	mark := &sshConnMark{c}
+	if !e.track(c, mark) {
+		return
+	}
+	defer e.untrack(mark)
+	defer c.Close()
+	sc, chans, reqs, err := ssh.NewServerConn(c, e.ssh)
+	if err != nil {
+		e.log.Info("ssh: handshake refused", "err", err)
+		return
+	}
+	defer sc.Close()
+	e.log.Info("ssh: gateway connected")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ssh.DiscardRequests(reqs)
+	}()
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			nc.Reject(ssh.Prohibited, "only session channels")
+			continue
+		}
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.session(ch, creqs)
+		}()
+	}
+}
+
+type ptyReq struct {
+	Term          string
+	Cols, Rows    uint32
+	Width, Height uint32
+	Modes         string
+}
+
+// session serves one session channel: env and pty-req before a shell or
+// exec, window-change while it runs.
+func (e *Endpoint) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	var (
+		term     string
+		win      *pty.Winsize
+		env      []string
+		ptmx     *os.File
+		started  bool
+		exitc    = make(chan int, 1)
+		procDone = make(chan struct{})
+	)
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case code := <-exitc:
+			// Drain what the process wrote before reporting its status.
+			<-procDone
+			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{uint32(code)}))
+			return
+		case req, ok := <-reqs:
+			if !ok {
+				return
+			}
+			switch req.Type {
+			case "env":
+				var kv struct{ K, V string }
+				if ssh.Unmarshal(req.Payload, &kv) == nil && (kv.K == "LANG" || kv.K == "LC_ALL" || kv.K == "TZ") {
+					env = append(env, kv.K+"="+kv.V)
+					req.Reply(true, nil)
+					continue
+				}
+				req.Reply(false, nil)
+			case "pty-req":
+				var p ptyReq
+				if started || ssh.Unmarshal(req.Payload, &p) != nil {
+					req.Reply(false, nil)
+					continue
+				}
+				term = p.Term
+				win = &pty.Winsize{Cols: uint16(p.Cols), Rows: uint16(p.Rows)}
+				req.Reply(true, nil)
+			case "window-change":
+				if len(req.Payload) >= 8 && ptmx != nil {
+					pty.Setsize(ptmx, &pty.Winsize{
+						Cols: uint16(binary.BigEndian.Uint32(req.Payload)),
+						Rows: uint16(binary.BigEndian.Uint32(req.Payload[4:])),
+					})
+				}
+				if req.WantReply {
+					req.Reply(true, nil)
+				}
+			case "shell", "exec":
+				if started {
+					req.Reply(false, nil)
+					continue
+				}
+				var args []string
+				if req.Type == "exec" {
+					var cmd struct{ C string }
+					if ssh.Unmarshal(req.Payload, &cmd) != nil {
+						req.Reply(false, nil)
+						continue
+					}
+					args = []string{"-c", cmd.C}
+				} else {
+					args = []string{"-l"}
+				}
+				f, err := e.start(ch, args, term, win, env, exitc, procDone)
+				if err != nil {
+					e.log.Warn("ssh: starting shell", "err", err)
+					req.Reply(false, nil)
+					return
+				}
+				ptmx, started = f, true
+				if f != nil {
+					defer f.Close() // after the loop: window-change may still use it
+				}
+				req.Reply(true, nil)
+			default:
+				if req.WantReply {
+					req.Reply(false, nil)
+				}
+			}
+		}
+	}
+}
+
+// start runs the customer's shell with args, on a PTY when one was asked
+// for, wired to ch. The process is killed when the session ends.
+func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Winsize, env []string,
+	exitc chan<- int, procDone chan<- struct{}) (*os.File, error) {
+	cmd := exec.Command(e.cfg.Shell, args...)
+	cmd.Dir = e.cfg.Dir
+	cmd.Env = append(e.baseEnv(), env...)
+	if term != "" {
+		cmd.Env = append(cmd.Env, "TERM="+term)
+	}
+	var ptmx *os.File
+	var copies sync.WaitGroup
+	if win != nil {
+		f, err := pty.StartWithSize(cmd, win)
+		if err != nil {
+			return nil, err
+		}
+		ptmx = f
+		copies.Add(1)
+		go func() { defer copies.Done(); io.Copy(ch, f) }()
+		go func() { io.Copy(f, ch) }() // ends when the channel or pty closes
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Stdout = ch
+		cmd.Stderr = ch.Stderr()
+		cmd.WaitDelay = time.Second // a background child holding stdout open cannot stall the exit status
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		// Not waited for: it ends when the channel or the pipe closes.
+		go func() { io.Copy(stdin, ch); stdin.Close() }()
+	}
+	e.mu.Lock()
+	e.shells++
+	e.mu.Unlock()
+	stop := make(chan struct{})
+	e.wg.Add(2)
+	go func() { // the session ends: the process goes
+		defer e.wg.Done()
+		select {
+		case <-e.ctx.Done():
+			kill(cmd)
+		case <-stop:
+		}
+	}()
+	go func() {
+		defer e.wg.Done()
+		err := cmd.Wait()
+		copies.Wait() // the PTY's output, up to the EIO that follows the exit
+		close(stop)
+		e.mu.Lock()
+		e.shells--
+		e.mu.Unlock()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+			if code < 0 {
+				code = 255
+			}
+		}
+		close(procDone)
+		exitc <- code
+	}()
+	return ptmx, nil
+}
+
+// kill ends the process and, for commands, its process group.
+func kill(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	cmd.Process.Kill()
+}
+
+// baseEnv is the environment shells start with: the helper's own, minus
+// nothing — the shell is the customer's, as the customer.
+func (e *Endpoint) baseEnv() []string {
+	if e.cfg.Env != nil {
+		return append([]string(nil), e.cfg.Env...)
+	}
+	return os.Environ()
+}
