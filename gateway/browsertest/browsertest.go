@@ -170,23 +170,6 @@ func Until(expr string) chromedp.Action[chromedp.Void] {
 	}
 }
 
-// TargetURLs lists the URL of every target of the browser: pages and
-// out-of-process frames alike.
-func (p *Profile) TargetURLs() []string {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
-	defer cancel()
-	infos, err := chromedp.Targets(ctx)
-	if err != nil {
-		p.t.Fatalf("listing targets: %v", err)
-	}
-	var out []string
-	for _, in := range infos {
-		out = append(out, string(in.Type)+" "+in.URL)
-	}
-	return out
-}
-
 // EvalInTarget evaluates expr in the first target of the browser whose
 // type is typ ("page", "iframe") and whose URL contains urlPart, such as
 // an out-of-process frame. It reports false when there is no such target.

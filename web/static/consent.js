@@ -23,8 +23,11 @@
 
   const explain = (status, data) => {
     const err = (data && data.error) || "";
-    if (status === 403) return "This link is already open in another browser, so it cannot be used here. " +
-      "A link works only in the browser that opened it first. If that was not you, tell the organisation: " + err;
+    if (status === 403 && /another client|not opened in this browser/.test(err)) {
+      return "This link is already open in another browser, so it cannot be used here. " +
+        "A link works only in the browser that opened it first. If that was not you, tell the organisation.";
+    }
+    if (status === 403) return "The gateway refused this (" + err + "). Reload the page and try again.";
     if (status === 404) return "This link is not valid. Check that you copied all of it.";
     if (status === 410) return "This link has expired. Ask the agent for a new one.";
     if (status === 429) return "Too many attempts. Wait a minute and reload the page.";
