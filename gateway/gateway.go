@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"supportgate/gateway/audit"
+	"supportgate/gateway/detect"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
 	"supportgate/gateway/users"
@@ -73,6 +74,13 @@ type Config struct {
 	// stored, in the goroutine that stored it (the detector's feed). It
 	// must return quickly and must not call back into the gateway.
 	OnAudit func(audit.Record)
+
+	// Detect, if set, runs the anomaly detector over the audit stream
+	// (its OnAlert and OnCritical are the gateway's). AutoLock locks an
+	// agent, ending all their sessions, when an alert about them is
+	// critical.
+	Detect   *detect.Config
+	AutoLock bool
 }
 
 // MaxTokenTTL caps bearer tokens and SSH certificates.
@@ -104,6 +112,8 @@ type Gateway struct {
 
 	recipients []age.Recipient
 	onAudit    func(audit.Record)
+	detector   *detect.Detector  // nil without Config.Detect
+	locks      chan detect.Alert // critical alerts for runLocks; nil without AutoLock
 
 	stop      context.CancelFunc // stops the goroutines Start began
 	bg        sync.WaitGroup     // those goroutines
@@ -197,6 +207,10 @@ func New(cfg Config) (*Gateway, error) {
 		g.audit.Close()
 		return nil, err
 	}
+	if err := g.startDetector(cfg, reg); err != nil {
+		g.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g.handler = g.routes()
 	return g, nil
 }
@@ -216,6 +230,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 		defer g.bg.Done()
 		g.housekeeping(bg)
 	}()
+	if g.locks != nil {
+		g.bg.Add(1)
+		go func() {
+			defer g.bg.Done()
+			g.runLocks(bg)
+		}()
+	}
 	return nil
 }
 
@@ -261,6 +282,11 @@ func (g *Gateway) Close() error {
 			g.wg.Close()
 		}
 		g.record(context.Background(), audit.Event{Type: "gateway.stopped", Actor: "system", Role: "system"})
+		if g.detector != nil {
+			// Drains its queue and saves baselines; its alerts still reach
+			// the audit log, which closes last.
+			err = errors.Join(err, g.detector.Close())
+		}
 		g.closeErr = errors.Join(err, g.audit.Close())
 	})
 	return g.closeErr

@@ -46,7 +46,10 @@ type testUser struct {
 	clock  *sessiontest.Clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith lets a test adjust the gateway's Config before New.
+func newEnvWith(t *testing.T, adjust func(*gateway.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
@@ -62,12 +65,16 @@ func newEnv(t *testing.T) *env {
 	srv.TLS = mat.TLSConfig()
 	srv.StartTLS()
 	e.srv = srv
-	e.g, err = gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		Store: st, Keys: mat, PublicURL: srv.URL, Org: "ACME Support",
 		Policy:         session.Policy{MaxOpenPerAgent: 1000},
 		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		Clock:          e.clock,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	e.g, err = gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

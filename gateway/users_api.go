@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"supportgate/gateway/audit"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/users"
+	"supportgate/session"
 )
 
 // UserView is an account as admins see it: never a hash or a secret.
@@ -143,18 +145,7 @@ func (g *Gateway) handleLockUser(w http.ResponseWriter, r *http.Request, p *prin
 		g.writeErr(w, r, errorf(http.StatusBadRequest, "admins cannot lock themselves"))
 		return
 	}
-	u, err := g.setDisabled(r, name, true)
-	if err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	if err := g.store.DeleteUserTokens(ctx, name, ""); err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	n, err := g.broker.LockAgent(ctx, name, actorOf(p, r))
-	g.record(ctx, audit.Event{Type: "user.locked", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
-		Detail: map[string]string{"user": name, "sessions_ended": itoa(n)}})
+	u, n, err := g.lockUser(ctx, name, actorOf(p, r), nil)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
@@ -162,12 +153,33 @@ func (g *Gateway) handleLockUser(w http.ResponseWriter, r *http.Request, p *prin
 	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u), "sessions_ended": n})
 }
 
+// lockUser locks an account: it is disabled, its tokens are revoked and
+// every open session of it ends at once with reason locked. It returns the
+// number of sessions ended. detail adds to the audit event (the alert that
+// caused an automatic lock).
+func (g *Gateway) lockUser(ctx context.Context, name string, by session.Actor, detail map[string]string) (*users.User, int, error) {
+	u, err := g.setDisabled(ctx, name, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := g.store.DeleteUserTokens(ctx, name, ""); err != nil {
+		return nil, 0, err
+	}
+	n, err := g.broker.LockAgent(ctx, name, by)
+	d := map[string]string{"user": name, "sessions_ended": itoa(n)}
+	for k, v := range detail {
+		d[k] = v
+	}
+	g.record(ctx, audit.Event{Type: "user.locked", Actor: by.Name, Role: by.Role, Remote: by.Remote, Detail: d})
+	return u, n, err
+}
+
 func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	if err := decodeOptional(w, r, &struct{}{}); err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
-	u, err := g.setDisabled(r, r.PathValue("name"), false)
+	u, err := g.setDisabled(r.Context(), r.PathValue("name"), false)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
@@ -177,8 +189,8 @@ func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *pr
 	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u)})
 }
 
-func (g *Gateway) setDisabled(r *http.Request, name string, disabled bool) (*users.User, error) {
-	u, err := g.store.GetUser(r.Context(), name)
+func (g *Gateway) setDisabled(ctx context.Context, name string, disabled bool) (*users.User, error) {
+	u, err := g.store.GetUser(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +199,10 @@ func (g *Gateway) setDisabled(r *http.Request, name string, disabled bool) (*use
 		u.Failures, u.LockedUntil, u.LastFailure = 0, time.Time{}, time.Time{}
 	}
 	u.Version++
-	return u, g.store.UpdateUser(r.Context(), u)
+	if err := g.store.UpdateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
