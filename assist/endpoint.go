@@ -339,13 +339,13 @@ func resolveEndpoint(hostport string, c *net.UDPConn) (string, error) {
 	if err != nil || len(ips) == 0 {
 		return "", fmt.Errorf("assist: resolving gateway endpoint %q: %v", host, err)
 	}
-	want4 := false
-	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil && !la.IP.IsUnspecified() {
-		want4 = true
+	want4 := true
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() == nil {
+		want4 = false // an IPv6 socket; it reaches IPv4 too through mapped addresses
 	}
 	pick := ips[0].Unmap()
 	for _, ip := range ips {
-		if ip.Unmap().Is4() == want4 || !want4 {
+		if ip.Unmap().Is4() == want4 {
 			pick = ip.Unmap()
 			break
 		}

@@ -72,7 +72,7 @@ func runServe(env *cliEnv, args []string) error {
 	}
 	httpListen := pick(*httpAddr, cfg.HTTPAddr, ":8443")
 	_ = pick(*sshAddr, cfg.SSHAddr, ":2222") // the SSH bastion arrives with the device-access issues
-	_ = pick(*wgAddr, cfg.WGAddr, ":51820")
+	wgListen := pick(*wgAddr, cfg.WGAddr, "")
 	if len(recipients) == 0 {
 		recipients = cfg.Recipients
 	}
@@ -120,7 +120,19 @@ func runServe(env *cliEnv, args []string) error {
 	}
 	defer store.Close()
 
+	// The WireGuard hub gets its socket from here: libraries don't listen.
+	// An address that was asked for must work; the default may be taken
+	// (another gateway on this host), which only disables device access.
+	wgConn, wgEndpoint, err := listenWireGuard(env, wgListen, pu.Hostname())
+	if err != nil {
+		return err
+	}
+	if wgConn != nil {
+		defer wgConn.Close()
+	}
+
 	g, err := gateway.New(gateway.Config{
+		WireGuard: wgConn, WireGuardEndpoint: wgEndpoint,
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
 	})
@@ -166,6 +178,30 @@ func runServe(env *cliEnv, args []string) error {
 	g.Close() // ends live channels and websockets first
 	srv.Shutdown(shutdownCtx)
 	return nil
+}
+
+// listenWireGuard opens the hub's UDP socket on addr (default :51820) and
+// names the endpoint helpers send to: the public host and the socket's port.
+func listenWireGuard(env *cliEnv, addr, publicHost string) (*net.UDPConn, string, error) {
+	explicit := addr != ""
+	if !explicit {
+		addr = ":51820"
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--wg-addr %q: %w", addr, err)
+	}
+	c, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		if explicit {
+			return nil, "", fmt.Errorf("listening on %s/udp: %w", addr, err)
+		}
+		fmt.Fprintf(env.stderr, "supportgate: WARNING: WireGuard disabled (shell and tunnel helpers cannot enroll): %v; set --wg-addr\n", err)
+		return nil, "", nil
+	}
+	endpoint := net.JoinHostPort(publicHost, fmt.Sprint(c.LocalAddr().(*net.UDPAddr).Port))
+	fmt.Fprintf(env.stderr, "supportgate: WireGuard on %s/udp (helpers send to %s)\n", c.LocalAddr(), endpoint)
+	return c, endpoint, nil
 }
 
 func logLevel(s string) slog.Level {

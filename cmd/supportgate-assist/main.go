@@ -1,0 +1,262 @@
+// Command supportgate-assist is the customer-side helper: it shows who asks
+// for access to this machine and what for, asks the customer, and for the
+// approved time box runs a WireGuard tunnel to the gateway with an SSH
+// endpoint (the customer's own shell, as the customer) and the consented
+// port forwards inside it. Ctrl-C revokes the session.
+//
+//	supportgate-assist [--ca CA.pem] [--yes] LINK
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/ssh"
+
+	"supportgate/assist"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("supportgate-assist", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	caFile := fs.String("ca", "", "PEM `file` of the CA that signed the gateway's certificate (default: system roots)")
+	yes := fs.Bool("yes", false, "approve without asking (for scripted use)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: supportgate-assist [--ca CA.pem] [--yes] LINK")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	msg, err := assistSession(ctx, fs.Arg(0), *caFile, *yes, stdin, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "\nsupportgate-assist: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "\nsupportgate-assist: %s\n", msg)
+	return 0
+}
+
+func httpClient(caFile string) (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}, nil
+}
+
+// assistSession runs one session from the link to its end and returns why
+// it ended.
+func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.Reader, out io.Writer) (string, error) {
+	hc, err := httpClient(caFile)
+	if err != nil {
+		return "", err
+	}
+	cs, err := assist.Open(ctx, hc, link)
+	if err != nil {
+		return "", err
+	}
+	v := cs.View()
+	fmt.Fprintf(out, "%s asks for access to this machine.\n", v.Agent.Org)
+	fmt.Fprintf(out, "  agent:             %s\n", v.Agent.Name)
+	fmt.Fprintf(out, "  verification code: %s   (check it with the agent on the phone)\n", v.VerificationCode)
+	fmt.Fprintf(out, "  allowed:           %s\n", strings.Join(v.RequestedScopes, ", "))
+	fmt.Fprintf(out, "  for:               %s\n", v.Duration)
+	if v.Reason != "" {
+		fmt.Fprintf(out, "  reason:            %s\n", v.Reason)
+	}
+	fmt.Fprintln(out, "  Everything is recorded. Press Ctrl-C at any time to end the session.")
+	switch v.State {
+	case "ended":
+		return "", fmt.Errorf("this session has ended (%s)", v.EndReason)
+	case "active":
+		fmt.Fprintln(out, "Already approved; connecting.")
+	default:
+		ok := yes
+		if !ok {
+			fmt.Fprint(out, "Allow this? [y/N] ")
+			line, _ := bufio.NewReader(stdin).ReadString('\n')
+			ok = strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
+		}
+		if !ok {
+			if err := cs.Deny(context.WithoutCancel(ctx)); err != nil {
+				return "", err
+			}
+			return "you denied the session; nothing was shared", nil
+		}
+		if err := cs.Approve(ctx, nil); err != nil {
+			return "", err
+		}
+	}
+	v = cs.View()
+	if !hasDeviceScope(v.Scopes) {
+		return "", errors.New("the session grants neither shell nor tunnel: nothing for this helper to do (use the web page)")
+	}
+
+	var wgPriv [32]byte
+	rand.Read(wgPriv[:])
+	wgPriv[0] &= 248
+	wgPriv[31] = (wgPriv[31] & 127) | 64
+	wgPub, err := curve25519.X25519(wgPriv[:], curve25519.Basepoint)
+	if err != nil {
+		return "", err
+	}
+	_, hk, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	host, err := ssh.NewSignerFromKey(hk)
+	if err != nil {
+		return "", err
+	}
+	en, err := cs.Enroll(ctx, encodeKey(wgPub), string(ssh.MarshalAuthorizedKey(host.PublicKey())))
+	if err != nil {
+		return "", err
+	}
+	uc, err := dialSocket(en.Endpoint)
+	if err != nil {
+		return "", err
+	}
+	defer uc.Close()
+	shell := os.Getenv("SHELL")
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	ep, err := assist.StartEndpoint(assist.EndpointConfig{
+		Enrollment: en, PrivateKey: wgPriv, HostKey: host, Conn: uc, Shell: shell,
+	})
+	if err != nil {
+		return "", err
+	}
+	defer ep.Close()
+	fmt.Fprintf(out, "Connected: tunnel %s to %s; %s may now use %s.\n", en.Address, en.Endpoint, v.Agent.Name, strings.Join(en.Scopes, ", "))
+
+	ended := make(chan assist.View, 1)
+	watchErr := make(chan error, 1)
+	wctx, cancelWatch := context.WithCancel(context.Background())
+	defer cancelWatch()
+	go func() {
+		last, err := cs.Watch(wctx, nil)
+		if err != nil {
+			watchErr <- err
+			return
+		}
+		ended <- last
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	status := func() {
+		st := ep.Status()
+		left := "?"
+		if v := cs.View(); v.ExpiresAt != nil {
+			left = time.Until(*v.ExpiresAt).Truncate(time.Second).String()
+		}
+		who := "nobody connected"
+		if st.SSHConnections > 0 || st.Forwards > 0 {
+			who = fmt.Sprintf("%s connected: %d ssh, %d shells, %d forwards", v.Agent.Name, st.SSHConnections, st.Shells, st.Forwards)
+		}
+		fmt.Fprintf(out, "\r\033[K%s | time left %s | Ctrl-C ends it", who, left)
+	}
+	status()
+	for {
+		select {
+		case <-ctx.Done():
+			ep.Close() // shells first, then tell the gateway
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := cs.Revoke(rctx); err != nil {
+				return "", fmt.Errorf("revoking: %w (the session may still be open: revoke it on the web page)", err)
+			}
+			return "you revoked the session; the tunnel is closed", nil
+		case last := <-ended:
+			ep.Close()
+			return "session ended: " + endReason(last), nil
+		case err := <-watchErr:
+			ep.Close()
+			return "", fmt.Errorf("lost contact with the gateway, closed the tunnel: %w", err)
+		case <-tick.C:
+			status()
+		}
+	}
+}
+
+func endReason(v assist.View) string {
+	switch v.EndReason {
+	case "expired":
+		return "the time box ran out"
+	case "revoked":
+		return "it was revoked"
+	case "idle":
+		return "it was idle too long"
+	case "locked":
+		return "the agent's account was locked"
+	case "completed":
+		return "the agent finished"
+	case "":
+		return "unknown reason"
+	}
+	return v.EndReason
+}
+
+func hasDeviceScope(scopes []string) bool {
+	for _, s := range scopes {
+		if s == "shell" || strings.HasPrefix(s, "tunnel:") {
+			return true
+		}
+	}
+	return false
+}
+
+// dialSocket opens the tunnel's UDP socket in the family of the gateway's
+// endpoint, on an ephemeral port: the helper only sends out.
+func dialSocket(endpoint string) (*net.UDPConn, error) {
+	ua, err := net.ResolveUDPAddr("udp", endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("gateway endpoint %s: %w", endpoint, err)
+	}
+	network := "udp6"
+	if ua.IP.To4() != nil {
+		network = "udp4"
+	}
+	return net.ListenUDP(network, nil)
+}
+
+func encodeKey(k []byte) string {
+	var a [32]byte
+	copy(a[:], k)
+	return fmtKey(a)
+}
