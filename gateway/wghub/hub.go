@@ -410,6 +410,14 @@ func (c *tunnelConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite half-closes the connection, as *net.TCPConn does.
+func (c *tunnelConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 func (c *tunnelConn) Close() error {
 	c.stop()
 	return c.Conn.Close()

@@ -115,6 +115,22 @@ func inNS(t testing.TB, ns string, f func() error) {
 	}
 }
 
+// canRealPeer reports whether startRealPeer can run here, for benchmarks
+// that measure the real peer only when it can.
+func canRealPeer() bool {
+	for _, p := range []string{"wireguard-go", "wg", "ip"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return false
+		}
+	}
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return os.Geteuid() == 0
+}
+
 func startRealPeer(t testing.TB, sink bool) *realPeer {
 	t.Helper()
 	needRealPeer(t)

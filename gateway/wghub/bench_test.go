@@ -1,0 +1,196 @@
+package wghub_test
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"supportgate/assist"
+	"supportgate/gateway/wghub"
+	"supportgate/session"
+)
+
+// sink accepts TCP connections, reads each to EOF and answers one byte.
+func sink(b testing.TB, ln net.Listener) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(io.Discard, c)
+				c.Write([]byte{1})
+			}()
+		}
+	}()
+}
+
+// push writes total bytes on c, half-closes and waits for the sink's
+// answer, and returns MB/s.
+func push(b *testing.B, c net.Conn, total int) float64 {
+	b.Helper()
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	start := time.Now()
+	for n := 0; n < total; n += len(buf) {
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		b.Fatal(err)
+	}
+	return float64(total) / 1e6 / time.Since(start).Seconds()
+}
+
+// hubAndHelper is the hub with one enrolled helper (package assist on its
+// own netstack) whose tunnel port 9 forwards to target, all on loopback.
+func hubAndHelper(b *testing.B, target string) *wghub.Hub {
+	fs := newFakeSessions()
+	h := newHub(b, fs, netip.Prefix{}, nil)
+	fs.add("s1", "alice", "shell,tunnel:9")
+	priv, pub := newKey()
+	host := newHostKey(b)
+	en, err := h.Enroll("s1", pub, host.PublicKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	gk := h.PublicKey()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { uc.Close() })
+	ep, err := assist.StartEndpoint(assist.EndpointConfig{
+		Enrollment: &assist.Enrollment{
+			GatewayKey: base64.StdEncoding.EncodeToString(gk[:]), Endpoint: en.Endpoint,
+			Address: en.Address.String() + "/32", GatewayAddress: en.GatewayAddress.String(), SSHPort: en.SSHPort,
+			GatewaySSHKey: string(ssh.MarshalAuthorizedKey(newHostKey(b).PublicKey())), Scopes: []string{"shell", "tunnel:9"},
+		},
+		PrivateKey: priv, HostKey: host, Conn: uc,
+		DialLocal: func(ctx context.Context, _ uint16) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", target)
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ep.Close() })
+	return h
+}
+
+// BenchmarkThroughput sends the same bytes over one TCP stream three ways
+// and reports each rate and its ratio to plain loopback TCP measured in
+// the same run: through the hub and a package assist helper (netstack on
+// both ends), and through the hub to Debian's wireguard-go on a TUN device
+// (when the machine allows; otherwise that part is skipped).
+func BenchmarkThroughput(b *testing.B) {
+	total := b.N * (32 << 20)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	sink(b, ln)
+
+	dial := func(h *wghub.Hub) net.Conn {
+		c, err := h.Dial(context.Background(), "s1", session.Need{Agent: "alice", Kind: session.Tunnel, Port: 9})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	h := hubAndHelper(b, ln.Addr().String())
+	push(b, dial(h), 4<<20) // warm up: handshake, windows
+
+	b.ResetTimer()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	loop := push(b, c, total)
+	assistRate := push(b, dial(h), total)
+	b.StopTimer()
+	b.ReportMetric(loop, "loopback-MB/s")
+	b.ReportMetric(assistRate, "hub+assist-MB/s")
+	b.ReportMetric(assistRate/loop, "hub+assist/loopback")
+
+	if !canRealPeer() {
+		b.Log("wireguard-go part skipped: needs root, /dev/net/tun, wireguard-go, wg and ip")
+		return
+	}
+	p := startRealPeer(b, true)
+	push(b, dial(p.hub), 4<<20)
+	b.StartTimer()
+	real := push(b, dial(p.hub), total)
+	b.StopTimer()
+	b.ReportMetric(real, "hub+wggo-tun-MB/s")
+	b.ReportMetric(real/loop, "hub+wggo-tun/loopback")
+	b.ReportMetric(assistRate/real, "hub+assist/hub+wggo-tun")
+}
+
+// BenchmarkIdlePeerMemory enrolls peers that never handshake and reports
+// the heap each one costs the hub (and its WireGuard device).
+func BenchmarkIdlePeerMemory(b *testing.B) {
+	const peers = 2000
+	fs := newFakeSessions()
+	h := newHub(b, fs, netip.Prefix{}, nil)
+	hk := newHostKey(b).PublicKey()
+	ids := make([]string, peers)
+	keys := make([][32]byte, peers)
+	for i := range ids {
+		ids[i] = "s" + string(rune('A'+i%26)) + itoa(i)
+		fs.add(ids[i], "a", "shell")
+		_, keys[i] = newKey()
+	}
+	var per float64
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i, id := range ids {
+			if _, err := h.Enroll(id, keys[i], hk); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per = float64(after.HeapAlloc-before.HeapAlloc) / peers
+		b.StopTimer()
+		for _, id := range ids {
+			fs.m[id].cancel()
+		}
+		for h.Peers() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		for _, id := range ids {
+			fs.add(id, "a", "shell")
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(per, "B/peer")
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var d []byte
+	for ; i > 0; i /= 10 {
+		d = append([]byte{byte('0' + i%10)}, d...)
+	}
+	return string(d)
+}
