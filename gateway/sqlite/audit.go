@@ -52,6 +52,7 @@ func (s *Store) AppendAudit(ctx context.Context, recs []audit.Record) error {
 		if uint64(last)+1 != first {
 			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", first, last, audit.ErrNotContiguous)
 		}
+		s.auditHead.known = false
 		ins := tx.StmtContext(ctx, s.stmts.insertAudit)
 		for i, args := range all {
 			if _, err := ins.ExecContext(ctx, args...); err != nil {
@@ -94,36 +95,66 @@ func (s *Store) AppendChained(ctx context.Context, chain audit.ChainFunc) error 
 	})
 }
 
-// appendChainedTx reads the newest audit record inside tx, which holds the
-// database's write lock, so no writer in any process can move the head
-// before commit, and inserts the records chain returns after it. A nil
-// chain stores nothing.
+// appendChainedTx chains and inserts the records chain returns inside tx,
+// which holds the database's write lock. The head they chain onto is the
+// one this store last wrote (auditHead) when it knows it, and otherwise
+// read in tx. A head cached here is only stale if another process appended
+// since; the insert of a Seq that process already stored then fails on the
+// primary key, and the records are chained again onto the head read in tx.
+// So no writer in any process can put a record anywhere but right after
+// the stored head. A nil chain stores nothing.
 func (s *Store) appendChainedTx(ctx context.Context, tx *sql.Tx, chain audit.ChainFunc) error {
 	if chain == nil {
 		return nil
 	}
-	last, err := scanAudit(tx.StmtContext(ctx, s.stmts.lastAuditW).QueryRowContext(ctx))
-	ok := true
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		last, ok = audit.Record{}, false
-	case err != nil:
-		return fmt.Errorf("sqlite: reading the audit head: %w", err)
+	h := &s.auditHead
+	for attempt := 0; ; attempt++ {
+		if !h.known {
+			last, err := scanAudit(tx.StmtContext(ctx, s.stmts.lastAuditW).QueryRowContext(ctx))
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				h.last, h.ok = audit.Record{}, false
+			case err != nil:
+				return fmt.Errorf("sqlite: reading the audit head: %w", err)
+			default:
+				h.last, h.ok = last, true
+			}
+			h.known = true
+		}
+		recs, err := chain(h.last, h.ok)
+		if err != nil {
+			return err
+		}
+		err = s.insertChained(ctx, tx, h.last.Seq, recs)
+		if isConstraint(err) && attempt == 0 {
+			h.known = false // another process appended: chain again
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			h.last, h.ok = recs[len(recs)-1], true
+		}
+		return nil
 	}
-	recs, err := chain(last, ok)
-	if err != nil {
-		return err
-	}
+}
+
+// insertChained inserts recs, which must follow Seq after.
+func (s *Store) insertChained(ctx context.Context, tx *sql.Tx, after uint64, recs []audit.Record) error {
 	ins := tx.StmtContext(ctx, s.stmts.insertAudit)
 	for i, r := range recs {
-		if r.Seq != last.Seq+1+uint64(i) {
-			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", r.Seq, last.Seq+uint64(i), audit.ErrNotContiguous)
+		if r.Seq != after+1+uint64(i) {
+			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", r.Seq, after+uint64(i), audit.ErrNotContiguous)
 		}
 		args, err := auditArgs(r)
 		if err != nil {
 			return err
 		}
 		if _, err := ins.ExecContext(ctx, args...); err != nil {
+			if isConstraint(err) && i == 0 {
+				return err
+			}
 			return fmt.Errorf("sqlite: appending audit record %d: %w", r.Seq, err)
 		}
 	}

@@ -108,6 +108,15 @@ type Store struct {
 
 	txs, ops atomic.Int64 // write transactions begun, writes run in them
 
+	// auditHead is the newest audit record as this store wrote it, used
+	// by the group-commit leader only (the writer slot guards it). It is
+	// forgotten whenever a write transaction does not commit in full.
+	auditHead struct {
+		known bool
+		ok    bool // the log is not empty
+		last  audit.Record
+	}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -423,6 +432,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 	errs := make([]error, len(ops))
 	tx, err := s.writer.BeginTx(context.Background(), nil)
 	if err != nil {
+		s.auditHead.known = false
 		for _, op := range ops {
 			op.done <- closedErr(err)
 		}
@@ -445,6 +455,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 		}
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
+			s.auditHead.known = false
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
 				// The transaction is in an unknown state: fail everyone.
 				_ = tx.Rollback()
@@ -455,15 +466,18 @@ func (s *Store) runBatch(ops []*writeOp) {
 			}
 		}
 		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && errs[i] == nil {
+			s.auditHead.known = false
 			errs[i] = err
 		}
 	}
 	if single && errs[0] != nil {
+		s.auditHead.known = false
 		_ = tx.Rollback()
 		ops[0].done <- errs[0]
 		return
 	}
 	if err := tx.Commit(); err != nil {
+		s.auditHead.known = false
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = closedErr(err)
