@@ -22,6 +22,9 @@ import (
 // BatchSize is how many packets one read or write moves.
 const BatchSize = conn.IdealBatchSize
 
+// SocketBuffer is the send and receive buffer size asked of the socket.
+const SocketBuffer = 7 << 20
+
 // Bind is a conn.Bind over a given *net.UDPConn. Close stops the receive
 // functions but leaves the socket open: the socket belongs to its opener.
 type Bind struct {
@@ -39,6 +42,11 @@ var _ conn.Bind = (*Bind)(nil)
 // New wraps c. The caller keeps ownership of c and closes it after the
 // WireGuard device that uses the Bind has been closed.
 func New(c *net.UDPConn) *Bind {
+	// Bursts of a whole batch per peer overflow the default socket
+	// buffers and the losses halve TCP's window inside the tunnel; ask
+	// for what wireguard-go's own bind asks for (the kernel caps it).
+	c.SetReadBuffer(SocketBuffer)
+	c.SetWriteBuffer(SocketBuffer)
 	return &Bind{uc: c, pc: ipv4.NewPacketConn(c)}
 }
 

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"supportgate/gateway"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/sqlite"
+	"supportgate/session"
+)
+
+// testGateway is an in-process gateway with a WireGuard hub, all on loopback.
+type testGateway struct {
+	g    *gateway.Gateway
+	url  string
+	ca   string
+	keys *keys.Material
+}
+
+func newTestGateway(t *testing.T) *testGateway {
+	t.Helper()
+	dir := t.TempDir()
+	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.TLS = mat.TLSConfig()
+	srv.StartTLS()
+	g, err := gateway.New(gateway.Config{
+		Store: st, Keys: mat, PublicURL: srv.URL, Org: "ACME Support",
+		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+		WireGuard:      uc, WireGuardEndpoint: uc.LocalAddr().String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = g.Handler()
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close(); g.Close(); uc.Close(); st.Close() })
+	if _, err := g.Accounts().Create(context.Background(), gateway.NewUser{Name: "alice", DisplayName: "Alice Agent", Role: identity.RoleAgent, Password: "a long test passphrase"}); err != nil {
+		t.Fatal(err)
+	}
+	return &testGateway{g: g, url: srv.URL, ca: filepath.Join(dir, "data", keys.CACertFile), keys: mat}
+}
+
+func (tg *testGateway) newSession(t *testing.T, scopes string, d time.Duration) (*session.Session, string) {
+	t.Helper()
+	sc, err := session.ParseScopes(scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, tok, err := tg.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
+		session.NewRequest{Agent: "alice", AgentName: "Alice Agent", Customer: "Bob", Scopes: sc, Duration: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, tg.url + "/c/" + tok
+}
+
+// lockedBuffer collects the helper's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type helperRun struct {
+	out, errOut *lockedBuffer
+	code        chan int
+	ended       time.Time
+}
+
+func startHelper(t *testing.T, ctx context.Context, tg *testGateway, link string, stdin io.Reader, args ...string) *helperRun {
+	h := &helperRun{out: &lockedBuffer{}, errOut: &lockedBuffer{}, code: make(chan int, 1)}
+	go func() {
+		h.code <- run(ctx, append(append([]string{"--ca", tg.ca}, args...), link), stdin, h.out, h.errOut)
+	}()
+	return h
+}
+
+func (h *helperRun) waitFor(t *testing.T, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(h.out.String(), text); {
+		select {
+		case c := <-h.code:
+			t.Fatalf("helper exited %d before %q:\n%s\n%s", c, text, h.out, h.errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper never printed %q:\n%s\n%s", text, h.out, h.errOut)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (h *helperRun) exit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case c := <-h.code:
+		return c
+	case <-time.After(within):
+		t.Fatalf("helper still running %v later:\n%s\n%s", within, h.out, h.errOut)
+		return -1
+	}
+}
+
+func shellCommand(t *testing.T, tg *testGateway, id, cmd string) (string, error) {
+	t.Helper()
+	hk, err := tg.g.WireGuard().HostKey(id)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := tg.g.WireGuard().Dial(ctx, id, session.Need{Agent: "alice", Kind: session.Shell})
+	if err != nil {
+		return "", err
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(c, "helper", &ssh.ClientConfig{
+		User: "supportgate", Auth: []ssh.AuthMethod{ssh.PublicKeys(tg.keys.SSHHostKey)},
+		HostKeyCallback: ssh.FixedHostKey(hk), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		return "", err
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	defer client.Close()
+	sess, err := client.NewSession()
+	if err != nil {
+		return "", err
+	}
+	out, err := sess.CombinedOutput(cmd)
+	return string(out), err
+}
+
+func TestHelperShowsAsksAndServes(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell,tunnel:80", 30*time.Minute)
+	h := startHelper(t, context.Background(), tg, link, strings.NewReader("y\n"))
+	h.waitFor(t, "Connected:")
+	for _, want := range []string{"ACME Support asks", "Alice Agent", s.VerificationCode, "shell, tunnel:80", "30m0s", "Allow this? [y/N]"} {
+		if !strings.Contains(h.out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, h.out)
+		}
+	}
+	out, err := shellCommand(t, tg, s.ID, "echo via helper")
+	if err != nil || out != "via helper\n" {
+		t.Fatalf("command through the helper: %q, %v", out, err)
+	}
+	start := time.Now()
+	if _, err := tg.g.Broker().Revoke(context.Background(), s.ID, session.Actor{Name: "alice", Role: "agent"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := h.exit(t, time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if !strings.Contains(h.out.String(), "session ended: it was revoked") {
+		t.Errorf("no reason given:\n%s", h.out)
+	}
+	t.Logf("helper exited %v after the revoke", time.Since(start))
+}
+
+func TestHelperDenies(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell", 30*time.Minute)
+	h := startHelper(t, context.Background(), tg, link, strings.NewReader("n\n"))
+	if code := h.exit(t, 20*time.Second); code != 0 {
+		t.Errorf("exit %d: %s", code, h.errOut)
+	}
+	got, _ := tg.g.Broker().Get(context.Background(), s.ID)
+	if got.State != session.Ended || got.EndReason != session.EndDenied {
+		t.Errorf("session %s/%s, want ended/denied", got.State, got.EndReason)
+	}
+}
+
+func TestHelperCtrlCRevokes(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell", 30*time.Minute)
+	ctx, interrupt := context.WithCancel(context.Background())
+	h := startHelper(t, ctx, tg, link, strings.NewReader(""), "--yes")
+	h.waitFor(t, "Connected:")
+	if !tg.g.WireGuard().Enrolled(s.ID) {
+		t.Fatal("not enrolled")
+	}
+	interrupt()
+	if code := h.exit(t, time.Second); code != 0 {
+		t.Errorf("exit %d: %s", code, h.errOut)
+	}
+	got, _ := tg.g.Broker().Get(context.Background(), s.ID)
+	if got.State != session.Ended || got.EndReason != session.EndRevoked {
+		t.Errorf("session %s/%s, want ended/revoked", got.State, got.EndReason)
+	}
+	if tg.g.WireGuard().Enrolled(s.ID) {
+		t.Error("peer still enrolled after Ctrl-C")
+	}
+	_, err := tg.g.WireGuard().Dial(context.Background(), s.ID, session.Need{Agent: "alice", Kind: session.Shell})
+	if !errors.Is(err, session.ErrEnded) && !errors.Is(err, session.ErrNotActive) {
+		t.Errorf("dial after Ctrl-C: got %v, want the session's end", err)
+	}
+}
