@@ -1,7 +1,8 @@
 // The staff console: sign-in with password and TOTP (a browser session
 // cookie), the caller's sessions kept live over the sessions websocket,
 // the new-session form, revoke and extend; supervisors see and end their
-// team's sessions; admins manage users.
+// team's sessions; admins manage users. Supervisors and admins also get
+// the Alerts view (alerts.js).
 "use strict";
 
 (() => {
@@ -30,6 +31,7 @@
     csrf = "";
     if (socket) { socket.onclose = null; socket.close(); socket = null; }
     sessions.clear();
+    sg.alerts.stop();
     ["sessions", "users", "logout", "whoami", "loading"].forEach((id) => sg.show(id, false));
     sg.show("login", true);
     fail(msg || "");
@@ -58,6 +60,7 @@
     if (staff) loadSessions();
     sg.show("users", user.role === "admin");
     if (user.role === "admin") loadUsers();
+    sg.alerts.start(user, call);
   };
 
   sg.$("login-form").addEventListener("submit", async (ev) => {
