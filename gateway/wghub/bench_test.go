@@ -128,6 +128,25 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(assistRate, "hub+assist-MB/s")
 	b.ReportMetric(assistRate/loop, "hub+assist/loopback")
 
+	// Upstream: wireguard-go's netstack with its stock bind, netstack to
+	// netstack (one hop fewer than hub+assist, which forwards to a
+	// loopback sink).
+	up := upstreamPair(b)
+	c, err = up()
+	if err != nil {
+		b.Fatal(err)
+	}
+	push(b, c, 4<<20)
+	c, err = up()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	upRate := push(b, c, total)
+	b.StopTimer()
+	b.ReportMetric(upRate, "upstream-netstack-MB/s")
+	b.ReportMetric(assistRate/upRate, "hub+assist/upstream-netstack")
+
 	if !canRealPeer() {
 		b.Log("wireguard-go part skipped: needs root, /dev/net/tun, wireguard-go, wg and ip")
 		return
