@@ -238,6 +238,22 @@ func TestAssistDeviceAccess(t *testing.T) {
 		}
 	})
 
+	t.Run("only the gateway's key logs in", func(t *testing.T) {
+		c, err := hub.Dial(context.Background(), s.ID, session.Need{Agent: "alice", Kind: session.Shell})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _, other := newHelperKeys(t)
+		_, _, _, err = ssh.NewClientConn(c, "helper", &ssh.ClientConfig{
+			User: "supportgate", Auth: []ssh.AuthMethod{ssh.PublicKeys(other)},
+			HostKeyCallback: ssh.FixedHostKey(h.hostKey.PublicKey()), Timeout: 10 * time.Second,
+		})
+		if err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Errorf("login with another key: got %v, want refused", err)
+		}
+	})
+
 	t.Run("tunnel port", func(t *testing.T) {
 		c, err := hub.Dial(context.Background(), s.ID, session.Need{Agent: "alice", Kind: session.Tunnel, Port: port})
 		if err != nil {
