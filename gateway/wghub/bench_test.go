@@ -18,7 +18,7 @@ import (
 )
 
 // sink accepts TCP connections, reads each to EOF and answers one byte.
-func sink(b testing.TB, ln net.Listener) {
+func sink(_ testing.TB, ln net.Listener) {
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -57,9 +57,17 @@ func push(b *testing.B, c net.Conn, total int) float64 {
 
 // hubAndHelper is the hub with one enrolled helper (package assist on its
 // own netstack) whose tunnel port 9 forwards to target, all on loopback.
-func hubAndHelper(b *testing.B, target string) *wghub.Hub {
+func hubAndHelper(b testing.TB, target string) *wghub.Hub {
+	return hubAndHelperOn(b, nil, "", "udp4", target)
+}
+
+// hubAndHelperOn is hubAndHelper with the hub on hubConn (nil: a new IPv4
+// loopback socket), told to advertise endpoint ("": its own address), and
+// the helper on a socket of helperNet.
+func hubAndHelperOn(b testing.TB, hubConn *net.UDPConn, endpoint, helperNet, target string) *wghub.Hub {
+	b.Helper()
 	fs := newFakeSessions()
-	h := newHub(b, fs, netip.Prefix{}, nil)
+	h := newHubEndpoint(b, fs, hubConn, endpoint)
 	fs.add("s1", "alice", "shell,tunnel:9")
 	priv, pub := newKey()
 	host := newHostKey(b)
@@ -68,7 +76,7 @@ func hubAndHelper(b *testing.B, target string) *wghub.Hub {
 		b.Fatal(err)
 	}
 	gk := h.PublicKey()
-	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	uc, err := net.ListenUDP(helperNet, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

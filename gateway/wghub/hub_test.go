@@ -102,6 +102,20 @@ func newHostKey(t testing.TB) ssh.Signer {
 	return s
 }
 
+func newHubEndpoint(t testing.TB, sessions wghub.Sessions, uc *net.UDPConn, endpoint string) *wghub.Hub {
+	t.Helper()
+	if uc == nil {
+		return newHub(t, sessions, netip.Prefix{}, nil)
+	}
+	priv, _ := newKey()
+	h, err := wghub.New(wghub.Config{PrivateKey: priv, Conn: uc, Endpoint: endpoint, Sessions: sessions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
 func newHub(t testing.TB, sessions wghub.Sessions, prefix netip.Prefix, uc *net.UDPConn) *wghub.Hub {
 	t.Helper()
 	if uc == nil {
