@@ -12,14 +12,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -66,8 +69,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
-func httpClient(caFile string) (*http.Client, error) {
+// httpClient trusts the CA in caFile, or else the certificate whose SHA-256
+// fingerprint the link carries (https://HOST/c/TOKEN#sha256=HEX: the
+// gateway's TLS certificate, or a CA certificate it presents in its chain),
+// or else the system roots.
+func httpClient(caFile, link string) (*http.Client, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if fp, ok := linkFingerprint(link); ok && caFile == "" {
+		tc.InsecureSkipVerify = true // replaced by the pin check below, which also checks the name
+		host := ""
+		if u, err := url.Parse(link); err == nil {
+			host = u.Hostname()
+		}
+		tc.VerifyConnection = func(cs tls.ConnectionState) error { return checkPin(cs, fp, host) }
+	}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -85,7 +100,7 @@ func httpClient(caFile string) (*http.Client, error) {
 // assistSession runs one session from the link to its end and returns why
 // it ended.
 func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.Reader, out io.Writer) (string, error) {
-	hc, err := httpClient(caFile)
+	hc, err := httpClient(caFile, link)
 	if err != nil {
 		return "", err
 	}
@@ -262,4 +277,50 @@ func encodeKey(k []byte) string {
 	var a [32]byte
 	copy(a[:], k)
 	return fmtKey(a)
+}
+
+// linkFingerprint reads the #sha256=HEX fragment of a consent link.
+func linkFingerprint(link string) ([32]byte, bool) {
+	var fp [32]byte
+	u, err := url.Parse(link)
+	if err != nil {
+		return fp, false
+	}
+	h, ok := strings.CutPrefix(u.Fragment, "sha256=")
+	if !ok {
+		return fp, false
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))
+	if err != nil || len(b) != 32 {
+		return fp, false
+	}
+	copy(fp[:], b)
+	return fp, true
+}
+
+// checkPin accepts the connection when the gateway's certificate is the
+// pinned one, or when a presented CA certificate is and, taken as the only
+// root, verifies the gateway's certificate for host.
+func checkPin(cs tls.ConnectionState, fp [32]byte, host string) error {
+	certs := cs.PeerCertificates
+	if len(certs) == 0 {
+		return errors.New("the gateway presented no certificate")
+	}
+	for _, c := range certs {
+		if sha256.Sum256(c.Raw) != fp {
+			continue
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(c)
+		inter := x509.NewCertPool()
+		for _, ic := range certs[1:] {
+			inter.AddCert(ic)
+		}
+		if c == certs[0] {
+			return nil // exactly the certificate the link names
+		}
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host})
+		return err
+	}
+	return errors.New("the gateway's certificate does not match the fingerprint in the link")
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -107,8 +109,11 @@ type helperRun struct {
 
 func startHelper(t *testing.T, ctx context.Context, tg *testGateway, link string, stdin io.Reader, args ...string) *helperRun {
 	h := &helperRun{out: &lockedBuffer{}, errOut: &lockedBuffer{}, code: make(chan int, 1)}
+	if !strings.Contains(link, "#sha256=") {
+		args = append([]string{"--ca", tg.ca}, args...)
+	}
 	go func() {
-		h.code <- run(ctx, append(append([]string{"--ca", tg.ca}, args...), link), stdin, h.out, h.errOut)
+		h.code <- run(ctx, append(args, link), stdin, h.out, h.errOut)
 	}()
 	return h
 }
@@ -232,4 +237,24 @@ func TestHelperCtrlCRevokes(t *testing.T) {
 	if !errors.Is(err, session.ErrEnded) && !errors.Is(err, session.ErrNotActive) {
 		t.Errorf("dial after Ctrl-C: got %v, want the session's end", err)
 	}
+}
+
+// TestHelperPinsLinkFingerprint: without --ca, the fingerprint in the link
+// is the only trust anchor; a wrong one is refused before anything is sent.
+func TestHelperPinsLinkFingerprint(t *testing.T) {
+	tg := newTestGateway(t)
+	fp := sha256.Sum256(tg.keys.TLSCert.Certificate[0]) // the gateway's own certificate
+	s, link := tg.newSession(t, "shell", 30*time.Minute)
+	bad := link + "#sha256=" + strings.Repeat("00", 32)
+	h := startHelper(t, context.Background(), tg, bad, strings.NewReader(""), "--yes")
+	if code := h.exit(t, 20*time.Second); code != 1 || !strings.Contains(h.errOut.String(), "fingerprint") {
+		t.Errorf("wrong pin: exit %d, %s", code, h.errOut)
+	}
+	h = startHelper(t, context.Background(), tg, link+"#sha256="+hex.EncodeToString(fp[:]), strings.NewReader(""), "--yes")
+	h.waitFor(t, "Connected:")
+	if !tg.g.WireGuard().Enrolled(s.ID) {
+		t.Error("pinned helper did not enroll")
+	}
+	tg.g.Broker().Revoke(context.Background(), s.ID, session.Actor{Name: "alice", Role: "agent"})
+	h.exit(t, time.Second)
 }
