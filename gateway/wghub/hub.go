@@ -79,8 +79,7 @@ var (
 	ErrKeyInUse         = errors.New("wghub: WireGuard key already belongs to a live peer")
 	ErrFull             = errors.New("wghub: no free tunnel address")
 	ErrClosed           = errors.New("wghub: hub is closed")
-	ErrNoDeviceScope    = errors.New("wghub: session grants neither shell nor tunnel")
-	errUnsupportedScope = errors.New("wghub: dial needs the shell or tunnel scope")
+	errUnsupportedScope = fmt.Errorf("wghub: dial needs the shell or tunnel scope: %w", session.ErrScopeNotAllowed)
 )
 
 // Hub is the gateway's WireGuard device and its peers.
