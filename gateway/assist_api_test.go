@@ -276,7 +276,7 @@ func TestAssistDeviceAccess(t *testing.T) {
 			{"unconsented port", session.Need{Agent: "alice", Kind: session.Tunnel, Port: port + 1}, session.ErrScopeNotAllowed},
 			{"SSH port as tunnel", session.Need{Agent: "alice", Kind: session.Tunnel, Port: 22}, session.ErrScopeNotAllowed},
 			{"other agent", session.Need{Agent: "mallory", Kind: session.Shell}, session.ErrNotFound},
-			{"view scope", session.Need{Agent: "alice", Kind: session.View}, nil},
+			{"view scope", session.Need{Agent: "alice", Kind: session.View}, session.ErrScopeNotAllowed},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				c, err := hub.Dial(context.Background(), s.ID, tc.need)
