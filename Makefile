@@ -9,6 +9,7 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/supportgate ./cmd/supportgate
+	$(GO) build -o $(BIN)/supportgate-assist ./cmd/supportgate-assist
 
 run: build
 	$(BIN)/supportgate serve --data $(DATA)

@@ -22,6 +22,7 @@ type fileConfig struct {
 	TokenTTL   duration     `json:"token_ttl"`
 	LogLevel   string       `json:"log_level"`
 	Policy     policyConfig `json:"policy"`
+	Detect     detectConfig `json:"detect"`
 }
 
 type policyConfig struct {

@@ -101,7 +101,7 @@ func newGW(t *testing.T, policy string) *gw {
 	t.Helper()
 	g := &gw{t: t, bin: gatewayBinary(t), data: filepath.Join(t.TempDir(), "data"), oathtool: realpeer.Require(t, "oathtool")}
 	g.config = filepath.Join(t.TempDir(), "config.json")
-	cfg := `{"org": "ACME Support", "policy": ` + policy + `}`
+	cfg := `{"org": "ACME Support", "policy": ` + policy + `, "detect": {"enabled": true}}`
 	if err := os.WriteFile(g.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+)`)
 func (g *gw) start() {
 	g.t.Helper()
 	g.stderr = &syncBuffer{}
-	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url)
+	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url, "--wg-addr", "127.0.0.1:0")
 	g.cmd.Stderr = g.stderr
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatal(err)

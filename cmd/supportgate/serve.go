@@ -131,10 +131,15 @@ func runServe(env *cliEnv, args []string) error {
 		defer wgConn.Close()
 	}
 
+	detectCfg, err := cfg.Detect.detector(*dataDir, logger)
+	if err != nil {
+		return err
+	}
 	g, err := gateway.New(gateway.Config{
 		WireGuard: wgConn, WireGuardEndpoint: wgEndpoint,
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
+		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock,
 	})
 	if err != nil {
 		return err
