@@ -64,6 +64,7 @@ const (
 	KindPasswordGuess  Kind = "password_guessing"    // repeated password failures for one account
 	KindConcurrentAddr Kind = "concurrent_addresses" // one account active from two networks at once
 	KindRiskyCommand   Kind = "risky_command"        // a shell command from the risky list
+	KindNewCustomerNet Kind = "new_customer_network" // a known customer approved from a network never seen for them
 )
 
 // State is where an alert is in its handling.

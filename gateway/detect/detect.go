@@ -198,8 +198,9 @@ type Detector struct {
 	nAgent int               // guarded by mu
 
 	// Owned by the worker goroutine.
-	agents map[string]*agentState
-	folds  map[string]*fold
+	agents   map[string]*agentState
+	folds    map[string]*fold
+	custNets map[string]*customerNets // customer → networks approvals came from
 }
 
 // New starts a Detector; call Close to stop it.
@@ -220,7 +221,7 @@ func New(cfg Config) (*Detector, error) {
 		cfg: cfg, rules: cfg.Rules.withDefaults(), log: cfg.Log, now: cfg.Now, loc: cfg.Location, store: cfg.Baselines,
 		queue: make(chan item, cfg.QueueSize), closing: make(chan struct{}), done: make(chan struct{}),
 		byID: map[string]*Alert{}, raised: map[Severity]int{},
-		agents: map[string]*agentState{}, folds: map[string]*fold{},
+		agents: map[string]*agentState{}, folds: map[string]*fold{}, custNets: map[string]*customerNets{},
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -161,6 +161,8 @@ func (d *Detector) process(rec audit.Record) {
 			d.concurrent(a, rec)
 		}
 		d.onCreated(a, rec)
+	case "session.approved":
+		d.onApproved(a, rec)
 	case "session.ended":
 		d.onEnded(a, rec)
 	case "shell.command":

@@ -1,0 +1,52 @@
+package detect
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"supportgate/gateway/audit"
+)
+
+func TestNewCustomerNetwork(t *testing.T) {
+	d, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	approve := func(id, customer, addr string, at time.Time) {
+		seq++
+		d.ObserveWait(ctx, audit.Record{Seq: seq, Event: audit.Event{Time: at, Type: "session.created", Actor: "alice", Session: id,
+			Detail: map[string]string{"agent": "alice", "customer": customer}}})
+		seq++
+		d.ObserveWait(ctx, audit.Record{Seq: seq, Event: audit.Event{Time: at.Add(time.Minute), Type: "session.approved", Actor: "customer",
+			Role: "customer", Session: id, Remote: addr, Detail: map[string]string{"agent": "alice"}}})
+	}
+	count := func() int {
+		d.Flush(ctx)
+		n := 0
+		for _, a := range d.Alerts() {
+			if a.Kind == KindNewCustomerNet {
+				n++
+			}
+		}
+		return n
+	}
+	approve("s1", "ACME", "198.51.100.7", t0)
+	approve("s2", "ACME", "198.51.100.9", t0.Add(24*time.Hour))
+	approve("s3", "Globex", "203.0.113.5", t0.Add(25*time.Hour)) // a new customer: nothing to compare
+	if got := count(); got != 0 {
+		t.Fatalf("%d alerts while learning, want 0", got)
+	}
+	approve("s4", "ACME", "198.51.100.200", t0.Add(48*time.Hour)) // same /24
+	if got := count(); got != 0 {
+		t.Fatalf("%d alerts for a known network, want 0", got)
+	}
+	approve("s5", "ACME", "203.0.113.66", t0.Add(72*time.Hour))
+	if got := count(); got != 1 {
+		t.Fatalf("%d alerts for a new network of a known customer, want 1", got)
+	}
+}
