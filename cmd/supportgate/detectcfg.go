@@ -38,12 +38,13 @@ type syslogConfig struct {
 const baselinesDir = "detect-baselines"
 
 // detector turns the config block into the detector's Config, or nil when
-// detection is off. Baselines live in DATA/detect-baselines.
+// detection is off. Baselines and alerts live in DATA/detect-baselines.
 func (c detectConfig) detector(dataDir string, log *slog.Logger) (*detect.Config, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	dc := &detect.Config{Log: log, QueueSize: c.QueueSize, Baselines: detect.DirStore{Dir: filepath.Join(dataDir, baselinesDir)}}
+	dir := detect.DirStore{Dir: filepath.Join(dataDir, baselinesDir)}
+	dc := &detect.Config{Log: log, QueueSize: c.QueueSize, Baselines: dir, Alerts: dir}
 	if c.Location != "" {
 		loc, err := time.LoadLocation(c.Location)
 		if err != nil {

@@ -152,6 +152,10 @@ type Config struct {
 	// audit event from it: Observe never blocks, so that is safe).
 	OnAlert func(Alert)
 
+	// Alerts, if set, keeps alerts across restarts: loaded by New, saved
+	// after every new, escalated, acknowledged or resolved alert.
+	Alerts AlertStore
+
 	// OnCritical, if set, is the auto-lock policy hook: called with the
 	// agent's name, from the detector's goroutine, when an alert about
 	// them becomes critical. It must not block for long.
@@ -189,6 +193,8 @@ type Detector struct {
 	closeErr  error
 
 	observed, dropped, processed atomic.Uint64
+
+	saveMu sync.Mutex // orders alert snapshots so an older one never overwrites a newer
 
 	mu     sync.Mutex
 	alerts []*Alert          // guarded by mu; in raising order
@@ -234,6 +240,9 @@ func New(cfg Config) (*Detector, error) {
 	}
 	if d.store == nil {
 		d.store = NewMemStore()
+	}
+	if err := d.loadAlerts(); err != nil {
+		return nil, err
 	}
 	go d.run()
 	return d, nil
@@ -445,17 +454,22 @@ func (d *Detector) setState(id, by, note string, st State) (Alert, error) {
 		return Alert{}, fmt.Errorf("detect: note is %d bytes, limit %d", len(note), MaxNoteBytes)
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	a, ok := d.byID[id]
 	if !ok {
+		d.mu.Unlock()
 		return Alert{}, fmt.Errorf("detect: alert %q: %w", id, ErrNoAlert)
 	}
 	if a.State == Resolved && st == Acknowledged {
-		return a.clone(), nil
+		out := a.clone()
+		d.mu.Unlock()
+		return out, nil
 	}
 	a.State, a.By, a.Updated = st, by, d.now()
 	if note != "" {
 		a.Note = note
 	}
-	return a.clone(), nil
+	out := a.clone()
+	d.mu.Unlock()
+	d.saveAlerts()
+	return out, nil
 }

@@ -46,14 +46,18 @@ func (d DirStore) Load(_ context.Context, agent string) ([]byte, error) {
 
 // Save replaces the agent's baseline.
 func (d DirStore) Save(_ context.Context, agent string, blob []byte) error {
-	p, err := d.path(agent)
-	if err != nil {
+	if _, err := d.path(agent); err != nil {
 		return err
 	}
+	return d.writeFile(agent+".json", blob)
+}
+
+// writeFile replaces DIR/name atomically.
+func (d DirStore) writeFile(name string, blob []byte) error {
 	if err := os.MkdirAll(d.Dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(d.Dir, "."+agent+".*")
+	f, err := os.CreateTemp(d.Dir, "."+name+".*")
 	if err != nil {
 		return err
 	}
@@ -69,5 +73,5 @@ func (d DirStore) Save(_ context.Context, agent string, blob []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), p)
+	return os.Rename(f.Name(), filepath.Join(d.Dir, name))
 }

@@ -576,6 +576,7 @@ func (d *Detector) raise(a *agentState, rec audit.Record, kind Kind, key string,
 		}
 		out := al.clone()
 		d.mu.Unlock()
+		d.saveAlerts()
 		if rose {
 			d.deliver(out)
 		}
@@ -599,6 +600,7 @@ func (d *Detector) raise(a *agentState, rec audit.Record, kind Kind, key string,
 	d.pruneAlertsLocked()
 	out := al.clone()
 	d.mu.Unlock()
+	d.saveAlerts()
 	d.deliver(out)
 }
 
