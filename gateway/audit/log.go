@@ -298,57 +298,17 @@ func (l *Log) commitLocked(leader *pending) {
 		return
 	}
 	var (
-		seq, unsigned       = seq0, unsigned0
-		head                = head0
-		lastCheckpoint, now time.Time
-		recs                []Record
-		index               = make([]int, n) // batch[i]'s record in recs, or -1
-		err                 error
+		c     chain
+		recs  []Record
+		index []int // batch[i]'s record in recs, or -1
+		err   error
 	)
 	// Another process (supportgate admin on the same data directory) may
 	// have appended since this Log read the head: the store then refuses
 	// the seq, and the batch is chained again onto the stored head.
 	for attempt := 0; ; attempt++ {
-		seq, head, unsigned, lastCheckpoint = seq0, head0, unsigned0, lastCheckpoint0
-		now = l.now().UTC().Truncate(time.Microsecond)
-		recs = make([]Record, 0, n+1)
-		add := func(e Event) {
-			seq++
-			r := Record{Seq: seq, Event: e, Prev: head}
-			r.Hash = r.ComputeHash()
-			head = r.Hash
-			recs = append(recs, r)
-		}
-		checkpoint := func(reason string) {
-			add(Event{
-				Time:   now,
-				Type:   CheckpointType,
-				Actor:  SystemActor,
-				Detail: map[string]string{"reason": reason, "key": l.keyID},
-			})
-			r := &recs[len(recs)-1]
-			r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(l.signer, checkpointMessage(r.Hash)))
-			unsigned = 0
-			lastCheckpoint = now
-		}
-		for i, p := range batch {
-			index[i] = -1
-			if p.checkpoint != "" {
-				if unsigned > 0 {
-					checkpoint(p.checkpoint)
-				}
-				continue
-			}
-			add(p.ev)
-			index[i] = len(recs) - 1
-			unsigned++
-			if unsigned >= l.every {
-				checkpoint("count")
-			}
-		}
-		if unsigned > 0 && now.Sub(lastCheckpoint) >= l.interval {
-			checkpoint("interval")
-		}
+		c = chain{seq: seq0, head: head0, unsigned: unsigned0, lastCheckpoint: lastCheckpoint0}
+		recs, index = l.extend(&c, batch)
 
 		err = nil
 		if len(recs) > 0 {
@@ -374,7 +334,7 @@ func (l *Log) commitLocked(leader *pending) {
 
 	l.mu.Lock()
 	if err == nil {
-		l.seq, l.head, l.unsigned, l.lastCheckpoint = seq, head, unsigned, lastCheckpoint
+		l.seq, l.head, l.unsigned, l.lastCheckpoint = c.seq, c.head, c.unsigned, c.lastCheckpoint
 		for _, r := range recs {
 			if r.Type == CheckpointType {
 				l.logger.Debug("audit checkpoint", "seq", r.Seq, "reason", r.Detail["reason"])
@@ -392,6 +352,62 @@ func (l *Log) commitLocked(leader *pending) {
 		}
 	}
 	l.handoffLocked()
+}
+
+// chain is the end of the chain that records are appended to.
+type chain struct {
+	seq            uint64
+	head           string
+	unsigned       int       // records after the last checkpoint
+	lastCheckpoint time.Time // when the last checkpoint was signed
+}
+
+// extend chains the events of batch onto c, advancing it, and signs a
+// checkpoint where one is asked for or due (every l.every records, or once
+// l.interval has passed). It returns the records and, for each call of
+// batch, the index of its record in them (-1 for checkpoint requests).
+func (l *Log) extend(c *chain, batch []*pending) ([]Record, []int) {
+	now := l.now().UTC().Truncate(time.Microsecond)
+	recs := make([]Record, 0, len(batch)+1)
+	index := make([]int, len(batch))
+	add := func(e Event) {
+		c.seq++
+		r := Record{Seq: c.seq, Event: e, Prev: c.head}
+		r.Hash = r.ComputeHash()
+		c.head = r.Hash
+		recs = append(recs, r)
+	}
+	checkpoint := func(reason string) {
+		add(Event{
+			Time:   now,
+			Type:   CheckpointType,
+			Actor:  SystemActor,
+			Detail: map[string]string{"reason": reason, "key": l.keyID},
+		})
+		r := &recs[len(recs)-1]
+		r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(l.signer, checkpointMessage(r.Hash)))
+		c.unsigned = 0
+		c.lastCheckpoint = now
+	}
+	for i, p := range batch {
+		index[i] = -1
+		if p.checkpoint != "" {
+			if c.unsigned > 0 {
+				checkpoint(p.checkpoint)
+			}
+			continue
+		}
+		add(p.ev)
+		index[i] = len(recs) - 1
+		c.unsigned++
+		if c.unsigned >= l.every {
+			checkpoint("count")
+		}
+	}
+	if c.unsigned > 0 && now.Sub(c.lastCheckpoint) >= l.interval {
+		checkpoint("interval")
+	}
+	return recs, index
 }
 
 // build chains batch onto the newest stored record last (ok false when the
@@ -418,46 +434,9 @@ func (l *Log) buildLocked(last Record, ok bool, batch []*pending) ([]Record, []i
 	case !ok && l.seq != 0:
 		l.seq, l.head = 0, GenesisHash
 	}
-	now := l.now().UTC().Truncate(time.Microsecond)
-	recs := make([]Record, 0, len(batch)+1)
-	index := make([]int, len(batch))
-	add := func(e Event) {
-		l.seq++
-		r := Record{Seq: l.seq, Event: e, Prev: l.head}
-		r.Hash = r.ComputeHash()
-		l.head = r.Hash
-		recs = append(recs, r)
-	}
-	checkpoint := func(reason string) {
-		add(Event{
-			Time:   now,
-			Type:   CheckpointType,
-			Actor:  SystemActor,
-			Detail: map[string]string{"reason": reason, "key": l.keyID},
-		})
-		r := &recs[len(recs)-1]
-		r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(l.signer, checkpointMessage(r.Hash)))
-		l.unsigned = 0
-		l.lastCheckpoint = now
-	}
-	for i, p := range batch {
-		index[i] = -1
-		if p.checkpoint != "" {
-			if l.unsigned > 0 {
-				checkpoint(p.checkpoint)
-			}
-			continue
-		}
-		add(p.ev)
-		index[i] = len(recs) - 1
-		l.unsigned++
-		if l.unsigned >= l.every {
-			checkpoint("count")
-		}
-	}
-	if l.unsigned > 0 && now.Sub(l.lastCheckpoint) >= l.interval {
-		checkpoint("interval")
-	}
+	c := chain{seq: l.seq, head: l.head, unsigned: l.unsigned, lastCheckpoint: l.lastCheckpoint}
+	recs, index := l.extend(&c, batch)
+	l.seq, l.head, l.unsigned, l.lastCheckpoint = c.seq, c.head, c.unsigned, c.lastCheckpoint
 	return recs, index, nil
 }
 
