@@ -28,6 +28,7 @@ import (
 	"supportgate/gateway/detect"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
+	"supportgate/gateway/rtc"
 	"supportgate/gateway/users"
 	"supportgate/gateway/wghub"
 	"supportgate/session"
@@ -81,6 +82,10 @@ type Config struct {
 	// critical.
 	Detect   *detect.Config
 	AutoLock bool
+
+	// RTC configures the WebRTC relay of screen shares: the ICE UDP port
+	// range, an ICE-TCP listener, TURN servers (see rtc.Config).
+	RTC rtc.Config
 }
 
 // MaxTokenTTL caps bearer tokens and SSH certificates.
@@ -114,6 +119,8 @@ type Gateway struct {
 	onAudit    func(audit.Record)
 	detector   *detect.Detector  // nil without Config.Detect
 	locks      chan detect.Alert // critical alerts for runLocks; nil without AutoLock
+	rtc        *rtc.Relay        // screen share relay (rtc_api.go)
+	recs       recordings        // open recordings, one per session (recordings.go)
 
 	stop      context.CancelFunc // stops the goroutines Start began
 	bg        sync.WaitGroup     // those goroutines
@@ -189,6 +196,13 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.hub = newHub()
+	if cfg.RTC.Logger == nil {
+		cfg.RTC.Logger = g.log
+	}
+	if g.rtc, err = rtc.New(cfg.RTC); err != nil {
+		g.audit.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g.limits = newLimits(g.clock.Now)
 	g.broker, err = session.NewBroker(session.Config{
 		Store: newAuditedSessions(cfg.Store, g), Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
@@ -277,6 +291,8 @@ func (g *Gateway) Close() error {
 		g.stop()
 		g.bg.Wait()
 		err := g.broker.Close()
+		g.rtc.Close()
+		g.recs.close()
 		g.hub.close()
 		if g.wg != nil {
 			g.wg.Close()

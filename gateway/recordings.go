@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"supportgate/recorder"
+)
+
+// RecordingsDir is the directory, inside the data directory, that holds
+// one recording per session: RecordingsDir/SESSION.sgrec.
+const RecordingsDir = "recordings"
+
+// recordings are the open recording writers, one per active session,
+// shared by every transport of the session (WebRTC, the SSH bastion).
+type recordings struct {
+	mu     sync.Mutex // guards open, closed
+	open   map[string]*openRecording
+	closed bool
+	wg     sync.WaitGroup // writers closing after their session ended
+}
+
+type openRecording struct {
+	w    *recorder.Writer
+	stop func() bool // unregisters the close at the session's end
+}
+
+// RecordingPath is where the recording of session id is written, given the
+// gateway's data directory. A session resumed by a later gateway run
+// continues in RecordingPath with a ".N" before the extension.
+func RecordingPath(dataDir, id string) string {
+	return filepath.Join(dataDir, RecordingsDir, id+".sgrec")
+}
+
+// recording returns the recording writer of an active session, creating
+// DATA/recordings/ID.sgrec on first use. The writer is closed (its signed
+// end record written) when the session's context ends or the gateway
+// closes; callers must not Close it.
+func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
+	sctx, err := g.broker.Context(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	rs := &g.recs
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.closed {
+		return nil, errors.New("gateway: closed")
+	}
+	if r := rs.open[sessionID]; r != nil {
+		return r.w, nil
+	}
+	dir := filepath.Join(g.keys.Dir, RecordingsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("gateway: recording: %w", err)
+	}
+	cfg := recorder.WriterConfig{
+		RecordingID: sessionID, SessionID: sessionID, Recipients: g.recipients,
+		Signer: g.keys.SigningKey, Now: g.clock.Now, Rand: g.rand, Logger: g.log,
+	}
+	path := RecordingPath(g.keys.Dir, sessionID)
+	var w *recorder.Writer
+	for n := 1; ; n++ {
+		w, err = recorder.Create(path, cfg)
+		if !errors.Is(err, fs.ErrExist) || n > 100 {
+			break
+		}
+		cfg.RecordingID = fmt.Sprintf("%s.%d", sessionID, n)
+		path = filepath.Join(dir, cfg.RecordingID+".sgrec")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: recording of session %s: %w", sessionID, err)
+	}
+	if rs.open == nil {
+		rs.open = map[string]*openRecording{}
+	}
+	r := &openRecording{w: w}
+	rs.open[sessionID] = r
+	rs.wg.Add(1)
+	r.stop = context.AfterFunc(sctx, func() {
+		defer rs.wg.Done()
+		rs.mu.Lock()
+		if rs.open[sessionID] == r {
+			delete(rs.open, sessionID)
+		}
+		rs.mu.Unlock()
+		w.Event("session.ended", nil)
+		if err := w.Close(); err != nil {
+			g.log.Error("closing recording", "session", sessionID, "err", err)
+		}
+	})
+	return w, nil
+}
+
+// close closes every open recording and waits for those closing.
+func (rs *recordings) close() {
+	rs.mu.Lock()
+	rs.closed = true
+	open := rs.open
+	rs.open = nil
+	rs.mu.Unlock()
+	for _, r := range open {
+		if r.stop() {
+			r.w.Close()
+			rs.wg.Done()
+		}
+	}
+	rs.wg.Wait()
+}

@@ -1,0 +1,168 @@
+// Package rtc relays a customer's screen share from the browser to the
+// agent and supervisors watching, through the gateway, and hands the VP8
+// frames and the chat to the session's recording.
+//
+// One Room exists per session. The customer's browser publishes one video
+// track (the gateway answers its offer); every viewer gets a PeerConnection
+// on which the gateway offers the room's single outgoing track, so the
+// relay forwards each RTP packet once per viewer without re-encoding.
+// Signaling and chat run over a message connection (a websocket in the
+// gateway) that Room.Serve owns for its lifetime. When the room's context
+// (the session context) ends, every PeerConnection and connection of the
+// room is closed.
+package rtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Config configures a Relay. The zero value gathers host candidates on all
+// interfaces on ephemeral UDP ports.
+type Config struct {
+	// UDPPortMin and UDPPortMax bound the UDP ports ICE uses (firewall
+	// rules name this range); both zero means ephemeral ports.
+	UDPPortMin, UDPPortMax uint16
+	// TCP, if set, is a listener for ICE-TCP (passive candidates), for
+	// customers whose networks block UDP. The caller opens and closes it.
+	TCP net.Listener
+	// ICEServers are STUN and TURN servers (for example coturn, see the
+	// README) handed to the browsers and used by the gateway itself.
+	ICEServers []webrtc.ICEServer
+	// PublicIPs, if set, replace the host candidates' addresses (the
+	// gateway behind a 1:1 NAT).
+	PublicIPs []string
+	// Loopback gathers only loopback candidates (tests, benchmarks).
+	Loopback bool
+	// Logger receives warnings; nil discards.
+	Logger *slog.Logger
+}
+
+// Relay builds PeerConnections for rooms. It does not listen on its own
+// except for the UDP sockets ICE opens per PeerConnection.
+type Relay struct {
+	api *webrtc.API
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex // guards rooms, closed
+	rooms  map[string]*Room
+	closed bool
+	wg     sync.WaitGroup // room goroutines
+}
+
+// ErrClosed is returned for a room of a closed relay or an ended session.
+var ErrClosed = errors.New("rtc: relay closed")
+
+// New checks cfg and returns a Relay.
+func New(cfg Config) (*Relay, error) {
+	if cfg.UDPPortMin > cfg.UDPPortMax {
+		return nil, fmt.Errorf("rtc: UDP port range %d-%d is empty", cfg.UDPPortMin, cfg.UDPPortMax)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var se webrtc.SettingEngine
+	if cfg.UDPPortMax != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("rtc: %w", err)
+		}
+	}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	if cfg.Loopback {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	if cfg.TCP != nil {
+		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.TCP, 8))
+	}
+	// A viewer or publisher that vanishes without closing is dropped soon.
+	se.SetICETimeouts(3*time.Second, 6*time.Second, time.Second)
+
+	me := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
+		PayloadType:        96,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
+	return &Relay{api: api, cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}, nil
+}
+
+// ICEServers are the servers pages should configure, as the relay was
+// given them.
+func (r *Relay) ICEServers() []webrtc.ICEServer { return r.cfg.ICEServers }
+
+func (r *Relay) newPC() (*webrtc.PeerConnection, error) {
+	return r.api.NewPeerConnection(webrtc.Configuration{ICEServers: r.cfg.ICEServers})
+}
+
+// Room returns the session's room, creating it with rec as its recording
+// sink. The room ends, closing everything in it, when ctx (the session
+// context) is done or the relay closes. rec may be nil (nothing recorded).
+func (r *Relay) Room(ctx context.Context, id string, rec Recorder) (*Room, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if rm := r.rooms[id]; rm != nil {
+		return rm, nil
+	}
+	rm, err := newRoom(r, ctx, id, rec)
+	if err != nil {
+		return nil, err
+	}
+	r.rooms[id] = rm
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		<-rm.ctx.Done()
+		rm.shutdown()
+		r.mu.Lock()
+		if r.rooms[id] == rm {
+			delete(r.rooms, id)
+		}
+		r.mu.Unlock()
+	}()
+	return rm, nil
+}
+
+// Rooms is the number of live rooms.
+func (r *Relay) Rooms() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.rooms)
+}
+
+// Close ends every room and waits until their PeerConnections are closed.
+// It is idempotent.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	for _, rm := range r.rooms {
+		rm.cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}

@@ -1,0 +1,150 @@
+package rtc_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"supportgate/gateway/rtc"
+	"supportgate/gateway/rtc/rtctest"
+)
+
+// fakeRec records what a room hands its recorder.
+type fakeRec struct {
+	mu     sync.Mutex
+	frames int
+	keys   int
+	chats  []string
+	events []string
+}
+
+func (f *fakeRec) Media(codec string, ts time.Duration, frame []byte, key bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frames++
+	if key {
+		f.keys++
+	}
+	return nil
+}
+
+func (f *fakeRec) Chat(from, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.chats = append(f.chats, from+": "+text)
+	return nil
+}
+
+func (f *fakeRec) Event(kind string, _ map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, kind)
+	return nil
+}
+
+func TestRelayPionToPion(t *testing.T) {
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40000, UDPPortMax: 40100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	sctx, endSession := context.WithCancel(context.Background())
+	defer endSession()
+	rec := &fakeRec{}
+	room, err := relay.Room(sctx, "s1", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := rtctest.NewAPI()
+
+	var serving sync.WaitGroup
+	serve := func(role rtc.Role, name string) *rtctest.Pipe {
+		srv, cli := rtctest.NewPipe()
+		serving.Add(1)
+		go func() { defer serving.Done(); room.Serve(srv, role, name) }()
+		return cli
+	}
+	pubConn := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(api, pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+
+	viewConn := serve(rtc.Viewer, "alice")
+	view, err := rtctest.View(api, viewConn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+
+	// Send 30 fps until the viewer has seen 60 frames' worth of packets.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	size := rtctest.FrameSize(2_500_000, 30)
+	for i := 0; view.Packets.Load() < 60*int64((size+rtctest.MTU-1)/rtctest.MTU); i++ {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("viewer got %d packets", view.Packets.Load())
+		case <-tick.C:
+		}
+		if _, err := pub.WriteFrame(rtctest.Frame(size, i%60 == 0), 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pub.Keyframes.Load() == 0 {
+		t.Errorf("publisher got no keyframe request when the viewer joined")
+	}
+
+	// Chat both ways.
+	if err := viewConn.WriteJSON(rtc.Message{Type: "chat", Text: "hello from alice"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rtctest.Message(pubConn, "chat", nil)
+	if err != nil || m.From != "alice" || m.Text != "hello from alice" {
+		t.Fatalf("customer got chat %+v, %v", m, err)
+	}
+	pubConn.WriteJSON(rtc.Message{Type: "chat", Text: "hi alice"})
+	if m, err = rtctest.Message(viewConn, "chat", nil); err != nil || m.Text != "hello from alice" {
+		t.Fatalf("agent got own chat %+v, %v", m, err)
+	}
+	if m, err = rtctest.Message(viewConn, "chat", nil); err != nil || m.From != "customer" {
+		t.Fatalf("agent got chat %+v, %v", m, err)
+	}
+
+	// The session ends: both connections say so and both PeerConnections close within 1 s.
+	start := time.Now()
+	endSession()
+	for _, c := range []*rtctest.Pipe{pubConn, viewConn} {
+		if _, err := rtctest.Message(c, "ended", nil); err != nil {
+			t.Fatalf("no ended message: %v", err)
+		}
+	}
+	serving.Wait()
+	for time.Since(start) < time.Second && (view.PC.ConnectionState() != webrtc.PeerConnectionStateClosed && view.PC.ICEConnectionState() != webrtc.ICEConnectionStateDisconnected) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("session end took %v to close the relay, want < 1s", d)
+	}
+	relay.Close()
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.frames < 50 || rec.keys == 0 {
+		t.Errorf("recorded %d frames, %d keyframes; want >= 50 and > 0", rec.frames, rec.keys)
+	}
+	if len(rec.chats) != 2 {
+		t.Errorf("recorded chat %q, want 2 messages", rec.chats)
+	}
+	lat := view.Latencies()
+	t.Logf("relayed %d packets, recorded %d frames; %d latency samples", view.Packets.Load(), rec.frames, len(lat))
+}

@@ -1,0 +1,389 @@
+package rtc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Recorder receives what a room records: the recorder.Writer of the
+// session satisfies it. Its methods are called concurrently.
+type Recorder interface {
+	Media(codec string, ts time.Duration, frame []byte, keyframe bool) error
+	Chat(from, text string) error
+	Event(kind string, detail map[string]string) error
+}
+
+// Conn is a message connection to one page, such as a gorilla websocket:
+// ReadJSON is called from one goroutine and WriteJSON from another.
+// Close must unblock ReadJSON.
+type Conn interface {
+	ReadJSON(v any) error
+	WriteJSON(v any) error
+	Close() error
+}
+
+// Role is what a participant does in a room.
+type Role string
+
+// Roles.
+const (
+	Publisher Role = "publisher" // the customer: shares the screen
+	Viewer    Role = "viewer"    // the agent or a supervisor: watches
+)
+
+// Message is one signaling or chat message, in either direction.
+//
+// Server to page: "hello" (ice_servers, sharing), "offer" (to a viewer),
+// "answer" (to the publisher), "chat" (from, role, text, time),
+// "sharing" (sharing), "ended" (reason), "error" (text).
+// Page to server: "offer" (publisher), "answer" (viewer), "chat" (text),
+// "stop" (publisher stops sharing).
+type Message struct {
+	Type       string             `json:"type"`
+	SDP        string             `json:"sdp,omitempty"`
+	From       string             `json:"from,omitempty"`
+	Role       Role               `json:"role,omitempty"`
+	Text       string             `json:"text,omitempty"`
+	Time       *time.Time         `json:"time,omitempty"`
+	Sharing    *bool              `json:"sharing,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
+	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+}
+
+// MaxChat is the longest chat message accepted, in characters.
+const MaxChat = 2000
+
+const (
+	memberQueue  = 64                     // messages buffered per participant
+	gatherWait   = 5 * time.Second        // ICE gathering limit
+	pliInterval  = 200 * time.Millisecond // at most one keyframe request per this
+	writeTimeout = 5 * time.Second
+)
+
+// Room is the relay of one session.
+type Room struct {
+	relay  *Relay
+	id     string
+	rec    Recorder
+	ctx    context.Context
+	cancel context.CancelFunc
+	video  *webrtc.TrackLocalStaticRTP
+	start  time.Time
+
+	packets atomic.Int64 // RTP packets received from publishers
+	frames  atomic.Int64 // frames handed to the recorder
+
+	mu      sync.Mutex // guards the fields below
+	members map[*member]struct{}
+	pub     *publisher
+	lastPLI time.Time
+	closed  bool
+	wg      sync.WaitGroup // forwarders and RTCP readers
+}
+
+type member struct {
+	name   string
+	role   Role
+	out    chan Message
+	cancel context.CancelFunc
+}
+
+type publisher struct {
+	pc   *webrtc.PeerConnection
+	ssrc atomic.Uint32
+}
+
+func newRoom(r *Relay, ctx context.Context, id string, rec Recorder) (*Room, error) {
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "supportgate-"+id)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	rm := &Room{relay: r, id: id, rec: rec, video: video, start: time.Now(), members: map[*member]struct{}{}}
+	rm.ctx, rm.cancel = context.WithCancel(ctx)
+	return rm, nil
+}
+
+// Done is closed when the room has ended.
+func (rm *Room) Done() <-chan struct{} { return rm.ctx.Done() }
+
+// Packets is the number of RTP packets received from publishers.
+func (rm *Room) Packets() int64 { return rm.packets.Load() }
+
+// Frames is the number of video frames recorded.
+func (rm *Room) Frames() int64 { return rm.frames.Load() }
+
+// Sharing reports whether a publisher is connected.
+func (rm *Room) Sharing() bool {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.pub != nil
+}
+
+// shutdown closes every PeerConnection of an ended room and waits for its
+// goroutines.
+func (rm *Room) shutdown() {
+	rm.mu.Lock()
+	rm.closed = true
+	pub := rm.pub
+	rm.pub = nil
+	for m := range rm.members {
+		m.cancel()
+	}
+	rm.mu.Unlock()
+	if pub != nil {
+		pub.pc.Close()
+	}
+	rm.wg.Wait()
+}
+
+// Serve runs one participant's connection until it closes or the room
+// ends, and closes conn and the participant's PeerConnection before it
+// returns. name is shown to the others in chat.
+func (rm *Room) Serve(conn Conn, role Role, name string) error {
+	ctx, cancel := context.WithCancel(rm.ctx)
+	defer cancel()
+	m := &member{name: name, role: role, out: make(chan Message, memberQueue), cancel: cancel}
+	rm.mu.Lock()
+	if rm.closed {
+		rm.mu.Unlock()
+		conn.WriteJSON(Message{Type: "ended", Reason: "session ended"})
+		conn.Close()
+		return ErrClosed
+	}
+	rm.members[m] = struct{}{}
+	sharing := rm.pub != nil
+	rm.mu.Unlock()
+	defer func() {
+		rm.mu.Lock()
+		delete(rm.members, m)
+		rm.mu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // writer: the only goroutine that writes to conn
+		defer wg.Done()
+		defer conn.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				if rm.ctx.Err() != nil {
+					conn.WriteJSON(Message{Type: "ended", Reason: "session ended"})
+				}
+				return
+			case msg := <-m.out:
+				if conn.WriteJSON(msg) != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers})
+	if rm.rec != nil {
+		rm.rec.Event("participant.joined", map[string]string{"name": name, "role": string(role)})
+		defer rm.rec.Event("participant.left", map[string]string{"name": name, "role": string(role)})
+	}
+
+	var pc *webrtc.PeerConnection
+	var pub *publisher
+	defer func() {
+		if pub != nil {
+			rm.unpublish(pub)
+		} else if pc != nil {
+			pc.Close()
+		}
+	}()
+	if role == Viewer {
+		var err error
+		if pc, err = rm.viewer(ctx, m); err != nil {
+			return err
+		}
+	}
+	for {
+		var msg Message
+		if err := conn.ReadJSON(&msg); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				return fmt.Errorf("rtc: bad message: %w", err)
+			}
+			return nil // the page went away
+		}
+		switch {
+		case msg.Type == "chat":
+			rm.chat(m, msg.Text)
+		case msg.Type == "offer" && role == Publisher:
+			if pub != nil {
+				rm.unpublish(pub)
+			}
+			var err error
+			if pub, err = rm.publish(ctx, m, msg.SDP); err != nil {
+				m.send(Message{Type: "error", Text: err.Error()})
+				pub = nil
+			}
+		case msg.Type == "stop" && role == Publisher:
+			if pub != nil {
+				rm.unpublish(pub)
+				pub = nil
+			}
+		case msg.Type == "answer" && role == Viewer:
+			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: msg.SDP}); err != nil {
+				m.send(Message{Type: "error", Text: "bad answer"})
+				continue
+			}
+			rm.keyframe(true)
+		default:
+			m.send(Message{Type: "error", Text: "unexpected message " + msg.Type})
+		}
+	}
+}
+
+// send queues msg; a participant too slow to take it is dropped.
+func (m *member) send(msg Message) {
+	select {
+	case m.out <- msg:
+	default:
+		m.cancel()
+	}
+}
+
+func (rm *Room) broadcast(msg Message) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for m := range rm.members {
+		m.send(msg)
+	}
+}
+
+func (rm *Room) chat(from *member, text string) {
+	text = strings.TrimSpace(text)
+	if text == "" || !utf8.ValidString(text) {
+		return
+	}
+	if utf8.RuneCountInString(text) > MaxChat {
+		from.send(Message{Type: "error", Text: fmt.Sprintf("chat messages are limited to %d characters", MaxChat)})
+		return
+	}
+	if rm.rec != nil {
+		if err := rm.rec.Chat(from.name, text); err != nil {
+			rm.relay.log.Warn("recording chat", "room", rm.id, "err", err)
+		}
+	}
+	now := time.Now().UTC()
+	rm.broadcast(Message{Type: "chat", From: from.name, Role: from.role, Text: text, Time: &now})
+}
+
+// localDescription sets d and waits for ICE gathering, so that one message
+// carries every candidate.
+func localDescription(ctx context.Context, pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, error) {
+	done := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(d); err != nil {
+		return "", err
+	}
+	t := time.NewTimer(gatherWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// viewer builds a viewer's PeerConnection and sends it the offer.
+func (rm *Room) viewer(ctx context.Context, m *member) (*webrtc.PeerConnection, error) {
+	pc, err := rm.relay.newPC()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	sender, err := pc.AddTrack(rm.video)
+	if err == nil {
+		err = rm.goLocked(func() { rm.readRTCP(sender) })
+	}
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed {
+			m.cancel() // the page reconnects with a new socket
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	var sdp string
+	if err == nil {
+		sdp, err = localDescription(ctx, pc, offer)
+	}
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("rtc: offer: %w", err)
+	}
+	m.send(Message{Type: "offer", SDP: sdp})
+	return pc, nil
+}
+
+// goLocked runs fn in a goroutine the room waits for, unless it has ended.
+func (rm *Room) goLocked(fn func()) error {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.closed {
+		return ErrClosed
+	}
+	rm.wg.Add(1)
+	go func() {
+		defer rm.wg.Done()
+		fn()
+	}()
+	return nil
+}
+
+// readRTCP reads a viewer's RTCP (which the interceptors need) and turns
+// its keyframe requests into requests to the publisher.
+func (rm *Room) readRTCP(s *webrtc.RTPSender) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				rm.keyframe(false)
+			}
+		}
+	}
+}
+
+// keyframe asks the publisher for a keyframe; force skips the rate limit
+// (a viewer joined).
+func (rm *Room) keyframe(force bool) {
+	rm.mu.Lock()
+	pub := rm.pub
+	now := time.Now()
+	if pub == nil || (!force && now.Sub(rm.lastPLI) < pliInterval) {
+		rm.mu.Unlock()
+		return
+	}
+	rm.lastPLI = now
+	rm.mu.Unlock()
+	if ssrc := pub.ssrc.Load(); ssrc != 0 {
+		pub.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	}
+}

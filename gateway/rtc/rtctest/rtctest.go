@@ -1,0 +1,336 @@
+// Package rtctest has synthetic peers for testing and benchmarking the
+// relay without a browser: an in-memory message pipe standing in for the
+// websocket, a pion publisher that sends synthetic VP8 over RTP at a set
+// bit rate, and a pion viewer that counts what arrives and how late.
+package rtctest
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"supportgate/gateway/rtc"
+)
+
+// Pipe is one end of an in-memory message connection (rtc.Conn).
+type Pipe struct {
+	in, out chan []byte
+	done    chan struct{}
+	once    *sync.Once
+}
+
+// NewPipe returns two connected ends.
+func NewPipe() (*Pipe, *Pipe) {
+	a, b := make(chan []byte, 64), make(chan []byte, 64)
+	done, once := make(chan struct{}), &sync.Once{}
+	return &Pipe{in: a, out: b, done: done, once: once}, &Pipe{in: b, out: a, done: done, once: once}
+}
+
+var errClosed = errors.New("rtctest: pipe closed")
+
+// ReadJSON reads the next message; messages sent before Close are still
+// read.
+func (p *Pipe) ReadJSON(v any) error {
+	select {
+	case b := <-p.in:
+		return json.Unmarshal(b, v)
+	default:
+	}
+	select {
+	case b := <-p.in:
+		return json.Unmarshal(b, v)
+	case <-p.done:
+		return errClosed
+	}
+}
+
+// WriteJSON sends a message.
+func (p *Pipe) WriteJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	select {
+	case p.out <- b:
+		return nil
+	case <-p.done:
+		return errClosed
+	}
+}
+
+// Close closes both ends.
+func (p *Pipe) Close() error { p.once.Do(func() { close(p.done) }); return nil }
+
+// Done is closed when either end closes.
+func (p *Pipe) Done() <-chan struct{} { return p.done }
+
+// NewAPI is a pion API for synthetic peers: VP8, default interceptors,
+// loopback host candidates.
+func NewAPI() *webrtc.API {
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
+		PayloadType: 96,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		panic(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		panic(err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
+}
+
+// Message reads messages from c until one of type typ arrives; others go
+// to other (which may be nil).
+func Message(c rtc.Conn, typ string, other func(rtc.Message)) (rtc.Message, error) {
+	for {
+		var m rtc.Message
+		if err := c.ReadJSON(&m); err != nil {
+			return m, err
+		}
+		if m.Type == typ {
+			return m, nil
+		}
+		if m.Type == "error" {
+			return m, fmt.Errorf("rtctest: relay error: %s", m.Text)
+		}
+		if other != nil {
+			other(m)
+		}
+	}
+}
+
+func gather(pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, error) {
+	done := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(d); err != nil {
+		return "", err
+	}
+	<-done
+	return pc.LocalDescription().SDP, nil
+}
+
+// Publisher is a synthetic screen sharer.
+type Publisher struct {
+	PC    *webrtc.PeerConnection
+	track *webrtc.TrackLocalStaticRTP
+	seq   uint16
+	ts    uint32
+	// Keyframes counts keyframe requests (PLI, FIR) received.
+	Keyframes atomic.Int64
+	wantKey   atomic.Bool
+	wg        sync.WaitGroup
+}
+
+// Publish connects a publisher over c (after the relay's hello).
+func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{PC: pc}
+	p.track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "synthetic")
+	sender, err := pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			pkts, _, err := sender.Sender().ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, k := range pkts {
+				switch k.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					p.Keyframes.Add(1)
+					p.wantKey.Store(true)
+				}
+			}
+		}
+	}()
+	offer, err := pc.CreateOffer(nil)
+	var sdp string
+	if err == nil {
+		sdp, err = gather(pc, offer)
+	}
+	if err == nil {
+		err = c.WriteJSON(rtc.Message{Type: "offer", SDP: sdp})
+	}
+	var ans rtc.Message
+	if err == nil {
+		ans, err = Message(c, "answer", nil)
+	}
+	if err == nil {
+		err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans.SDP})
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close closes the PeerConnection and waits for the RTCP reader.
+func (p *Publisher) Close() error {
+	err := p.PC.Close()
+	p.wg.Wait()
+	return err
+}
+
+// FrameSize is the size of a synthetic frame for bitrate at fps.
+func FrameSize(bitrate, fps int) int { return bitrate / 8 / fps }
+
+// Frame returns a synthetic VP8 frame of n bytes: a keyframe carries a
+// VP8 keyframe header (1280x720) so exporters find its size.
+func Frame(n int, key bool) []byte {
+	f := make([]byte, max(n, 16))
+	if key {
+		copy(f, []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a})
+		binary.LittleEndian.PutUint16(f[6:], 1280)
+		binary.LittleEndian.PutUint16(f[8:], 720)
+	} else {
+		f[0] = 0x01
+	}
+	return f
+}
+
+// MTU is the RTP payload size the publisher packetizes to.
+const MTU = 1200
+
+// WriteFrame packetizes frame as VP8 RTP (one clock tick of 90 kHz / fps)
+// with the send time in the last 8 bytes of every packet's payload, and
+// returns the number of packets. A keyframe is sent instead when one was
+// requested and key is false: frame is then rebuilt as a keyframe.
+func (p *Publisher) WriteFrame(frame []byte, fps int) (int, error) {
+	if p.wantKey.Swap(false) && frame[0]&1 != 0 {
+		frame = Frame(len(frame), true)
+	}
+	n := 0
+	for off := 0; off < len(frame); off += MTU {
+		end := min(off+MTU, len(frame))
+		payload := make([]byte, 1+end-off+8)
+		if off == 0 {
+			payload[0] = 0x10 // S: start of partition
+		}
+		copy(payload[1:], frame[off:end])
+		binary.BigEndian.PutUint64(payload[len(payload)-8:], uint64(time.Now().UnixNano()))
+		p.seq++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: p.seq, Timestamp: p.ts, Marker: end == len(frame)}, Payload: payload}
+		if err := p.track.WriteRTP(pkt); err != nil {
+			return n, err
+		}
+		n++
+	}
+	p.ts += uint32(90000 / fps)
+	return n, nil
+}
+
+// Viewer is a synthetic agent console.
+type Viewer struct {
+	PC      *webrtc.PeerConnection
+	Packets atomic.Int64
+	Bytes   atomic.Int64
+	Track   chan struct{} // closed when the track arrives
+
+	mu  sync.Mutex // guards lat
+	lat []time.Duration
+	wg  sync.WaitGroup
+}
+
+// View answers the relay's offer on c (reading past the hello).
+func View(api *webrtc.API, c rtc.Conn, keepLatency bool) (*Viewer, error) {
+	off, err := Message(c, "offer", nil)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	v := &Viewer{PC: pc, Track: make(chan struct{})}
+	var once sync.Once
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		once.Do(func() { close(v.Track) })
+		buf := make([]byte, 1500)
+		var pkt rtp.Packet
+		for {
+			n, _, err := t.Read(buf)
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			if pkt.Unmarshal(buf[:n]) != nil || len(pkt.Payload) < 9 {
+				continue
+			}
+			v.Packets.Add(1)
+			v.Bytes.Add(int64(n))
+			if keepLatency {
+				sent := int64(binary.BigEndian.Uint64(pkt.Payload[len(pkt.Payload)-8:]))
+				v.mu.Lock()
+				v.lat = append(v.lat, now.Sub(time.Unix(0, sent)))
+				v.mu.Unlock()
+			}
+		}
+	})
+	err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: off.SDP})
+	var ans webrtc.SessionDescription
+	if err == nil {
+		ans, err = pc.CreateAnswer(nil)
+	}
+	var sdp string
+	if err == nil {
+		sdp, err = gather(pc, ans)
+	}
+	if err == nil {
+		err = c.WriteJSON(rtc.Message{Type: "answer", SDP: sdp})
+	}
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+// Latencies returns and clears the latencies measured so far.
+func (v *Viewer) Latencies() []time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	l := v.lat
+	v.lat = nil
+	return l
+}
+
+// Close closes the PeerConnection.
+func (v *Viewer) Close() error { return v.PC.Close() }
+
+// Wait waits for ctx or for the viewer's track.
+func (v *Viewer) Wait(ctx context.Context) error {
+	select {
+	case <-v.Track:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,197 @@
+package gateway_test
+
+import (
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/gorilla/websocket"
+
+	"supportgate/gateway"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/rtc"
+	"supportgate/gateway/rtc/rtctest"
+	"supportgate/recorder"
+)
+
+func init() {
+	addAccess(map[string]string{
+		"GET /api/v1/consent/{token}/rtc": "customer",
+		"GET /api/v1/sessions/{id}/rtc":   "agent supervisor",
+	})
+}
+
+// newRTCEnv is a gateway whose relay gathers on loopback and whose
+// recordings are encrypted to a fresh compliance identity.
+func newRTCEnv(t *testing.T) (*env, *age.X25519Identity) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(c *gateway.Config) {
+		c.Recipients = []age.Recipient{id.Recipient()}
+		c.RTC = rtc.Config{Loopback: true, UDPPortMin: 41000, UDPPortMax: 41999}
+	})
+	return e, id
+}
+
+// dialWS opens a websocket to path, with the client's cookies or u's token.
+func (e *env) dialWS(c *http.Client, u *testUser, path string) (*websocket.Conn, *http.Response, error) {
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: e.mat.CAPool()}, HandshakeTimeout: 5 * time.Second}
+	if c != nil {
+		d.Jar = c.Jar
+	}
+	h := http.Header{}
+	if u != nil {
+		h.Set("Authorization", "Bearer "+u.token)
+	}
+	return d.Dial("wss"+strings.TrimPrefix(e.srv.URL, "https")+path, h)
+}
+
+func TestRTCShareThroughGateway(t *testing.T) {
+	e, ident := newRTCEnv(t)
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	mallory := e.addUser("mallory", identity.RoleAgent, "blue")
+	c := e.newSession(alice, []string{"view", "chat"}, "30m")
+	cu := e.customer(c.token())
+	cu.open()
+
+	// Not yet approved: no share.
+	if _, resp, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf); err == nil || resp.StatusCode != http.StatusConflict && resp.StatusCode/100 != 4 {
+		t.Fatalf("share before approval: got %v, want refusal", err)
+	}
+	if code, v := cu.post("approve", map[string]any{"scopes": []string{"view", "chat"}}); code != 200 {
+		t.Fatalf("approve: %d %v", code, v)
+	}
+	// Wrong CSRF, another browser, another agent: refused.
+	if _, resp, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf=x"); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("bad csrf: got %v, want 403", err)
+	}
+	if _, resp, err := e.dialWS(e.client(), nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("other browser: got %v, want 403", err)
+	}
+	if _, resp, err := e.dialWS(nil, mallory, "/api/v1/sessions/"+c.ID+"/rtc"); err == nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("other agent: got %v, want 404", err)
+	}
+
+	pubWS, _, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pubWS.Close()
+	api := rtctest.NewAPI()
+	if _, err := rtctest.Message(pubWS, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(api, pubWS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	viewWS, _, err := e.dialWS(nil, alice, "/api/v1/sessions/"+c.ID+"/rtc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewWS.Close()
+	view, err := rtctest.View(api, viewWS, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+
+	const frames = 90
+	size := rtctest.FrameSize(1_000_000, 30)
+	tick := time.NewTicker(time.Second / 30)
+	for i := range frames {
+		<-tick.C
+		if _, err := pub.WriteFrame(rtctest.Frame(size, i == 0), 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for view.Packets.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if view.Packets.Load() == 0 {
+		t.Fatal("the agent received no video")
+	}
+	viewWS.WriteJSON(rtc.Message{Type: "chat", Text: "card please"})
+	if m, err := rtctest.Message(pubWS, "chat", nil); err != nil || m.From != "alice" {
+		t.Fatalf("customer chat: %+v %v", m, err)
+	}
+	pubWS.WriteJSON(rtc.Message{Type: "chat", Text: "4111 1111 1111 1111"})
+	if m, err := rtctest.Message(viewWS, "chat", func(rtc.Message) {}); err != nil || m.From != "alice" {
+		t.Fatalf("agent chat echo: %+v %v", m, err)
+	}
+	if m, err := rtctest.Message(viewWS, "chat", nil); err != nil || m.From != "customer" {
+		t.Fatalf("agent chat: %+v %v", m, err)
+	}
+
+	// The customer ends the session: both sockets say so within 1 s.
+	start := time.Now()
+	if code, v := cu.post("revoke", nil); code != 200 {
+		t.Fatalf("revoke: %d %v", code, v)
+	}
+	for _, ws := range []*websocket.Conn{pubWS, viewWS} {
+		ws.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := rtctest.Message(ws, "ended", nil); err != nil {
+			t.Fatalf("no ended message within 1s: %v", err)
+		}
+	}
+	t.Logf("ended on both sides in %v", time.Since(start))
+	// Later use is refused.
+	if _, _, err := e.dialWS(nil, alice, "/api/v1/sessions/"+c.ID+"/rtc"); err == nil {
+		t.Fatal("share after the session ended: accepted")
+	}
+
+	path := gateway.RecordingPath(e.mat.Dir, c.ID)
+	var rep *recorder.Report
+	for time.Since(start) < 5*time.Second {
+		if rep, err = recorder.VerifyFile(path); err == nil && rep.Complete {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || !rep.Complete {
+		t.Fatalf("recording: %v (report %+v)", err, rep)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := recorder.OpenFile(path, ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var media, keys int
+	var chats []string
+	for {
+		rec, err := rd.Next()
+		if err != nil {
+			break
+		}
+		switch rec.Type {
+		case recorder.TypeMedia:
+			media++
+			if rec.IsKeyframe {
+				keys++
+			}
+		case recorder.TypeChat:
+			chats = append(chats, rec.From+": "+rec.Text)
+		}
+	}
+	if media < frames-5 || keys == 0 {
+		t.Errorf("recorded %d frames (%d keyframes), want about %d", media, keys, frames)
+	}
+	if len(chats) != 2 || strings.Contains(chats[1], "4111 1111") {
+		t.Errorf("recorded chat %q, want 2 messages with the card number redacted", chats)
+	}
+	t.Logf("recording: %d records, %d frames, chat %q", rep.Records, media, chats)
+}
