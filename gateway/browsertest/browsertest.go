@@ -40,8 +40,9 @@ type Profile struct {
 const Timeout = 10 * time.Second
 
 // New starts a Chromium profile trusting the certificate with the given
-// SPKI pin. It is stopped, and its directory removed, when the test ends.
-func New(t testing.TB, pin string) *Profile {
+// SPKI pin, with any extra options (flags) appended. It is stopped, and
+// its directory removed, when the test ends.
+func New(t testing.TB, pin string, extra ...chromedp.ExecAllocatorOption) *Profile {
 	t.Helper()
 	exe := realpeer.Require(t, "chromium")
 	dir, err := os.MkdirTemp("", "sg-chromium-")
@@ -65,6 +66,7 @@ func New(t testing.TB, pin string) *Profile {
 		chromedp.Flag("ignore-certificate-errors-spki-list", pin),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(func() {

@@ -81,6 +81,7 @@
     }
     tick();
     if (!ticker) ticker = setInterval(tick, 1000);
+    document.dispatchEvent(new CustomEvent("sg:consent", { detail: v })); // share.js
   };
 
   const tick = () => {
@@ -99,6 +100,7 @@
     sg.show("ended", true);
     sg.text("ended-why", sg.endWords(v.end_reason, stoppedHere ? "customer" : "the agent or their organisation"));
     document.title = "Session ended";
+    document.dispatchEvent(new CustomEvent("sg:consent", { detail: v })); // share.js
     sg.$("ended-h").focus();
   };
 

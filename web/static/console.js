@@ -158,6 +158,7 @@
       if (me && me.role !== "auditor" && s.state !== "ended") {
         act.append(button(mine ? "Revoke" : "End session", "danger revoke", () => act1(s, "revoke")));
         if (s.state === "active") act.append(button("Extend 15 min", "extend", () => act1(s, "extend", { by: "15m" })));
+        if (s.state === "active" && (s.scopes || []).includes("view")) act.append(button("Watch screen", "watch", () => sgScreen.open(s)));
       }
       return tr;
     }));

@@ -1,0 +1,217 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/x509"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/chromedp/chromedp"
+
+	"supportgate/gateway"
+	"supportgate/gateway/browsertest"
+	"supportgate/gateway/identity"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/rtc"
+	"supportgate/gateway/sqlite"
+	"supportgate/internal/realpeer"
+	"supportgate/recorder"
+	"supportgate/session"
+)
+
+// Flags that let headless Chromium share a screen without a person: the
+// media permission prompt and the screen picker are accepted, the capture
+// source is a generated test pattern, and WebRTC may gather loopback
+// candidates with plain addresses (not mDNS names).
+var shareFlags = []chromedp.ExecAllocatorOption{
+	chromedp.Flag("use-fake-ui-for-media-stream", true),
+	chromedp.Flag("use-fake-device-for-media-stream", true),
+	chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
+	chromedp.Flag("enable-usermedia-screen-capturing", true),
+	chromedp.Flag("allow-loopback-in-peer-connection", true),
+	chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+}
+
+// newRTCWebEnv is newWebEnv with a relay on loopback and recordings
+// encrypted to a fresh compliance identity.
+func newRTCWebEnv(t *testing.T) (*webEnv, *age.X25519Identity) {
+	t.Helper()
+	realpeer.Require(t, "chromium")
+	dir := t.TempDir()
+	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(mat.TLSCert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(filepath.Join(dir, "test.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: st, mat: mat, users: map[string]*testUser{}}
+	e.srv = httptest.NewUnstartedServer(nil)
+	e.srv.TLS = mat.TLSConfig()
+	e.srv.StartTLS()
+	e.g, err = gateway.New(gateway.Config{
+		Store: st, Keys: mat, PublicURL: e.srv.URL, Org: "ACME Support",
+		Policy:         session.Policy{MinDuration: time.Second, MaxOpenPerAgent: 100},
+		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+		Recipients:     []age.Recipient{ident.Recipient()},
+		RTC:            rtc.Config{Loopback: true, UDPPortMin: 42000, UDPPortMax: 42999},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Config.Handler = e.g.Handler()
+	if err := e.g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.srv.Close()
+		e.g.Close()
+		st.Close()
+	})
+	return &webEnv{env: e, pin: browsertest.SPKIPin(leaf)}, ident
+}
+
+// TestBrowserScreenShare is the screen share end to end in two headless
+// Chromium profiles: the customer approves and shares the (fake) screen,
+// the agent's console plays it, chat goes both ways, the customer stops
+// the session and the agent's video ends within a second; the recording
+// verifies and its IVF export decodes in ffmpeg with the frames recorded.
+func TestBrowserScreenShare(t *testing.T) {
+	ffmpeg := realpeer.Require(t, "ffmpeg")
+	w, ident := newRTCWebEnv(t)
+	secret := w.staff("alice", "Alice Example", identity.RoleAgent, "red")
+
+	cc, ac := make(chan *browsertest.Profile, 1), make(chan *browsertest.Profile, 1)
+	go func() { cc <- browsertest.New(t, w.pin, shareFlags...) }()
+	go func() { ac <- browsertest.New(t, w.pin, shareFlags[4:]...) }() // the agent: loopback only
+	customerB, agentB := <-cc, <-ac
+	if customerB == nil || agentB == nil {
+		t.Fatal("a browser did not start")
+	}
+
+	w.signIn(agentB, "alice", identity.TOTPCode(secret, time.Now()))
+	agentB.Do(
+		chromedp.WaitVisible(chromedp.CSS("#new-form")),
+		chromedp.SetValue(chromedp.CSS("#new-customer"), "Bob at ACME Ltd"),
+		chromedp.Click(chromedp.CSS("#new-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#created")),
+	)
+	link := agentB.Value("#created-link")
+	ss, err := w.g.Broker().List(context.Background(), session.Filter{Agent: "alice"})
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("sessions of alice: %v %v", ss, err)
+	}
+	id := ss[0].ID
+
+	customerB.Do(
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS("#request")),
+		chromedp.Click(chromedp.CSS("#approve")),
+		chromedp.WaitVisible(chromedp.CSS("#share")),
+		browsertest.Until(`!document.getElementById("share-start").disabled`),
+		chromedp.Click(chromedp.CSS("#share-start")),
+	)
+	if err := customerB.Try(browsertest.Timeout, chromedp.WaitVisible(chromedp.CSS("#share-indicator"))); err != nil {
+		t.Fatalf("sharing did not start: %v; page says %q", err, customerB.Text("#share-status"))
+	}
+	if got := customerB.Text("#share-indicator"); !strings.Contains(got, "You are sharing your screen with Alice Example") {
+		t.Errorf("indicator reads %q", got)
+	}
+
+	// The agent opens the viewer; decoded frames grow.
+	agentB.Do(
+		chromedp.WaitVisible(chromedp.CSS(`#session-rows tr[data-id="`+id+`"] button.watch`)),
+		chromedp.Click(chromedp.CSS(`#session-rows tr[data-id="`+id+`"] button.watch`)),
+		chromedp.WaitVisible(chromedp.CSS("#screen-video")),
+	)
+	frames := `document.getElementById("screen-video").getVideoPlaybackQuality().totalVideoFrames`
+	if err := agentB.Try(15*time.Second, browsertest.Until(frames+` > 10`)); err != nil {
+		t.Fatalf("agent video: %v; status %q, quality %q", err, agentB.Text("#screen-status"), agentB.Text("#screen-quality"))
+	}
+	n1 := browsertest.Eval[float64](agentB, frames)
+	agentB.Do(browsertest.Until(frames + ` > ` + strconv.Itoa(int(n1)+10)))
+	agentB.Do(browsertest.Until(`/fps/.test(document.getElementById("screen-quality").textContent)`))
+	t.Logf("agent decoded %v+ frames; quality %q", n1, agentB.Text("#screen-quality"))
+
+	// Chat both ways.
+	agentB.Do(
+		chromedp.SendKeys(chromedp.CSS("#screen-chat-text"), "Hello Bob, I can see your screen"),
+		chromedp.Click(chromedp.CSS("#screen-chat-form button")),
+	)
+	customerB.Do(browsertest.Until(`document.getElementById("chat-log").textContent.includes("Hello Bob, I can see your screen")`))
+	customerB.Do(
+		chromedp.SendKeys(chromedp.CSS("#chat-text"), "my card is 4111 1111 1111 1111"),
+		chromedp.Click(chromedp.CSS("#chat-form button")),
+	)
+	agentB.Do(browsertest.Until(`document.getElementById("screen-chat-log").textContent.includes("my card is")`))
+
+	// The customer stops the session: the agent's video ends within 1 s.
+	customerB.Do(chromedp.Click(chromedp.CSS("#share-end")))
+	start := time.Now()
+	if err := agentB.Try(time.Second, browsertest.Until(`document.getElementById("screen").dataset.state === "ended" && document.getElementById("screen-video").srcObject === null`)); err != nil {
+		t.Fatalf("agent video still on 1s after the customer's Stop: %v", err)
+	}
+	t.Logf("agent video ended %v after Stop", time.Since(start))
+	customerB.Do(chromedp.WaitVisible(chromedp.CSS("#ended")))
+
+	// The recording verifies and its IVF export decodes.
+	path := gateway.RecordingPath(w.mat.Dir, id)
+	var rep *recorder.Report
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if rep, err = recorder.VerifyFile(path); err == nil && rep.Complete {
+			break
+		}
+	}
+	if err != nil || rep == nil || !rep.Complete {
+		t.Fatalf("recording: %v %+v", err, rep)
+	}
+	rd, err := recorder.OpenFile(path, ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ivf := filepath.Join(t.TempDir(), "screen.ivf")
+	f, err := os.Create(ivf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recorder.ExportIVF(f, rd, recorder.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	hdr, _ := os.ReadFile(ivf)
+	wantFrames := int(uint32(hdr[24]) | uint32(hdr[25])<<8 | uint32(hdr[26])<<16 | uint32(hdr[27])<<24)
+	out, err := exec.Command(ffmpeg, "-v", "error", "-i", ivf, "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	probe, err := exec.Command(ffmpeg, "-v", "error", "-i", ivf, "-map", "0:v", "-f", "framemd5", "-").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded := 0
+	for _, l := range strings.Split(string(probe), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			decoded++
+		}
+	}
+	if wantFrames < 20 || decoded < wantFrames*95/100 || decoded > wantFrames {
+		t.Errorf("ffmpeg decoded %d frames of %d exported, want all within 5%%", decoded, wantFrames)
+	}
+	t.Logf("recording: %d records; IVF %d frames, ffmpeg decoded %d; ffmpeg errors: %q", rep.Records, wantFrames, decoded, out)
+}
