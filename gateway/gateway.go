@@ -308,6 +308,10 @@ func (g *Gateway) Close() error {
 	return g.closeErr
 }
 
+// Audit appends an event to the audit log, for the transports that run
+// beside the gateway (the SSH bastion); see record.
+func (g *Gateway) Audit(ctx context.Context, e audit.Event) { g.record(ctx, e) }
+
 // record appends an audit event. A failure to audit is logged loudly; the
 // caller's action has already happened and cannot be undone here.
 func (g *Gateway) record(ctx context.Context, e audit.Event) {

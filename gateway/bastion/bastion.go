@@ -1,0 +1,345 @@
+// Package bastion is the gateway's SSH server: agents reach the customer's
+// helper with plain OpenSSH and the short-lived certificate that login
+// issued.
+//
+// The SSH user name is the session id; the certificate's single principal
+// is the user, who must be that session's agent (or a supervisor of its
+// team, who watches the live shell read-only). A shell scope gives PTY
+// shells and commands on the helper, relayed through the WireGuard hub to
+// the helper's SSH endpoint, every byte of output going to the session's
+// recording. A tunnel scope gives direct-tcpip forwards to consented ports
+// on the helper's loopback, recorded as metadata. Everything else (remote
+// forwards, agent and X11 forwarding, subsystems) is refused with a message.
+// When the session ends every connection of it is told why and closed.
+//
+// The Server does not listen: ServeSSH takes a listener from cmd.
+package bastion
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"golang.org/x/crypto/ssh"
+
+	"supportgate/gateway/audit"
+	"supportgate/gateway/users"
+	"supportgate/recorder"
+	"supportgate/session"
+)
+
+// Sessions is what the bastion asks of the session broker.
+type Sessions interface {
+	// Get returns a copy of the session or session.ErrNotFound.
+	Get(ctx context.Context, id string) (*session.Session, error)
+	// Authorize checks need against an active session and returns the
+	// session's context, cancelled when it ends.
+	Authorize(ctx context.Context, id string, need session.Need) (context.Context, *session.Session, error)
+	// Context returns an active session's context.
+	Context(id string) (context.Context, error)
+	// Touch records activity.
+	Touch(id string)
+}
+
+// Helpers reaches customers' helpers (the WireGuard hub).
+type Helpers interface {
+	// Dial opens a connection to the session's helper for need, after
+	// authorising it; it is closed when the session ends.
+	Dial(ctx context.Context, sessionID string, need session.Need) (net.Conn, error)
+	// HostKey is the helper's enrolled SSH host key.
+	HostKey(sessionID string) (ssh.PublicKey, error)
+}
+
+// Users looks up accounts, for supervisors joining a session.
+type Users interface {
+	GetUser(ctx context.Context, name string) (*users.User, error)
+}
+
+var _ Sessions = (*session.Broker)(nil)
+
+// Config configures a Server.
+type Config struct {
+	HostKey  ssh.Signer    // required: presented to agents and to helpers
+	UserCA   ssh.PublicKey // required: the CA that signs login certificates
+	Sessions Sessions      // required
+	Helpers  Helpers       // nil: shells and tunnels are refused (device access disabled)
+	Users    Users         // nil: supervisors cannot join
+
+	// Recordings: one file per session, DIR/ID.sgrec, encrypted to
+	// Recipients and signed with Signer. All three are required.
+	RecordingsDir string
+	Recipients    []age.Recipient
+	Signer        ed25519.PrivateKey
+	RecordInput   bool                  // record keystrokes too (off by default)
+	Redact        recorder.RedactConfig // patterns masked before encryption
+
+	// Audit receives channel.opened, channel.closed, shell.command and
+	// session.watched events; nil drops them.
+	Audit func(context.Context, audit.Event)
+
+	Now    func() time.Time // nil means time.Now
+	Logger *slog.Logger     // nil discards
+
+	// HandshakeTimeout bounds authentication (default 30 s).
+	HandshakeTimeout time.Duration
+	// WarnBefore is how long before the end the agent is warned (default 1 min).
+	WarnBefore time.Duration
+}
+
+// Server is the SSH bastion. ServeSSH may be called for several listeners.
+type Server struct {
+	cfg    Config
+	sshCfg *ssh.ServerConfig
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // connection handlers, session state goroutines
+
+	mu       sync.Mutex // guards the fields below
+	lns      map[net.Listener]struct{}
+	conns    map[net.Conn]struct{}
+	sessions map[string]*sessState
+	closed   bool
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.HostKey == nil:
+		return nil, errors.New("bastion: Config.HostKey is required")
+	case cfg.UserCA == nil:
+		return nil, errors.New("bastion: Config.UserCA is required")
+	case cfg.Sessions == nil:
+		return nil, errors.New("bastion: Config.Sessions is required")
+	case cfg.RecordingsDir == "" || len(cfg.Recipients) == 0 || len(cfg.Signer) != ed25519.PrivateKeySize:
+		return nil, errors.New("bastion: Config.RecordingsDir, Recipients and Signer are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = func(context.Context, audit.Event) {}
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
+	}
+	if cfg.WarnBefore <= 0 {
+		cfg.WarnBefore = time.Minute
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger,
+		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, sessions: map[string]*sessState{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.sshCfg = &ssh.ServerConfig{
+		PublicKeyCallback:           s.authKey,
+		PasswordCallback:            refusePassword,
+		KeyboardInteractiveCallback: refuseKeyboard,
+		ServerVersion:               "SSH-2.0-supportgate",
+		MaxAuthTries:                6,
+	}
+	s.sshCfg.AddHostKey(cfg.HostKey)
+	return s, nil
+}
+
+// ServeSSH accepts connections on ln until ctx is done, Close is called
+// or ln fails. It closes ln before returning; connections it accepted
+// run on until their session ends or Close.
+func (s *Server) ServeSSH(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lns, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("bastion: accept: %w", err)
+		}
+		if !s.track(c) {
+			c.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			s.serveConn(c)
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+// Close stops every listener and connection, closes the open recordings
+// and returns once all of it has stopped. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Conns reports how many SSH connections are open.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Permission extensions set by authentication.
+const (
+	extPrincipal = "supportgate-principal"
+	extRole      = "supportgate-role"
+)
+
+func refusePassword(ssh.ConnMetadata, []byte) (*ssh.Permissions, error) {
+	return nil, &ssh.BannerError{Err: errors.New("password refused"), Message: msgNoPasswords}
+}
+
+func refuseKeyboard(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+	return nil, &ssh.BannerError{Err: errors.New("keyboard-interactive refused"), Message: msgNoPasswords}
+}
+
+const msgNoPasswords = "supportgate: passwords are not accepted here. Run `supportgate login`, then " +
+	"`supportgate ssh SESSION` (or ssh with its certificate).\r\n"
+
+// authKey accepts only a user certificate from the gateway's CA, valid
+// now, with one principal who is the session's agent or a supervisor of
+// its team. The SSH user name is the session id.
+func (s *Server) authKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	refuse := func(format string, args ...any) (*ssh.Permissions, error) {
+		msg := fmt.Sprintf(format, args...)
+		return nil, &ssh.BannerError{Err: errors.New(msg), Message: "supportgate: " + msg + "\r\n"}
+	}
+	cert, ok := key.(*ssh.Certificate)
+	if !ok {
+		return refuse("plain keys are not accepted: use the certificate from `supportgate login` (id_ed25519-cert.pub)")
+	}
+	checker := &ssh.CertChecker{
+		IsUserAuthority: func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), s.cfg.UserCA.Marshal()) },
+		Clock:           s.cfg.Now,
+	}
+	if cert.CertType != ssh.UserCert {
+		return refuse("not a user certificate")
+	}
+	if !checker.IsUserAuthority(cert.SignatureKey) {
+		return refuse("certificate is not signed by this gateway; run `supportgate login`")
+	}
+	if len(cert.ValidPrincipals) != 1 {
+		return refuse("certificate must name exactly one user")
+	}
+	principal := cert.ValidPrincipals[0]
+	if err := checker.CheckCert(principal, cert); err != nil {
+		now := s.cfg.Now()
+		if cert.ValidBefore != ssh.CertTimeInfinity && now.Unix() >= int64(cert.ValidBefore) {
+			return refuse("certificate expired at %s; run `supportgate login` again",
+				time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339))
+		}
+		return refuse("certificate refused: %v", err)
+	}
+	id := meta.User()
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	sess, err := s.cfg.Sessions.Get(ctx, id)
+	if err != nil || (sess.Agent != principal && !s.supervises(ctx, principal, sess)) {
+		// The same answer whether the session exists or not.
+		return refuse("no session %q for %s (the SSH user name is the session id)", id, principal)
+	}
+	if sess.State != session.Active {
+		return refuse("session %s is %s, not active", id, sess.State)
+	}
+	role := "agent"
+	if sess.Agent != principal {
+		role = "supervisor"
+	}
+	return &ssh.Permissions{Extensions: map[string]string{extPrincipal: principal, extRole: role}}, nil
+}
+
+// supervises reports whether name is an enabled supervisor of the
+// session's team.
+func (s *Server) supervises(ctx context.Context, name string, sess *session.Session) bool {
+	if s.cfg.Users == nil || sess.Team == "" {
+		return false
+	}
+	u, err := s.cfg.Users.GetUser(ctx, name)
+	return err == nil && !u.Disabled && u.Role == "supervisor" && u.Team == sess.Team
+}
+
+// endMessage says why a session ended, for the agent's terminal.
+func endMessage(s *session.Session) string {
+	if s == nil {
+		return "the session has ended"
+	}
+	switch s.EndReason {
+	case session.EndExpired:
+		return "the session's time box ran out"
+	case session.EndRevoked:
+		if s.EndedBy == "customer" {
+			return "the customer revoked access"
+		}
+		return "the session was revoked by " + s.EndedBy
+	case session.EndIdle:
+		return "the session was idle too long"
+	case session.EndLocked:
+		return "the agent's account was locked"
+	case session.EndCompleted:
+		return "the session was completed"
+	case "":
+		return "the session has ended"
+	}
+	return "the session ended (" + string(s.EndReason) + ")"
+}

@@ -1,0 +1,372 @@
+package bastion
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"supportgate/session"
+)
+
+type ptyRequest struct {
+	Term          string
+	Cols, Rows    uint32
+	Width, Height uint32
+	Modes         string
+}
+
+type windowChange struct {
+	Cols, Rows    uint32
+	Width, Height uint32
+}
+
+// sessionChannel relays a session channel of the agent to a session
+// channel on the helper: requests both ways, output recorded.
+func (cn *conn) sessionChannel(nch ssh.NewChannel) {
+	if cn.role == "supervisor" {
+		cn.watch(nch)
+		return
+	}
+	if _, _, err := cn.srv.cfg.Sessions.Authorize(cn.ctx, cn.id, session.Need{Agent: cn.principal, Kind: session.Shell}); err != nil {
+		nch.Reject(ssh.Prohibited, "supportgate: no shell in this session: "+err.Error())
+		return
+	}
+	st, err := cn.srv.state(cn.id)
+	if err != nil {
+		nch.Reject(ssh.ResourceShortage, "supportgate: "+err.Error())
+		return
+	}
+	up, err := cn.upstream()
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, "supportgate: cannot reach the customer's machine: "+err.Error())
+		return
+	}
+	uch, ureqs, err := up.OpenChannel("session", nil)
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, "supportgate: the customer's helper refused a shell: "+err.Error())
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		uch.Close()
+		return
+	}
+	cn.register(ch)
+	defer cn.unregister(ch)
+	r := &relay{cn: cn, st: st, ch: ch, up: uch}
+	r.run(reqs, ureqs)
+}
+
+// relay is one agent session channel and its twin on the helper.
+type relay struct {
+	cn *conn
+	st *sessState
+	ch ssh.Channel // the agent's
+	up ssh.Channel // the helper's
+
+	out, in atomic.Int64 // bytes to the agent, bytes to the helper
+
+	mu     sync.Mutex // guards kind, pty
+	kind   string     // "shell" or "exec" once started
+	pty    bool
+	notice io.Writer // registered for notices
+}
+
+func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
+	var wg sync.WaitGroup
+	// Requests from the helper: exit-status and exit-signal are held
+	// until its output is all relayed.
+	var exits []*ssh.Request
+	upReqsDone := make(chan struct{})
+	go func() {
+		defer close(upReqsDone)
+		for req := range ureqs {
+			if req.Type == "exit-status" || req.Type == "exit-signal" {
+				exits = append(exits, req)
+			}
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		}
+	}()
+	// Output: stdout and stderr of the helper, recorded, then sent.
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		io.Copy(&tee{w: r.ch, st: r.st, n: &r.out}, r.up)
+	}()
+	go func() {
+		defer wg.Done()
+		io.Copy(&tee{w: r.ch.Stderr(), st: r.st, n: &r.out}, r.up.Stderr())
+	}()
+	// Input from the agent.
+	inDone := make(chan struct{})
+	go func() {
+		defer close(inDone)
+		io.Copy(&input{w: r.up, st: r.st, n: &r.in}, r.ch)
+		r.up.CloseWrite()
+	}()
+	// Requests from the agent; when the agent closes the channel, the
+	// helper's goes too.
+	reqsDone := make(chan struct{})
+	go func() {
+		defer close(reqsDone)
+		for req := range reqs {
+			r.request(req)
+		}
+		r.up.Close()
+	}()
+
+	wg.Wait()
+	<-upReqsDone
+	if r.cn.sctx.Err() != nil {
+		// The session ended and took the helper's side with it: say why
+		// here, as the connection may not outlive this channel long.
+		r.cn.sayEnded(r.ch)
+	} else {
+		for _, req := range exits {
+			r.ch.SendRequest(req.Type, false, req.Payload)
+		}
+	}
+	r.ch.CloseWrite()
+	r.ch.Close()
+	r.up.Close()
+	<-inDone
+	<-reqsDone
+
+	r.mu.Lock()
+	kind, notice := r.kind, r.notice
+	r.mu.Unlock()
+	if notice != nil {
+		r.st.removeNotice(notice)
+	}
+	if kind != "" {
+		r.st.rec.Event("ssh.channel_closed", map[string]string{"agent": r.cn.principal, "channel": kind})
+		r.cn.audit("channel.closed", map[string]string{
+			"channel": kind, "bytes_out": strconv.FormatInt(r.out.Load(), 10), "bytes_in": strconv.FormatInt(r.in.Load(), 10),
+		})
+	}
+}
+
+// request handles one request of the agent's channel.
+func (r *relay) request(req *ssh.Request) {
+	refuse := func(msg string) {
+		io.WriteString(r.ch.Stderr(), "supportgate: "+msg+"\r\n")
+		if req.WantReply {
+			req.Reply(false, nil)
+		}
+	}
+	switch req.Type {
+	case "pty-req":
+		var p ptyRequest
+		if ssh.Unmarshal(req.Payload, &p) != nil {
+			refuse("malformed pty request")
+			return
+		}
+		r.st.rec.Resize(int(p.Cols), int(p.Rows))
+		r.mu.Lock()
+		r.pty = true
+		r.mu.Unlock()
+	case "window-change":
+		var w windowChange
+		if ssh.Unmarshal(req.Payload, &w) == nil {
+			r.st.rec.Resize(int(w.Cols), int(w.Rows))
+		}
+	case "env", "signal", "break":
+	case "shell", "exec":
+		r.mu.Lock()
+		started := r.kind != ""
+		r.mu.Unlock()
+		if started {
+			refuse("this channel already runs a " + r.kind)
+			return
+		}
+		detail := map[string]string{"channel": req.Type}
+		if req.Type == "exec" {
+			var c struct{ Command string }
+			if ssh.Unmarshal(req.Payload, &c) != nil {
+				refuse("malformed exec request")
+				return
+			}
+			r.cn.audit("shell.command", map[string]string{"command": truncate(c.Command, 1024)})
+			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": c.Command})
+		} else {
+			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal})
+		}
+		r.cn.audit("channel.opened", detail)
+		r.mu.Lock()
+		r.kind = req.Type
+		pty := r.pty
+		r.notice = r.ch.Stderr()
+		r.mu.Unlock()
+		r.banner(pty)
+		r.st.addNotice(r.notice)
+	case "subsystem":
+		var sub struct{ Name string }
+		ssh.Unmarshal(req.Payload, &sub)
+		// OpenSSH drops what arrives with a refused subsystem; accept it,
+		// say why and end the channel.
+		if req.WantReply {
+			req.Reply(true, nil)
+		}
+		fmt.Fprintf(r.ch.Stderr(), "supportgate: subsystem %q is not allowed (no sftp or scp through the bastion): only recorded shells and commands\r\n", sub.Name)
+		r.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{1}))
+		r.ch.Close()
+		return
+	case "x11-req":
+		refuse("X11 forwarding is not allowed")
+		return
+	case "auth-agent-req@openssh.com":
+		refuse("agent forwarding is not allowed")
+		return
+	default:
+		if req.WantReply {
+			req.Reply(false, nil)
+		}
+		return
+	}
+	ok, err := r.up.SendRequest(req.Type, req.WantReply, req.Payload)
+	if req.WantReply {
+		req.Reply(ok && err == nil, nil)
+	}
+}
+
+// banner tells the agent the session is recorded and when it ends: on
+// the terminal for a PTY, on stderr for a command so its output stays
+// clean.
+func (r *relay) banner(pty bool) {
+	s, err := r.cn.srv.cfg.Sessions.Get(r.cn.ctx, r.cn.id)
+	if err != nil {
+		return
+	}
+	now := r.cn.srv.cfg.Now()
+	msg := fmt.Sprintf("supportgate: session %s with %q. This session is recorded. It ends at %s (in %s).\r\n",
+		s.ID, s.Customer, s.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC"), s.ExpiresAt.Sub(now).Round(time.Second))
+	for _, n := range r.cn.takeNotes() {
+		msg += "supportgate: " + n + "\r\n"
+	}
+	if pty {
+		io.WriteString(r.ch, msg)
+	} else {
+		io.WriteString(r.ch.Stderr(), msg)
+	}
+}
+
+// tee records output before it is sent to the agent.
+type tee struct {
+	w  io.Writer
+	st *sessState
+	n  *atomic.Int64
+}
+
+func (t *tee) Write(p []byte) (int, error) {
+	t.st.output(p)
+	n, err := t.w.Write(p)
+	t.n.Add(int64(n))
+	return n, err
+}
+
+// input passes keystrokes to the helper, recorded if configured.
+type input struct {
+	w  io.Writer
+	st *sessState
+	n  *atomic.Int64
+}
+
+func (in *input) Write(p []byte) (int, error) {
+	in.st.rec.Input(p)
+	n, err := in.w.Write(p)
+	in.n.Add(int64(n))
+	return n, err
+}
+
+// watch serves a supervisor's session channel: a read-only view of the
+// session's shells. Their input is discarded.
+func (cn *conn) watch(nch ssh.NewChannel) {
+	s, err := cn.srv.cfg.Sessions.Get(cn.ctx, cn.id)
+	if err != nil || !s.Scopes.Has(session.Shell) {
+		nch.Reject(ssh.Prohibited, "supportgate: this session has no shell to watch")
+		return
+	}
+	st, err := cn.srv.state(cn.id)
+	if err != nil {
+		nch.Reject(ssh.ResourceShortage, "supportgate: "+err.Error())
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	cn.register(ch)
+	defer cn.unregister(ch)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ch.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(io.Discard, ch) // read-only: keystrokes go nowhere
+	}()
+	var w *watcher
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		if w != nil {
+			st.removeWatcher(w)
+			st.notify("supervisor " + cn.principal + " left")
+			cn.audit("channel.closed", map[string]string{"channel": "watch", "bytes_out": "0", "bytes_in": "0"})
+		}
+	}()
+	for req := range reqs {
+		switch req.Type {
+		case "pty-req", "window-change", "env":
+			if req.WantReply {
+				req.Reply(true, nil)
+			}
+		case "shell":
+			if w != nil {
+				req.Reply(false, nil)
+				continue
+			}
+			req.Reply(true, nil)
+			fmt.Fprintf(ch, "supportgate: watching session %s of %s read-only as supervisor %s. This session is recorded.\r\n",
+				s.ID, s.Agent, cn.principal)
+			w = st.addWatcher()
+			st.notify("supervisor " + cn.principal + " joined (read-only)")
+			cn.audit("session.watched", map[string]string{"channel": "watch", "session_agent": s.Agent})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case b := <-w.out:
+						if _, err := ch.Write(b); err != nil {
+							return
+						}
+					case <-stop:
+						return
+					case <-cn.ctx.Done():
+						return
+					}
+				}
+			}()
+		default:
+			io.WriteString(ch.Stderr(), "supportgate: supervisors watch read-only: only a shell request is accepted\r\n")
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,225 @@
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"supportgate/recorder"
+	"supportgate/session"
+)
+
+// sessState is what the connections of one session share: its recording,
+// the supervisors watching and the agents' terminals that get notices. It
+// is made on the first channel and lives until the session ends.
+type sessState struct {
+	srv  *Server
+	id   string
+	ctx  context.Context // the session's
+	rec  *recorder.Writer
+	path string
+
+	mu       sync.Mutex // guards the fields below
+	expires  time.Time
+	warned   bool
+	notices  map[io.Writer]struct{} // agents' shell stderr
+	watchers map[*watcher]struct{}
+	nwatch   atomic.Int32 // len(watchers), read without the lock on the output path
+}
+
+// watcher is a supervisor's read-only view of the shells' output.
+type watcher struct {
+	out     chan []byte
+	dropped atomic.Int64
+}
+
+// state returns the session's shared state, creating it and its recording
+// on first use.
+func (s *Server) state(id string) (*sessState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.sessions[id]; st != nil {
+		return st, nil
+	}
+	if s.closed {
+		return nil, errors.New("gateway is shutting down")
+	}
+	sctx, err := s.cfg.Sessions.Context(id)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.cfg.Sessions.Get(sctx, id)
+	if err != nil {
+		return nil, err
+	}
+	w, path, err := s.createRecording(id)
+	if err != nil {
+		s.log.Error("bastion: cannot create recording", "session", id, "err", err)
+		return nil, errors.New("the recording cannot be written, so nothing is allowed")
+	}
+	w.Event("ssh.recording_started", map[string]string{"agent": sess.Agent, "customer": sess.Customer})
+	st := &sessState{
+		srv: s, id: id, ctx: sctx, rec: w, path: path, expires: sess.ExpiresAt,
+		notices: map[io.Writer]struct{}{}, watchers: map[*watcher]struct{}{},
+	}
+	s.sessions[id] = st
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		st.run()
+	}()
+	return st, nil
+}
+
+// createRecording creates DIR/ID.sgrec; if a previous gateway run left
+// one, the next free DIR/ID.N.sgrec.
+func (s *Server) createRecording(id string) (*recorder.Writer, string, error) {
+	for n := 1; n < 100; n++ {
+		name := id + ".sgrec"
+		if n > 1 {
+			name = id + "." + strconv.Itoa(n) + ".sgrec"
+		}
+		path := filepath.Join(s.cfg.RecordingsDir, name)
+		w, err := recorder.Create(path, recorder.WriterConfig{
+			RecordingID: name[:len(name)-len(".sgrec")],
+			SessionID:   id,
+			Recipients:  s.cfg.Recipients,
+			Signer:      s.cfg.Signer,
+			Now:         s.cfg.Now,
+			Redact:      s.cfg.Redact,
+			RecordInput: s.cfg.RecordInput,
+			Logger:      s.log,
+		})
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return w, path, err
+	}
+	return nil, "", errors.New("too many recordings for one session")
+}
+
+// run warns the agents before the end and closes the recording when the
+// session ends (or the server closes).
+func (st *sessState) run() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for done := false; !done; {
+		select {
+		case <-st.ctx.Done():
+			done = true
+		case <-st.srv.ctx.Done():
+			done = true
+		case <-t.C:
+			st.checkWarning()
+		}
+	}
+	reason := "gateway stopped"
+	if st.ctx.Err() != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s, _ := st.srv.cfg.Sessions.Get(ctx, st.id)
+		cancel()
+		reason = endMessage(s)
+	}
+	st.srv.mu.Lock()
+	delete(st.srv.sessions, st.id)
+	st.srv.mu.Unlock()
+	st.rec.Event("ssh.session_ended", map[string]string{"reason": reason})
+	if err := st.rec.Close(); err != nil {
+		st.srv.log.Error("bastion: closing recording", "session", st.id, "err", err)
+	}
+}
+
+// checkWarning tells the agents once that the session ends within
+// WarnBefore; an extension re-arms it.
+func (st *sessState) checkWarning() {
+	now := st.srv.cfg.Now()
+	st.mu.Lock()
+	exp, warned := st.expires, st.warned
+	st.mu.Unlock()
+	if exp.IsZero() || exp.Sub(now) > st.srv.cfg.WarnBefore+2*time.Second && !warned {
+		return
+	}
+	s, err := st.srv.cfg.Sessions.Get(st.ctx, st.id)
+	if err != nil || s.State != session.Active {
+		return
+	}
+	st.mu.Lock()
+	if !s.ExpiresAt.Equal(st.expires) {
+		st.expires, st.warned = s.ExpiresAt, false
+	}
+	fire := !st.warned && st.expires.Sub(now) <= st.srv.cfg.WarnBefore
+	if fire {
+		st.warned = true
+	}
+	st.mu.Unlock()
+	if fire {
+		st.notify(fmt.Sprintf("this session ends in %s, at %s",
+			st.expires.Sub(now).Round(time.Second), st.expires.UTC().Format("15:04:05 UTC")))
+	}
+}
+
+// notify writes a notice to every agent shell of the session and records it.
+func (st *sessState) notify(msg string) {
+	st.rec.Event("ssh.notice", map[string]string{"message": msg})
+	st.mu.Lock()
+	ws := make([]io.Writer, 0, len(st.notices))
+	for w := range st.notices {
+		ws = append(ws, w)
+	}
+	st.mu.Unlock()
+	for _, w := range ws {
+		io.WriteString(w, "\r\nsupportgate: "+msg+"\r\n")
+	}
+}
+
+func (st *sessState) addNotice(w io.Writer) {
+	st.mu.Lock()
+	st.notices[w] = struct{}{}
+	st.mu.Unlock()
+}
+
+func (st *sessState) removeNotice(w io.Writer) {
+	st.mu.Lock()
+	delete(st.notices, w)
+	st.mu.Unlock()
+}
+
+// output records shell output and copies it to the watching supervisors.
+func (st *sessState) output(p []byte) error {
+	err := st.rec.Output(p)
+	if st.nwatch.Load() > 0 {
+		st.mu.Lock()
+		for w := range st.watchers {
+			select {
+			case w.out <- append([]byte(nil), p...):
+			default: // a slow watcher loses output, never the agent
+				w.dropped.Add(int64(len(p)))
+			}
+		}
+		st.mu.Unlock()
+	}
+	return err
+}
+
+func (st *sessState) addWatcher() *watcher {
+	w := &watcher{out: make(chan []byte, 256)}
+	st.mu.Lock()
+	st.watchers[w] = struct{}{}
+	st.nwatch.Store(int32(len(st.watchers)))
+	st.mu.Unlock()
+	return w
+}
+
+func (st *sessState) removeWatcher(w *watcher) {
+	st.mu.Lock()
+	delete(st.watchers, w)
+	st.nwatch.Store(int32(len(st.watchers)))
+	st.mu.Unlock()
+}
