@@ -129,6 +129,7 @@ type LoginResponse struct {
 	SSHCertificate string    `json:"ssh_certificate"`
 	SSHHostKey     string    `json:"ssh_host_key"`
 	SSHUserCA      string    `json:"ssh_user_ca"`
+	SSHPort        int       `json:"ssh_port"`
 }
 
 // Login authenticates and sets c.Token.

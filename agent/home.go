@@ -36,6 +36,7 @@ type Config struct {
 	Role      string    `json:"role"`
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
+	SSHPort   int       `json:"ssh_port,omitempty"` // the gateway's SSH bastion port
 }
 
 // DefaultHome resolves the home directory from SUPPORTGATE_HOME or the
@@ -154,7 +155,7 @@ func (h Home) SSHKey() (string, error) {
 // SaveLogin stores the result of a login: config, CA, certificate and the
 // gateway's host key.
 func (h Home) SaveLogin(gateway string, caPEM []byte, r *LoginResponse) error {
-	c := Config{Gateway: gateway, User: r.User, Role: r.Role, Token: r.Token, ExpiresAt: r.ExpiresAt}
+	c := Config{Gateway: gateway, User: r.User, Role: r.Role, Token: r.Token, ExpiresAt: r.ExpiresAt, SSHPort: r.SSHPort}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err

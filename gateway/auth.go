@@ -140,6 +140,7 @@ type loginResponse struct {
 	SSHCertificate string    `json:"ssh_certificate,omitempty"`
 	SSHHostKey     string    `json:"ssh_host_key"`
 	SSHUserCA      string    `json:"ssh_user_ca"`
+	SSHPort        int       `json:"ssh_port,omitempty"` // the bastion's port, if served
 }
 
 // dummyHash is checked against when the user does not exist, so that a
@@ -288,6 +289,7 @@ func (g *Gateway) issueLogin(ctx context.Context, u *users.User, sshKey string) 
 		Token: tok, ExpiresAt: exp, User: u.Name, DisplayName: u.DisplayName, Role: u.Role, Team: u.Team,
 		SSHHostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(g.keys.SSHHostKey.PublicKey()))),
 		SSHUserCA:  strings.TrimSpace(string(ssh.MarshalAuthorizedKey(g.keys.SSHUserCA.PublicKey()))),
+		SSHPort:    g.sshPort,
 	}
 	if sshKey != "" {
 		cert, err := g.signUserCert(u, sshKey, now, exp)

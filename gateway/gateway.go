@@ -83,6 +83,10 @@ type Config struct {
 	Detect   *detect.Config
 	AutoLock bool
 
+	// SSHPort is the SSH bastion's public port, told to clients at login
+	// (ssh_port); 0 when no bastion is served.
+	SSHPort int
+
 	// RTC configures the WebRTC relay of screen shares: the ICE UDP port
 	// range, an ICE-TCP listener, TURN servers (see rtc.Config).
 	RTC rtc.Config
@@ -101,6 +105,7 @@ type Gateway struct {
 	rand     io.Reader
 	log      *slog.Logger
 	tokenTTL time.Duration
+	sshPort  int
 	lockout  identity.Lockout
 	hasher   *identity.Hasher
 	csrfKey  []byte
@@ -147,7 +152,7 @@ func New(cfg Config) (*Gateway, error) {
 		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
 		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
 		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients,
-		onAudit: cfg.OnAudit, stop: func() {},
+		onAudit: cfg.OnAudit, stop: func() {}, sshPort: cfg.SSHPort,
 	}
 	g.store = g.authCache.watch(cfg.Store)
 	if g.org == "" {

@@ -64,6 +64,7 @@ type gw struct {
 	data     string
 	config   string
 	addr     string
+	sshAddr  string // the SSH bastion's, fixed across restarts
 	url      string
 	cmd      *exec.Cmd
 	stderr   *syncBuffer
@@ -106,6 +107,7 @@ func newGW(t *testing.T, policy string) *gw {
 		t.Fatal(err)
 	}
 	g.addr = freePort(t)
+	g.sshAddr = freePort(t)
 	_, port, _ := net.SplitHostPort(g.addr)
 	g.url = "https://localhost:" + port
 	g.start()
@@ -118,7 +120,7 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+)`)
 func (g *gw) start() {
 	g.t.Helper()
 	g.stderr = &syncBuffer{}
-	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url, "--wg-addr", "127.0.0.1:0")
+	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url, "--wg-addr", "127.0.0.1:0", "--ssh-addr", g.sshAddr)
 	g.cmd.Stderr = g.stderr
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatal(err)

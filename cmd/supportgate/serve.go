@@ -19,6 +19,7 @@ import (
 	"filippo.io/age"
 
 	"supportgate/gateway"
+	"supportgate/gateway/bastion"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
 	"supportgate/gateway/sqlite"
@@ -71,7 +72,7 @@ func runServe(env *cliEnv, args []string) error {
 		return def
 	}
 	httpListen := pick(*httpAddr, cfg.HTTPAddr, ":8443")
-	_ = pick(*sshAddr, cfg.SSHAddr, ":2222") // the SSH bastion arrives with the device-access issues
+	sshListen := pick(*sshAddr, cfg.SSHAddr, ":2222")
 	wgListen := pick(*wgAddr, cfg.WGAddr, "")
 	if len(recipients) == 0 {
 		recipients = cfg.Recipients
@@ -131,6 +132,14 @@ func runServe(env *cliEnv, args []string) error {
 		defer wgConn.Close()
 	}
 
+	// The SSH bastion's listener, opened here and handed over.
+	sshLn, err := net.Listen("tcp", sshListen)
+	if err != nil {
+		return fmt.Errorf("listening on %s (--ssh-addr): %w", sshListen, err)
+	}
+	defer sshLn.Close()
+	sshPort := sshLn.Addr().(*net.TCPAddr).Port
+
 	detectCfg, err := cfg.Detect.detector(*dataDir, logger)
 	if err != nil {
 		return err
@@ -139,12 +148,26 @@ func runServe(env *cliEnv, args []string) error {
 		WireGuard: wgConn, WireGuardEndpoint: wgEndpoint,
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
-		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock,
+		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort,
 	})
 	if err != nil {
 		return err
 	}
 	defer g.Close()
+	bcfg := bastion.Config{
+		HostKey: mat.SSHHostKey, UserCA: mat.SSHUserCA.PublicKey(),
+		Sessions: g.Broker(), Users: store,
+		RecordingsDir: filepath.Join(*dataDir, recordingsDir), Recipients: ageRecipients, Signer: mat.SigningKey,
+		Audit: g.Audit, Logger: logger,
+	}
+	if hub := g.WireGuard(); hub != nil {
+		bcfg.Helpers = hub
+	}
+	bst, err := bastion.New(bcfg)
+	if err != nil {
+		return err
+	}
+	defer bst.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := g.Start(ctx); err != nil {
@@ -166,9 +189,16 @@ func runServe(env *cliEnv, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	fmt.Fprintf(env.stderr, "supportgate: listening on https://%s (public URL %s)\n", ln.Addr(), public)
+	sshDone := make(chan struct{})
+	go func() {
+		defer close(sshDone)
+		if err := bst.ServeSSH(ctx, sshLn); err != nil {
+			errc <- err
+		}
+	}()
+	fmt.Fprintf(env.stderr, "supportgate: listening on https://%s (public URL %s), SSH on %s\n", ln.Addr(), public, sshLn.Addr())
 
 	select {
 	case err := <-errc:
@@ -180,6 +210,8 @@ func runServe(env *cliEnv, args []string) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	bst.Close() // SSH connections and their recordings
+	<-sshDone
 	g.Close() // ends live channels and websockets first
 	srv.Shutdown(shutdownCtx)
 	return nil

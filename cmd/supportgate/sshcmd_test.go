@@ -1,0 +1,83 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"supportgate/internal/realpeer"
+)
+
+// TestE2ESSH drives the real binaries: login, a shell session approved by
+// the real supportgate-assist, `supportgate ssh` wrapping OpenSSH, and the
+// recording that `supportgate verify` accepts once the customer ends it.
+func TestE2ESSH(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	realpeer.Require(t, "ssh")
+	g := newGW(t, e2ePolicy)
+	alice := g.user("alice", "agent")
+	s := g.newSession(alice, "shell", "30m")
+
+	assistBin := filepath.Join(t.TempDir(), "supportgate-assist")
+	if out, err := exec.Command("go", "build", "-o", assistBin, "../supportgate-assist").CombinedOutput(); err != nil {
+		t.Fatalf("building supportgate-assist: %v\n%s", err, out)
+	}
+	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", s.ConsentURL)
+	helperOut := &syncBuffer{}
+	helper.Stdout, helper.Stderr = helperOut, helperOut
+	helper.Dir = t.TempDir()
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(helperOut.String(), "Connected:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("helper never connected:\n%s", helperOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	var out, errOut string
+	var code int
+	for end := time.Now().Add(20 * time.Second); ; {
+		out, errOut, code = g.run(alice, "", "ssh", s.ID, "echo via-bastion-$((20+22))")
+		if code == 0 || time.Now().After(end) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code != 0 || out != "via-bastion-42\n" {
+		t.Fatalf("supportgate ssh: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "This session is recorded") {
+		t.Errorf("no recording banner on stderr: %q", errOut)
+	}
+	printed := g.mustRun(alice, "", "ssh", "--print", s.ID, "-L", "8080:localhost:80", "uptime")
+	if !strings.Contains(printed, "CertificateFile=") || !strings.Contains(printed, "-p "+strings.Split(g.sshAddr, ":")[1]) ||
+		!strings.HasSuffix(strings.TrimSpace(printed), "-L 8080:localhost:80 localhost uptime") {
+		t.Errorf("ssh --print: %q", printed)
+	}
+
+	// The customer ends it (Ctrl-C revokes); the recording closes and verifies.
+	helper.Process.Signal(os.Interrupt)
+	if got := g.waitEnded(alice, s.ID, 10*time.Second); got.State != "ended" {
+		t.Fatalf("session after the helper's Ctrl-C: %+v", got)
+	}
+	rec := filepath.Join(g.data, "recordings", s.ID+".sgrec")
+	for end := time.Now().Add(10 * time.Second); ; {
+		_, verr, vcode := g.run("", "", "verify", rec)
+		if vcode == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("verify %s: exit %d: %s", rec, vcode, verr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
