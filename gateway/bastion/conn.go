@@ -256,6 +256,7 @@ func (cn *conn) upstream() (*ssh.Client, error) {
 		User:            "supportgate",
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(cn.srv.cfg.HostKey)},
 		HostKeyCallback: ssh.FixedHostKey(hk),
+		Config:          ssh.Config{Ciphers: fastCiphers},
 	})
 	if err != nil {
 		nc.Close()

@@ -79,7 +79,13 @@ func (cn *conn) forward(nch ssh.NewChannel) {
 	}
 	cn.register(ch)
 	defer cn.unregister(ch)
-	go ssh.DiscardRequests(reqs) // ends when ch closes
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ssh.DiscardRequests(reqs) // ends when ch closes
+	}()
 
 	fid := fmt.Sprintf("%s-%d", cn.principal, cn.fwdSeq.Add(1))
 	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
@@ -88,10 +94,10 @@ func (cn *conn) forward(nch ssh.NewChannel) {
 	cn.audit("channel.opened", map[string]string{"channel": "direct-tcpip", "target": target})
 
 	var in, out atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(2)
+	var copies sync.WaitGroup
+	copies.Add(2)
 	go func() { // agent -> customer
-		defer wg.Done()
+		defer copies.Done()
 		n, _ := io.Copy(up, ch)
 		in.Add(n)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
@@ -101,12 +107,12 @@ func (cn *conn) forward(nch ssh.NewChannel) {
 		}
 	}()
 	go func() { // customer -> agent
-		defer wg.Done()
+		defer copies.Done()
 		n, _ := io.Copy(ch, up)
 		out.Add(n)
 		ch.CloseWrite()
 	}()
-	wg.Wait()
+	copies.Wait()
 	ch.Close()
 
 	st.rec.Forward(recorder.ForwardMeta{ID: fid, State: "close", Protocol: "tcp", Source: source, Target: target,
