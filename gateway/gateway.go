@@ -31,6 +31,7 @@ import (
 	"supportgate/gateway/rtc"
 	"supportgate/gateway/users"
 	"supportgate/gateway/wghub"
+	"supportgate/recorder"
 	"supportgate/session"
 )
 
@@ -312,6 +313,11 @@ func (g *Gateway) Close() error {
 	})
 	return g.closeErr
 }
+
+// Recording returns the shared recording writer of an active session,
+// for the transports that run beside the gateway (the SSH bastion); see
+// recording. Callers must not Close it.
+func (g *Gateway) Recording(sessionID string) (*recorder.Writer, error) { return g.recording(sessionID) }
 
 // Audit appends an event to the audit log, for the transports that run
 // beside the gateway (the SSH bastion); see record.

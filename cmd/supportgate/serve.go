@@ -157,8 +157,8 @@ func runServe(env *cliEnv, args []string) error {
 	bcfg := bastion.Config{
 		HostKey: mat.SSHHostKey, UserCA: mat.SSHUserCA.PublicKey(),
 		Sessions: g.Broker(), Users: store,
-		RecordingsDir: filepath.Join(*dataDir, recordingsDir), Recipients: ageRecipients, Signer: mat.SigningKey,
-		Audit: g.Audit, Logger: logger,
+		Recording: g.Recording, // shared with the session's other transports
+		Audit:     g.Audit, Logger: logger,
 	}
 	if hub := g.WireGuard(); hub != nil {
 		bcfg.Helpers = hub

@@ -72,8 +72,12 @@ type Config struct {
 	Helpers  Helpers       // nil: shells and tunnels are refused (device access disabled)
 	Users    Users         // nil: supervisors cannot join
 
-	// Recordings: one file per session, DIR/ID.sgrec, encrypted to
-	// Recipients and signed with Signer. All three are required.
+	// Recording, if set, returns the session's recording writer, shared
+	// with the session's other transports and closed by its owner when
+	// the session ends (gateway.Gateway.Recording). Without it the
+	// bastion writes its own: one file per session, RecordingsDir/ID.sgrec,
+	// encrypted to Recipients and signed with Signer, all three required.
+	Recording     func(sessionID string) (*recorder.Writer, error)
 	RecordingsDir string
 	Recipients    []age.Recipient
 	Signer        ed25519.PrivateKey
@@ -119,8 +123,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("bastion: Config.UserCA is required")
 	case cfg.Sessions == nil:
 		return nil, errors.New("bastion: Config.Sessions is required")
-	case cfg.RecordingsDir == "" || len(cfg.Recipients) == 0 || len(cfg.Signer) != ed25519.PrivateKeySize:
-		return nil, errors.New("bastion: Config.RecordingsDir, Recipients and Signer are required")
+	case cfg.Recording == nil && (cfg.RecordingsDir == "" || len(cfg.Recipients) == 0 || len(cfg.Signer) != ed25519.PrivateKeySize):
+		return nil, errors.New("bastion: Config.Recording, or RecordingsDir, Recipients and Signer, are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

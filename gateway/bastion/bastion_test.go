@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"supportgate/recorder"
+	"supportgate/session"
 )
 
 // ptySSH runs OpenSSH on a terminal, as an agent would.
@@ -371,5 +372,33 @@ func TestSupervisorWatchesAndWarning(t *testing.T) {
 	}
 	if evs := e.auditEvents("session.watched"); len(evs) != 1 || evs[0].Actor != "sue" {
 		t.Errorf("session.watched: got %+v", evs)
+	}
+}
+
+func TestTimeBoxEndClosesShell(t *testing.T) {
+	e := newEnv(t, envOptions{policy: session.Policy{MinDuration: time.Second}, ownRecordings: true})
+	e.addUser("alice", "agent", "t1")
+	s := e.newSession("alice", "shell", 3*time.Second)
+	p := e.startPTY(t, e.certFor("alice"), s.ID)
+	p.expect(t, "This session is recorded")
+	sess, err := e.g.Broker().Get(context.Background(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if late := time.Since(sess.ExpiresAt); late > time.Second {
+			t.Errorf("shell closed %v after the time box ended, want within 1s", late)
+		}
+	case <-time.After(time.Until(sess.ExpiresAt) + time.Second):
+		t.Fatalf("shell still open 1s after the time box ended:\n%s", p.out.String())
+	}
+	waitFor(time.Second, func() bool { return strings.Contains(p.out.String(), "time box") })
+	if !strings.Contains(p.out.String(), "connection closed: the session's time box ran out") {
+		t.Errorf("no reason shown:\n%s", p.out.String())
+	}
+	path := filepath.Join(e.recDir, s.ID+".sgrec")
+	if !waitFor(5*time.Second, func() bool { r, err := recorder.VerifyFile(path); return err == nil && r.Complete }) {
+		t.Errorf("the bastion's own recording %s does not verify complete", path)
 	}
 }

@@ -58,8 +58,9 @@ type env struct {
 }
 
 type envOptions struct {
-	warnBefore time.Duration
-	policy     session.Policy
+	warnBefore    time.Duration
+	policy        session.Policy
+	ownRecordings bool // the bastion writes its own recordings, not the gateway's shared ones
 }
 
 func newEnv(t testing.TB, opt envOptions) *env {
@@ -98,12 +99,11 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	if err := e.g.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.recDir = filepath.Join(e.dir, "recordings")
-	os.MkdirAll(e.recDir, 0o700)
-	e.b, err = bastion.New(bastion.Config{
+	e.recDir = filepath.Join(e.dir, "data", gateway.RecordingsDir)
+	bc := bastion.Config{
 		HostKey: e.mat.SSHHostKey, UserCA: e.mat.SSHUserCA.PublicKey(),
 		Sessions: e.g.Broker(), Helpers: e.g.WireGuard(), Users: e.st,
-		RecordingsDir: e.recDir, Recipients: []age.Recipient{e.ident.Recipient()}, Signer: e.mat.SigningKey,
+		Recording: e.g.Recording,
 		Audit: func(ctx context.Context, ev audit.Event) {
 			e.mu.Lock()
 			e.events = append(e.events, ev)
@@ -111,7 +111,14 @@ func newEnv(t testing.TB, opt envOptions) *env {
 			e.g.Audit(ctx, ev)
 		},
 		WarnBefore: opt.warnBefore,
-	})
+	}
+	if opt.ownRecordings {
+		e.recDir = filepath.Join(e.dir, "own-recordings")
+		os.MkdirAll(e.recDir, 0o700)
+		bc.Recording = nil
+		bc.RecordingsDir, bc.Recipients, bc.Signer = e.recDir, []age.Recipient{e.ident.Recipient()}, e.mat.SigningKey
+	}
+	e.b, err = bastion.New(bc)
 	if err != nil {
 		t.Fatal(err)
 	}

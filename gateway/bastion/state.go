@@ -20,11 +20,11 @@ import (
 // the supervisors watching and the agents' terminals that get notices. It
 // is made on the first channel and lives until the session ends.
 type sessState struct {
-	srv  *Server
-	id   string
-	ctx  context.Context // the session's
-	rec  *recorder.Writer
-	path string
+	srv *Server
+	id  string
+	ctx context.Context // the session's
+	rec *recorder.Writer
+	own bool // rec was made here and is closed here
 
 	mu       sync.Mutex // guards the fields below
 	expires  time.Time
@@ -59,14 +59,20 @@ func (s *Server) state(id string) (*sessState, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, path, err := s.createRecording(id)
+	var w *recorder.Writer
+	own := s.cfg.Recording == nil
+	if own {
+		w, err = s.createRecording(id)
+	} else {
+		w, err = s.cfg.Recording(id)
+	}
 	if err != nil {
 		s.log.Error("bastion: cannot create recording", "session", id, "err", err)
 		return nil, errors.New("the recording cannot be written, so nothing is allowed")
 	}
 	w.Event("ssh.recording_started", map[string]string{"agent": sess.Agent, "customer": sess.Customer})
 	st := &sessState{
-		srv: s, id: id, ctx: sctx, rec: w, path: path, expires: sess.ExpiresAt,
+		srv: s, id: id, ctx: sctx, rec: w, own: own, expires: sess.ExpiresAt,
 		notices: map[io.Writer]struct{}{}, watchers: map[*watcher]struct{}{},
 	}
 	s.sessions[id] = st
@@ -80,7 +86,7 @@ func (s *Server) state(id string) (*sessState, error) {
 
 // createRecording creates DIR/ID.sgrec; if a previous gateway run left
 // one, the next free DIR/ID.N.sgrec.
-func (s *Server) createRecording(id string) (*recorder.Writer, string, error) {
+func (s *Server) createRecording(id string) (*recorder.Writer, error) {
 	for n := 1; n < 100; n++ {
 		name := id + ".sgrec"
 		if n > 1 {
@@ -100,13 +106,13 @@ func (s *Server) createRecording(id string) (*recorder.Writer, string, error) {
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
-		return w, path, err
+		return w, err
 	}
-	return nil, "", errors.New("too many recordings for one session")
+	return nil, errors.New("too many recordings for one session")
 }
 
-// run warns the agents before the end and closes the recording when the
-// session ends (or the server closes).
+// run warns the agents before the end and, if the recording is the
+// bastion's own, closes it when the session ends (or the server closes).
 func (st *sessState) run() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -131,6 +137,9 @@ func (st *sessState) run() {
 	delete(st.srv.sessions, st.id)
 	st.srv.mu.Unlock()
 	st.rec.Event("ssh.session_ended", map[string]string{"reason": reason})
+	if !st.own {
+		return // its owner closes it
+	}
 	if err := st.rec.Close(); err != nil {
 		st.srv.log.Error("bastion: closing recording", "session", st.id, "err", err)
 	}
