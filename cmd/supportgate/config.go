@@ -23,6 +23,7 @@ type fileConfig struct {
 	LogLevel   string       `json:"log_level"`
 	Policy     policyConfig `json:"policy"`
 	Detect     detectConfig `json:"detect"`
+	RTC        rtcConfig    `json:"rtc"`
 }
 
 type policyConfig struct {

@@ -144,11 +144,18 @@ func runServe(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	rtcCfg, iceTCP, err := cfg.RTC.relay()
+	if err != nil {
+		return err
+	}
+	if iceTCP != nil {
+		defer iceTCP.Close()
+	}
 	g, err := gateway.New(gateway.Config{
 		WireGuard: wgConn, WireGuardEndpoint: wgEndpoint,
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
-		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort,
+		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort, RTC: rtcCfg,
 	})
 	if err != nil {
 		return err
