@@ -122,6 +122,49 @@ func TestRTCShareThroughGateway(t *testing.T) {
 	if view.Packets.Load() == 0 {
 		t.Fatal("the agent received no video")
 	}
+	// A supervisor of the team watches too.
+	sam := e.addUser("sam", identity.RoleSupervisor, "red")
+	supWS, _, err := e.dialWS(nil, sam, "/api/v1/sessions/"+c.ID+"/rtc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer supWS.Close()
+	sup, err := rtctest.View(api, supWS, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+
+	// The customer's network drops; the page reconnects and shares again
+	// without a new consent, and the viewers' video continues.
+	pubWS.Close()
+	pub.Close()
+	pubWS, _, err = e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
+	if err != nil {
+		t.Fatalf("reconnect: %v", err)
+	}
+	defer pubWS.Close()
+	if _, err := rtctest.Message(pubWS, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	if pub, err = rtctest.Publish(api, pubWS); err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	before, supBefore := view.Packets.Load(), sup.Packets.Load()
+	tick = time.NewTicker(time.Second / 30)
+	for i := 0; i < 150 && (view.Packets.Load() <= before || sup.Packets.Load() <= supBefore); i++ {
+		<-tick.C
+		if _, err := pub.WriteFrame(rtctest.Frame(size, i == 0), 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick.Stop()
+	if view.Packets.Load() <= before || sup.Packets.Load() <= supBefore {
+		t.Fatalf("after the customer reconnected: agent %d->%d, supervisor %d->%d packets",
+			before, view.Packets.Load(), supBefore, sup.Packets.Load())
+	}
+
 	viewWS.WriteJSON(rtc.Message{Type: "chat", Text: "card please"})
 	if m, err := rtctest.Message(pubWS, "chat", nil); err != nil || m.From != "alice" {
 		t.Fatalf("customer chat: %+v %v", m, err)
@@ -139,7 +182,7 @@ func TestRTCShareThroughGateway(t *testing.T) {
 	if code, v := cu.post("revoke", nil); code != 200 {
 		t.Fatalf("revoke: %d %v", code, v)
 	}
-	for _, ws := range []*websocket.Conn{pubWS, viewWS} {
+	for _, ws := range []*websocket.Conn{pubWS, viewWS, supWS} {
 		ws.SetReadDeadline(time.Now().Add(time.Second))
 		if _, err := rtctest.Message(ws, "ended", nil); err != nil {
 			t.Fatalf("no ended message within 1s: %v", err)
