@@ -2,6 +2,7 @@ package rtc_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,7 @@ func (f *fakeRec) Event(kind string, _ map[string]string) error {
 }
 
 func TestRelayPionToPion(t *testing.T) {
+	baseGoroutines := runtime.NumGoroutine()
 	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40000, UDPPortMax: 40100})
 	if err != nil {
 		t.Fatal(err)
@@ -147,4 +149,16 @@ func TestRelayPionToPion(t *testing.T) {
 	}
 	lat := view.Latencies()
 	t.Logf("relayed %d packets, recorded %d frames; %d latency samples", view.Packets.Load(), rec.frames, len(lat))
+
+	// Nothing of the relay or the peers outlives them.
+	pub.Close()
+	view.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseGoroutines && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > baseGoroutines {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left, %d before:\n%s", n, baseGoroutines, buf[:runtime.Stack(buf, true)])
+	}
 }
