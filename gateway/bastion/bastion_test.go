@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -400,5 +401,64 @@ func TestTimeBoxEndClosesShell(t *testing.T) {
 	path := filepath.Join(e.recDir, s.ID+".sgrec")
 	if !waitFor(5*time.Second, func() bool { r, err := recorder.VerifyFile(path); return err == nil && r.Complete }) {
 		t.Errorf("the bastion's own recording %s does not verify complete", path)
+	}
+}
+
+// TestConnectionsLeaveNoGoroutines opens and ends commands, shells and
+// forwards, and checks that every goroutine they started has stopped.
+func TestConnectionsLeaveNoGoroutines(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "pong\n")
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	s := e.newSession("alice", "shell,tunnel:"+port, 30*time.Minute)
+	alice := e.certFor("alice")
+	// The session's shared state (recording, warning ticker) lives as long
+	// as the session: make it before counting.
+	if _, _, err := e.run(alice, s.ID, nil, "true"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for range 3 {
+		if out, _, err := e.run(alice, s.ID, nil, "echo hi"); err != nil || out != "hi\n" {
+			t.Fatalf("exec: %q %v", out, err)
+		}
+		if out, _, err := e.run(alice, s.ID, []string{"-W", "localhost:" + port}); err != nil || out != "pong\n" {
+			t.Fatalf("forward: %q %v", out, err)
+		}
+	}
+	p := e.startPTY(t, alice, s.ID)
+	p.expect(t, "This session is recorded")
+	p.send("exit\r")
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shell did not exit")
+	}
+	if !waitFor(5*time.Second, func() bool { return runtime.NumGoroutine() <= before && e.b.Conns() == 0 }) {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		var ours []string
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "bastion.") {
+				ours = append(ours, g)
+			}
+		}
+		t.Errorf("%d goroutines before, %d after; the bastion's:\n%s", before, runtime.NumGoroutine(), strings.Join(ours, "\n\n"))
 	}
 }

@@ -146,10 +146,7 @@ func (cn *conn) sayEnded(ch ssh.Channel) {
 	// Whoever comes second waits for the first to finish writing.
 	once.Do(func() {
 		cn.endOnce.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			s, _ := cn.srv.cfg.Sessions.Get(ctx, cn.id)
-			cancel()
-			cn.endMsg = "\r\nsupportgate: connection closed: " + endMessage(s) + ".\r\n"
+			cn.endMsg = "\r\nsupportgate: connection closed: " + endMessage(cn.srv.ended(cn.id)) + ".\r\n"
 		})
 		io.WriteString(ch.Stderr(), cn.endMsg)
 		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{255}))

@@ -128,10 +128,7 @@ func (st *sessState) run() {
 	}
 	reason := "gateway stopped"
 	if st.ctx.Err() != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		s, _ := st.srv.cfg.Sessions.Get(ctx, st.id)
-		cancel()
-		reason = endMessage(s)
+		reason = endMessage(st.srv.ended(st.id))
 	}
 	st.srv.mu.Lock()
 	delete(st.srv.sessions, st.id)
@@ -142,6 +139,26 @@ func (st *sessState) run() {
 	}
 	if err := st.rec.Close(); err != nil {
 		st.srv.log.Error("bastion: closing recording", "session", st.id, "err", err)
+	}
+}
+
+// ended returns the session once its end is visible, for the reason: the
+// broker cancels the context before the ended state is stored, so for a
+// moment the store may still say active. It waits at most 400 ms and
+// returns nil if the end is not visible by then.
+func (s *Server) ended(id string) *session.Session {
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	for {
+		got, err := s.cfg.Sessions.Get(ctx, id)
+		if err == nil && got.State == session.Ended {
+			return got
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
