@@ -388,3 +388,9 @@ func TestConcurrentApproveOnce(t *testing.T) {
 		t.Fatalf("%d approvals succeeded, want exactly 1", ok)
 	}
 }
+
+func TestPolicyRefusesUnenforcedFourEyes(t *testing.T) {
+	if _, err := (session.Policy{SupervisorFor: []session.Kind{session.Shell}}).WithDefaults(); err == nil {
+		t.Fatal("a policy asking for four-eyes approval was accepted although nothing enforces it")
+	}
+}

@@ -20,7 +20,8 @@ type Policy struct {
 	// and port. Policy may narrow what the customer allowed, never widen it.
 	Allowed Scopes
 	// SupervisorFor lists kinds that also need a supervisor's approval
-	// (four eyes) before they are usable. Empty by default.
+	// (four eyes) before they are usable. Not implemented yet: a policy
+	// that sets it is refused, so nobody believes it is enforced.
 	SupervisorFor []Kind
 }
 
@@ -48,6 +49,9 @@ func (p Policy) WithDefaults() (Policy, error) {
 		return p, fmt.Errorf("session: policy min duration %v must lie in (0, %v]", p.MinDuration, p.MaxDuration)
 	case p.ConsentTTL < 0 || p.MaxOpenPerAgent < 0:
 		return p, fmt.Errorf("session: policy values must not be negative")
+	case len(p.SupervisorFor) > 0:
+		// Refuse rather than run without the four eyes the operator asked for.
+		return p, fmt.Errorf("session: policy supervisor_for (four-eyes approval) is not supported yet")
 	}
 	return p, nil
 }
