@@ -93,9 +93,15 @@ type Config struct {
 
 	// HandshakeTimeout bounds authentication (default 30 s).
 	HandshakeTimeout time.Duration
+	// MaxConns caps open connections, authenticated or not (default
+	// 4096); more are closed on accept.
+	MaxConns int
 	// WarnBefore is how long before the end the agent is warned (default 1 min).
 	WarnBefore time.Duration
 }
+
+// DefaultMaxConns is Config.MaxConns's default.
+const DefaultMaxConns = 4096
 
 // Server is the SSH bastion. ServeSSH may be called for several listeners.
 type Server struct {
@@ -134,6 +140,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 30 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if cfg.WarnBefore <= 0 {
 		cfg.WarnBefore = time.Minute
@@ -196,7 +205,10 @@ func (s *Server) ServeSSH(ctx context.Context, ln net.Listener) error {
 		}
 		if !s.track(c) {
 			c.Close()
-			return nil
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			continue // over MaxConns
 		}
 		s.wg.Add(1)
 		go func() {
@@ -211,6 +223,10 @@ func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		return false
+	}
+	if len(s.conns) >= s.cfg.MaxConns {
+		s.log.Warn("bastion: too many connections; refusing", "max", s.cfg.MaxConns, "remote", c.RemoteAddr().String())
 		return false
 	}
 	s.conns[c] = struct{}{}
