@@ -29,8 +29,8 @@ type conn struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // channel handlers and their goroutines
 
-	mu      sync.Mutex // guards the fields below
-	chans   map[ssh.Channel]struct{}
+	mu      sync.Mutex                 // guards the fields below
+	chans   map[ssh.Channel]bool       // true: a session channel, told why the session ended
 	pending []string                   // notices for the next shell (refused global requests)
 	told    map[ssh.Channel]*sync.Once // telling channels why the session ended
 
@@ -66,7 +66,7 @@ func (s *Server) serveConn(c net.Conn) {
 		principal: sc.Permissions.Extensions[extPrincipal],
 		role:      sc.Permissions.Extensions[extRole],
 		remote:    c.RemoteAddr().String(),
-		chans:     map[ssh.Channel]struct{}{},
+		chans:     map[ssh.Channel]bool{},
 	}
 	cn.ctx, cn.cancel = context.WithCancel(s.ctx)
 	stop := context.AfterFunc(sctx, cn.cancel)
@@ -105,8 +105,10 @@ func (cn *conn) end() {
 	if cn.sctx.Err() != nil {
 		cn.mu.Lock()
 		chans := make([]ssh.Channel, 0, len(cn.chans))
-		for ch := range cn.chans {
-			chans = append(chans, ch)
+		for ch, tell := range cn.chans {
+			if tell {
+				chans = append(chans, ch)
+			}
 		}
 		cn.mu.Unlock()
 		// A client that stopped reading cannot hold the end back: the
@@ -153,9 +155,11 @@ func (cn *conn) sayEnded(ch ssh.Channel) {
 	})
 }
 
-func (cn *conn) register(ch ssh.Channel) {
+// register tracks an open channel; session channels (tell) are told why
+// when the session ends. Forward channels carry only the forwarded bytes.
+func (cn *conn) register(ch ssh.Channel, tell bool) {
 	cn.mu.Lock()
-	cn.chans[ch] = struct{}{}
+	cn.chans[ch] = tell
 	cn.mu.Unlock()
 }
 

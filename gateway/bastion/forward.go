@@ -77,7 +77,7 @@ func (cn *conn) forward(nch ssh.NewChannel) {
 	if err != nil {
 		return
 	}
-	cn.register(ch)
+	cn.register(ch, false)
 	defer cn.unregister(ch)
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -56,7 +56,7 @@ func (cn *conn) sessionChannel(nch ssh.NewChannel) {
 		uch.Close()
 		return
 	}
-	cn.register(ch)
+	cn.register(ch, true)
 	defer cn.unregister(ch)
 	r := &relay{cn: cn, st: st, ch: ch, up: uch}
 	r.run(reqs, ureqs)
@@ -133,7 +133,8 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 			r.ch.SendRequest(req.Type, false, req.Payload)
 		}
 	}
-	r.ch.CloseWrite()
+	// No CloseWrite: x/crypto's is not safe beside the notices other
+	// goroutines may be writing; Close alone ends the channel.
 	r.ch.Close()
 	r.up.Close()
 	<-inDone
@@ -302,7 +303,7 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 	if err != nil {
 		return
 	}
-	cn.register(ch)
+	cn.register(ch, true)
 	defer cn.unregister(ch)
 	var wg sync.WaitGroup
 	defer wg.Wait()
