@@ -317,7 +317,9 @@ func (g *Gateway) Close() error {
 // Recording returns the shared recording writer of an active session,
 // for the transports that run beside the gateway (the SSH bastion); see
 // recording. Callers must not Close it.
-func (g *Gateway) Recording(sessionID string) (*recorder.Writer, error) { return g.recording(sessionID) }
+func (g *Gateway) Recording(sessionID string) (*recorder.Writer, error) {
+	return g.recording(sessionID)
+}
 
 // Audit appends an event to the audit log, for the transports that run
 // beside the gateway (the SSH bastion); see record.
