@@ -13,17 +13,20 @@ import (
 // fileConfig is the JSON file of `serve --config FILE`. Flags given on the
 // command line win over the file.
 type fileConfig struct {
-	Org        string       `json:"org"`
-	PublicURL  string       `json:"public_url"`
-	HTTPAddr   string       `json:"http_addr"`
-	SSHAddr    string       `json:"ssh_addr"`
-	WGAddr     string       `json:"wg_addr"`
-	Recipients []string     `json:"recipients"`
-	TokenTTL   duration     `json:"token_ttl"`
-	LogLevel   string       `json:"log_level"`
-	Policy     policyConfig `json:"policy"`
-	Detect     detectConfig `json:"detect"`
-	RTC        rtcConfig    `json:"rtc"`
+	Org        string   `json:"org"`
+	PublicURL  string   `json:"public_url"`
+	HTTPAddr   string   `json:"http_addr"`
+	SSHAddr    string   `json:"ssh_addr"`
+	WGAddr     string   `json:"wg_addr"`
+	Recipients []string `json:"recipients"`
+	TokenTTL   duration `json:"token_ttl"`
+	LogLevel   string   `json:"log_level"`
+	// RecordInput records what agents type in shells too (off by default:
+	// keystrokes include passwords typed at prompts).
+	RecordInput bool         `json:"record_input"`
+	Policy      policyConfig `json:"policy"`
+	Detect      detectConfig `json:"detect"`
+	RTC         rtcConfig    `json:"rtc"`
 }
 
 type policyConfig struct {

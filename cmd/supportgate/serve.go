@@ -166,6 +166,7 @@ func runServe(env *cliEnv, args []string) error {
 		Sessions: g.Broker(), Users: store,
 		Recording: g.Recording, // shared with the session's other transports
 		Audit:     g.Audit, Logger: logger,
+		RecordInput: cfg.RecordInput,
 	}
 	if hub := g.WireGuard(); hub != nil {
 		bcfg.Helpers = hub
