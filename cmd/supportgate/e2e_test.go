@@ -312,7 +312,9 @@ func (b *browser) approve(scopes string) {
 	}
 }
 
-const e2ePolicy = `{"min_duration": "1s", "consent_ttl": "4s"}`
+// consent_ttl is short enough to watch a link expire, long enough that a loaded
+// CI machine approves the other links in time.
+const e2ePolicy = `{"min_duration": "1s", "consent_ttl": "10s"}`
 
 func TestE2ELifecycle(t *testing.T) {
 	if testing.Short() {
@@ -379,7 +381,7 @@ func TestE2ELifecycle(t *testing.T) {
 	})
 	t.Run("link expiry", func(t *testing.T) {
 		s := g.newSession(alice, "view", "1m")
-		got := g.waitEnded(alice, s.ID, 10*time.Second)
+		got := g.waitEnded(alice, s.ID, 30*time.Second)
 		if got.State != "ended" || got.EndReason != "link_expired" {
 			t.Fatalf("got %s/%s, want ended/link_expired", got.State, got.EndReason)
 		}
