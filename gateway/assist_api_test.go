@@ -11,8 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,11 +22,8 @@ import (
 	"supportgate/assist"
 	"supportgate/gateway"
 	"supportgate/gateway/identity"
-	"supportgate/gateway/keys"
-	"supportgate/gateway/sqlite"
 	"supportgate/gateway/wghub"
 	"supportgate/session"
-	"supportgate/session/sessiontest"
 )
 
 func init() {
@@ -38,45 +33,14 @@ func init() {
 // newWGEnv is newEnv with a WireGuard hub on a loopback UDP socket.
 func newWGEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(filepath.Join(dir, "test.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, clock: sessiontest.NewClock(t0), store: st, mat: mat, users: map[string]*testUser{}}
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = mat.TLSConfig()
-	srv.StartTLS()
-	e.srv = srv
-	e.g, err = gateway.New(gateway.Config{
-		Store: st, Keys: mat, PublicURL: srv.URL, Org: "ACME Support",
-		Policy:         session.Policy{MaxOpenPerAgent: 1000},
-		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
-		Clock:          e.clock,
-		WireGuard:      uc, WireGuardEndpoint: uc.LocalAddr().String(),
+	t.Cleanup(func() { uc.Close() }) // registered first, so it runs after the gateway closes
+	return newEnvWith(t, func(c *gateway.Config) {
+		c.WireGuard, c.WireGuardEndpoint = uc, uc.LocalAddr().String()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = e.g.Handler()
-	if err := e.g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		e.g.Close()
-		uc.Close()
-		st.Close()
-	})
-	return e
 }
 
 // helper is a supportgate-assist run in-process: consent, enrollment and

@@ -20,8 +20,6 @@ import (
 	"supportgate/gateway"
 	"supportgate/gateway/browsertest"
 	"supportgate/gateway/identity"
-	"supportgate/gateway/keys"
-	"supportgate/gateway/sqlite"
 	"supportgate/internal/realpeer"
 	"supportgate/session"
 )
@@ -41,44 +39,25 @@ type webEnv struct {
 	pin string
 }
 
-func newWebEnv(t *testing.T) *webEnv {
+func newWebEnv(t *testing.T) *webEnv { return newWebEnvWith(t, nil) }
+
+// newWebEnvWith is newEnvWith on the real clock (browsers keep their own
+// time) with second-long sessions allowed, and the certificate pin that
+// the browser profiles trust.
+func newWebEnvWith(t *testing.T, adjust func(*gateway.Config)) *webEnv {
 	t.Helper()
 	realpeer.Require(t, "chromium")
-	dir := t.TempDir()
-	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(mat.TLSCert.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(filepath.Join(dir, "test.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, store: st, mat: mat, users: map[string]*testUser{}}
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = mat.TLSConfig()
-	srv.StartTLS()
-	e.srv = srv
-	e.g, err = gateway.New(gateway.Config{
-		Store: st, Keys: mat, PublicURL: srv.URL, Org: "ACME Support",
-		Policy:         session.Policy{MinDuration: time.Second, MaxOpenPerAgent: 100},
-		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+	e := newEnvWith(t, func(c *gateway.Config) {
+		c.Clock = nil
+		c.Policy = session.Policy{MinDuration: time.Second, MaxOpenPerAgent: 100}
+		if adjust != nil {
+			adjust(c)
+		}
 	})
+	leaf, err := x509.ParseCertificate(e.mat.TLSCert.Certificate[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = e.g.Handler()
-	if err := e.g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		e.g.Close()
-		st.Close()
-	})
 	return &webEnv{env: e, pin: browsertest.SPKIPin(leaf)}
 }
 

@@ -73,6 +73,9 @@ func newEnvWith(t *testing.T, adjust func(*gateway.Config)) *env {
 	}
 	if adjust != nil {
 		adjust(&cfg)
+		if cfg.Clock != session.Clock(e.clock) {
+			e.clock = nil // the test chose another clock
+		}
 	}
 	e.g, err = gateway.New(cfg)
 	if err != nil {

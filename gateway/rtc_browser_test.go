@@ -2,8 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/x509"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +16,7 @@ import (
 	"supportgate/gateway"
 	"supportgate/gateway/browsertest"
 	"supportgate/gateway/identity"
-	"supportgate/gateway/keys"
 	"supportgate/gateway/rtc"
-	"supportgate/gateway/sqlite"
 	"supportgate/internal/realpeer"
 	"supportgate/recorder"
 	"supportgate/session"
@@ -43,48 +39,15 @@ var shareFlags = []chromedp.ExecAllocatorOption{
 // encrypted to a fresh compliance identity.
 func newRTCWebEnv(t *testing.T) (*webEnv, *age.X25519Identity) {
 	t.Helper()
-	realpeer.Require(t, "chromium")
-	dir := t.TempDir()
-	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(mat.TLSCert.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(filepath.Join(dir, "test.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ident, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: st, mat: mat, users: map[string]*testUser{}}
-	e.srv = httptest.NewUnstartedServer(nil)
-	e.srv.TLS = mat.TLSConfig()
-	e.srv.StartTLS()
-	e.g, err = gateway.New(gateway.Config{
-		Store: st, Keys: mat, PublicURL: e.srv.URL, Org: "ACME Support",
-		Policy:         session.Policy{MinDuration: time.Second, MaxOpenPerAgent: 100},
-		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
-		Recipients:     []age.Recipient{ident.Recipient()},
-		RTC:            rtc.Config{Loopback: true, UDPPortMin: 42000, UDPPortMax: 42999},
+	w := newWebEnvWith(t, func(c *gateway.Config) {
+		c.Recipients = []age.Recipient{ident.Recipient()}
+		c.RTC = rtc.Config{Loopback: true, UDPPortMin: 42000, UDPPortMax: 42999}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv.Config.Handler = e.g.Handler()
-	if err := e.g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.srv.Close()
-		e.g.Close()
-		st.Close()
-	})
-	return &webEnv{env: e, pin: browsertest.SPKIPin(leaf)}, ident
+	return w, ident
 }
 
 // TestBrowserScreenShare is the screen share end to end in two headless
