@@ -99,3 +99,19 @@ func missingPrivate(dir, private, public string) error {
 	return fmt.Errorf("keys: %s is missing but %s exists; restore %s (a new key would break what trusts the old one) or remove %s to start over",
 		filepath.Join(dir, private), public, private, public)
 }
+
+// readPair reads a private key file and its public file in dir; either may
+// be absent (nil). A public file without its private key is an error: a
+// new key would break what trusts the old one.
+func readPair(dir, private, public string) (priv, pub []byte, err error) {
+	if priv, err = readPrivate(filepath.Join(dir, private)); err != nil {
+		return nil, nil, err
+	}
+	if pub, err = readPublic(filepath.Join(dir, public)); err != nil {
+		return nil, nil, err
+	}
+	if priv == nil && pub != nil {
+		return nil, nil, missingPrivate(dir, private, public)
+	}
+	return priv, pub, nil
+}

@@ -11,16 +11,9 @@ import (
 
 func (m *Material) loadOrCreateSigning(r io.Reader) error {
 	path, pubPath := filepath.Join(m.Dir, SigningKeyFile), filepath.Join(m.Dir, SigningPubFile)
-	data, err := readPrivate(path)
+	data, pubData, err := readPair(m.Dir, SigningKeyFile, SigningPubFile)
 	if err != nil {
 		return err
-	}
-	pubData, err := readPublic(pubPath)
-	if err != nil {
-		return err
-	}
-	if data == nil && pubData != nil {
-		return missingPrivate(m.Dir, SigningKeyFile, SigningPubFile)
 	}
 	if data == nil {
 		key, err := newEd25519Key(r)

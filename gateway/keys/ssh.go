@@ -23,16 +23,9 @@ func newEd25519Key(r io.Reader) (ed25519.PrivateKey, error) {
 // dir/name, with its authorized_keys line in dir/name.pub.
 func loadOrCreateSSH(dir, name, comment string, r io.Reader) (ssh.Signer, error) {
 	path, pubPath := filepath.Join(dir, name), filepath.Join(dir, name+".pub")
-	data, err := readPrivate(path)
+	data, pubData, err := readPair(dir, name, name+".pub")
 	if err != nil {
 		return nil, err
-	}
-	pubData, err := readPublic(pubPath)
-	if err != nil {
-		return nil, err
-	}
-	if data == nil && pubData != nil {
-		return nil, missingPrivate(dir, name, name+".pub")
 	}
 	if data == nil {
 		key, err := newEd25519Key(r)

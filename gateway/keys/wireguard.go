@@ -19,16 +19,9 @@ func clamp(k *[32]byte) {
 
 func (m *Material) loadOrCreateWireGuard(r io.Reader) error {
 	path, pubPath := filepath.Join(m.Dir, WireGuardFile), filepath.Join(m.Dir, WireGuardPub)
-	data, err := readPrivate(path)
+	data, pubData, err := readPair(m.Dir, WireGuardFile, WireGuardPub)
 	if err != nil {
 		return err
-	}
-	pubData, err := readPublic(pubPath)
-	if err != nil {
-		return err
-	}
-	if data == nil && pubData != nil {
-		return missingPrivate(m.Dir, WireGuardFile, WireGuardPub)
 	}
 	if data == nil {
 		var k [32]byte
