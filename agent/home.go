@@ -3,7 +3,9 @@ package agent
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,6 +27,7 @@ import (
 //	id_ed25519[.pub]       the SSH key the login certificate is issued for
 //	id_ed25519-cert.pub    the short-lived SSH user certificate
 //	known_hosts            the gateway's SSH host key
+//	evidence-ed25519.pem   the reviewer's key signing evidence-bundle manifests
 type Home struct {
 	Dir string
 }
@@ -150,6 +153,41 @@ func (h Home) SSHKey() (string, error) {
 		return "", err
 	}
 	return line, nil
+}
+
+// EvidenceKey returns the reviewer's Ed25519 key that signs the manifests
+// of evidence bundles, creating it on first use (PKCS#8 PEM, mode 0600).
+func (h Home) EvidenceKey() (ed25519.PrivateKey, error) {
+	path := h.Path("evidence-ed25519.pem")
+	if b, err := os.ReadFile(path); err == nil {
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "PRIVATE KEY" {
+			return nil, fmt.Errorf("reading %s: not a PEM private key", path)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		key, ok := k.(ed25519.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("reading %s: not an Ed25519 key", path)
+		}
+		return key, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.write("evidence-ed25519.pem", pemEncode(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // SaveLogin stores the result of a login: config, CA, certificate and the

@@ -4,12 +4,12 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"supportgate/web"
 )
 
-// contentSecurityPolicy allows only the gateway's own scripts and styles:
-// no inline code, no framing, no plugins.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// contentSecurityPolicy is the pages' policy; see web.ContentSecurityPolicy.
+const contentSecurityPolicy = web.ContentSecurityPolicy
 
 // secure sets the hardening headers of DESIGN.md section 6 on every
 // response and refuses paths that are not canonical, so that routes are

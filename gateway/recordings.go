@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"supportgate/recorder"
+	"supportgate/session"
 )
 
 // RecordingsDir is the directory, inside the data directory, that holds
@@ -79,6 +81,16 @@ func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
 	if rs.open == nil {
 		rs.open = map[string]*openRecording{}
 	}
+	if s, err := g.broker.Get(sctx, sessionID); err == nil {
+		// What a reviewer needs to list the recording without the
+		// gateway's database: who, for whom, what was granted, until when.
+		w.Event("session.info", map[string]string{
+			"session": s.ID, "agent": s.Agent, "customer": s.Customer,
+			"scopes": s.Scopes.String(), "reason": s.Reason,
+			"approved_at": s.ApprovedAt.UTC().Format(time.RFC3339),
+			"expires_at":  s.ExpiresAt.UTC().Format(time.RFC3339),
+		})
+	}
 	r := &openRecording{w: w}
 	rs.open[sessionID] = r
 	rs.wg.Add(1)
@@ -89,7 +101,11 @@ func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
 			delete(rs.open, sessionID)
 		}
 		rs.mu.Unlock()
-		w.Event("session.ended", nil)
+		var detail map[string]string
+		if reason, ok := session.EndReasonOf(sctx); ok {
+			detail = map[string]string{"reason": string(reason)}
+		}
+		w.Event("session.ended", detail)
 		if err := w.Close(); err != nil {
 			g.log.Error("closing recording", "session", sessionID, "err", err)
 		}

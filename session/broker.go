@@ -78,7 +78,7 @@ type entry struct {
 	mu     sync.Mutex // guards s; held across a transition to serialise it
 	s      *Session
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc // cause: *EndedError, or ErrClosed
 }
 
 // NewBroker returns a Broker; call Start to take over stored sessions.
@@ -167,7 +167,7 @@ func (b *Broker) Close() error {
 	}
 	b.timer = nil
 	for _, e := range b.entries {
-		e.cancel()
+		e.cancel(ErrClosed)
 	}
 	b.mu.Unlock()
 	b.sweeps.Wait()
@@ -176,7 +176,7 @@ func (b *Broker) Close() error {
 
 // addLocked registers an open session and schedules its deadline.
 func (b *Broker) addLocked(s *Session) *entry {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	e := &entry{s: s, ctx: ctx, cancel: cancel}
 	b.entries[s.ID] = e
 	b.byToken[s.TokenHash] = e
@@ -405,7 +405,7 @@ func (b *Broker) change(ctx context.Context, e *entry, typ string, by Actor, det
 	}
 	next.Version++
 	if next.State == Ended {
-		e.cancel()
+		e.cancel(&EndedError{Reason: next.EndReason})
 	}
 	ev := b.event(typ, by, detail)
 	if err := b.store.UpdateSessions(ctx, Change{Session: next.Clone(), Event: ev}); err != nil {

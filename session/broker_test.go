@@ -363,6 +363,9 @@ func TestStoreFailureLeavesStateUnchanged(t *testing.T) {
 		// A revoke that could not be stored still closes the channels.
 		t.Fatal("revoke did not cancel the session context")
 	}
+	if r, ok := session.EndReasonOf(c); !ok || r != session.EndRevoked {
+		t.Fatalf("EndReasonOf = %q, %v; want revoked", r, ok)
+	}
 	h.store.SetFail(nil)
 }
 

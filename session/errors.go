@@ -1,6 +1,9 @@
 package session
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // Sentinel errors callers branch on with errors.Is. Their text is safe to
 // show to the party that caused them.
@@ -20,3 +23,21 @@ var (
 	ErrConflict        = errors.New("session changed concurrently")
 	ErrClosed          = errors.New("broker is closed")
 )
+
+// EndedError is the cause of a session context's cancellation when the
+// session ended (context.Cause); a broker closing instead gives ErrClosed.
+type EndedError struct{ Reason EndReason }
+
+func (e *EndedError) Error() string { return "session ended: " + string(e.Reason) }
+
+// Is makes an EndedError match ErrEnded.
+func (e *EndedError) Is(target error) bool { return target == ErrEnded }
+
+// EndReasonOf returns why the session whose context is ctx ended, if it did.
+func EndReasonOf(ctx context.Context) (EndReason, bool) {
+	var ee *EndedError
+	if errors.As(context.Cause(ctx), &ee) {
+		return ee.Reason, true
+	}
+	return "", false
+}

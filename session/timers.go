@@ -87,7 +87,7 @@ func (b *Broker) sweep() {
 		}
 		endState(next, reason, System.Name, now)
 		next.Version++
-		e.cancel()
+		e.cancel(&EndedError{Reason: reason})
 		e.s = next
 		e.mu.Unlock()
 		ended = append(ended, next)

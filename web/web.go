@@ -11,3 +11,9 @@ import "embed"
 //
 //go:embed *.html static
 var FS embed.FS
+
+// ContentSecurityPolicy is the policy every page is served with, by the
+// gateway and by the review player: only the pages' own scripts and
+// styles, no inline code, no framing, no plugins.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
