@@ -18,6 +18,10 @@ type ExportOptions struct {
 	// Progress, if set, is called after each record with the reader's
 	// position and the file size.
 	Progress func(done, total int64)
+	// Warn, if set, is told in one line of each thing an export left out
+	// of its output and carried on (ExportWebM: frames before the first
+	// key frame, malformed frames, frames of another codec).
+	Warn func(msg string)
 }
 
 // Offset returns the file offset the reader has verified up to.
