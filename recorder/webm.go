@@ -206,7 +206,7 @@ var errNoVP8 = errors.New("recorder: no VP8 key frame in the recording")
 // size in pixels.
 func parseVP8Header(p []byte) (f webmFrame, width, height int, err error) {
 	if len(p) < 3 {
-		return f, 0, 0, fmt.Errorf("%d bytes is too short for a VP8 frame", len(p))
+		return f, 0, 0, fmt.Errorf("too short for a VP8 frame: %d bytes", len(p))
 	}
 	if len(p) > MaxMediaFrame {
 		return f, 0, 0, fmt.Errorf("frame of %d bytes exceeds %d", len(p), MaxMediaFrame)
@@ -222,7 +222,7 @@ func parseVP8Header(p []byte) (f webmFrame, width, height int, err error) {
 	if f.key {
 		hdr = 10
 		if len(p) < hdr {
-			return f, 0, 0, fmt.Errorf("%d bytes is too short for a VP8 key frame", len(p))
+			return f, 0, 0, fmt.Errorf("too short for a VP8 key frame: %d bytes", len(p))
 		}
 		var ok bool
 		if width, height, ok = vp8KeyframeSize(p); !ok {

@@ -480,7 +480,7 @@ func TestExportWebMErrors(t *testing.T) {
 	})
 	t.Run("a malformed frame only", func(t *testing.T) {
 		_, _, err := exportWebM(t, k, writeSample(t, k, nil))
-		want := "recorder: no VP8 key frame in the recording (left out 1 malformed VP8 frames (first: frame at 2s: 6 bytes is too short for a VP8 key frame))"
+		want := "recorder: no VP8 key frame in the recording (left out 1 malformed VP8 frames (first: frame at 2s: too short for a VP8 key frame: 6 bytes))"
 		if err == nil || err.Error() != want {
 			t.Errorf("got %v, want %s", err, want)
 		}
