@@ -20,7 +20,7 @@ import (
 
 func init() {
 	register(&command{name: "verify", summary: "check a recording's integrity and signatures (no key needed)", run: runVerify})
-	register(&command{name: "export", summary: "export a recording as asciicast, ivf or jsonl", run: runExport})
+	register(&command{name: "export", summary: "export a recording as asciicast, ivf, jsonl or webm", run: runExport})
 	register(&command{name: "replay", summary: "play a recording back in the terminal", run: runReplay})
 }
 
@@ -137,11 +137,11 @@ func isTerminal(w any) bool {
 }
 
 // runExport implements `supportgate export --identity KEY --format
-// asciicast|ivf|jsonl -o OUT FILE`.
+// asciicast|ivf|jsonl|webm -o OUT FILE`.
 func runExport(env *cliEnv, args []string) error {
-	fs := newFlags(env, "export", "--identity KEY --format asciicast|ivf|jsonl -o OUT FILE")
+	fs := newFlags(env, "export", "--identity KEY --format asciicast|ivf|jsonl|webm -o OUT FILE")
 	idPath := fs.String("identity", "", "age identity file (from age-keygen) of a compliance recipient")
-	format := fs.String("format", "", "output format: asciicast, ivf or jsonl")
+	format := fs.String("format", "", "output format: asciicast, ivf, jsonl or webm")
 	outPath := fs.String("o", "", "output file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -164,8 +164,12 @@ func runExport(env *cliEnv, args []string) error {
 		}
 	case "ivf":
 		export = recorder.ExportIVF
+	case "webm":
+		export = func(w io.WriteSeeker, r *recorder.Reader, o recorder.ExportOptions) error {
+			return recorder.ExportWebM(w, r, o)
+		}
 	default:
-		return &exitError{code: 2, msg: fmt.Sprintf("export: --format must be asciicast, ivf or jsonl, not %q", *format)}
+		return &exitError{code: 2, msg: fmt.Sprintf("export: --format must be asciicast, ivf, jsonl or webm, not %q", *format)}
 	}
 	path := fs.Arg(0)
 	r, err := openRecording(*idPath, path)
@@ -182,9 +186,14 @@ func runExport(env *cliEnv, args []string) error {
 	if bar != nil {
 		opt.Progress = bar.update
 	}
+	var warnings []string // printed after the progress bar is gone
+	opt.Warn = func(msg string) { warnings = append(warnings, msg) }
 	err = export(out, r, opt)
 	if bar != nil {
 		bar.done()
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(env.stderr, "supportgate: export: %s: %s\n", path, oneLine(w))
 	}
 	if cerr := out.Close(); err == nil && cerr != nil {
 		return fmt.Errorf("export: %w", cerr)

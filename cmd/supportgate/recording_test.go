@@ -7,11 +7,14 @@ import (
 	"encoding/binary"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"supportgate/internal/realpeer"
 	"supportgate/recorder"
 	"supportgate/recorder/recordertest"
 )
@@ -157,6 +160,10 @@ func TestExportCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "no VP8 key frame") {
 		t.Errorf("ivf export without media: got %d %q", code, stderr)
 	}
+	code, _, stderr = runTestCLI(t, "export", "--identity", idFile, "--format", "webm", "-o", filepath.Join(dir, "x.webm"), path)
+	if code != 1 || !strings.Contains(stderr, "no VP8 key frame") {
+		t.Errorf("webm export without media: got %d %q", code, stderr)
+	}
 	code, _, stderr = runTestCLI(t, "export", "--identity", idFile, "--format", "mp4", "-o", "x", path)
 	if code != 2 || !strings.Contains(stderr, "--format must be") {
 		t.Errorf("bad format: got %d %q", code, stderr)
@@ -167,6 +174,62 @@ func TestExportCommand(t *testing.T) {
 	code, _, stderr = runTestCLI(t, "export", "--identity", otherID, "--format", "jsonl", "-o", jl, path)
 	if code != 1 || !strings.Contains(stderr, "did not match") {
 		t.Errorf("wrong identity: got %d %q", code, stderr)
+	}
+}
+
+// TestExportWebMCommand exports the screen share of a recording as WebM
+// with the CLI and has ffprobe read it back.
+func TestExportWebMCommand(t *testing.T) {
+	ffprobe := realpeer.Require(t, "ffprobe")
+	ivf, err := os.ReadFile("../../recorder/testdata/vp8-320x240.ivf") // 30 frames at 10 a second
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := recordertest.FixedKeys(t, "cli", "AGE-SECRET-KEY-18AG9EGX3MHNZ9SYXX0S5C5LVK08TD4Q3S038SHRLYFSN7QCTFKFSYU95M9")
+	dir := t.TempDir()
+	idFile := filepath.Join(dir, "identity.txt")
+	os.WriteFile(idFile, []byte(k.Identity.String()+"\n"), 0o600)
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	path := filepath.Join(dir, "share.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := 0
+	for off := 32; off+12 <= len(ivf); frames++ {
+		n := int(binary.LittleEndian.Uint32(ivf[off:]))
+		f := ivf[off+12 : off+12+n]
+		clk.Advance(100 * time.Millisecond)
+		if err := w.Media("vp8", time.Duration(frames)*100*time.Millisecond, f, f[0]&1 == 0); err != nil {
+			t.Fatal(err)
+		}
+		if frames == 12 {
+			w.Media("vp8", 1250*time.Millisecond, []byte{0x9d, 0x01}, true) // malformed: left out with a warning
+		}
+		off += 12 + n
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(dir, "share.webm")
+	code, stdout, stderr := runTestCLI(t, "export", "--identity", idFile, "--format", "webm", "-o", out, path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	wantErr := "supportgate: export: " + path + ": left out 1 malformed VP8 frames (first: frame at 1.25s: too short for a VP8 frame: 2 bytes)\n"
+	if stdout != "" || stderr != wantErr {
+		t.Errorf("output: got stdout %q, stderr %q; want stderr %q", stdout, stderr, wantErr)
+	}
+	cmd := exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries",
+		"stream=codec_name,width,height,nb_read_frames:format=duration", "-of", "default=nw=1", out)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, got)
+	}
+	want := "codec_name=vp8\nwidth=320\nheight=240\nnb_read_frames=" + strconv.Itoa(frames) + "\nduration=3.000000\n"
+	if string(got) != want {
+		t.Errorf("ffprobe: got\n%s\nwant\n%s", got, want)
 	}
 }
 
