@@ -14,5 +14,6 @@
 // Writer streams a recording with redaction applied before encryption.
 // Verify checks integrity and signatures without the data key. Reader
 // decrypts with an age identity, verifying as it reads, and seeks through
-// the signed time index. Exporters write asciicast v2, IVF and JSON lines.
+// the signed time index. Exporters write asciicast v2, IVF, WebM and JSON
+// lines; WebMMuxer muxes VP8 frames for a browser's <video> element.
 package recorder
