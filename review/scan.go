@@ -184,8 +184,8 @@ func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
 	case recorder.TypeEvent:
 		s.event(rec)
 	case recorder.TypeMedia:
-		if s.Video.Frames == 0 {
-			s.Video.FirstMS = rec.Time.Milliseconds()
+		if s.Video.Keyframes == 0 && rec.IsKeyframe {
+			s.Video.FirstMS = rec.Time.Milliseconds() // the WebM starts at the first key frame
 		}
 		s.Video.Frames++
 		if rec.IsKeyframe {

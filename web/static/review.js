@@ -291,6 +291,7 @@ rv.seek = async (ms) => {
   const gen = ++c.gen;
   ms = Math.max(0, Math.min(Math.round(ms), c.meta.duration_ms || 0));
   c.pos = ms;
+  c.busy = true;
   c.queue = []; c.end = false; c.stop = null; c.lastSeq = 0; c.lastMs = ms;
   let w;
   try {
@@ -315,8 +316,16 @@ rv.seek = async (ms) => {
   rv.apply(c, ms);
   rv.syncVideo(c);
   rv.showPos();
+  // xterm.js parses writes asynchronously: the seek is done when the
+  // screen shows the new position.
+  await new Promise((resolve) => t.write("", resolve));
+  if (c.gen !== gen) return;
+  c.busy = false;
   c.seeked = performance.now();
 };
+
+// idle reports whether no seek is in progress, for tests.
+rv.idle = () => !!rv.cur && !rv.cur.busy;
 
 // apply writes every queued record at or before ms, in one write.
 rv.apply = (c, ms) => {

@@ -1,0 +1,120 @@
+package review
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"supportgate/gateway/browsertest"
+	"supportgate/review/reviewtest"
+)
+
+var updateScreenshots = flag.Bool("update-screenshots", false, "write docs/screenshots/review.png from the browser test")
+
+// TestReviewInBrowser is the player end to end in headless Chromium: the
+// list and its integrity column, seeking to the middle of a shell
+// recording, search jumping to a command, the screen share's video
+// decoding frames, and damaged copies that say what is wrong and still
+// play their intact part.
+func TestReviewInBrowser(t *testing.T) {
+	f := newFixtures(t, true)
+	src, _ := NewFolder(f.dir)
+	srv := serve(t, src, f.keys.Identity)
+	b := browsertest.New(t, "")
+	sh := f.shell
+
+	b.Do(chromedp.Navigate(srv.URL()))
+	// The list: four rows, each verified or naming its damage.
+	b.Do(browsertest.Until(`document.querySelectorAll("#rows tr").length === 4 &&
+		![...document.querySelectorAll("#rows td.integrity")].some(td => td.textContent.includes("verifying"))`))
+	status := func(id string) string {
+		return browsertest.Eval[string](b, fmt.Sprintf(`document.querySelector('#rows tr[data-id=%q] td.integrity').textContent`, id))
+	}
+	for id, want := range map[string]string{
+		shellID: "verified", screenID: "verified",
+		tamperedID:  fmt.Sprintf("tampered at record %d", f.tamperedAt),
+		truncatedID: "cut short",
+	} {
+		if got := status(id); got != want {
+			t.Errorf("%s: integrity %q, want %q", id, got, want)
+		}
+	}
+	if got := browsertest.Eval[string](b, `location.search`); got != "" {
+		t.Errorf("the access token stayed in the address bar: %q", got)
+	}
+
+	// Open the shell recording and seek to its middle.
+	open := func(id string) {
+		t.Helper()
+		b.Do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#rows tr[data-id=%q] button`, id))),
+			browsertest.Until(fmt.Sprintf(`sgReview.cur && sgReview.cur.id === %q && sgReview.idle() && !!sgReview.cur.seeked`, id)))
+	}
+	open(shellID)
+	mid := sh.MiddleAt().Milliseconds() + 200
+	b.Do(chromedp.SetValue(chromedp.CSS("#seek"), fmt.Sprint(mid)),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("seek").dispatchEvent(new Event("change"))`),
+		browsertest.Until(fmt.Sprintf(`sgReview.cur.pos === %d && sgReview.idle() && sgReview.screenText().includes(%q)`, mid, sh.MiddleOutput)))
+	screen := browsertest.Eval[string](b, `sgReview.screenText()`)
+	later := reviewtest.StepOutput(int(sh.Middle/sh.Step) + 2)
+	if strings.Contains(screen, later) {
+		t.Errorf("after seeking to %d ms the terminal already shows %q, from later:\n%s", mid, later, screen)
+	}
+	if n := browsertest.Eval[int](b, `document.querySelectorAll("#markers .marker").length`); n < 5 {
+		t.Errorf("%d markers on the seek bar", n)
+	}
+	if chat := b.Text("#chat"); !strings.Contains(chat, "1111") || strings.Contains(chat, sh.CardInChat) {
+		t.Errorf("chat transcript %q: want the card redacted to its last four digits", chat)
+	}
+	// Play a little: the clock moves and later output appears.
+	b.Do(chromedp.Click(chromedp.CSS("#play")),
+		browsertest.Until(fmt.Sprintf(`sgReview.cur.pos > %d`, mid+300)),
+		chromedp.Click(chromedp.CSS("#play")))
+	b.Screenshot(filepath.Join("..", "docs", "screenshots", "review.png"), *updateScreenshots)
+
+	// Search finds a command and jumps to it.
+	step := int(sh.Middle/sh.Step) - 3
+	cmd := "echo " + reviewtest.StepOutput(step)
+	b.Do(chromedp.SetValue(chromedp.CSS("#q"), cmd),
+		chromedp.Click(chromedp.CSS(`#search button`)),
+		browsertest.Until(`document.querySelectorAll("#hits button.hit").length > 0`))
+	hits := b.Text("#hits")
+	if !strings.Contains(hits, cmd) {
+		t.Fatalf("search results %q lack %q", hits, cmd)
+	}
+	cmdAt := (time.Duration(step) * sh.Step).Milliseconds()
+	b.Do(chromedp.Click(chromedp.CSS(`#hits button.hit`)),
+		browsertest.Until(fmt.Sprintf(`sgReview.cur.pos === %d && sgReview.idle() && sgReview.screenText().includes(%q)`, cmdAt, cmd)))
+	if screen := browsertest.Eval[string](b, `sgReview.screenText()`); strings.Contains(screen, reviewtest.StepOutput(step+1)) {
+		t.Errorf("after jumping to the command at %d ms the terminal shows later output:\n%s", cmdAt, screen)
+	}
+
+	// The screen share: the video element decodes frames.
+	open(screenID)
+	b.Do(browsertest.Until(`!document.getElementById("video").hidden`),
+		chromedp.Click(chromedp.CSS("#play")),
+		browsertest.Until(`document.getElementById("video").getVideoPlaybackQuality().totalVideoFrames > 5`))
+	if w := browsertest.Eval[int](b, `document.getElementById("video").videoWidth`); w != 320 {
+		t.Errorf("video width %d, want 320", w)
+	}
+	b.Do(chromedp.Click(chromedp.CSS("#play")))
+
+	// Damaged copies: a banner with the verifier's finding, and the intact
+	// part on screen, never an empty player.
+	for id, want := range map[string]string{
+		tamperedID:  fmt.Sprintf("tampered at record %d", f.tamperedAt),
+		truncatedID: "cut short",
+	} {
+		open(id)
+		b.Do(browsertest.Until(`!document.getElementById("p-banner").hidden`))
+		if banner := b.Text("#p-banner"); !strings.Contains(banner, want) {
+			t.Errorf("%s: banner %q, want %q", id, banner, want)
+		}
+		b.Do(browsertest.Until(`(sgReview.seek(20000), true)`),
+			browsertest.Until(fmt.Sprintf(`sgReview.screenText().includes(%q)`, reviewtest.StepOutput(3))))
+	}
+}
