@@ -19,6 +19,7 @@ import (
 	"supportgate/gateway"
 	"supportgate/gateway/audit"
 	"supportgate/gateway/identity"
+	"supportgate/session"
 )
 
 func init() {
@@ -388,5 +389,57 @@ func TestRecordingEvidence(t *testing.T) {
 		if code, body := e.send(nil, aud, "GET", "/api/v1/recordings/"+c.id+"/evidence", nil); code != c.want {
 			t.Errorf("evidence of %s: got %d %s, want %d", c.id, code, body, c.want)
 		}
+	}
+}
+
+// TestRecordingsListPages: the list pages through the store past one
+// page (session.MaxList), newest first, without repeats, and stops at
+// MaxRecordingsList.
+func TestRecordingsListPages(t *testing.T) {
+	e := newEnv(t)
+	aud := e.addUser("audrey", identity.RoleAuditor, "")
+	ctx := context.Background()
+	n := gateway.MaxRecordingsList * 8 / 7 // a seventh are denied
+	if testing.Short() {
+		n = session.MaxList + 5
+	}
+	created := t0.Add(-time.Hour)
+	var want []string
+	for i := range n {
+		s := &session.Session{
+			ID: fmt.Sprintf("%016x", 0xa000+i), Agent: "alice", Customer: "ACME Ltd", State: session.Ended,
+			Requested: session.Scopes{{Kind: session.View}}, Scopes: session.Scopes{{Kind: session.View}},
+			CreatedAt: created.Add(time.Duration(i/2) * time.Second), ApprovedAt: created.Add(time.Duration(i/2)*time.Second + time.Millisecond),
+			EndedAt: created.Add(time.Duration(i/2)*time.Second + time.Minute), EndReason: session.EndRevoked,
+			TokenHash: [32]byte{byte(i), byte(i >> 8), 1}, Version: 1,
+		}
+		if i%7 == 3 {
+			s.ApprovedAt, s.EndReason = time.Time{}, session.EndDenied // never approved: not listed
+		} else {
+			want = append(want, s.ID)
+		}
+		if err := e.store.CreateSession(ctx, session.Change{Session: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Reverse(want) // newest first; ties (two per second) by id, descending
+	truncated := len(want) > gateway.MaxRecordingsList
+	if truncated {
+		want = want[:gateway.MaxRecordingsList]
+	}
+	var out struct {
+		Recordings []recordingEntry `json:"recordings"`
+		Truncated  bool             `json:"truncated"`
+	}
+	e.do(aud, "GET", "/api/v1/recordings", nil, 200, &out)
+	var got []string
+	for _, r := range out.Recordings {
+		got = append(got, r.SessionID)
+		if !r.Missing {
+			t.Fatalf("%s: listed with a recording, want missing", r.SessionID)
+		}
+	}
+	if !slices.Equal(got, want) || out.Truncated != truncated {
+		t.Fatalf("got %d recordings (truncated %v), want the newest %d approved (truncated %v)", len(got), out.Truncated, len(want), truncated)
 	}
 }
