@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"supportgate/agent"
 	"supportgate/gateway"
 	"supportgate/gateway/audit"
 	"supportgate/gateway/identity"
@@ -441,5 +443,56 @@ func TestRecordingsListPages(t *testing.T) {
 	}
 	if !slices.Equal(got, want) || out.Truncated != truncated {
 		t.Fatalf("got %d recordings (truncated %v), want the newest %d approved (truncated %v)", len(got), out.Truncated, len(want), truncated)
+	}
+}
+
+// TestRecordingsClient drives the review routes through agent.Client, as
+// supportgate review does.
+func TestRecordingsClient(t *testing.T) {
+	e := newEnv(t)
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	aud := e.addUser("audrey", identity.RoleAuditor, "")
+	s := e.approved(alice)
+	e.do(alice, "POST", "/api/v1/sessions/"+s.ID+"/revoke", nil, 200, nil)
+	data := e.writeRecording(s.ID, 1<<20)
+
+	c, err := agent.NewClient(e.srv.URL, e.mat.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Token = aud.token
+	ctx := context.Background()
+	recs, err := c.Recordings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].SessionID != s.ID || recs[0].Size != int64(len(data)) || recs[0].Missing ||
+		recs[0].State != "ended" || recs[0].EndReason != "revoked" || recs[0].ApprovedAt == nil || recs[0].Modified == nil {
+		t.Fatalf("Recordings: got %+v", recs)
+	}
+	var buf bytes.Buffer
+	if n, err := c.DownloadRecording(ctx, s.ID, &buf); err != nil || n != int64(len(data)) || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("DownloadRecording: got %d bytes, %v; want the %d on disk", n, err, len(data))
+	}
+	if err := c.NoteRecording(ctx, s.ID, "open", "replayed"); err != nil {
+		t.Fatal(err)
+	}
+	var ae *agent.APIError
+	if err := c.NoteRecording(ctx, s.ID, "delete", ""); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("NoteRecording(delete): got %v, want a 400", err)
+	}
+	ev, err := c.Evidence(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.VerifySlice(ev, e.mat.SigningPublic); err != nil {
+		t.Errorf("VerifySlice of Evidence: %v", err)
+	}
+	if _, err := c.DownloadRecording(ctx, "../keys", io.Discard); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("DownloadRecording(../keys): got %v, want a 400", err)
+	}
+	c.Token = alice.token
+	if _, err := c.Recordings(ctx); !errors.As(err, &ae) || ae.Status != 403 {
+		t.Errorf("Recordings as an agent: got %v, want a 403", err)
 	}
 }
