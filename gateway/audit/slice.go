@@ -110,7 +110,7 @@ func CutSlice(ctx context.Context, s Store, session string, first, last uint64, 
 		if err != nil {
 			return fmt.Errorf("audit: cut slice: record %d: %w", r.Seq, err)
 		}
-		if size += len(b) + 12; size > MaxSliceBytes {
+		if size += len(b) + 22; size > MaxSliceBytes { // the record, its comma and its entry in SessionRecords
 			return fmt.Errorf("audit: cut slice of session %s from record %d: %w (at most %d bytes)",
 				session, first, ErrSliceTooLarge, MaxSliceBytes)
 		}
