@@ -60,42 +60,11 @@ func (e *APIError) Error() string {
 }
 
 // Do sends a JSON request and decodes the JSON answer into out (if not nil).
+// An answer over MaxResponseBytes is an error, never cut short.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base.String()+path, body)
+	data, err := c.call(ctx, c.HTTP, method, path, in, MaxResponseBytes)
 	if err != nil {
 		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("contacting gateway: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
-	if err != nil {
-		return fmt.Errorf("reading gateway answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		return &APIError{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out == nil {
 		return nil
@@ -109,6 +78,68 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// call sends a JSON request with hc and returns the answer's body, which
+// must be at most limit bytes.
+func (c *Client) call(ctx context.Context, hc *http.Client, method, path string, in any, limit int64) ([]byte, error) {
+	resp, err := c.send(ctx, hc, method, path, in)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading gateway answer: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("gateway answer is over %d bytes", limit)
+	}
+	return data, nil
+}
+
+// send sends a request, with in (if not nil) as its JSON body and the
+// bearer token if there is one. An answer of status 300 or above comes back
+// as an *APIError; any other, as the response, whose body the caller
+// closes.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base.String()+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("contacting gateway: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+	}
+	return resp, nil
+}
+
+// maxErrorBytes bounds what the client reads of an error answer.
+const maxErrorBytes = 64 << 10
 
 // LoginRequest is what Login sends.
 type LoginRequest struct {

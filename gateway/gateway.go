@@ -127,6 +127,7 @@ type Gateway struct {
 	locks      chan detect.Alert // critical alerts for runLocks; nil without AutoLock
 	rtc        *rtc.Relay        // screen share relay (rtc_api.go)
 	recs       recordings        // open recordings, one per session (recordings.go)
+	auditIndex sessionAuditStore // finds a session's audit records; nil if the store cannot (recordings_api.go)
 
 	stop      context.CancelFunc // stops the goroutines Start began
 	bg        sync.WaitGroup     // those goroutines
@@ -156,6 +157,7 @@ func New(cfg Config) (*Gateway, error) {
 		onAudit: cfg.OnAudit, stop: func() {}, sshPort: cfg.SSHPort,
 	}
 	g.store = g.authCache.watch(cfg.Store)
+	g.auditIndex, _ = cfg.Store.(sessionAuditStore)
 	if g.org == "" {
 		g.org = "supportgate"
 	}

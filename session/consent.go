@@ -57,6 +57,21 @@ func newID(r io.Reader) (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
+// ValidID reports whether id has the form of a session id (16 lowercase
+// hex digits), so that callers can refuse anything else before it reaches
+// a store or a file name.
+func ValidID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // newCode returns a uniformly random six-digit verification code.
 func newCode(r io.Reader) (string, error) {
 	const limit = (1 << 32) / 1000000 * 1000000 // reject above this for uniformity

@@ -44,6 +44,14 @@ type Filter struct {
 	State State
 	Since time.Time // created at or after
 	Limit int       // at most this many (the store caps it at 1000)
+	// Approved selects sessions that a customer approved (ApprovedAt is
+	// set), whatever their state now: those that never became active
+	// (denied, link expired) are left out.
+	Approved bool
+	// After continues a listing: only sessions that come after it in the
+	// newest-first order (created earlier, or at the same instant with a
+	// smaller ID). Pass the last session of the previous page.
+	After *Session
 }
 
 // MaxList is the most sessions one ListSessions call returns.

@@ -46,6 +46,13 @@
 // kept elsewhere, such as Log.Head or the last checkpoint shipped to a
 // separate log sink, compared with Report.LastSeq and Report.Head.
 //
+// # Evidence slices
+//
+// CutSlice cuts the part of the log that concerns one session, ending at a
+// signed checkpoint, so that a reviewer can check it offline with
+// VerifySlice and the checkpoint key alone; see Slice for what a slice does
+// and does not prove.
+//
 // Events must never carry secrets; Event.Validate rejects detail keys that
 // look like they hold one, as a safety net rather than a guarantee.
 package audit

@@ -44,9 +44,10 @@ type Report struct {
 
 // verifier checks records one at a time, in order.
 type verifier struct {
-	pub  ed25519.PublicKey
-	prev string
-	rep  Report
+	pub   ed25519.PublicKey
+	start uint64 // records before the first one checked: 0 for a whole log
+	prev  string
+	rep   Report
 }
 
 func newVerifier(pub ed25519.PublicKey) (*verifier, error) {
@@ -57,7 +58,7 @@ func newVerifier(pub ed25519.PublicKey) (*verifier, error) {
 }
 
 // next is the Seq the next record must have.
-func (v *verifier) next() uint64 { return v.rep.Records + 1 }
+func (v *verifier) next() uint64 { return v.start + v.rep.Records + 1 }
 
 // check verifies r as the next record; it returns why not, or "".
 func (v *verifier) check(r Record) string {

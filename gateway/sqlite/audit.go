@@ -201,9 +201,46 @@ func (s *Store) ScanAudit(ctx context.Context, from uint64, fn func(audit.Record
 	return nil
 }
 
+// ScanSessionAudit calls fn for each audit record of session (its Session
+// field) with Seq >= from, in Seq order, like ScanAudit; it reads through
+// an index of the records by session, so the cost follows the session's
+// records, not the log's. An empty session matches nothing.
+func (s *Store) ScanSessionAudit(ctx context.Context, session string, from uint64, fn func(audit.Record) error) error {
+	if session == "" {
+		return nil
+	}
+	if from == 0 {
+		from = 1
+	}
+	for from <= math.MaxInt64 {
+		chunk, err := s.queryAudit(ctx,
+			"SELECT "+auditCols+" FROM audit_records WHERE session = ? AND session <> '' AND seq >= ? ORDER BY seq LIMIT ?",
+			session, int64(from), scanChunk)
+		if err != nil {
+			return fmt.Errorf("sqlite: scanning audit records of session %s: %w", short(session), err)
+		}
+		for _, r := range chunk {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < scanChunk {
+			return nil
+		}
+		from = chunk[len(chunk)-1].Seq + 1
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sqlite: scanning audit records of session %s: %w", short(session), err)
+		}
+	}
+	return nil
+}
+
 func (s *Store) auditChunk(ctx context.Context, from uint64) ([]audit.Record, error) {
-	rows, err := s.reader.QueryContext(ctx,
-		"SELECT "+auditCols+" FROM audit_records WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), scanChunk)
+	return s.queryAudit(ctx, "SELECT "+auditCols+" FROM audit_records WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), scanChunk)
+}
+
+func (s *Store) queryAudit(ctx context.Context, q string, args ...any) ([]audit.Record, error) {
+	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, closedErr(err)
 	}

@@ -209,6 +209,13 @@ func (s *Store) ListSessions(ctx context.Context, f session.Filter) ([]*session.
 	if !f.Since.IsZero() {
 		where, args = append(where, "created_at >= ?"), append(args, filterNanos(f.Since))
 	}
+	if f.Approved {
+		where = append(where, "approved_at <> 0")
+	}
+	if f.After != nil {
+		at := filterNanos(f.After.CreatedAt)
+		where, args = append(where, "(created_at < ? OR (created_at = ? AND id < ?))"), append(args, at, at, f.After.ID)
+	}
 	limit := f.Limit
 	if limit <= 0 || limit > session.MaxList {
 		limit = session.MaxList

@@ -102,7 +102,8 @@ func (m *MemStore) ListSessions(_ context.Context, f session.Filter) ([]*session
 	var out []*session.Session
 	for _, s := range m.sessions {
 		if (f.Agent != "" && s.Agent != f.Agent) || (f.Team != "" && s.Team != f.Team) ||
-			(f.State != "" && s.State != f.State) || (!f.Since.IsZero() && s.CreatedAt.Before(f.Since)) {
+			(f.State != "" && s.State != f.State) || (!f.Since.IsZero() && s.CreatedAt.Before(f.Since)) ||
+			(f.Approved && s.ApprovedAt.IsZero()) || (f.After != nil && !listedAfter(s, f.After)) {
 			continue
 		}
 		out = append(out, s.Clone())
@@ -121,6 +122,15 @@ func (m *MemStore) ListSessions(_ context.Context, f session.Filter) ([]*session
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// listedAfter reports whether s comes after a in ListSessions' newest-first
+// order.
+func listedAfter(s, a *session.Session) bool {
+	if s.CreatedAt.Equal(a.CreatedAt) {
+		return s.ID < a.ID
+	}
+	return s.CreatedAt.Before(a.CreatedAt)
 }
 
 // OpenSessions implements session.Store.

@@ -30,7 +30,8 @@ import (
 //   - UpdateSessions of a missing session fails with session.ErrNotFound and
 //     stores nothing; an empty call is a no-op.
 //   - ListSessions orders by CreatedAt, newest first, ties by ID descending;
-//     a Limit of zero or below, or above session.MaxList, means MaxList.
+//     a Limit of zero or below, or above session.MaxList, means MaxList;
+//     Filter.After pages through that order without gaps or repeats.
 func RunStoreTests(t *testing.T, newStore func(t *testing.T) session.Store) {
 	t.Helper()
 	tests := []struct {
@@ -600,21 +601,24 @@ func ids(ss []*session.Session) []string {
 
 func testListFilters(t *testing.T, st session.Store) {
 	ctx := context.Background()
-	// s0 is the oldest, s7 the newest; s8 shares s7's creation time.
+	// s0 is the oldest, s7 the newest; s8 shares s7's creation time. The
+	// active sessions and s2 and s6 were approved; s5 was denied.
 	spec := []struct {
 		agent, team string
 		state       session.State
+		approved    bool
 	}{
-		{"alice", "red", session.Requested},
-		{"alice", "red", session.Active},
-		{"bob", "red", session.Ended},
-		{"bob", "blue", session.Active},
-		{"carol", "blue", session.Requested},
-		{"alice", "red", session.Ended},
-		{"carol", "blue", session.Ended},
-		{"bob", "", session.Active},
-		{"alice", "red", session.Active},
+		{"alice", "red", session.Requested, false},
+		{"alice", "red", session.Active, true},
+		{"bob", "red", session.Ended, true},
+		{"bob", "blue", session.Active, true},
+		{"carol", "blue", session.Requested, false},
+		{"alice", "red", session.Ended, false},
+		{"carol", "blue", session.Ended, true},
+		{"bob", "", session.Active, true},
+		{"alice", "red", session.Active, true},
 	}
+	byID := map[string]*session.Session{}
 	for i, sp := range spec {
 		created := base.Add(time.Duration(i) * time.Minute).Add(time.Duration(i) * time.Microsecond)
 		if i == 8 {
@@ -622,7 +626,11 @@ func testListFilters(t *testing.T, st session.Store) {
 		}
 		s := minimal(fmt.Sprintf("s%d", i), byte(i+1), created)
 		s.Agent, s.Team, s.State = sp.agent, sp.team, sp.state
+		if sp.approved {
+			s.ApprovedAt = created.Add(time.Minute)
+		}
 		create(t, st, s)
+		byID[s.ID] = s
 	}
 	tests := []struct {
 		name string
@@ -647,6 +655,13 @@ func testListFilters(t *testing.T, st session.Store) {
 		{"unknown agent", session.Filter{Agent: "mallory"}, []string{}},
 		{"agent is exact", session.Filter{Agent: "ALICE"}, []string{}},
 		{"agent is not a pattern", session.Filter{Agent: "%"}, []string{}},
+		{"approved", session.Filter{Approved: true}, []string{"s8", "s7", "s6", "s3", "s2", "s1"}},
+		{"approved and ended", session.Filter{Approved: true, State: session.Ended}, []string{"s6", "s2"}},
+		{"after", session.Filter{After: byID["s5"]}, []string{"s4", "s3", "s2", "s1", "s0"}},
+		{"after a tie", session.Filter{After: byID["s8"]}, []string{"s7", "s6", "s5", "s4", "s3", "s2", "s1", "s0"}},
+		{"after the other of a tie", session.Filter{After: byID["s7"]}, []string{"s6", "s5", "s4", "s3", "s2", "s1", "s0"}},
+		{"after the oldest", session.Filter{After: byID["s0"]}, []string{}},
+		{"approved after, limited", session.Filter{Approved: true, After: byID["s7"], Limit: 2}, []string{"s6", "s3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
