@@ -126,7 +126,7 @@ func VerifyBundle(ra io.ReaderAt, size int64, trusted ed25519.PublicKey) (*Bundl
 		if err != nil {
 			return nil, err
 		}
-		n, err := verifyAuditSlice(ab, m.SessionID)
+		n, err := verifyAuditSlice(ab, m.SessionID, rep.Recording.Signer)
 		if err != nil {
 			return nil, bundleErr("audit.json: %v", err)
 		}

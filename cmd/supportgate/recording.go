@@ -26,7 +26,8 @@ func init() {
 
 // runVerify implements `supportgate verify [--signer KEY] FILE`: exit 0
 // intact and complete, 1 tampered (naming the record), 2 intact but cut
-// short.
+// short. FILE may also be an evidence bundle (a zip made by the review
+// player); see verifyBundle.
 func runVerify(env *cliEnv, args []string) error {
 	fs := newFlags(env, "verify", "[--signer KEY] FILE")
 	signer := fs.String("signer", "", "trusted gateway signing key: base64 Ed25519 public key, or a file holding it")
@@ -37,6 +38,9 @@ func runVerify(env *cliEnv, args []string) error {
 		return &exitError{code: 2, msg: "verify: exactly one FILE is required"}
 	}
 	path := fs.Arg(0)
+	if isZip(path) {
+		return verifyBundle(env, path, *signer)
+	}
 	rep, err := recorder.VerifyFile(path)
 	var te *recorder.TamperError
 	var ce *recorder.CutShortError

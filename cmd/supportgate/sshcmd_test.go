@@ -80,4 +80,7 @@ func TestE2ESSH(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// A compliance reviewer goes through it with the gateway as source.
+	reviewThroughGateway(t, g, s.ID, "via-bastion-42")
 }
