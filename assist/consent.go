@@ -74,9 +74,27 @@ type Consent struct {
 	token string
 	hc    *http.Client
 
-	mu   sync.Mutex // guards view, csrf
-	view View
-	csrf string
+	mu      sync.Mutex // guards view, csrf, handoff
+	view    View
+	csrf    string
+	handoff string // a handoff code from the link, sent until the gateway has bound this client
+}
+
+// HandoffHeader carries a handoff code: the customer approved in the
+// browser, which then gave this helper a one-time code that binds it as
+// the link's second client.
+const HandoffHeader = "X-Handoff-Code"
+
+// LinkParams reads the fragment of a consent link, which the browser never
+// sends to the gateway: sha256 (the hex SHA-256 of the gateway's
+// certificate, to pin) and handoff (a one-time code from the page).
+func LinkParams(link string) (sha256Hex, handoff string) {
+	u, err := url.Parse(strings.TrimSpace(link))
+	if err != nil {
+		return "", ""
+	}
+	q, _ := url.ParseQuery(u.Fragment)
+	return q.Get("sha256"), q.Get("handoff")
 }
 
 // ParseLink splits a consent link https://HOST/c/TOKEN into the gateway's
@@ -104,10 +122,14 @@ func Open(ctx context.Context, hc *http.Client, link string) (*Consent, error) {
 	jar, _ := cookiejar.New(nil)
 	c := *hc
 	c.Jar = jar
-	cs := &Consent{base: base, token: token, hc: &c}
+	_, handoff := LinkParams(link)
+	cs := &Consent{base: base, token: token, hc: &c, handoff: handoff}
 	if err := cs.Refresh(ctx); err != nil {
 		return nil, err
 	}
+	cs.mu.Lock()
+	cs.handoff = "" // spent: the cookie binds this client now
+	cs.mu.Unlock()
 	return cs, nil
 }
 
@@ -240,11 +262,13 @@ func (c *Consent) call(ctx context.Context, method, path string, body, out any) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.mu.Lock()
 	if method != "GET" {
-		c.mu.Lock()
 		req.Header.Set("X-CSRF-Token", c.csrf)
-		c.mu.Unlock()
+	} else if c.handoff != "" {
+		req.Header.Set(HandoffHeader, c.handoff)
 	}
+	c.mu.Unlock()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("assist: %w", err)

@@ -451,3 +451,49 @@ func frameURLs() chromedp.Action[[]string] {
 		return out, nil
 	}
 }
+
+// TestBrowserHelperHandoff: the customer approves a shell session in the
+// browser and gets the one-time command for supportgate-assist, whose
+// link pins the gateway's certificate and carries a code that binds the
+// helper as the link's second client.
+func TestBrowserHelperHandoff(t *testing.T) {
+	t.Parallel()
+	w := newWebEnv(t)
+	s, token, err := w.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
+		session.NewRequest{Agent: "alice", AgentName: "Alice", Customer: "Bob",
+			Scopes: session.Scopes{{Kind: session.Shell}}, Duration: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := w.srv.URL + "/c/" + token
+	b := w.browser()
+	b.Do(
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS("#request")),
+		chromedp.Click(chromedp.CSS("#approve")),
+		chromedp.WaitVisible(chromedp.CSS("#helper")),
+		chromedp.Click(chromedp.CSS("#helper-get")),
+		chromedp.WaitVisible(chromedp.CSS("#helper-cmd")),
+	)
+	cmd := b.Value("#helper-line")
+	if !strings.HasPrefix(cmd, "supportgate-assist '"+link+"#sha256=") || !strings.Contains(cmd, "&handoff=") {
+		t.Fatalf("helper command %q", cmd)
+	}
+	code := cmd[strings.Index(cmd, "&handoff=")+len("&handoff=") : len(cmd)-1]
+
+	// The helper's first request, with the code: bound, and it can act.
+	req, _ := http.NewRequest("GET", w.srv.URL+"/api/v1/consent/"+token, nil)
+	req.Header.Set("X-Handoff-Code", code)
+	resp, err := w.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(resp.Cookies()) != 1 {
+		t.Fatalf("helper with the code: %s, %d cookies", resp.Status, len(resp.Cookies()))
+	}
+	got, _ := w.g.Broker().Get(context.Background(), s.ID)
+	if got.HelperHash == ([32]byte{}) || got.HandoffHash != ([32]byte{}) {
+		t.Errorf("after the claim: helper bound %v, code pending %v", got.HelperHash != [32]byte{}, got.HandoffHash != [32]byte{})
+	}
+}

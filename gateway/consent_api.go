@@ -33,6 +33,23 @@ type ConsentView struct {
 	ExpiresAt        *time.Time     `json:"expires_at"`
 	Extension        *ExtensionView `json:"extension,omitempty"`
 	CSRFToken        string         `json:"csrf_token,omitempty"`
+	// Handoff answers POST .../handoff only.
+	Handoff *HandoffView `json:"handoff,omitempty"`
+}
+
+// handoffHeader carries a handoff code on the helper's first GET (the
+// helper's side is assist.HandoffHeader).
+const handoffHeader = "X-Handoff-Code"
+
+// HandoffView is a one-time code that lets the customer's
+// supportgate-assist join a session approved in the browser, and the
+// command that uses it. The link in the command pins the gateway's TLS
+// certificate by its SHA-256, so the helper needs no CA file.
+type HandoffView struct {
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Link      string    `json:"link"`
+	Command   string    `json:"command"`
 }
 
 // ConsentAgent names the agent as the gateway verified them.
@@ -128,7 +145,14 @@ func (g *Gateway) handleConsentGet(w http.ResponseWriter, r *http.Request, _ *pr
 		g.writeErr(w, r, err)
 		return
 	}
-	s, newKey, err := g.broker.Open(r.Context(), token, key, customerActor(r))
+	var s *session.Session
+	var newKey string
+	if code := r.Header.Get(handoffHeader); code != "" && key == "" {
+		// The customer's helper, with the code the bound browser gave it.
+		s, newKey, err = g.broker.ClaimHandoff(r.Context(), token, code, customerActor(r))
+	} else {
+		s, newKey, err = g.broker.Open(r.Context(), token, key, customerActor(r))
+	}
 	if err != nil {
 		g.consentErr(w, r, err)
 		return
@@ -152,6 +176,12 @@ func (g *Gateway) handleConsentGet(w http.ResponseWriter, r *http.Request, _ *pr
 // checks, answering with the session as the customer now sees it.
 func (g *Gateway) consentPost(w http.ResponseWriter, r *http.Request, body any,
 	act func(token, key string, by session.Actor) (*session.Session, error)) {
+	g.consentPostView(w, r, body, act, nil)
+}
+
+// consentPostView is consentPost with a last say on the view answered.
+func (g *Gateway) consentPostView(w http.ResponseWriter, r *http.Request, body any,
+	act func(token, key string, by session.Actor) (*session.Session, error), view func(*ConsentView)) {
 	token, key, err := g.consentRequest(r)
 	if err == nil && key == "" {
 		err = errorf(http.StatusForbidden, "this link was not opened in this browser; open it first (a link works only in the browser that opened it)")
@@ -174,7 +204,27 @@ func (g *Gateway) consentPost(w http.ResponseWriter, r *http.Request, body any,
 		g.consentErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.consentView(s, g.csrfToken(key)))
+	v := g.consentView(s, g.csrfToken(key))
+	if view != nil {
+		view(&v)
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// handleConsentHandoff gives the browser that approved a shell or tunnel
+// session a one-time code for the customer's supportgate-assist.
+func (g *Gateway) handleConsentHandoff(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var hv *HandoffView
+	g.consentPostView(w, r, nil, func(token, key string, by session.Actor) (*session.Session, error) {
+		code, s, err := g.broker.Handoff(r.Context(), token, key, by)
+		if err != nil {
+			return nil, err
+		}
+		pin := sha256.Sum256(g.keys.TLSCert.Certificate[0])
+		link := g.consentURL(token) + "#sha256=" + hex.EncodeToString(pin[:]) + "&handoff=" + code
+		hv = &HandoffView{Code: code, ExpiresAt: s.HandoffExpiresAt, Link: link, Command: "supportgate-assist '" + link + "'"}
+		return s, nil
+	}, func(v *ConsentView) { v.Handoff = hv })
 }
 
 func (g *Gateway) handleConsentApprove(w http.ResponseWriter, r *http.Request, _ *principal) {

@@ -125,6 +125,7 @@ func (g *Gateway) classify(err error) (int, string) {
 		{session.ErrTooMany, http.StatusTooManyRequests},
 		{session.ErrEnded, http.StatusConflict},
 		{session.ErrNotActive, http.StatusConflict},
+		{session.ErrHelperBound, http.StatusConflict},
 		{session.ErrNotRequested, http.StatusConflict},
 		{session.ErrNoExtension, http.StatusConflict},
 		{session.ErrConflict, http.StatusConflict},

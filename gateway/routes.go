@@ -93,6 +93,7 @@ func (g *Gateway) coreRoutes() []route {
 		{"POST", "/api/v1/consent/{token}/approve", customer, g.handleConsentApprove},
 		{"POST", "/api/v1/consent/{token}/deny", customer, g.handleConsentDeny},
 		{"POST", "/api/v1/consent/{token}/revoke", customer, g.handleConsentRevoke},
+		{"POST", "/api/v1/consent/{token}/handoff", customer, g.handleConsentHandoff},
 		{"POST", "/api/v1/consent/{token}/extension", customer, g.handleConsentExtension},
 		{"GET", "/api/v1/consent/{token}/watch", customer, g.handleConsentWatch},
 

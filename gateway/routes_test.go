@@ -45,6 +45,7 @@ var coreAccess = map[string]string{
 	"POST /api/v1/consent/{token}/approve":   "customer",
 	"POST /api/v1/consent/{token}/deny":      "customer",
 	"POST /api/v1/consent/{token}/revoke":    "customer",
+	"POST /api/v1/consent/{token}/handoff":   "customer",
 	"POST /api/v1/consent/{token}/extension": "customer",
 	"GET /api/v1/consent/{token}/watch":      "customer",
 	"GET /api/v1/users":                      "admin",

@@ -75,13 +75,19 @@ func (b *Broker) Open(ctx context.Context, token, clientKey string, by Actor) (*
 	return out, key, nil
 }
 
-// checkClient verifies that clientKey is the key the link is bound to.
+// checkClient verifies that clientKey is the key the link is bound to, or
+// the key of the helper bound through a handoff.
 func checkClient(s *Session, clientKey string) error {
 	if s.ClientHash == ([32]byte{}) {
 		return nil
 	}
 	kh, err := ParseToken(clientKey)
-	if err != nil || !sameHash(kh, s.ClientHash) {
+	if err != nil {
+		return ErrBoundElsewhere
+	}
+	first := sameHash(kh, s.ClientHash)
+	helper := s.HelperHash != ([32]byte{}) && sameHash(kh, s.HelperHash)
+	if !first && !helper {
 		return ErrBoundElsewhere
 	}
 	return nil

@@ -22,6 +22,7 @@ var (
 	ErrNoExtension     = errors.New("no extension is pending")
 	ErrConflict        = errors.New("session changed concurrently")
 	ErrClosed          = errors.New("broker is closed")
+	ErrHelperBound     = errors.New("a helper is already connected to this session")
 )
 
 // EndedError is the cause of a session context's cancellation when the

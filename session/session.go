@@ -63,6 +63,14 @@ type Session struct {
 	VerificationCode string   // six digits, read over the phone
 	TokenHash        [32]byte // SHA-256 of the consent token; the token itself is never stored
 	ClientHash       [32]byte // SHA-256 of the key of the client the link is bound to; zero if unbound
+	// HelperHash is the SHA-256 of the key of a second client, the
+	// customer's supportgate-assist, bound through a handoff from the first
+	// (see Broker.Handoff); zero if none.
+	HelperHash [32]byte
+	// HandoffHash is the SHA-256 of a pending one-time handoff code, valid
+	// until HandoffExpiresAt; zero if none.
+	HandoffHash      [32]byte
+	HandoffExpiresAt time.Time
 
 	Extension *Extension // a pending request for more time, nil if none
 

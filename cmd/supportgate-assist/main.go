@@ -286,8 +286,8 @@ func linkFingerprint(link string) ([32]byte, bool) {
 	if err != nil {
 		return fp, false
 	}
-	h, ok := strings.CutPrefix(u.Fragment, "sha256=")
-	if !ok {
+	h, _ := assist.LinkParams(u.String())
+	if h == "" {
 		return fp, false
 	}
 	b, err := hex.DecodeString(strings.ReplaceAll(h, ":", ""))

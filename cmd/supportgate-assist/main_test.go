@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -257,4 +262,82 @@ func TestHelperPinsLinkFingerprint(t *testing.T) {
 	}
 	tg.g.Broker().Revoke(context.Background(), s.ID, session.Actor{Name: "alice", Role: "agent"})
 	h.exit(t, time.Second)
+}
+
+// TestHelperAfterBrowserApproval: the customer approved in the browser,
+// which the link is bound to; the page's handoff command brings in the
+// helper, which only enrolls, pins the gateway by the link's fingerprint,
+// and can end the session itself. Without the code the helper is refused.
+func TestHelperAfterBrowserApproval(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell,tunnel:8080", 30*time.Minute)
+
+	// The browser: open (binds the link), approve, ask for the handoff.
+	jar, _ := cookiejar.New(nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(tg.keys.CA)
+	browser := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	api := tg.url + "/api/v1/consent/" + link[strings.LastIndex(link, "/")+1:]
+	var view struct {
+		CSRF    string `json:"csrf_token"`
+		Handoff struct {
+			Link, Command string
+		}
+	}
+	post := func(path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", api+path, strings.NewReader(body))
+		req.Header.Set("X-CSRF-Token", view.CSRF)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&view)
+		return resp.StatusCode
+	}
+	resp, err := browser.Get(api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+
+	// Before approval there is nothing to hand off.
+	if code := post("/handoff", ""); code != http.StatusConflict {
+		t.Fatalf("handoff before approval: HTTP %d, want 409", code)
+	}
+	if code := post("/approve", `{"scopes":["shell","tunnel:8080"]}`); code != 200 {
+		t.Fatalf("approve: HTTP %d", code)
+	}
+
+	// The helper with the plain link is another client: refused.
+	h := startHelper(t, context.Background(), tg, link, strings.NewReader(""), "--yes")
+	if code := h.exit(t, 20*time.Second); code != 1 || !strings.Contains(h.errOut.String(), "another") {
+		t.Fatalf("helper without a handoff code: exit %d, %s", code, h.errOut)
+	}
+
+	if code := post("/handoff", ""); code != 200 || !strings.HasPrefix(view.Handoff.Command, "supportgate-assist '"+link+"#sha256=") {
+		t.Fatalf("handoff: HTTP %d, command %q", code, view.Handoff.Command)
+	}
+	h = startHelper(t, context.Background(), tg, view.Handoff.Link, strings.NewReader(""))
+	h.waitFor(t, "Connected:")
+	if !strings.Contains(h.out.String(), "Already approved") || !tg.g.WireGuard().Enrolled(s.ID) {
+		t.Fatalf("helper did not just enroll:\n%s", h.out)
+	}
+	// The code is spent: a second helper with the same command is refused.
+	h2 := startHelper(t, context.Background(), tg, view.Handoff.Link, strings.NewReader(""))
+	if code := h2.exit(t, 20*time.Second); code != 1 {
+		t.Errorf("second helper with a spent code: exit %d", code)
+	}
+
+	// The browser still acts for the customer too: it revokes, and the
+	// helper ends.
+	if code := post("/revoke", ""); code != 200 {
+		t.Fatalf("browser revoke: HTTP %d", code)
+	}
+	if code := h.exit(t, 5*time.Second); code != 0 {
+		t.Errorf("helper after revoke: exit %d\n%s%s", code, h.out, h.errOut)
+	}
 }

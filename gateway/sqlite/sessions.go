@@ -14,10 +14,10 @@ import (
 const sessionCols = `id, agent, agent_name, team, customer, reason, requested, scopes, duration,
 	state, end_reason, ended_by, created_at, consent_expires_at, approved_at, expires_at,
 	ended_at, last_activity, idle_timeout, verification_code, token_hash, client_hash,
-	ext_by, ext_requested_by, ext_requested_at, version`
+	ext_by, ext_requested_by, ext_requested_at, version, helper_hash, handoff_hash, handoff_expires_at`
 
 const insertSessionSQL = `INSERT INTO sessions (` + sessionCols + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // updateSessionFastSQL leaves the columns that never change after creation
 // (agent, team, created_at, token_hash) alone and instead requires them to
@@ -29,14 +29,16 @@ const updateSessionFastSQL = `UPDATE sessions SET agent_name = ?, customer = ?, 
 	requested = ?, scopes = ?, duration = ?, state = ?, end_reason = ?, ended_by = ?,
 	consent_expires_at = ?, approved_at = ?, expires_at = ?, ended_at = ?, last_activity = ?,
 	idle_timeout = ?, verification_code = ?, client_hash = ?,
-	ext_by = ?, ext_requested_by = ?, ext_requested_at = ?, version = ?
+	ext_by = ?, ext_requested_by = ?, ext_requested_at = ?, version = ?,
+	helper_hash = ?, handoff_hash = ?, handoff_expires_at = ?
 	WHERE id = ? AND version = ? AND agent = ? AND team = ? AND created_at = ? AND token_hash = ?`
 
 const updateSessionSQL = `UPDATE sessions SET agent = ?, agent_name = ?, team = ?, customer = ?,
 	reason = ?, requested = ?, scopes = ?, duration = ?, state = ?, end_reason = ?, ended_by = ?,
 	created_at = ?, consent_expires_at = ?, approved_at = ?, expires_at = ?, ended_at = ?,
 	last_activity = ?, idle_timeout = ?, verification_code = ?, token_hash = ?, client_hash = ?,
-	ext_by = ?, ext_requested_by = ?, ext_requested_at = ?, version = ?
+	ext_by = ?, ext_requested_by = ?, ext_requested_at = ?, version = ?,
+	helper_hash = ?, handoff_hash = ?, handoff_expires_at = ?
 	WHERE id = ? AND version = ?`
 
 // sessionArgs returns the values of sessionCols for s.
@@ -46,7 +48,7 @@ func sessionArgs(s *session.Session) ([]any, error) {
 	if x := s.Extension; x != nil {
 		extBy, extReqBy, extReqAt = int64(x.By), x.RequestedBy, e.time("extension requested_at", x.RequestedAt)
 	}
-	th, ch := s.TokenHash, s.ClientHash
+	th, ch, hh, oh := s.TokenHash, s.ClientHash, s.HelperHash, s.HandoffHash
 	args := []any{
 		s.ID, s.Agent, s.AgentName, s.Team, s.Customer, s.Reason,
 		e.scopes("requested scopes", s.Requested), e.scopes("scopes", s.Scopes), int64(s.Duration),
@@ -56,6 +58,7 @@ func sessionArgs(s *session.Session) ([]any, error) {
 		e.time("ended_at", s.EndedAt), e.time("last_activity", s.LastActivity),
 		int64(s.IdleTimeout), s.VerificationCode, th[:], ch[:],
 		extBy, extReqBy, extReqAt, s.Version,
+		hh[:], oh[:], e.time("handoff_expires_at", s.HandoffExpiresAt),
 	}
 	return args, e.err
 }
@@ -117,11 +120,11 @@ func (s *Store) UpdateSessionsChained(ctx context.Context, ss []*session.Session
 		if err != nil {
 			return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
 		}
-		fast := make([]any, 0, 27)
+		fast := make([]any, 0, 30)
 		fast = append(fast, a[2])
 		fast = append(fast, a[4:12]...)
 		fast = append(fast, a[13:20]...)
-		fast = append(fast, a[21:26]...)
+		fast = append(fast, a[21:29]...)
 		fast = append(fast, x.ID, x.Version-1, a[1], a[3], a[12], a[20])
 		// SET every column but id, then WHERE id = ? AND version = ?.
 		all[i] = upd{fast: fast, full: append(a[1:], x.ID, x.Version-1)}
@@ -269,14 +272,15 @@ func scanSession(r scanner) (*session.Session, error) {
 		requested, scopes, state, endReason           string
 		duration, idle                                int64
 		created, consent, approved, expires, ended, l int64
-		th, ch                                        []byte
+		th, ch, hh, oh                                []byte
+		handoffAt                                     int64
 		extBy, extAt                                  sql.NullInt64
 		extReqBy                                      sql.NullString
 	)
 	err := r.Scan(&x.ID, &x.Agent, &x.AgentName, &x.Team, &x.Customer, &x.Reason,
 		&requested, &scopes, &duration, &state, &endReason, &x.EndedBy,
 		&created, &consent, &approved, &expires, &ended, &l, &idle,
-		&x.VerificationCode, &th, &ch, &extBy, &extReqBy, &extAt, &x.Version)
+		&x.VerificationCode, &th, &ch, &extBy, &extReqBy, &extAt, &x.Version, &hh, &oh, &handoffAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, session.ErrNotFound
 	}
@@ -295,6 +299,13 @@ func scanSession(r scanner) (*session.Session, error) {
 	if x.ClientHash, err = hash32("client_hash", ch); err != nil {
 		return nil, fmt.Errorf("session %s: %w", short(x.ID), err)
 	}
+	if x.HelperHash, err = hash32("helper_hash", hh); err != nil {
+		return nil, fmt.Errorf("session %s: %w", short(x.ID), err)
+	}
+	if x.HandoffHash, err = hash32("handoff_hash", oh); err != nil {
+		return nil, fmt.Errorf("session %s: %w", short(x.ID), err)
+	}
+	x.HandoffExpiresAt = fromNanos(handoffAt)
 	x.Duration, x.IdleTimeout = durationOf(duration), durationOf(idle)
 	x.State, x.EndReason = session.State(state), session.EndReason(endReason)
 	x.CreatedAt, x.ConsentExpiresAt, x.ApprovedAt = fromNanos(created), fromNanos(consent), fromNanos(approved)

@@ -108,6 +108,9 @@ func full(t *testing.T, id string, n byte) *session.Session {
 		VerificationCode: "042917",
 		TokenHash:        hashOf(n),
 		ClientHash:       hashOf(n + 128),
+		HelperHash:       hashOf(n + 64),
+		HandoffHash:      hashOf(n + 32),
+		HandoffExpiresAt: base.Add(12*time.Minute + 7*time.Microsecond),
 		Extension: &session.Extension{
 			By:          15*time.Minute + 11,
 			RequestedBy: "alice",
@@ -308,6 +311,8 @@ func testRoundTripMinimal(t *testing.T, st session.Store) {
 			for i := range s.TokenHash {
 				s.TokenHash[i] = 0xff
 				s.ClientHash[i] = 0xfe
+				s.HelperHash[i] = 0xfd
+				s.HandoffHash[i] = 0xfc
 			}
 			return s
 		}()},

@@ -79,6 +79,8 @@
       sg.text("ext-text", v.agent.name + " asks for " + sg.words(sg.goDuration(ext.by)) +
         " more. If you refuse or do nothing, the session ends at the time shown.");
     }
+    const device = (v.scopes || []).some((sc) => sc === "shell" || sc.startsWith("tunnel"));
+    sg.show("helper", device);
     tick();
     if (!ticker) ticker = setInterval(tick, 1000);
     document.dispatchEvent(new CustomEvent("sg:consent", { detail: v })); // share.js
@@ -171,6 +173,18 @@
     stoppedHere = true;
     const v = await post("revoke");
     if (v) renderEnded(v); else stoppedHere = false;
+  });
+
+  sg.$("helper-get").addEventListener("click", async () => {
+    const v = await post("handoff");
+    if (!v || !v.handoff) return;
+    sg.$("helper-line").value = v.handoff.command;
+    sg.show("helper-cmd", true);
+    sg.$("helper-line").select();
+  });
+  sg.$("helper-copy").addEventListener("click", () => {
+    sg.$("helper-line").select();
+    if (navigator.clipboard) navigator.clipboard.writeText(sg.$("helper-line").value).catch(() => {});
   });
 
   const decide = async (approve) => {
