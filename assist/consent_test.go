@@ -1,6 +1,9 @@
 package assist
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseLink(t *testing.T) {
 	for _, tc := range []struct {
@@ -29,7 +32,11 @@ func FuzzParseLink(f *testing.F) {
 	f.Add("https://gw.example.com/c/abc")
 	f.Add("https://gw.example.com:8443/x/c/abc#sha256=00")
 	f.Add("https://[::1]:8443/c/abc?x=1")
+	f.Add("https://gw/c/abc#sha256=aa&handoff=b%20c&handoff=d")
 	f.Fuzz(func(t *testing.T, link string) {
+		if pin, code := LinkParams(link); strings.ContainsAny(pin+code, "&#") && !strings.Contains(link, "%") {
+			t.Fatalf("LinkParams(%q) = %q, %q: a separator leaked into a value", link, pin, code)
+		}
 		base, token, err := ParseLink(link)
 		if err != nil {
 			return
