@@ -43,6 +43,25 @@ type View struct {
 	ApprovedAt       *time.Time `json:"approved_at"`
 	ExpiresAt        *time.Time `json:"expires_at"`
 	CSRFToken        string     `json:"csrf_token"`
+	// Connected is who uses the session through the gateway right now.
+	Connected []Participant `json:"connected"`
+}
+
+// Participant is someone connected to the session: the agent in a shell
+// ("shell") or a forward ("forward"), a supervisor watching ("watch").
+type Participant struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Channel string `json:"channel"`
+}
+
+// String says it in words: "sam (supervisor, watching read-only)".
+func (p Participant) String() string {
+	what := map[string]string{"shell": "in a shell", "watch": "watching read-only", "forward": "using a forwarded port"}[p.Channel]
+	if what == "" {
+		what = p.Channel
+	}
+	return p.Name + " (" + p.Role + ", " + what + ")"
 }
 
 // Enrollment is the gateway's answer to enrolling.

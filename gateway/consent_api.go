@@ -33,6 +33,9 @@ type ConsentView struct {
 	ExpiresAt        *time.Time     `json:"expires_at"`
 	Extension        *ExtensionView `json:"extension,omitempty"`
 	CSRFToken        string         `json:"csrf_token,omitempty"`
+	// Connected is who uses the session right now (agent shells,
+	// supervisors watching, forwards), while it is active.
+	Connected []Participant `json:"connected,omitempty"`
 	// Handoff answers POST .../handoff only.
 	Handoff *HandoffView `json:"handoff,omitempty"`
 }
@@ -72,6 +75,9 @@ func (g *Gateway) consentView(s *session.Session, csrf string) ConsentView {
 	}
 	if s.Extension != nil {
 		v.Extension = &ExtensionView{By: s.Extension.By.String(), RequestedAt: timePtr(s.Extension.RequestedAt)}
+	}
+	if s.State == session.Active {
+		v.Connected = g.presence.list(s.ID)
 	}
 	return v
 }

@@ -127,6 +127,7 @@ type Gateway struct {
 	locks      chan detect.Alert // critical alerts for runLocks; nil without AutoLock
 	rtc        *rtc.Relay        // screen share relay (rtc_api.go)
 	recs       recordings        // open recordings, one per session (recordings.go)
+	presence   presence          // who is connected to each session (presence.go)
 	auditIndex sessionAuditStore // finds a session's audit records; nil if the store cannot (recordings_api.go)
 
 	stop      context.CancelFunc // stops the goroutines Start began

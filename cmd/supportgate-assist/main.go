@@ -187,8 +187,31 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	watchErr := make(chan error, 1)
 	wctx, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
+	joins := make(chan string, 16)
 	go func() {
-		last, err := cs.Watch(wctx, nil)
+		seen := map[assist.Participant]bool{}
+		last, err := cs.Watch(wctx, func(v assist.View) {
+			// Say each join and leave on a line of its own, above the status line.
+			now := map[assist.Participant]bool{}
+			for _, p := range v.Connected {
+				now[p] = true
+				if !seen[p] {
+					select {
+					case joins <- p.String() + " joined":
+					default:
+					}
+				}
+			}
+			for p := range seen {
+				if !now[p] {
+					select {
+					case joins <- p.String() + " left":
+					default:
+					}
+				}
+			}
+			seen = now
+		})
 		if err != nil {
 			watchErr <- err
 			return
@@ -206,6 +229,11 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		who := "nobody connected"
 		if st.SSHConnections > 0 || st.Forwards > 0 {
 			who = fmt.Sprintf("%s connected: %d ssh, %d shells, %d forwards", v.Agent.Name, st.SSHConnections, st.Shells, st.Forwards)
+		}
+		for _, p := range cs.View().Connected {
+			if p.Role == "supervisor" {
+				who += "; " + p.Name + " (supervisor) watching"
+			}
 		}
 		fmt.Fprintf(out, "\r\033[K%s | time left %s | Ctrl-C ends it", who, left)
 	}
@@ -226,6 +254,9 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		case err := <-watchErr:
 			ep.Close()
 			return "", fmt.Errorf("lost contact with the gateway, closed the tunnel: %w", err)
+		case msg := <-joins:
+			fmt.Fprintf(out, "\r\033[K%s %s\n", time.Now().Format("15:04:05"), msg)
+			status()
 		case <-tick.C:
 			status()
 		}

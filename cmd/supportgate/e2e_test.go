@@ -176,9 +176,15 @@ const password = "correct horse battery staple"
 // oathtool, and returns its home directory.
 func (g *gw) user(name, role string) string {
 	g.t.Helper()
+	return g.teamUser(name, role, "")
+}
+
+// teamUser is user in a team.
+func (g *gw) teamUser(name, role, team string) string {
+	g.t.Helper()
 	totpFile := filepath.Join(g.t.TempDir(), name+".totp")
 	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", name, "--role", role,
-		"--password-stdin", "--totp-secret-file", totpFile)
+		"--team", team, "--password-stdin", "--totp-secret-file", totpFile)
 	uri, err := os.ReadFile(totpFile)
 	if err != nil {
 		g.t.Fatal(err)

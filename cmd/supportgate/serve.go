@@ -167,6 +167,9 @@ func runServe(env *cliEnv, args []string) error {
 		Recording: g.Recording, // shared with the session's other transports
 		Audit:     g.Audit, Logger: logger,
 		RecordInput: cfg.RecordInput,
+		Presence: func(id string, p bastion.Participant, joined bool) {
+			g.Presence(id, gateway.Participant(p), joined)
+		},
 	}
 	if hub := g.WireGuard(); hub != nil {
 		bcfg.Helpers = hub

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func TestE2ESSH(t *testing.T) {
 	}
 	realpeer.Require(t, "ssh")
 	g := newGW(t, e2ePolicy)
-	alice := g.user("alice", "agent")
+	alice := g.teamUser("alice", "agent", "red")
 	s := g.newSession(alice, "shell", "30m")
 
 	assistBin := filepath.Join(t.TempDir(), "supportgate-assist")
@@ -63,6 +64,46 @@ func TestE2ESSH(t *testing.T) {
 		!strings.HasSuffix(strings.TrimSpace(printed), "-L 8080:localhost:80 localhost uptime") {
 		t.Errorf("ssh --print: %q", printed)
 	}
+
+	// The helper says who uses the session: alice's command came and went.
+	waitOut := func(text string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(helperOut.String(), text); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the helper never said %q:\n%s", text, helperOut.String())
+			}
+		}
+	}
+	waitOut("alice (agent, in a shell) joined")
+	waitOut("alice (agent, in a shell) left")
+
+	// A supervisor of the team watches read-only; the helper says so.
+	sam := g.teamUser("sam", "supervisor", "red")
+	watch := exec.Command(g.bin, "ssh", s.ID, "-tt")
+	watch.Env = append(os.Environ(), "SUPPORTGATE_HOME="+sam)
+	watchIn, err := watch.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchOut := &syncBuffer{}
+	watch.Stdout, watch.Stderr = watchOut, watchOut
+	watch.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // ssh runs as its child: stop both
+	watch.WaitDelay = 5 * time.Second
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(helperOut.String(), "sam (supervisor, watching read-only) joined"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the helper never saw the supervisor join; supervisor's ssh said:\n%s", watchOut.String())
+		}
+	}
+	if !strings.Contains(helperOut.String(), "sam (supervisor) watching") {
+		t.Errorf("the helper's status line does not show the supervisor:\n%s", helperOut.String())
+	}
+	watchIn.Close()
+	syscall.Kill(-watch.Process.Pid, syscall.SIGKILL)
+	watch.Wait()
+	waitOut("sam (supervisor, watching read-only) left")
 
 	// The customer ends it (Ctrl-C revokes); the recording closes and verifies.
 	helper.Process.Signal(os.Interrupt)

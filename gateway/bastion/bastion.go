@@ -88,6 +88,13 @@ type Config struct {
 	// session.watched events; nil drops them.
 	Audit func(context.Context, audit.Event)
 
+	// Presence, if set, is told when someone starts or stops using a
+	// session through the bastion: the agent's shell or command ("shell"),
+	// a supervisor watching ("watch"), a forward ("forward"), so the
+	// customer's views can say who is connected. Calls for one session are
+	// balanced: every joined=true is followed by one joined=false.
+	Presence func(sessionID string, p Participant, joined bool)
+
 	Now    func() time.Time // nil means time.Now
 	Logger *slog.Logger     // nil discards
 
@@ -98,6 +105,13 @@ type Config struct {
 	MaxConns int
 	// WarnBefore is how long before the end the agent is warned (default 1 min).
 	WarnBefore time.Duration
+}
+
+// Participant is someone using a session through the bastion.
+type Participant struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`    // agent or supervisor
+	Channel string `json:"channel"` // shell, watch or forward
 }
 
 // DefaultMaxConns is Config.MaxConns's default.

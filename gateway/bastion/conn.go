@@ -229,6 +229,14 @@ func (cn *conn) audit(typ string, detail map[string]string) {
 	})
 }
 
+// presence reports this connection joining or leaving a channel of its
+// session to Config.Presence.
+func (cn *conn) presence(channel string, joined bool) {
+	if f := cn.srv.cfg.Presence; f != nil {
+		f(cn.id, Participant{Name: cn.principal, Role: cn.role, Channel: channel}, joined)
+	}
+}
+
 // upstream returns the SSH client to the session's helper, connecting on
 // first use with the gateway's host key, which is the one client key the
 // helper accepts; the helper's enrolled host key is checked.

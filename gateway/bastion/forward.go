@@ -92,6 +92,8 @@ func (cn *conn) forward(nch ssh.NewChannel) {
 	source := net.JoinHostPort(d.OrigHost, strconv.Itoa(int(d.OrigPort)))
 	st.rec.Forward(recorder.ForwardMeta{ID: fid, State: "open", Protocol: "tcp", Source: source, Target: target})
 	cn.audit("channel.opened", map[string]string{"channel": "direct-tcpip", "target": target})
+	cn.presence("forward", true)
+	defer cn.presence("forward", false)
 
 	var in, out atomic.Int64
 	var copies sync.WaitGroup

@@ -147,6 +147,7 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 		r.st.removeNotice(notice)
 	}
 	if kind != "" {
+		r.cn.presence("shell", false)
 		r.st.rec.Event("ssh.channel_closed", map[string]string{"agent": r.cn.principal, "channel": kind})
 		r.cn.audit("channel.closed", map[string]string{
 			"channel": kind, "bytes_out": strconv.FormatInt(r.out.Load(), 10), "bytes_in": strconv.FormatInt(r.in.Load(), 10),
@@ -200,6 +201,7 @@ func (r *relay) request(req *ssh.Request) {
 			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal})
 		}
 		r.cn.audit("channel.opened", detail)
+		r.cn.presence("shell", true)
 		r.mu.Lock()
 		r.kind = req.Type
 		pty := r.pty
@@ -319,6 +321,7 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 		close(stop)
 		if w != nil {
 			st.removeWatcher(w)
+			cn.presence("watch", false)
 			st.notify("supervisor " + cn.principal + " left")
 			cn.audit("channel.closed", map[string]string{"channel": "watch", "bytes_out": "0", "bytes_in": "0"})
 		}
@@ -338,6 +341,7 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 			fmt.Fprintf(ch, "supportgate: watching session %s of %s read-only as supervisor %s. This session is recorded.\r\n",
 				s.ID, s.Agent, cn.principal)
 			w = st.addWatcher()
+			cn.presence("watch", true)
 			st.notify("supervisor " + cn.principal + " joined (read-only)")
 			cn.audit("session.watched", map[string]string{"channel": "watch", "session_agent": s.Agent})
 			wg.Add(1)

@@ -79,6 +79,10 @@
       sg.text("ext-text", v.agent.name + " asks for " + sg.words(sg.goDuration(ext.by)) +
         " more. If you refuse or do nothing, the session ends at the time shown.");
     }
+    const what = { shell: "in a shell", watch: "watching read-only", forward: "using a forwarded port" };
+    const now = (v.connected || []).map((p) => `${p.name} (${p.role}, ${what[p.channel] || p.channel})`);
+    sg.text("who-now", now.join("; "));
+    sg.show("who-now-line", now.length > 0);
     const device = (v.scopes || []).some((sc) => sc === "shell" || sc.startsWith("tunnel"));
     sg.show("helper", device);
     tick();
