@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"supportgate/recorder"
+	"supportgate/recorder/vt"
 )
 
 // maxWindowBytes caps the terminal bytes of one window; the player asks
@@ -38,9 +39,13 @@ type window struct {
 // termWindow reads the terminal records up to time to. With after == 0 it
 // starts from the last keyframe at or before from (returned to reset the
 // screen), so the records up to from rebuild the screen at from. With
+// screen set as well, those records are played here on the recorder's
+// screen model instead of returned, and the keyframe is the screen at
+// from: a seek then draws one screenful in the browser rather than
+// replaying up to a checkpoint interval of output through xterm.js. With
 // after > 0 it continues after record number after, which was at time
 // from.
-func termWindow(r *recorder.Reader, from, to time.Duration, after uint64) window {
+func termWindow(r *recorder.Reader, from, to time.Duration, after uint64, screen bool) window {
 	out := window{Records: []termRecord{}}
 	kf, err := r.Seek(from)
 	if err != nil {
@@ -50,20 +55,40 @@ func termWindow(r *recorder.Reader, from, to time.Duration, after uint64) window
 	if kf != nil && kf.Seq > after {
 		out.Keyframe = &termRecord{Seq: kf.Seq, MS: kf.Time.Milliseconds(), Kind: "f", Data: kf.Data, Cols: kf.Cols, Rows: kf.Rows}
 	}
+	var at *screenAt
+	if screen && after == 0 {
+		at = newScreenAt(kf)
+	}
+	// settle ends the records played on the screen model.
+	settle := func() {
+		if at != nil && at.seq > 0 {
+			out.Keyframe = at.keyframe()
+		}
+		at = nil
+	}
 	size := 0
 	for {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
+			settle()
 			out.End = true
 			return out
 		}
 		if err != nil {
+			settle()
 			out.Stop = damage(err)
 			out.End = true
 			return out
 		}
 		if rec.Seq <= after {
 			continue
+		}
+		if at != nil {
+			if rec.Time <= from {
+				at.play(&rec)
+				continue
+			}
+			settle()
 		}
 		if rec.Time > to || size > maxWindowBytes {
 			return out
@@ -76,6 +101,40 @@ func termWindow(r *recorder.Reader, from, to time.Duration, after uint64) window
 			out.Records = append(out.Records, termRecord{Seq: rec.Seq, MS: rec.Time.Milliseconds(), Kind: "r", Cols: rec.Cols, Rows: rec.Rows})
 		}
 	}
+}
+
+// screenAt plays records on the screen model the recorder takes its
+// keyframes from, starting at a keyframe or, without one, on the blank
+// 80x24 screen a recording starts with.
+type screenAt struct {
+	vt  *vt.Screen
+	seq uint64        // the last record played, or the keyframe; 0 for none
+	t   time.Duration // its time
+}
+
+func newScreenAt(kf *recorder.Record) *screenAt {
+	if kf == nil {
+		return &screenAt{vt: vt.New(80, 24)}
+	}
+	s := &screenAt{vt: vt.New(kf.Cols, kf.Rows), seq: kf.Seq, t: kf.Time}
+	s.vt.Write(kf.Data)
+	return s
+}
+
+func (s *screenAt) play(rec *recorder.Record) {
+	switch rec.Type {
+	case recorder.TypeOutput:
+		s.vt.Write(rec.Data)
+	case recorder.TypeResize:
+		s.vt.Resize(rec.Cols, rec.Rows)
+	}
+	s.seq, s.t = rec.Seq, rec.Time
+}
+
+// keyframe returns the screen as a keyframe record.
+func (s *screenAt) keyframe() *termRecord {
+	cols, rows := s.vt.Size()
+	return &termRecord{Seq: s.seq, MS: s.t.Milliseconds(), Kind: "f", Data: s.vt.Snapshot(), Cols: cols, Rows: rows}
 }
 
 // damage says in the verifier's words why reading stopped.

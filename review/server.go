@@ -298,7 +298,7 @@ func (s *Server) handleTerm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	writeJSON(w, http.StatusOK, termWindow(rd, from, to, after))
+	writeJSON(w, http.StatusOK, termWindow(rd, from, to, after, r.URL.Query().Get("screen") == "1"))
 }
 
 func cmpOr(s, def string) string {

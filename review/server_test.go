@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"supportgate/recorder/vt"
 	"supportgate/review/reviewtest"
 )
 
@@ -164,6 +165,61 @@ func TestTermWindowRebuildsTheScreenAtAnyTime(t *testing.T) {
 	getJSON(t, c, fmt.Sprintf("%s/api/recordings/%s/term?from=0&to=%d", base, tamperedID, sh.Length.Milliseconds()), &tw)
 	if len(tw.Records) == 0 || !strings.Contains(tw.Stop, fmt.Sprintf("tampered at record %d", f.tamperedAt)) {
 		t.Fatalf("tampered window: %d records, stop %q", len(tw.Records), tw.Stop)
+	}
+}
+
+// With screen=1 the server plays the records up to from on the recorder's
+// screen model: the window starts with the screen at from as its keyframe,
+// the screen that the recorded keyframe and the records after it rebuild,
+// and holds no records up to from; continuing after that keyframe gives
+// the records after from.
+func TestTermWindowRendersTheScreenAtFrom(t *testing.T) {
+	f := newFixtures(t, false)
+	src, _ := NewFolder(f.dir)
+	srv := serve(t, src, f.keys.Identity)
+	c := client(t, srv)
+	term := fmt.Sprintf("http://%s/api/recordings/%s/term", srv.cfg.Host, shellID)
+	sh := reviewtest.DefaultShell
+	for _, at := range []int64{0, 3000, sh.MiddleAt().Milliseconds() + 200, sh.Length.Milliseconds()} {
+		var replay, screen window
+		getJSON(t, c, fmt.Sprintf("%s?from=%d&to=%d", term, at, at), &replay)
+		getJSON(t, c, fmt.Sprintf("%s?from=%d&to=%d&screen=1", term, at, at+20000), &screen)
+		want := vt.New(80, 24)
+		if k := replay.Keyframe; k != nil {
+			want = vt.New(k.Cols, k.Rows)
+			want.Write(k.Data)
+		}
+		for _, r := range replay.Records {
+			if r.Kind == "r" {
+				want.Resize(r.Cols, r.Rows)
+			}
+			want.Write(r.Data)
+		}
+		k := screen.Keyframe
+		if k == nil || k.MS > at {
+			t.Fatalf("at %d ms: keyframe %+v, want the screen at or before it", at, k)
+		}
+		got := vt.New(k.Cols, k.Rows)
+		got.Write(k.Data)
+		if got.String() != want.String() {
+			t.Errorf("at %d ms the rendered screen is\n%s\nwant, as replayed:\n%s", at, got, want)
+		}
+		if len(screen.Records) > 0 && screen.Records[0].MS <= at {
+			t.Errorf("at %d ms: record %d at %d ms after the rendered screen", at, screen.Records[0].Seq, screen.Records[0].MS)
+		}
+		if at == sh.Length.Milliseconds() {
+			if !screen.End || len(screen.Records) != 0 {
+				t.Errorf("at the end: end %v, %d records", screen.End, len(screen.Records))
+			}
+			continue
+		}
+		var next window
+		getJSON(t, c, fmt.Sprintf("%s?from=%d&after=%d&to=%d", term, k.MS, k.Seq, at+20000), &next)
+		if next.Keyframe != nil || len(next.Records) == 0 || next.Records[0].MS <= at {
+			t.Errorf("continuing after the rendered screen at %d ms: keyframe %v, %d records", at, next.Keyframe, len(next.Records))
+		} else if len(screen.Records) > 0 && next.Records[0].Seq != screen.Records[0].Seq {
+			t.Errorf("continuing after the rendered screen at %d ms starts at record %d, the window at %d", at, next.Records[0].Seq, screen.Records[0].Seq)
+		}
 	}
 }
 

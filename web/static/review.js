@@ -196,8 +196,11 @@ rv.openRecording = async (id, at) => {
     sg.show("terminal", false);
     return;
   }
+  // The screen is requested first, so the server reads it while the
+  // browser builds the terminal.
+  const seeking = rv.seek(at || 0);
   rv.ensureTerminal();
-  await rv.seek(at || 0);
+  await seeking;
   sg.$("player").scrollIntoView({ block: "start" });
 };
 
@@ -263,11 +266,13 @@ rv.renderMeta = () => {
   }
 };
 
-// fetchWindow asks for terminal records. With fresh set it rebuilds the
-// screen at c.pos from the last keyframe before it.
+// fetchWindow asks for terminal records. With fresh set it asks only for
+// the screen at c.pos, as a keyframe the server renders from the last
+// recorded keyframe before it: a seek waits for one screenful, and
+// playing fetches the records after it.
 rv.fetchWindow = async (c, fresh) => {
   const base = "/api/recordings/" + encodeURIComponent(c.id) + "/term";
-  const q = fresh ? `?from=${c.pos}&to=${c.pos + WINDOW_MS}`
+  const q = fresh ? `?from=${c.pos}&to=${c.pos}&screen=1`
     : `?from=${c.lastMs}&after=${c.lastSeq}&to=${Math.max(c.lastMs, c.pos) + WINDOW_MS}`;
   const { status, data } = await sg.api("GET", base + q);
   if (status !== 200) throw new Error(data.error || "cannot read the recording");
