@@ -45,6 +45,7 @@ type Recording struct {
 	Size       int64      `json:"size"`
 	Modified   *time.Time `json:"modified"`
 	Missing    bool       `json:"missing"`
+	Status     string     `json:"status"` // complete, recording, cut_short, unreadable or missing (header and signed end only)
 }
 
 // Recordings lists the recordings of the newest approved sessions (the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"supportgate/gateway/audit"
+	"supportgate/recorder"
 	"supportgate/session"
 )
 
@@ -76,6 +77,26 @@ type RecordingView struct {
 	Size       int64          `json:"size"`
 	Modified   *time.Time     `json:"modified"`
 	Missing    bool           `json:"missing"`
+	// Status is the recording's shape, from its header and signed end
+	// only (reviewers verify every record): "complete" (signed end),
+	// "recording" (the session is active), "cut_short" (ended without a
+	// signed end: the gateway stopped while writing it), "unreadable"
+	// (header or end fails its signature) or "missing".
+	Status string `json:"status"`
+}
+
+// recordingStatus reads the header and signed end of an open recording.
+func recordingStatus(f *os.File, size int64, s *session.Session) string {
+	ended, err := recorder.Ended(f, size)
+	switch {
+	case err != nil:
+		return "unreadable"
+	case ended:
+		return "complete"
+	case s.State == session.Active:
+		return "recording"
+	}
+	return "cut_short"
 }
 
 // recordingsRoot opens the recordings directory as an os.Root, so that no
@@ -118,13 +139,17 @@ func (g *Gateway) handleListRecordings(w http.ResponseWriter, r *http.Request, p
 		v := RecordingView{
 			SessionID: s.ID, Agent: s.Agent, Customer: s.Customer, Scopes: orEmpty(s.Scopes),
 			State: s.State, EndReason: string(s.EndReason),
-			ApprovedAt: timePtr(s.ApprovedAt), EndedAt: timePtr(s.EndedAt), Missing: true,
+			ApprovedAt: timePtr(s.ApprovedAt), EndedAt: timePtr(s.EndedAt), Missing: true, Status: "missing",
 		}
 		if ok && session.ValidID(s.ID) {
 			fi, err := root.Stat(recordingName(s.ID))
 			switch {
 			case err == nil && fi.Mode().IsRegular():
-				v.Size, v.Modified, v.Missing = fi.Size(), timePtr(fi.ModTime()), false
+				v.Size, v.Modified, v.Missing, v.Status = fi.Size(), timePtr(fi.ModTime()), false, "unreadable"
+				if f, err := root.Open(recordingName(s.ID)); err == nil {
+					v.Status = recordingStatus(f, fi.Size(), s)
+					f.Close()
+				}
 			case err == nil:
 				g.log.Error("recording is not a regular file", "session", s.ID, "mode", fi.Mode().String())
 			case !errors.Is(err, fs.ErrNotExist):

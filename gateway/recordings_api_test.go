@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io"
 	"net/http"
@@ -89,6 +90,65 @@ type recordingEntry struct {
 	Size       int64      `json:"size"`
 	Modified   *time.Time `json:"modified"`
 	Missing    bool       `json:"missing"`
+	Status     string     `json:"status"`
+}
+
+// TestRecordingsListStatus: the list says, from each file's header and
+// signed end, whether a recording is complete, still being written, cut
+// short, unreadable or missing.
+func TestRecordingsListStatus(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(c *gateway.Config) { c.Recipients = []age.Recipient{id.Recipient()} })
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	aud := e.addUser("audrey", identity.RoleAuditor, "")
+	status := func() map[string]string {
+		var out struct{ Recordings []recordingEntry }
+		e.do(aud, "GET", "/api/v1/recordings", nil, 200, &out)
+		m := map[string]string{}
+		for _, r := range out.Recordings {
+			m[r.SessionID] = r.Status
+		}
+		return m
+	}
+
+	live := e.approved(alice)
+	w, err := e.g.Recording(live.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("$ uptime\r\n"))
+	w.Flush()
+	garbage := e.approved(alice)
+	e.writeRecording(garbage.ID, 4096)
+	none := e.approved(alice)
+	if got := status(); got[live.ID] != "recording" || got[garbage.ID] != "unreadable" || got[none.ID] != "missing" {
+		t.Fatalf("while live: %v", got)
+	}
+
+	// A copy of the live file is what a crash leaves: no signed end.
+	crashed := e.approved(alice)
+	b, err := os.ReadFile(gateway.RecordingPath(e.mat.Dir, live.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gateway.RecordingPath(e.mat.Dir, crashed.ID), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.do(alice, "POST", "/api/v1/sessions/"+crashed.ID+"/revoke", nil, 200, nil)
+	e.do(alice, "POST", "/api/v1/sessions/"+live.ID+"/revoke", nil, 200, nil) // closes its recording
+	var got map[string]string
+	for range 100 { // the writer closes on its own goroutine after the session ends
+		if got = status(); got[live.ID] == "complete" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got[live.ID] != "complete" || got[crashed.ID] != "cut_short" {
+		t.Fatalf("after the end: %v", got)
+	}
 }
 
 func TestRecordingsReview(t *testing.T) {

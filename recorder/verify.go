@@ -72,3 +72,23 @@ func VerifyFile(path string) (*Report, error) {
 	defer f.Close()
 	return Verify(f, size)
 }
+
+// Ended reports, cheaply, whether a recording has its signed end: it
+// checks the header's signature and the end record found through the
+// footer, reading only those. It does not check the records between (use
+// Verify); false means the recording was cut short or is still being
+// written.
+func Ended(ra io.ReaderAt, size int64) (bool, error) {
+	r, err := newReader(ra, size)
+	if err != nil {
+		return false, err
+	}
+	if err := r.indexFromEnd(); err != nil {
+		var te *TamperError
+		if errors.As(err, &te) {
+			return false, err
+		}
+		return false, nil
+	}
+	return true, nil
+}

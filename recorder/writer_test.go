@@ -286,3 +286,35 @@ func TestLargeRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEnded(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	path := filepath.Join(t.TempDir(), "r.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, recordertest.NewClock(time.Unix(1e9, 0))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("hello\r\n"))
+	w.Flush()
+	ended := func() bool {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := recorder.Ended(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("Ended: %v", err)
+		}
+		return ok
+	}
+	if ended() {
+		t.Error("a recording still being written reports its end")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !ended() {
+		t.Error("a closed recording reports no end")
+	}
+}
