@@ -46,6 +46,18 @@ type Recording struct {
 	Modified   *time.Time `json:"modified"`
 	Missing    bool       `json:"missing"`
 	Status     string     `json:"status"` // complete, recording, cut_short, unreadable or missing (header and signed end only)
+	// Parts are continuations of the recording (ids "SESSION.N"), made
+	// when the gateway resumed the session after a restart; download each
+	// by its id.
+	Parts []RecordingPart `json:"parts"`
+}
+
+// RecordingPart is one continuation file of a session's recording.
+type RecordingPart struct {
+	ID       string     `json:"id"`
+	Size     int64      `json:"size"`
+	Modified *time.Time `json:"modified"`
+	Status   string     `json:"status"`
 }
 
 // Recordings lists the recordings of the newest approved sessions (the

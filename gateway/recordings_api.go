@@ -77,12 +77,74 @@ type RecordingView struct {
 	Size       int64          `json:"size"`
 	Modified   *time.Time     `json:"modified"`
 	Missing    bool           `json:"missing"`
+	// Parts are the recording's continuations, "ID.1" and on: a session
+	// the gateway resumed after a restart goes on in a new file (see
+	// RecordingPath). Each is fetched by its id like the first.
+	Parts []RecordingPart `json:"parts,omitempty"`
 	// Status is the recording's shape, from its header and signed end
 	// only (reviewers verify every record): "complete" (signed end),
 	// "recording" (the session is active), "cut_short" (ended without a
 	// signed end: the gateway stopped while writing it), "unreadable"
 	// (header or end fails its signature) or "missing".
 	Status string `json:"status"`
+}
+
+// RecordingPart is one continuation file of a session's recording.
+type RecordingPart struct {
+	ID       string     `json:"id"`
+	Size     int64      `json:"size"`
+	Modified *time.Time `json:"modified"`
+	Status   string     `json:"status"`
+}
+
+// maxRecordingParts bounds the continuations looked for, as the gateway
+// bounds those it makes.
+const maxRecordingParts = 100
+
+// parseRecordingID splits a recording id, SESSION or SESSION.N (N from 1
+// to maxRecordingParts, no leading zero), into its session and part.
+func parseRecordingID(id string) (sessionID string, part int, ok bool) {
+	sid, n, dotted := strings.Cut(id, ".")
+	if !session.ValidID(sid) {
+		return "", 0, false
+	}
+	if !dotted {
+		return sid, 0, true
+	}
+	p, err := strconv.Atoi(n)
+	if err != nil || p < 1 || p > maxRecordingParts || strconv.Itoa(p) != n {
+		return "", 0, false
+	}
+	return sid, p, true
+}
+
+// recordingID is the id of part of a session's recording.
+func recordingID(sessionID string, part int) string {
+	if part == 0 {
+		return sessionID
+	}
+	return sessionID + "." + strconv.Itoa(part)
+}
+
+// statFile describes one recording file in the recordings root: its size,
+// time and status; ok is false when it does not exist (or is not a
+// regular file, which is logged).
+func (g *Gateway) statFile(root *os.Root, name string, s *session.Session) (size int64, mod *time.Time, status string, ok bool) {
+	fi, err := root.Stat(name)
+	switch {
+	case err == nil && fi.Mode().IsRegular():
+		status = "unreadable"
+		if f, err := root.Open(name); err == nil {
+			status = recordingStatus(f, fi.Size(), s)
+			f.Close()
+		}
+		return fi.Size(), timePtr(fi.ModTime()), status, true
+	case err == nil:
+		g.log.Error("recording is not a regular file", "file", name, "mode", fi.Mode().String())
+	case !errors.Is(err, fs.ErrNotExist):
+		g.log.Error("recording unreadable", "file", name, "err", err)
+	}
+	return 0, nil, "", false
 }
 
 // recordingStatus reads the header and signed end of an open recording.
@@ -142,18 +204,16 @@ func (g *Gateway) handleListRecordings(w http.ResponseWriter, r *http.Request, p
 			ApprovedAt: timePtr(s.ApprovedAt), EndedAt: timePtr(s.EndedAt), Missing: true, Status: "missing",
 		}
 		if ok && session.ValidID(s.ID) {
-			fi, err := root.Stat(recordingName(s.ID))
-			switch {
-			case err == nil && fi.Mode().IsRegular():
-				v.Size, v.Modified, v.Missing, v.Status = fi.Size(), timePtr(fi.ModTime()), false, "unreadable"
-				if f, err := root.Open(recordingName(s.ID)); err == nil {
-					v.Status = recordingStatus(f, fi.Size(), s)
-					f.Close()
+			if size, mod, status, found := g.statFile(root, recordingName(s.ID), s); found {
+				v.Size, v.Modified, v.Missing, v.Status = size, mod, false, status
+			}
+			for n := 1; n <= maxRecordingParts; n++ {
+				id := recordingID(s.ID, n)
+				size, mod, status, found := g.statFile(root, recordingName(id), s)
+				if !found {
+					break // parts are made in order
 				}
-			case err == nil:
-				g.log.Error("recording is not a regular file", "session", s.ID, "mode", fi.Mode().String())
-			case !errors.Is(err, fs.ErrNotExist):
-				g.log.Error("recording unreadable", "session", s.ID, "err", err)
+				v.Parts = append(v.Parts, RecordingPart{ID: id, Size: size, Modified: mod, Status: status})
 			}
 		}
 		out = append(out, v)
@@ -189,14 +249,16 @@ func (g *Gateway) approvedSessions(ctx context.Context) (ss []*session.Session, 
 	return ss, false, nil
 }
 
-// reviewedSession checks the id of the path (before it reaches the store
-// or a file name) and loads its session.
-func (g *Gateway) reviewedSession(r *http.Request) (*session.Session, error) {
-	id := r.PathValue("id")
-	if !session.ValidID(id) {
-		return nil, errorf(http.StatusBadRequest, "recording id must be a session id (16 hex digits)")
+// reviewedSession checks the recording id of the path (before it reaches
+// the store or a file name) and loads its session; part is 0 for the
+// first file, N for the continuation ID.N.
+func (g *Gateway) reviewedSession(r *http.Request) (s *session.Session, part int, err error) {
+	sid, part, ok := parseRecordingID(r.PathValue("id"))
+	if !ok {
+		return nil, 0, errorf(http.StatusBadRequest, "recording id must be a session id (16 hex digits), or one with .N for a continuation")
 	}
-	return g.broker.Get(r.Context(), id)
+	s, err = g.broker.Get(r.Context(), sid)
+	return s, part, err
 }
 
 // recordAccess appends an audit event that must be stored before the
@@ -219,7 +281,7 @@ func (g *Gateway) recordAccess(ctx context.Context, e audit.Event) error {
 // handleDownloadRecording serves a session's recording file as it is on
 // disk, with Range support, after auditing the download.
 func (g *Gateway) handleDownloadRecording(w http.ResponseWriter, r *http.Request, p *principal) {
-	s, err := g.reviewedSession(r)
+	s, part, err := g.reviewedSession(r)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
@@ -239,7 +301,8 @@ func (g *Gateway) handleDownloadRecording(w http.ResponseWriter, r *http.Request
 		return
 	}
 	defer root.Close()
-	f, err := root.Open(recordingName(s.ID))
+	name := recordingName(recordingID(s.ID, part))
+	f, err := root.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		g.writeErr(w, r, missing)
 		return
@@ -260,6 +323,9 @@ func (g *Gateway) handleDownloadRecording(w http.ResponseWriter, r *http.Request
 		return
 	}
 	detail := map[string]string{"size": strconv.FormatInt(fi.Size(), 10)}
+	if part > 0 {
+		detail["part"] = strconv.Itoa(part)
+	}
 	if rng != "" {
 		detail["range"] = rng
 	}
@@ -272,7 +338,7 @@ func (g *Gateway) handleDownloadRecording(w http.ResponseWriter, r *http.Request
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+recordingName(s.ID)+`"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
@@ -285,9 +351,8 @@ var reviewActions = map[string]bool{"open": true, "export": true, "evidence": tr
 // gateway cannot see these happen, so the events say they come from the
 // client.
 func (g *Gateway) handleNoteRecording(w http.ResponseWriter, r *http.Request, p *principal) {
-	id := r.PathValue("id")
-	if !session.ValidID(id) {
-		g.writeErr(w, r, errorf(http.StatusBadRequest, "recording id must be a session id (16 hex digits)"))
+	if _, _, ok := parseRecordingID(r.PathValue("id")); !ok {
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "recording id must be a session id (16 hex digits), or one with .N for a continuation"))
 		return
 	}
 	var req struct {
@@ -306,12 +371,15 @@ func (g *Gateway) handleNoteRecording(w http.ResponseWriter, r *http.Request, p 
 		g.writeErr(w, r, errorf(http.StatusBadRequest, "detail is over %d bytes", MaxRecordingNote))
 		return
 	}
-	s, err := g.reviewedSession(r)
+	s, part, err := g.reviewedSession(r)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
 	detail := map[string]string{"source": "client"}
+	if part > 0 {
+		detail["part"] = strconv.Itoa(part)
+	}
 	if req.Detail != "" {
 		detail["note"] = req.Detail
 	}
@@ -331,7 +399,7 @@ func (g *Gateway) handleNoteRecording(w http.ResponseWriter, r *http.Request, p 
 // evidence action, source "client".
 func (g *Gateway) handleRecordingEvidence(w http.ResponseWriter, r *http.Request, p *principal) {
 	ctx := r.Context()
-	s, err := g.reviewedSession(r)
+	s, _, err := g.reviewedSession(r)
 	if err != nil {
 		g.writeErr(w, r, err)
 		return

@@ -557,3 +557,37 @@ func TestRecordingsClient(t *testing.T) {
 		t.Errorf("Recordings as an agent: got %v, want a 403", err)
 	}
 }
+
+// TestRecordingParts: a session resumed after a restart goes on in
+// ID.1.sgrec; the list names the part and an auditor downloads it by its
+// id. Ids that only look like parts are refused before the disk.
+func TestRecordingParts(t *testing.T) {
+	e := newEnv(t)
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	aud := e.addUser("audrey", identity.RoleAuditor, "")
+	s := e.approved(alice)
+	e.writeRecording(s.ID, 1000)
+	part := e.writeRecording(s.ID+".1", 3000)
+
+	var out struct{ Recordings []agent.Recording }
+	e.do(aud, "GET", "/api/v1/recordings", nil, 200, &out)
+	if len(out.Recordings) != 1 || len(out.Recordings[0].Parts) != 1 || out.Recordings[0].Parts[0].ID != s.ID+".1" ||
+		out.Recordings[0].Parts[0].Size != 3000 {
+		t.Fatalf("list: %+v", out.Recordings)
+	}
+	var got bytes.Buffer
+	c, err := agent.NewClient(e.srv.URL, e.mat.CAPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Token = aud.token
+	if _, err := c.DownloadRecording(context.Background(), s.ID+".1", &got); err != nil || !bytes.Equal(got.Bytes(), part) {
+		t.Fatalf("download of the part: %v (%d bytes)", err, got.Len())
+	}
+	if evs := e.auditOf("recording.download"); len(evs) != 1 || evs[0].Detail["part"] != "1" || evs[0].Session != s.ID {
+		t.Errorf("audit of the part's download: %+v", evs)
+	}
+	for _, bad := range []string{s.ID + ".0", s.ID + ".01", s.ID + ".101", s.ID + ".1.2", s.ID + ".x", s.ID + "."} {
+		e.do(aud, "GET", "/api/v1/recordings/"+bad, nil, http.StatusBadRequest, nil)
+	}
+}

@@ -53,6 +53,12 @@ func (g *Gateway) List(ctx context.Context) ([]Item, error) {
 			it.Start = *r.ApprovedAt
 		}
 		items = append(items, it)
+		for _, p := range r.Parts {
+			// A continuation after a gateway restart: its own recording.
+			part := it
+			part.ID, part.Size, part.Missing = p.ID, p.Size, false
+			items = append(items, part)
+		}
 	}
 	return items, nil
 }
