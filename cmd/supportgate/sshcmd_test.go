@@ -22,12 +22,12 @@ func TestE2ESSH(t *testing.T) {
 	realpeer.Require(t, "ssh")
 	g := newGW(t, e2ePolicy)
 	alice := g.teamUser("alice", "agent", "red")
-	s := g.newSession(alice, "shell", "30m")
-
+	// Build the helper first: the e2e policy's consent link lives 10 s.
 	assistBin := filepath.Join(t.TempDir(), "supportgate-assist")
 	if out, err := exec.Command("go", "build", "-o", assistBin, "../supportgate-assist").CombinedOutput(); err != nil {
 		t.Fatalf("building supportgate-assist: %v\n%s", err, out)
 	}
+	s := g.newSession(alice, "shell", "30m")
 	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", s.ConsentURL)
 	helperOut := &syncBuffer{}
 	helper.Stdout, helper.Stderr = helperOut, helperOut
