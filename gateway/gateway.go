@@ -242,10 +242,16 @@ func New(cfg Config) (*Gateway, error) {
 // timers, and starts the audit checkpoint ticker and token cleanup, which
 // run until Close.
 func (g *Gateway) Start(ctx context.Context) error {
+	// Sessions active when the last run stopped were being recorded.
+	wasActive, err := g.store.ListSessions(ctx, session.Filter{State: session.Active, Limit: session.MaxList})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	if err := g.broker.Start(ctx); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.record(ctx, audit.Event{Type: "gateway.started", Actor: "system", Role: "system"})
+	g.flagCutShort(ctx, wasActive)
 	bg, stop := context.WithCancel(context.Background())
 	g.stop = stop
 	g.bg.Add(1)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"supportgate/gateway/audit"
 	"supportgate/recorder"
 	"supportgate/session"
 )
@@ -127,4 +128,57 @@ func (rs *recordings) close() {
 		}
 	}
 	rs.wg.Wait()
+}
+
+// flagCutShort audits the recordings that the last run left without their
+// signed end, one recording.cut_short event each: the sessions given were
+// active when it stopped, so a recording of theirs whose newest part has
+// no end was cut short by a crash (a clean shutdown closes them). A
+// resumed session goes on in the next part.
+func (g *Gateway) flagCutShort(ctx context.Context, wasActive []*session.Session) {
+	dir := filepath.Join(g.keys.Dir, RecordingsDir)
+	for _, s := range wasActive {
+		if !session.ValidID(s.ID) {
+			continue
+		}
+		path := ""
+		for n := 0; n <= 100; n++ {
+			p := RecordingPath(g.keys.Dir, s.ID)
+			if n > 0 {
+				p = filepath.Join(dir, fmt.Sprintf("%s.%d.sgrec", s.ID, n))
+			}
+			if _, err := os.Stat(p); err != nil {
+				break
+			}
+			path = p
+		}
+		if path == "" {
+			continue
+		}
+		ended, size, err := endedFile(path)
+		if err == nil && ended {
+			continue
+		}
+		detail := map[string]string{"file": filepath.Base(path), "size": fmt.Sprint(size)}
+		if err != nil {
+			detail["problem"] = err.Error()
+		}
+		g.record(ctx, audit.Event{Type: "recording.cut_short", Actor: "system", Role: "system", Session: s.ID, Detail: detail})
+		g.log.Warn("recording cut short by the last run's stop", "session", s.ID, "file", path)
+	}
+}
+
+// endedFile reports whether the recording at path has its signed end.
+func endedFile(path string) (bool, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, 0, err
+	}
+	ok, err := recorder.Ended(f, fi.Size())
+	return ok, fi.Size(), err
 }

@@ -591,3 +591,55 @@ func TestRecordingParts(t *testing.T) {
 		e.do(aud, "GET", "/api/v1/recordings/"+bad, nil, http.StatusBadRequest, nil)
 	}
 }
+
+// TestCutShortFlaggedAtStart: a gateway that stopped without closing an
+// active session's recording (a crash) leaves it without its signed end;
+// the next start audits it as recording.cut_short.
+func TestCutShortFlaggedAtStart(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(c *gateway.Config) { c.Recipients = []age.Recipient{id.Recipient()} }
+	e := newEnvWith(t, cfg)
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	s := e.approved(alice)
+	w, err := e.g.Recording(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("$ reboot\r\n"))
+	w.Flush()
+	clean := e.approved(alice) // its recording is closed by the shutdown and stays so
+	if cw, err := e.g.Recording(clean.ID); err != nil {
+		t.Fatal(err)
+	} else {
+		cw.Output([]byte("$ uptime\r\n"))
+	}
+	path := gateway.RecordingPath(e.mat.Dir, s.ID)
+	crashed, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.g.Close() // writes the signed end...
+	if err := os.WriteFile(path, crashed, 0o600); err != nil { // ...which a crash would not have
+		t.Fatal(err)
+	}
+
+	g2, err := gateway.New(gateway.Config{
+		Store: e.store, Keys: e.mat, PublicURL: e.srv.URL, Org: "ACME Support",
+		PasswordParams: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+		Clock:          e.clock, Recipients: []age.Recipient{id.Recipient()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	evs := e.auditOf("recording.cut_short")
+	if len(evs) != 1 || evs[0].Session != s.ID || evs[0].Detail["file"] != s.ID+".sgrec" {
+		t.Fatalf("recording.cut_short events: %+v", evs)
+	}
+}
