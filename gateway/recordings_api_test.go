@@ -621,7 +621,7 @@ func TestCutShortFlaggedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.g.Close() // writes the signed end...
+	e.g.Close()                                                // writes the signed end...
 	if err := os.WriteFile(path, crashed, 0o600); err != nil { // ...which a crash would not have
 		t.Fatal(err)
 	}
