@@ -621,8 +621,9 @@ func TestCutShortFlaggedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.g.Close()                                                // writes the signed end...
-	if err := os.WriteFile(path, crashed, 0o600); err != nil { // ...which a crash would not have
+	// Close writes the signed end, which a crash would not have.
+	e.g.Close()
+	if err := os.WriteFile(path, crashed, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
