@@ -8,24 +8,14 @@ import (
 	"supportgate/web"
 )
 
-// contentSecurityPolicy is the pages' policy; see web.ContentSecurityPolicy.
-const contentSecurityPolicy = web.ContentSecurityPolicy
-
 // secure sets the hardening headers of DESIGN.md section 6 on every
 // response and refuses paths that are not canonical, so that routes are
 // matched, and checked, on exactly the path the client sent.
 func secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		web.SetSecurityHeaders(h)
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-		h.Set("Cache-Control", "no-store")
 		if !canonical(r) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "path is not canonical"})
 			return

@@ -30,13 +30,8 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "format must be asciicast, jsonl, ivf or webm")
 		return
 	}
-	rd, done, err := s.cat.open(r.Context(), id)
-	if errors.Is(err, errNotFound) {
-		writeErr(w, http.StatusNotFound, err.Error())
-		return
-	}
-	if err != nil {
-		writeErr(w, http.StatusUnprocessableEntity, err.Error())
+	rd, done, ok := s.openFor(w, r, id)
+	if !ok {
 		return
 	}
 	defer done()
@@ -45,6 +40,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var buf bytes.Buffer
+	var err error
 	switch format {
 	case "asciicast":
 		err = recorder.ExportAsciicast(&buf, rd, recorder.ExportOptions{})

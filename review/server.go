@@ -21,6 +21,7 @@ import (
 
 	"filippo.io/age"
 
+	"supportgate/recorder"
 	"supportgate/web"
 )
 
@@ -148,14 +149,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	_, port, _ := net.SplitHostPort(s.cfg.Host)
 	hosts := map[string]bool{s.cfg.Host: true, "localhost:" + port: true, "127.0.0.1:" + port: true}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", web.ContentSecurityPolicy)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
+		web.SetSecurityHeaders(w.Header())
 		if !hosts[r.Host] {
 			writeErr(w, http.StatusMisdirectedRequest, "this player answers only on "+s.cfg.Host)
 			return
@@ -241,9 +235,8 @@ func (s *Server) handleOpen(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rd, done, err := s.cat.open(r.Context(), id)
-	if err != nil {
-		writeErr(w, http.StatusUnprocessableEntity, err.Error())
+	rd, done, ok := s.openFor(w, r, id)
+	if !ok {
 		return
 	}
 	defer done()
@@ -288,13 +281,8 @@ func (s *Server) handleTerm(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "from and to must be milliseconds, after a record number")
 		return
 	}
-	rd, done, err := s.cat.open(r.Context(), r.PathValue("id"))
-	if errors.Is(err, errNotFound) {
-		writeErr(w, http.StatusNotFound, err.Error())
-		return
-	}
-	if err != nil {
-		writeErr(w, http.StatusUnprocessableEntity, err.Error())
+	rd, done, ok := s.openFor(w, r, r.PathValue("id"))
+	if !ok {
 		return
 	}
 	defer done()
@@ -306,4 +294,19 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// openFor opens recording id for a request, answering the request itself
+// (404 for an unknown id, 422 for one that cannot be read) when it fails.
+func (s *Server) openFor(w http.ResponseWriter, r *http.Request, id string) (*recorder.Reader, func(), bool) {
+	rd, done, err := s.cat.open(r.Context(), id)
+	switch {
+	case errors.Is(err, errNotFound):
+		writeErr(w, http.StatusNotFound, err.Error())
+		return nil, nil, false
+	case err != nil:
+		writeErr(w, http.StatusUnprocessableEntity, err.Error())
+		return nil, nil, false
+	}
+	return rd, done, true
 }

@@ -5,7 +5,10 @@
 // written into the page as text, never as HTML.
 package web
 
-import "embed"
+import (
+	"embed"
+	"net/http"
+)
 
 // FS holds the pages (*.html) and their assets (static/).
 //
@@ -17,3 +20,18 @@ var FS embed.FS
 // styles, no inline code, no framing, no plugins.
 const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// SetSecurityHeaders sets the hardening headers every page and API answer
+// carries (DESIGN.md section 6): the CSP, no framing, no sniffing, no
+// referrer, same-origin isolation, no caching, no powerful features.
+// The gateway adds HSTS; the review player, on plain loopback HTTP, cannot.
+func SetSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+	h.Set("Cache-Control", "no-store")
+}
