@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,4 +223,112 @@ func itoa(i int) string {
 		d = append([]byte{byte('0' + i%10)}, d...)
 	}
 	return string(d)
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// source accepts TCP connections and writes n bytes on each, then closes.
+func source(ln net.Listener, n int) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for sent := 0; sent < n; sent += len(buf) {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
+
+// pull reads c to EOF and returns the bytes read.
+func pull(b *testing.B, c net.Conn) int {
+	b.Helper()
+	defer c.Close()
+	n, err := io.Copy(io.Discard, c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return int(n)
+}
+
+// BenchmarkTunnel moves SG_BENCH_MB megabytes (default 128) over one TCP
+// stream through the hub and a helper (both in this process), in each
+// direction: push (gateway to helper, as BenchmarkThroughput) and pull
+// (helper to gateway, the direction of a shell's output), each beside
+// plain loopback TCP in the same run. Besides MB/s it reports the
+// process's CPU time per MB, which a busy machine disturbs far less than
+// wall time.
+func BenchmarkTunnel(b *testing.B) {
+	mb := 128
+	if v, err := strconv.Atoi(os.Getenv("SG_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	total := mb << 20
+	for _, dir := range []string{"push", "pull"} {
+		b.Run(dir, func(b *testing.B) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			if dir == "push" {
+				sink(b, ln)
+			} else {
+				source(ln, total)
+			}
+			h := hubAndHelper(b, ln.Addr().String())
+			dial := func() net.Conn {
+				c, err := h.Dial(context.Background(), "s1", session.Need{Agent: "alice", Kind: session.Tunnel, Port: 9})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return c
+			}
+			move := func(c net.Conn) (time.Duration, time.Duration) {
+				t0, c0 := time.Now(), cpuTime()
+				if dir == "push" {
+					push(b, c, total)
+				} else if got := pull(b, c); got != total {
+					b.Fatalf("got %d bytes, want %d", got, total)
+				}
+				return time.Since(t0), cpuTime() - c0
+			}
+			loopDial := func() net.Conn {
+				c, err := net.Dial("tcp4", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				return c
+			}
+			move(dial()) // warm up
+			b.ResetTimer()
+			var tw, tc, lw, lc time.Duration
+			for range b.N {
+				w, c := move(loopDial())
+				lw, lc = lw+w, lc+c
+				w, c = move(dial())
+				tw, tc = tw+w, tc+c
+			}
+			b.StopTimer()
+			n := float64(b.N * mb)
+			b.ReportMetric(n*(1<<20)/1e6/tw.Seconds(), "tunnel-MB/s")
+			b.ReportMetric(n*(1<<20)/1e6/lw.Seconds(), "loopback-MB/s")
+			b.ReportMetric(float64(tc.Milliseconds())/n, "tunnel-cpu-ms/MiB")
+			b.ReportMetric(float64(lc.Milliseconds())/n, "loopback-cpu-ms/MiB")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }
