@@ -16,9 +16,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 
 	"supportgate/internal/wgbind"
+	"supportgate/internal/wgstack"
 )
 
 // EndpointConfig configures the helper's side of the tunnel.
@@ -43,7 +43,7 @@ type Endpoint struct {
 	log   *slog.Logger
 	dev   *device.Device
 	tdev  tun.Device
-	tnet  *netstack.Net
+	tnet  *wgstack.Net
 	addr  netip.Addr
 	gw    netip.Addr
 	gwKey ssh.PublicKey
@@ -116,7 +116,7 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.tdev, e.tnet, err = netstack.CreateNetTUN([]netip.Addr{e.addr}, nil, cfg.MTU)
+	e.tdev, e.tnet, err = wgstack.New([]netip.Addr{e.addr}, cfg.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("assist: netstack: %w", err)
 	}

@@ -25,9 +25,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 
 	"supportgate/internal/wgbind"
+	"supportgate/internal/wgstack"
 	"supportgate/session"
 )
 
@@ -88,7 +88,7 @@ type Hub struct {
 	log     *slog.Logger
 	dev     *device.Device
 	tdev    tun.Device
-	net     *netstack.Net
+	net     *wgstack.Net
 	gwAddr  netip.Addr
 	gwPub   [32]byte
 	touchIv time.Duration
@@ -159,7 +159,7 @@ func New(cfg Config) (*Hub, error) {
 	h.gwPub = PublicKey(cfg.PrivateKey)
 
 	var err error
-	h.tdev, h.net, err = netstack.CreateNetTUN([]netip.Addr{h.gwAddr}, nil, cfg.MTU)
+	h.tdev, h.net, err = wgstack.New([]netip.Addr{h.gwAddr}, cfg.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("wghub: netstack: %w", err)
 	}
