@@ -30,7 +30,7 @@ type EndpointConfig struct {
 	Shell      string       // the customer's shell (default /bin/sh)
 	Env        []string     // environment of shells and commands (default: none but TERM, SHELL, HOME, USER, PATH from Shell's caller)
 	Dir        string       // working directory of shells (default the process's)
-	MTU        int          // default 1420
+	MTU        int          // tunnel MTU; default: from the path to the gateway, as wg-quick does (see tunnelMTU)
 	Logger     *slog.Logger // nil discards
 	// DialLocal reaches a consented port on the customer's machine
 	// (default: TCP to 127.0.0.1:port).
@@ -79,9 +79,6 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	case cfg.Conn == nil:
 		return nil, errors.New("assist: EndpointConfig.Conn is required")
 	}
-	if cfg.MTU <= 0 {
-		cfg.MTU = 1420
-	}
 	if cfg.Shell == "" {
 		cfg.Shell = "/bin/sh"
 	}
@@ -110,6 +107,9 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	endpoint, err := resolveEndpoint(en.Endpoint, cfg.Conn)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.MTU <= 0 {
+		cfg.MTU = tunnelMTU(endpoint)
 	}
 	e := &Endpoint{cfg: cfg, log: cfg.Logger, addr: pfx.Addr(), gw: gw, gwKey: gwSSH, conns: map[net.Conn]struct{}{}}
 	if e.log == nil {
@@ -184,6 +184,9 @@ func (e *Endpoint) kick() {
 		c.Close()
 	}
 }
+
+// MTU is the tunnel's MTU.
+func (e *Endpoint) MTU() int { return e.cfg.MTU }
 
 // Address is the helper's tunnel address.
 func (e *Endpoint) Address() netip.Addr { return e.addr }

@@ -40,7 +40,11 @@ var (
 )
 
 const (
-	DefaultMTU = 1420
+	// DefaultMTU is the hub's tunnel MTU: the largest, so that the hub
+	// takes packets of any size a peer sends. It never sends a peer TCP
+	// segments larger than the MSS the peer announced from its own MTU
+	// (1420 for a usual WireGuard peer), and only TCP crosses the tunnel.
+	DefaultMTU = wgstack.MaxMTU
 	// SSHPort is where a helper serves SSH inside its tunnel.
 	SSHPort = 22
 	// MaxPeers bounds the enrolled helpers of one hub.
