@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,9 +42,16 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// sshdProc is a private sshd: its port, a known_hosts file for it and
+// its process id.
+type sshdProc struct {
+	port, knownHosts string
+	pid              int
+}
+
 // privateSSHD runs OpenSSH's sshd on a loopback port with its own host
 // key and config, accepting id's key.
-func privateSSHD(b *testing.B, id *identity) string {
+func privateSSHD(b *testing.B, id *identity) sshdProc {
 	b.Helper()
 	sshd := realpeer.Require(b, "sshd")
 	if os.Geteuid() == 0 {
@@ -94,7 +102,34 @@ PermitRootLogin prohibit-password
 	hostPub, _ := os.ReadFile(hk + ".pub")
 	kh := filepath.Join(dir, "known_hosts")
 	os.WriteFile(kh, []byte("[127.0.0.1]:"+port+" "+string(hostPub)), 0o644)
-	return port + " " + kh
+	return sshdProc{port: port, knownHosts: kh, pid: cmd.Process.Pid}
+}
+
+// treeCPU is the CPU time of process pid and of its children it has
+// waited for (utime, stime, cutime and cstime of /proc/PID/stat): for
+// sshd -D, the master and every connection it served and reaped.
+func treeCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+	var ticks int64
+	for _, i := range []int{14, 15, 16, 17} {
+		v, _ := strconv.ParseInt(f[i-3], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// selfCPU is the user plus system CPU time of this process and of the
+// children it has waited for (ssh, and the helper's shells and commands).
+func selfCPU() time.Duration {
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + children.Utime.Nano() + children.Stime.Nano())
 }
 
 func BenchmarkBulk(b *testing.B) {
@@ -103,39 +138,42 @@ func BenchmarkBulk(b *testing.B) {
 	e.addUser("alice", "agent", "t1")
 	s := e.newSession("alice", "shell", time.Hour)
 	alice := e.certFor("alice")
-	pk := strings.Fields(privateSSHD(b, alice))
-	sshdPort, sshdKH := pk[0], pk[1]
+	sshd := privateSSHD(b, alice)
 	user := os.Getenv("USER")
 	if user == "" {
 		user = "root"
 	}
 	command := fmt.Sprintf("head -c %d /dev/zero", n)
-	run := func(args []string) time.Duration {
+	// run runs ssh and returns the wall time and the CPU time of every
+	// process on the path: ssh, this process (bastion, hub and helper) and
+	// the helper's shell and head, or sshd's tree (its session, shell and head).
+	run := func(args []string) (wall, cpu time.Duration) {
 		cmd := exec.Command(e.sshBin, args...)
 		cmd.Env = append(os.Environ(), "HOME="+alice.dir)
 		cw := &countWriter{}
 		cmd.Stdout = cw
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
+		c0, d0 := selfCPU(), treeCPU(sshd.pid)
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
 			b.Fatalf("%v: %v %s", args, err, errb.String())
 		}
-		d := time.Since(start)
+		wall = time.Since(start)
 		if cw.n != int64(n) {
 			b.Fatalf("got %d bytes, want %d (%s)", cw.n, n, errb.String())
 		}
-		return d
+		return wall, selfCPU() - c0 + treeCPU(sshd.pid) - d0
 	}
-	direct := []string{"-F", "/dev/null", "-p", sshdPort, "-i", alice.key, "-o", "IdentitiesOnly=yes",
-		"-o", "UserKnownHostsFile=" + sshdKH, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+	direct := []string{"-F", "/dev/null", "-p", sshd.port, "-i", alice.key, "-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile=" + sshd.knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
 		user + "@127.0.0.1", command}
 	bastion := append(e.sshArgs(alice, s.ID), command)
 	// The hop the bastion cannot avoid: x/crypto's client straight
 	// through the WireGuard hub to the helper, no bastion, no recording.
 	hub := e.hubClient(b, s.ID, "alice")
 	defer hub.Close()
-	runHub := func() time.Duration {
+	runHub := func() (wall, cpu time.Duration) {
 		ss, err := hub.NewSession()
 		if err != nil {
 			b.Fatal(err)
@@ -143,6 +181,7 @@ func BenchmarkBulk(b *testing.B) {
 		defer ss.Close()
 		cw := &countWriter{}
 		ss.Stdout = cw
+		c0 := selfCPU()
 		start := time.Now()
 		if err := ss.Run(command); err != nil {
 			b.Fatal(err)
@@ -150,17 +189,20 @@ func BenchmarkBulk(b *testing.B) {
 		if cw.n != int64(n) {
 			b.Fatalf("hub: got %d bytes, want %d", cw.n, n)
 		}
-		return time.Since(start)
+		return time.Since(start), selfCPU() - c0
 	}
 	run(direct) // warm up every path
 	run(bastion)
 	runHub()
 	b.ResetTimer()
-	var dd, bd, hd time.Duration
+	var dd, bd, hd, dc, bc, hc time.Duration
 	for i := 0; i < b.N; i++ {
-		dd += run(direct)
-		bd += run(bastion)
-		hd += runHub()
+		w, c := run(direct)
+		dd, dc = dd+w, dc+c
+		w, c = run(bastion)
+		bd, bc = bd+w, bc+c
+		w, c = runHub()
+		hd, hc = hd+w, hc+c
 	}
 	b.StopTimer()
 	mb := float64(n) * float64(b.N) / (1 << 20)
@@ -169,6 +211,13 @@ func BenchmarkBulk(b *testing.B) {
 	b.ReportMetric(mb/hd.Seconds(), "hub-only-MiB/s")
 	b.ReportMetric(dd.Seconds()/bd.Seconds(), "ratio")
 	b.ReportMetric(hd.Seconds()/bd.Seconds(), "bastion/hub-ratio")
+	// CPU per MiB of all the processes of each path: steadier than MiB/s
+	// on a shared machine.
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / mb }
+	b.ReportMetric(ms(dc), "direct-cpu-ms/MiB")
+	b.ReportMetric(ms(bc), "bastion-cpu-ms/MiB")
+	b.ReportMetric(ms(hc), "hub-only-cpu-ms/MiB")
+	b.ReportMetric(float64(dc)/float64(bc), "cpu-ratio")
 	b.ReportMetric(0, "ns/op")
 }
 
