@@ -237,7 +237,7 @@ func (l *link) write(bufs [][]byte, offset int) (int, error) {
 		default:
 			continue
 		}
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(p)})
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload(p)})
 		pkt.NetworkProtocolNumber = proto
 		g.Enqueue(pkt)
 		pkt.DecRef()
@@ -252,6 +252,41 @@ func (l *link) write(bufs [][]byte, offset int) (int, error) {
 	g.Dispatcher = nil
 	l.groPool.Put(g)
 	return len(bufs), nil
+}
+
+// payload copies packet p into a buffer of two chunks, its IP and TCP
+// headers and the rest. gVisor's IPv4 input reads the network header
+// while it holds a second reference to the header's chunk, which makes it
+// copy that whole chunk first: with the headers in their own, that copy is
+// a few dozen bytes, not the whole packet (up to 64 KiB).
+func payload(p []byte) buffer.Buffer {
+	h := headersLen(p)
+	if h == 0 || h >= len(p) {
+		return buffer.MakeWithData(p)
+	}
+	b := buffer.MakeWithView(buffer.NewViewWithData(p[:h]))
+	b.Append(buffer.NewViewWithData(p[h:]))
+	return b
+}
+
+// headersLen is the length of the IPv4 and TCP headers of p, or 0 if p is
+// not a whole IPv4 TCP segment.
+func headersLen(p []byte) int {
+	if len(p) < header.IPv4MinimumSize {
+		return 0
+	}
+	ip := header.IPv4(p)
+	ihl := int(ip.HeaderLength())
+	if ip.TransportProtocol() != header.TCPProtocolNumber || ihl < header.IPv4MinimumSize ||
+		ip.FragmentOffset() != 0 || ip.Flags()&header.IPv4FlagMoreFragments != 0 ||
+		len(p) < ihl+header.TCPMinimumSize {
+		return 0
+	}
+	thl := int(header.TCP(p[ihl:]).DataOffset())
+	if thl < header.TCPMinimumSize || len(p) < ihl+thl {
+		return 0
+	}
+	return ihl + thl
 }
 
 // shut wakes every waiter and drops the queued packets; it is idempotent.

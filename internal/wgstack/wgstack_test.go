@@ -132,8 +132,8 @@ func transfer(t *testing.T, na, nb *Net, bAddr netip.Addr, flows, size int) {
 
 func TestTransfer(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		mtuA, mtuB int
+		name        string
+		mtuA, mtuB  int
 		flows, size int
 	}{
 		{"1420", 1420, 1420, 1, 4 << 20},
