@@ -107,8 +107,14 @@ PermitRootLogin prohibit-password
 
 // treeCPU is the CPU time of process pid and of its children it has
 // waited for (utime, stime, cutime and cstime of /proc/PID/stat): for
-// sshd -D, the master and every connection it served and reaped.
+// sshd -D, the master and every connection it served and reaped. It
+// first waits (up to 5 s) until pid has no children left, so that a
+// connection's CPU is counted once it ended, not in the next one.
 func treeCPU(pid int) time.Duration {
+	waitFor(5*time.Second, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		return err != nil || len(strings.TrimSpace(string(b))) == 0
+	})
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
