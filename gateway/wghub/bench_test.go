@@ -61,13 +61,14 @@ func push(b *testing.B, c net.Conn, total int) float64 {
 // hubAndHelper is the hub with one enrolled helper (package assist on its
 // own netstack) whose tunnel port 9 forwards to target, all on loopback.
 func hubAndHelper(b testing.TB, target string) *wghub.Hub {
-	return hubAndHelperOn(b, nil, "", "udp4", target)
+	return hubAndHelperOn(b, nil, "", "udp4", target, 0)
 }
 
 // hubAndHelperOn is hubAndHelper with the hub on hubConn (nil: a new IPv4
 // loopback socket), told to advertise endpoint ("": its own address), and
-// the helper on a socket of helperNet.
-func hubAndHelperOn(b testing.TB, hubConn *net.UDPConn, endpoint, helperNet, target string) *wghub.Hub {
+// the helper on a socket of helperNet with tunnel MTU helperMTU (0: its
+// default, derived from the path).
+func hubAndHelperOn(b testing.TB, hubConn *net.UDPConn, endpoint, helperNet, target string, helperMTU int) *wghub.Hub {
 	b.Helper()
 	fs := newFakeSessions()
 	h := newHubEndpoint(b, fs, hubConn, endpoint)
@@ -90,7 +91,7 @@ func hubAndHelperOn(b testing.TB, hubConn *net.UDPConn, endpoint, helperNet, tar
 			Address: en.Address.String() + "/32", GatewayAddress: en.GatewayAddress.String(), SSHPort: en.SSHPort,
 			GatewaySSHKey: string(ssh.MarshalAuthorizedKey(newHostKey(b).PublicKey())), Scopes: []string{"shell", "tunnel:9"},
 		},
-		PrivateKey: priv, HostKey: host, Conn: uc,
+		PrivateKey: priv, HostKey: host, Conn: uc, MTU: helperMTU,
 		DialLocal: func(ctx context.Context, _ uint16) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", target)
@@ -103,11 +104,13 @@ func hubAndHelperOn(b testing.TB, hubConn *net.UDPConn, endpoint, helperNet, tar
 	return h
 }
 
-// BenchmarkThroughput sends the same bytes over one TCP stream three ways
-// and reports each rate and its ratio to plain loopback TCP measured in
-// the same run: through the hub and a package assist helper (netstack on
-// both ends), and through the hub to Debian's wireguard-go on a TUN device
-// (when the machine allows; otherwise that part is skipped).
+// BenchmarkThroughput sends the same bytes over one TCP stream several
+// ways and reports each rate and its ratio to plain loopback TCP measured
+// in the same run: through the hub and a package assist helper (netstack
+// on both ends; the helper at its default MTU, which on loopback is the
+// largest, and at 1420), wireguard-go's own netstack pair (MTU 1420), and
+// through the hub to Debian's wireguard-go on a TUN device (MTU 1420; when
+// the machine allows, otherwise that part is skipped).
 func BenchmarkThroughput(b *testing.B) {
 	total := b.N * (32 << 20)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -139,6 +142,15 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(assistRate, "hub+assist-MB/s")
 	b.ReportMetric(assistRate/loop, "hub+assist/loopback")
 
+	// The same with the helper at MTU 1420, as a helper across a usual
+	// 1500-byte path would be (and as the upstream pair below is).
+	h1420 := hubAndHelperOn(b, nil, "", "udp4", ln.Addr().String(), 1420)
+	push(b, dial(h1420), 4<<20)
+	b.StartTimer()
+	assist1420 := push(b, dial(h1420), total)
+	b.StopTimer()
+	b.ReportMetric(assist1420, "hub+assist-1420-MB/s")
+
 	// Upstream: wireguard-go's netstack with its stock bind, netstack to
 	// netstack (one hop fewer than hub+assist, which forwards to a
 	// loopback sink).
@@ -157,6 +169,7 @@ func BenchmarkThroughput(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(upRate, "upstream-netstack-MB/s")
 	b.ReportMetric(assistRate/upRate, "hub+assist/upstream-netstack")
+	b.ReportMetric(assist1420/upRate, "hub+assist-1420/upstream-netstack")
 
 	if !canRealPeer() {
 		b.Log("wireguard-go part skipped: needs root, /dev/net/tun, wireguard-go, wg and ip")

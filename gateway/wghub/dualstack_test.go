@@ -38,7 +38,7 @@ func TestDualStackSocket(t *testing.T) {
 			}
 			defer ln.Close()
 			sink(t, ln)
-			h := hubAndHelperOn(t, hubConn, endpoint, tc.helperNet, ln.Addr().String())
+			h := hubAndHelperOn(t, hubConn, endpoint, tc.helperNet, ln.Addr().String(), 0)
 			c, err := h.Dial(context.Background(), "s1", session.Need{Agent: "alice", Kind: session.Tunnel, Port: 9})
 			if err != nil {
 				t.Fatal(err)
