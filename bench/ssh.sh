@@ -5,6 +5,7 @@
 #                    recording on, vs OpenSSH ssh to a private OpenSSH sshd on
 #                    loopback, vs x/crypto straight through the WireGuard hub
 #                    (no bastion). N = SG_BENCH_BYTES (default 256 MiB).
+#                    Also CPU per MiB of every process of each path.
 #   BenchmarkEcho    keystroke echo round trips on a PTY: bastion vs hub alone.
 #   BenchmarkShells  SG_BENCH_SHELLS concurrent PTY shells (default 500) over
 #                    SG_BENCH_SESSIONS sessions (default 10); memory per shell.
