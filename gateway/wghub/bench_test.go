@@ -20,8 +20,9 @@ import (
 	"supportgate/session"
 )
 
-// sink accepts TCP connections, reads each to EOF and answers one byte.
-func sink(_ testing.TB, ln net.Listener) {
+// acceptEach accepts connections on ln until it closes and hands each to
+// handle on a goroutine of its own, closing it afterwards.
+func acceptEach(ln net.Listener, handle func(net.Conn)) {
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -30,11 +31,18 @@ func sink(_ testing.TB, ln net.Listener) {
 			}
 			go func() {
 				defer c.Close()
-				io.Copy(io.Discard, c)
-				c.Write([]byte{1})
+				handle(c)
 			}()
 		}
 	}()
+}
+
+// sink accepts TCP connections, reads each to EOF and answers one byte.
+func sink(_ testing.TB, ln net.Listener) {
+	acceptEach(ln, func(c net.Conn) {
+		io.Copy(io.Discard, c)
+		c.Write([]byte{1})
+	})
 }
 
 // push writes total bytes on c, half-closes and waits for the sink's
@@ -247,23 +255,14 @@ func cpuTime() time.Duration {
 
 // source accepts TCP connections and writes n bytes on each, then closes.
 func source(ln net.Listener, n int) {
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	acceptEach(ln, func(c net.Conn) {
+		buf := make([]byte, 64<<10)
+		for sent := 0; sent < n; sent += len(buf) {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for sent := 0; sent < n; sent += len(buf) {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 }
 
 // pull reads c to EOF and returns the bytes read.

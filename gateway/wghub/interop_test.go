@@ -204,23 +204,14 @@ func startRealPeer(t testing.TB, sink bool) *realPeer {
 	})
 	t.Cleanup(func() { ln.Close() })
 	p.tcpPort = 9
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if sink {
-					io.Copy(io.Discard, c)
-					c.Write([]byte{1})
-					return
-				}
-				io.Copy(c, c)
-			}()
+	acceptEach(ln, func(c net.Conn) {
+		if sink {
+			io.Copy(io.Discard, c)
+			c.Write([]byte{1})
+			return
 		}
-	}()
+		io.Copy(c, c)
+	})
 	return p
 }
 
