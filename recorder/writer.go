@@ -125,6 +125,8 @@ type Writer struct {
 	lastT       time.Duration
 	aead        cipher.AEAD
 	prevTag     [tagLen]byte
+	ad          [frameHeaderLen + tagLen]byte // scratch: the record being sealed
+	nonce       [12]byte                      // scratch: the record being sealed
 	out, in     *streamRedactor
 	chatRedacts int
 	redactBuf   []byte
@@ -449,22 +451,19 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	pt[0] = byte(typ)
 	copy(pt[1:], head)
 	copy(pt[1+len(head):], body)
-	ad := sealAD(buf, &w.prevTag)
-	nc := nonce(w.seq)
-	ct := w.aead.Seal(pt[:0], nc[:], pt, ad[:])
+	// The associated data and nonce live in the Writer: passed to the
+	// AEAD interface, locals would escape and cost two allocations a record.
+	w.ad = sealAD(buf, &w.prevTag)
+	w.nonce = nonce(w.seq)
+	ct := w.aead.Seal(pt[:0], w.nonce[:], pt, w.ad[:])
+	if typ == TypeKeyframe {
+		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: t, PrevTag: append([]byte(nil), w.prevTag[:]...)}})
+	}
 	copy(w.prevTag[:], ct[len(ct)-tagLen:])
 	clear(buf[len(buf)-chainLen:])
-	if typ == TypeKeyframe {
-		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: t, PrevTag: w.prevTagBefore(ad)}})
-	}
 	w.size += int64(flen)
 	w.sinceCP++
 	return nil
-}
-
-// prevTagBefore extracts the previous tag from a record's associated data.
-func (w *Writer) prevTagBefore(ad [frameHeaderLen + tagLen]byte) []byte {
-	return append([]byte(nil), ad[frameHeaderLen:]...)
 }
 
 // maybeCheckpointLocked writes a keyframe and a signed checkpoint when
