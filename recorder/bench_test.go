@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -21,21 +20,6 @@ import (
 	"supportgate/recorder"
 	"supportgate/recorder/recordertest"
 )
-
-// terminalText returns n bytes of log-like terminal output with
-// timestamps, colors and, when cards is set, card numbers.
-func terminalText(n int, cards bool) []byte {
-	rng := rand.New(rand.NewPCG(7, 7))
-	var b bytes.Buffer
-	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, "2026-03-01T09:%02d:%02d \x1b[32mINFO\x1b[0m request handled path=/api/v1/items/%d status=200 took=%dms\r\n",
-			i/60%60, i%60, rng.IntN(100000), rng.IntN(500))
-		if cards && i%50 == 0 {
-			b.WriteString("payment card 4111 1111 1111 1111 accepted\r\n")
-		}
-	}
-	return b.Bytes()[:n]
-}
 
 // BenchmarkWriter measures writer throughput on 16 KiB terminal writes to
 // a file and reports it against sealing the same bytes with the raw AEAD
@@ -64,17 +48,7 @@ func BenchmarkWriter(b *testing.B) {
 		{"plain-fsync", false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			data := terminalText(16<<10, bc.cards)
-			if !bc.cards {
-				// the card redactor always runs; "plain" input has no
-				// digits runs long enough to be candidates
-				data = bytes.Map(func(r rune) rune {
-					if r >= '0' && r <= '9' {
-						return 'x'
-					}
-					return r
-				}, data)
-			}
+			data := recorder.WriterBenchText(bc.cards)
 			c0 := cpuTime()
 			raw := rawAEAD(b.N, data)
 			rawCPU := cpuTime() - c0
@@ -166,7 +140,7 @@ func hourRecording(b *testing.B) (string, recordertest.Keys) {
 			return
 		}
 		w.Resize(120, 40)
-		chunk := terminalText(64<<10, false)
+		chunk := recorder.TerminalText(64<<10, false)
 		for i := 0; i < 36000; i++ {
 			clk.Advance(100 * time.Millisecond)
 			off := (i * 2900) % (len(chunk) - 2900)
