@@ -199,8 +199,8 @@ func (r *cardRedactor) filter(p []byte, i int) int {
 			run := d | single | x // zero past n: padding is not in any class
 			lo := 0               // bits below lo continue the carried stretch
 			if carrying {
-				l := bits.TrailingZeros64(^run)
-				cnt := runDigits + bits.OnesCount64(d&lowBits(min(l, n)))
+				l := bits.TrailingZeros64(^run) // <= n: run is zero past n
+				cnt := runDigits + bits.OnesCount64(d&^(^uint64(0)<<uint(l)))
 				if cnt >= minCard || (l >= n && last && cnt > 0) {
 					return stopAt(runStart)
 				}
@@ -232,7 +232,7 @@ func (r *cardRedactor) filter(p []byte, i int) int {
 			if run>>uint(n-1)&1 != 0 {
 				// the stretch that reaches the end of the block
 				s := n - bits.LeadingZeros64(^(run << uint(blockLen-n)))
-				cnt := bits.OnesCount64(d & bitRange(s, n))
+				cnt := bits.OnesCount64(d >> uint(s)) // d is zero past n
 				if cnt >= minCard || (last && cnt > 0) {
 					return stopAt(i + s)
 				}
