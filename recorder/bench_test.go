@@ -44,7 +44,7 @@ import (
 // AEAD time over the time of SHA-256-chaining frames of the same size on
 // one goroutine. Each chain value hashes the one before it, so no number
 // of cores makes a writer faster than its chain. Both are timed as the
-// best of 25 alternating rounds of 64 records: a property of the CPU that
+// best of 100 alternating rounds of 32 records: a property of the CPU that
 // load on the machine should not blur.
 //
 // The writer runs with the production flush and checkpoint intervals
@@ -130,9 +130,9 @@ func rawAEAD(n int, data []byte) time.Duration {
 
 // chainCeiling returns the time of sealing data with the raw AEAD over the
 // time of one step of the hash chain over its sealed frame, each the best
-// of 25 alternating rounds of 64.
+// of 100 alternating rounds of 32.
 func chainCeiling(data []byte) float64 {
-	const rounds, n = 25, 64
+	const rounds, n = 100, 32
 	seal, chain := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
 	for range rounds {
 		seal = min(seal, rawAEAD(n, data))
