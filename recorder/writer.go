@@ -486,12 +486,12 @@ func (w *Writer) frameLocked(n int, internal bool) ([]byte, error) {
 // is the frame's plaintext area, otherwise straight from pt, without a
 // copy. The chain value stays zero for the sink to fill in.
 func (w *Writer) sealLocked(frame, pt []byte) {
-	// The associated data and nonce live in the Writer: passed to the
-	// AEAD interface, locals would escape and cost two allocations a record.
 	if Type(pt[0]) == TypeKeyframe {
 		pos := len(w.cur.buf) - len(frame)
 		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: w.lastT, PrevTag: append([]byte(nil), w.prevTag[:]...)}})
 	}
+	// The associated data and nonce live in the Writer: passed to the
+	// AEAD interface, locals would escape and cost two allocations a record.
 	w.ad = sealAD(frame, &w.prevTag)
 	w.nonce = nonce(w.seq)
 	ct := w.aead.Seal(frame[frameHeaderLen:frameHeaderLen], w.nonce[:], pt, w.ad[:])
