@@ -2,7 +2,17 @@
 
 package recorder
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The assembly stores blockMasks as five uint64s in field order.
+var (
+	_ [unsafe.Sizeof(blockMasks{}) - 40]struct{}
+	_ [40 - unsafe.Sizeof(blockMasks{})]struct{}
+)
 
 func init() {
 	if cpu.X86.HasAVX2 {
