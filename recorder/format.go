@@ -84,7 +84,8 @@ func sealAD(hdr []byte, prevTag *[tagLen]byte) [frameHeaderLen + tagLen]byte {
 // chainer computes chain values: h(n) = SHA-256(h(n-1) || frame n without
 // its trailing chain value).
 type chainer struct {
-	h hash.Hash
+	h   hash.Hash
+	sum [chainLen]byte // Sum's buffer; a local would escape through hash.Hash
 }
 
 func newChainer() *chainer { return &chainer{h: sha256.New()} }
@@ -93,9 +94,8 @@ func (c *chainer) next(prev *[chainLen]byte, frame []byte) [chainLen]byte {
 	c.h.Reset()
 	c.h.Write(prev[:])
 	c.h.Write(frame)
-	var out [chainLen]byte
-	c.h.Sum(out[:0])
-	return out
+	c.h.Sum(c.sum[:0])
+	return c.sum
 }
 
 // headerChain returns h(0), the chain value that binds record 1 to the header.

@@ -54,6 +54,9 @@ type cardRedactor struct {
 	count  int
 	digits []int // scratch: positions of digits in run
 	groups []int // scratch: group number of each digit
+
+	masks [filterBlocks]blockMasks // scratch: the filter's block masks
+	block [blockLen]byte           // scratch: the filter's last, short block
 }
 
 func (r *cardRedactor) process(out, p []byte) []byte {
@@ -133,8 +136,12 @@ func (r *cardRedactor) extend(p []byte, i, n int) int {
 }
 
 // skip returns the index of the first digit outside escape sequences in
-// p[i:], or len(p), advancing the escape state over what it skips.
+// p[i:] that may start a candidate run, or len(p), advancing the escape
+// state over what it skips. It may return a digit whose run is short.
 func (r *cardRedactor) skip(p []byte, i int) int {
+	if classifyBlocks != nil && len(p)-i >= blockLen {
+		i = r.filter(p, i)
+	}
 	for i < len(p) {
 		switch r.esc {
 		case escNone:

@@ -125,10 +125,12 @@ type Writer struct {
 	lastT       time.Duration
 	aead        cipher.AEAD
 	prevTag     [tagLen]byte
+	ad          [frameHeaderLen + tagLen]byte // scratch: the record being sealed
+	nonce       [12]byte                      // scratch: the record being sealed
 	out, in     *streamRedactor
 	chatRedacts int
-	redactBuf   []byte
-	size        int64 // bytes enqueued so far
+	redactBuf   []byte // redacted terminal bytes after one spare byte
+	size        int64  // bytes enqueued so far
 	capped      bool
 	dropped     int64
 	sinceCP     int // records since the last checkpoint
@@ -193,14 +195,15 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	}
 	h0 := headerChain(hdr)
 	w := &Writer{
-		cfg:    cfg,
-		aead:   aead,
-		out:    newStreamRedactor(cfg.Redact),
-		in:     newStreamRedactor(cfg.Redact),
-		size:   int64(len(hdr)),
-		lastCP: cfg.Now(),
-		stop:   make(chan struct{}),
-		term:   termState{screen: vt.New(80, 24)},
+		cfg:       cfg,
+		aead:      aead,
+		out:       newStreamRedactor(cfg.Redact),
+		in:        newStreamRedactor(cfg.Redact),
+		redactBuf: make([]byte, 1),
+		size:      int64(len(hdr)),
+		lastCP:    cfg.Now(),
+		stop:      make(chan struct{}),
+		term:      termState{screen: vt.New(80, 24)},
 	}
 	copy(w.prevTag[:], h0[:tagLen])
 	w.sink = newSink(dst, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
@@ -273,22 +276,33 @@ func (w *Writer) terminal(typ Type, p []byte) error {
 	if typ == TypeInput {
 		red = w.in
 	}
-	w.redactBuf = red.process(w.redactBuf[:0], p)
+	w.redactBuf = red.process(w.redactBuf[:1], p)
 	err := w.terminalChunksLocked(typ, w.redactBuf)
 	w.maybeCheckpointLocked()
 	return err
 }
 
+// terminalChunksLocked records b[1:] as terminal records of at most
+// maxChunk bytes. Each is sealed straight from b into the batch with its
+// type byte in front: b[0] for the first, and the byte before each later
+// chunk, borrowed and put back.
 func (w *Writer) terminalChunksLocked(typ Type, b []byte) error {
-	for len(b) > 0 {
-		n := min(len(b), maxChunk)
-		if err := w.appendLocked(typ, nil, b[:n], false); err != nil {
+	for i := 1; i < len(b); {
+		n := min(len(b)-i, maxChunk)
+		saved := b[i-1]
+		b[i-1] = byte(typ)
+		frame, err := w.frameLocked(1+n, false)
+		if err == nil {
+			w.sealLocked(frame, b[i-1:i+n])
+		}
+		b[i-1] = saved
+		if err != nil {
 			return err
 		}
 		if typ == TypeOutput {
-			w.term.write(b[:n])
+			w.term.write(b[i : i+n])
 		}
-		b = b[n:]
+		i += n
 	}
 	return nil
 }
@@ -417,6 +431,23 @@ func (w *Writer) endReserveLocked() int64 {
 // Callers check for a due checkpoint once the screen state includes it.
 func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error {
 	n := 1 + len(head) + len(body)
+	frame, err := w.frameLocked(n, internal)
+	if err != nil {
+		return err
+	}
+	pt := frame[frameHeaderLen : frameHeaderLen+n]
+	pt[0] = byte(typ)
+	copy(pt[1:], head)
+	copy(pt[1+len(head):], body)
+	w.sealLocked(frame, pt)
+	return nil
+}
+
+// frameLocked makes room in the current batch for a sealed record of n
+// plaintext bytes and returns it with its clear header filled in, or
+// ErrSizeCap. Unless internal, a record that would take the file past
+// MaxBytes is dropped instead (and the first drop recorded).
+func (w *Writer) frameLocked(n int, internal bool) ([]byte, error) {
 	flen := frameHeaderLen + n + tagLen + chainLen
 	if !internal && w.cfg.MaxBytes > 0 && w.size+int64(flen)+w.endReserveLocked() > w.cfg.MaxBytes {
 		w.dropped++
@@ -429,7 +460,7 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 			}})
 			w.appendLocked(TypeEvent, ev, nil, true)
 		}
-		return ErrSizeCap
+		return nil, ErrSizeCap
 	}
 	t := w.elapsedLocked()
 	w.seq++
@@ -443,28 +474,29 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	}
 	pos := len(w.cur.buf)
 	w.cur.buf = w.cur.buf[:pos+flen]
-	buf := w.cur.buf[pos:]
-	putFrameHeader(buf, flen-4, w.seq, int64(t), kindSealed)
-	pt := buf[frameHeaderLen : frameHeaderLen+n]
-	pt[0] = byte(typ)
-	copy(pt[1:], head)
-	copy(pt[1+len(head):], body)
-	ad := sealAD(buf, &w.prevTag)
-	nc := nonce(w.seq)
-	ct := w.aead.Seal(pt[:0], nc[:], pt, ad[:])
-	copy(w.prevTag[:], ct[len(ct)-tagLen:])
-	clear(buf[len(buf)-chainLen:])
-	if typ == TypeKeyframe {
-		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: t, PrevTag: w.prevTagBefore(ad)}})
-	}
+	frame := w.cur.buf[pos:]
+	putFrameHeader(frame, flen-4, w.seq, int64(t), kindSealed)
 	w.size += int64(flen)
 	w.sinceCP++
-	return nil
+	return frame, nil
 }
 
-// prevTagBefore extracts the previous tag from a record's associated data.
-func (w *Writer) prevTagBefore(ad [frameHeaderLen + tagLen]byte) []byte {
-	return append([]byte(nil), ad[frameHeaderLen:]...)
+// sealLocked seals the plaintext pt (type byte and body) of the record
+// whose frame frameLocked just returned into that frame: in place when pt
+// is the frame's plaintext area, otherwise straight from pt, without a
+// copy. The chain value stays zero for the sink to fill in.
+func (w *Writer) sealLocked(frame, pt []byte) {
+	if Type(pt[0]) == TypeKeyframe {
+		pos := len(w.cur.buf) - len(frame)
+		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: w.lastT, PrevTag: append([]byte(nil), w.prevTag[:]...)}})
+	}
+	// The associated data and nonce live in the Writer: passed to the
+	// AEAD interface, locals would escape and cost two allocations a record.
+	w.ad = sealAD(frame, &w.prevTag)
+	w.nonce = nonce(w.seq)
+	ct := w.aead.Seal(frame[frameHeaderLen:frameHeaderLen], w.nonce[:], pt, w.ad[:])
+	copy(w.prevTag[:], ct[len(ct)-tagLen:])
+	clear(frame[len(frame)-chainLen:])
 }
 
 // maybeCheckpointLocked writes a keyframe and a signed checkpoint when
@@ -507,10 +539,10 @@ func (w *Writer) Close() error {
 	w.once.Do(func() {
 		w.mu.Lock()
 		if w.sink.err() == nil {
-			w.redactBuf = w.out.flush(w.redactBuf[:0])
+			w.redactBuf = w.out.flush(w.redactBuf[:1])
 			w.terminalChunksLocked(TypeOutput, w.redactBuf)
 			if w.cfg.RecordInput {
-				w.redactBuf = w.in.flush(w.redactBuf[:0])
+				w.redactBuf = w.in.flush(w.redactBuf[:1])
 				w.terminalChunksLocked(TypeInput, w.redactBuf)
 			}
 			if n := w.redactionsLocked(); n > 0 {

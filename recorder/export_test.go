@@ -1,0 +1,7 @@
+package recorder
+
+// For the external tests' benchmarks.
+var (
+	TerminalText    = terminalText
+	WriterBenchText = writerBenchText
+)
