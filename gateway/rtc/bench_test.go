@@ -2,57 +2,76 @@ package rtc_test
 
 import (
 	"context"
-	"crypto/ed25519"
+	"flag"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"supportgate/gateway/rtc"
 	"supportgate/gateway/rtc/rtctest"
-	"supportgate/recorder"
 )
 
 // BenchmarkRelay relays n synthetic 2.5 Mbit/s, 30 fps VP8 screen shares
 // through one Relay, each recorded by a real recorder.Writer (encrypted,
-// hash-chained, on disk), to one pion viewer each, for benchDuration. In
-// the same run the same n publishers stream directly to n viewers (no
-// gateway): that baseline's CPU is subtracted to get the relay's own, and
-// its latency is the floor the relay adds to.
+// hash-chained, on disk), to one pion viewer each, for benchDuration. The
+// relay runs in a process of its own (benchproc_test.go), so its CPU time
+// is measured directly, and its garbage collector and profile are its own;
+// the publishers and viewers run in the benchmark's process. In the same
+// run the same n publishers stream directly to n viewers (no gateway): that
+// baseline's latency is the floor the relay adds to, and its CPU is what
+// the synthetic peers cost without a relay.
 //
 // Metrics: streams/core (n / relay cores), pps/core (packets received by
-// the relay per second per relay core), relay-cores, added-p99-ms and
-// added-p50-ms (relayed minus direct packet latency), delivered (packets
-// the viewers got / packets sent), p99-ms (relayed) and base-p99-ms.
+// the relay per second per relay core), relay-cores (the relay process's
+// CPU / wall time), peer-cores and base-peer-cores (the benchmark
+// process's, relayed and direct), added-p99-ms and added-p50-ms (relayed
+// minus direct packet latency), x-direct-p99 (relayed p99 / direct p99),
+// delivered and base-delivered (packets the viewers got / packets sent),
+// recorded (frames recorded / frames sent), relay-gc/s and
+// relay-gcpause-ms (GC cycles per second and total stop-the-world pause of
+// the relay process while streaming), p99-ms and base-p99-ms.
+//
+// -relaycpuprofile FILE and -relaytrace FILE write the relay process's CPU
+// profile and execution trace of the streaming phase to FILE-n.
 func BenchmarkRelay(b *testing.B) {
 	for _, n := range []int{1, 25, 50} {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
 			for range b.N {
 				base := runStreams(b, n, false)
 				relayed := runStreams(b, n, true)
-				relayCPU := relayed.cpu - base.cpu
-				cores := relayCPU.Seconds() / relayed.wall.Seconds()
+				wall := relayed.wall.Seconds()
+				cores := relayed.relayCPU.Seconds() / wall
 				b.ReportMetric(cores, "relay-cores")
 				if cores > 0 {
 					b.ReportMetric(float64(n)/cores, "streams/core")
-					b.ReportMetric(float64(relayed.relayPackets)/relayed.wall.Seconds()/cores, "pps/core")
+					b.ReportMetric(float64(relayed.relayPackets)/wall/cores, "pps/core")
 				}
+				b.ReportMetric(relayed.cpu.Seconds()/wall, "peer-cores")
+				b.ReportMetric(base.cpu.Seconds()/base.wall.Seconds(), "base-peer-cores")
 				b.ReportMetric(ms(relayed.p99), "p99-ms")
 				b.ReportMetric(ms(base.p99), "base-p99-ms")
 				b.ReportMetric(ms(relayed.p99-base.p99), "added-p99-ms")
 				b.ReportMetric(ms(relayed.p50-base.p50), "added-p50-ms")
+				if base.p99 > 0 {
+					b.ReportMetric(float64(relayed.p99)/float64(base.p99), "x-direct-p99")
+				}
 				b.ReportMetric(float64(relayed.received)/float64(relayed.sent), "delivered")
+				b.ReportMetric(float64(base.received)/float64(base.sent), "base-delivered")
 				b.ReportMetric(float64(relayed.frames)/float64(relayed.sentFrames), "recorded")
+				b.ReportMetric(float64(relayed.gcs)/wall, "relay-gc/s")
+				b.ReportMetric(ms(relayed.gcPause), "relay-gcpause-ms")
 				b.ReportMetric(0, "ns/op")
 			}
 		})
 	}
 }
+
+var (
+	relayCPUProfile = flag.String("relaycpuprofile", "", "BenchmarkRelay: write the relay process's CPU profile of the streaming phase to `FILE`-n")
+	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
+)
 
 const (
 	benchDuration = 5 * time.Second
@@ -63,68 +82,50 @@ const (
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 type runResult struct {
-	wall, cpu          time.Duration
+	wall, cpu          time.Duration // cpu: the benchmark process (the peers)
+	relayCPU           time.Duration // the relay process
 	sent, received     int64
 	relayPackets       int64
 	sentFrames, frames int64
+	gcs                uint32 // the relay process's GC cycles
+	gcPause            time.Duration
 	p50, p99           time.Duration
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+func fileFor(flagValue string, n int) string {
+	if flagValue == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s-%d", flagValue, n)
 }
 
-// runStreams connects n publisher/viewer pairs (through a relay with a
-// recording each, or directly) and streams for benchDuration.
+// runStreams connects n publisher/viewer pairs (through a relay process
+// with a recording each, or directly) and streams for benchDuration.
 func runStreams(b *testing.B, n int, relayed bool) runResult {
 	b.Helper()
 	api := rtctest.NewAPI()
-	var relay *rtc.Relay
-	var rooms []*rtc.Room
-	var recs []*recorder.Writer
+	var proc *relayProc
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var serving sync.WaitGroup
 	if relayed {
-		var err error
-		relay, err = rtc.New(rtc.Config{Loopback: true, UDPPortMin: 45000, UDPPortMax: 46999})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer relay.Close()
+		proc = startRelayProc(b, fileFor(*relayCPUProfile, n), fileFor(*relayTrace, n))
+		defer proc.close(b)
 	}
-	id, _ := age.GenerateX25519Identity()
-	_, signer, _ := ed25519.GenerateKey(nil)
-	dir := b.TempDir()
 
 	pubs := make([]*rtctest.Publisher, n)
 	views := make([]*rtctest.Viewer, n)
 	for i := range n {
-		pc, ps := rtctest.NewPipe()
-		vc, vs := rtctest.NewPipe()
+		var pc, vc rtc.Conn
 		if relayed {
-			w, err := recorder.Create(filepath.Join(dir, fmt.Sprintf("s%d.sgrec", i)), recorder.WriterConfig{
-				RecordingID: fmt.Sprintf("s%d", i), SessionID: fmt.Sprintf("s%d", i),
-				Recipients: []age.Recipient{id.Recipient()}, Signer: signer,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			recs = append(recs, w)
-			room, err := relay.Room(ctx, fmt.Sprintf("s%d", i), w)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rooms = append(rooms, room)
-			serving.Add(2)
-			go func() { defer serving.Done(); room.Serve(ps, rtc.Publisher, "customer") }()
-			go func() { defer serving.Done(); room.Serve(vs, rtc.Viewer, "agent") }()
+			pc, vc = proc.open(b, i)
 			if _, err := rtctest.Message(pc, "hello", nil); err != nil {
 				b.Fatal(err)
 			}
 		} else {
+			pp, ps := rtctest.NewPipe()
+			vp, vs := rtctest.NewPipe()
+			pc, vc = pp, vp
 			serving.Add(1)
 			go func() { defer serving.Done(); directSignal(ps, vs) }()
 		}
@@ -150,13 +151,10 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 		}
 		cancel()
 		serving.Wait()
-		for _, w := range recs {
-			w.Close()
-		}
 	}()
 	// Warm up until every viewer has its track (a keyframe each).
 	size := rtctest.FrameSize(benchBitrate, benchFPS)
-	warm, stopWarm := context.WithTimeout(context.Background(), 10*time.Second)
+	warm, stopWarm := context.WithTimeout(ctx, 10*time.Second)
 	defer stopWarm()
 	for i := range n {
 		for views[i].Packets.Load() == 0 {
@@ -166,20 +164,21 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		views[i].Latencies()
 	}
-	var recv0, relay0, frames0 int64
+	time.Sleep(100 * time.Millisecond) // the warm-up's last packets
+	var recv0 int64
 	for i := range n {
 		recv0 += views[i].Packets.Load()
-		if relayed {
-			relay0 += rooms[i].Packets()
-			frames0 += rooms[i].Frames()
-		}
+		views[i].Latencies()
+	}
+	var st0 procStats
+	if relayed {
+		st0 = proc.statsAt(b, "start")
 	}
 
 	// Stream: each publisher paces its own frames, starts staggered.
 	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), processCPU()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var sent, sentFrames int64
@@ -209,20 +208,22 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 	}
 	wg.Wait()
 	time.Sleep(200 * time.Millisecond) // let the last packets land
-	res := runResult{wall: time.Since(start), cpu: cpuTime() - cpu0, sent: sent, sentFrames: sentFrames}
+	res := runResult{wall: time.Since(start), cpu: processCPU() - cpu0, sent: sent, sentFrames: sentFrames}
+	if relayed {
+		st := proc.statsAt(b, "end")
+		res.relayCPU = st.CPU - st0.CPU
+		res.relayPackets = st.Packets - st0.Packets
+		res.frames = st.Frames - st0.Frames
+		res.gcs = st.NumGC - st0.NumGC
+		res.gcPause = st.PauseGC - st0.PauseGC
+	}
 	b.StopTimer()
 	var lat []time.Duration
 	for i := range n {
 		res.received += views[i].Packets.Load()
 		lat = append(lat, views[i].Latencies()...)
-		if relayed {
-			res.relayPackets += rooms[i].Packets()
-			res.frames += rooms[i].Frames()
-		}
 	}
 	res.received -= recv0
-	res.relayPackets -= relay0
-	res.frames -= frames0
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		res.p50 = lat[len(lat)/2]
