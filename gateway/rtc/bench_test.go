@@ -31,10 +31,13 @@ import (
 // delivered and base-delivered (packets the viewers got / packets sent),
 // recorded (frames recorded / frames sent), relay-gc/s and
 // relay-gcpause-ms (GC cycles per second and total stop-the-world pause of
-// the relay process while streaming), p99-ms and base-p99-ms.
+// the relay process while streaming), relay-B/pkt and relay-allocs/pkt
+// (heap bytes and objects the relay process allocated per packet
+// received), p99-ms and base-p99-ms.
 //
 // -relaycpuprofile FILE and -relaytrace FILE write the relay process's CPU
-// profile and execution trace of the streaming phase to FILE-n.
+// profile and execution trace of the streaming phase to FILE-n;
+// -relaymemprofile FILE its allocation profile.
 func BenchmarkRelay(b *testing.B) {
 	for _, n := range []int{1, 25, 50} {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
@@ -62,6 +65,10 @@ func BenchmarkRelay(b *testing.B) {
 				b.ReportMetric(float64(relayed.frames)/float64(relayed.sentFrames), "recorded")
 				b.ReportMetric(float64(relayed.gcs)/wall, "relay-gc/s")
 				b.ReportMetric(ms(relayed.gcPause), "relay-gcpause-ms")
+				if relayed.relayPackets > 0 {
+					b.ReportMetric(float64(relayed.alloc)/float64(relayed.relayPackets), "relay-B/pkt")
+					b.ReportMetric(float64(relayed.mallocs)/float64(relayed.relayPackets), "relay-allocs/pkt")
+				}
 				b.ReportMetric(0, "ns/op")
 			}
 		})
@@ -70,6 +77,7 @@ func BenchmarkRelay(b *testing.B) {
 
 var (
 	relayCPUProfile = flag.String("relaycpuprofile", "", "BenchmarkRelay: write the relay process's CPU profile of the streaming phase to `FILE`-n")
+	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profile to `FILE`-n")
 	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
 )
 
@@ -89,6 +97,7 @@ type runResult struct {
 	sentFrames, frames int64
 	gcs                uint32 // the relay process's GC cycles
 	gcPause            time.Duration
+	alloc, mallocs     uint64 // the relay process's heap allocations
 	p50, p99           time.Duration
 }
 
@@ -109,7 +118,7 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 	defer cancel()
 	var serving sync.WaitGroup
 	if relayed {
-		proc = startRelayProc(b, fileFor(*relayCPUProfile, n), fileFor(*relayTrace, n))
+		proc = startRelayProc(b, fileFor(*relayCPUProfile, n), fileFor(*relayMemProfile, n), fileFor(*relayTrace, n))
 		defer proc.close(b)
 	}
 
@@ -216,6 +225,8 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 		res.frames = st.Frames - st0.Frames
 		res.gcs = st.NumGC - st0.NumGC
 		res.gcPause = st.PauseGC - st0.PauseGC
+		res.alloc = st.Alloc - st0.Alloc
+		res.mallocs = st.Mallocs - st0.Mallocs
 	}
 	b.StopTimer()
 	var lat []time.Duration

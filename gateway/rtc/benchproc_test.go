@@ -36,6 +36,7 @@ import (
 const (
 	relayChildEnv   = "SUPPORTGATE_RTC_BENCH_RELAY"
 	relayProfileEnv = "SUPPORTGATE_RTC_BENCH_RELAY_CPUPROFILE"
+	relayMemEnv     = "SUPPORTGATE_RTC_BENCH_RELAY_MEMPROFILE"
 	relayTraceEnv   = "SUPPORTGATE_RTC_BENCH_RELAY_TRACE"
 )
 
@@ -76,6 +77,8 @@ type procStats struct {
 	NumGC    uint32        `json:"num_gc"`    // completed GC cycles
 	PauseGC  time.Duration `json:"pause_gc"`  // total stop-the-world pause
 	HeapLive uint64        `json:"heap_live"` // bytes of live heap objects
+	Alloc    uint64        `json:"alloc"`     // bytes allocated so far
+	Mallocs  uint64        `json:"mallocs"`   // heap objects allocated so far
 }
 
 // lineWriter serializes JSON lines onto one writer.
@@ -259,9 +262,15 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 				traceFile.Close()
 				traceFile = nil
 			}
+			if m.Mark == "end" && os.Getenv(relayMemEnv) != "" {
+				if err := writeHeapProfile(os.Getenv(relayMemEnv)); err != nil {
+					return err
+				}
+			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			st := &procStats{CPU: processCPU(), NumGC: ms.NumGC, PauseGC: time.Duration(ms.PauseTotalNs), HeapLive: ms.HeapAlloc}
+			st := &procStats{CPU: processCPU(), NumGC: ms.NumGC, PauseGC: time.Duration(ms.PauseTotalNs), HeapLive: ms.HeapAlloc,
+				Alloc: ms.TotalAlloc, Mallocs: ms.Mallocs}
 			for _, rm := range rooms {
 				st.Packets += rm.Packets()
 				st.Frames += rm.Frames()
@@ -294,6 +303,15 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 	return sc.Err()
 }
 
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -312,13 +330,14 @@ type relayProc struct {
 	stats chan *procStats
 }
 
-// startRelayProc starts this test binary as the relay process; profile and
-// traceOut, if set, name files for its CPU profile and execution trace of
-// the measured phase.
-func startRelayProc(b *testing.B, profile, traceOut string) *relayProc {
+// startRelayProc starts this test binary as the relay process; profile,
+// memProfile and traceOut, if set, name files for its CPU profile of the
+// measured phase, its allocation profile and its execution trace of the
+// measured phase.
+func startRelayProc(b *testing.B, profile, memProfile, traceOut string) *relayProc {
 	b.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), relayChildEnv+"=1", relayProfileEnv+"="+profile, relayTraceEnv+"="+traceOut)
+	cmd.Env = append(os.Environ(), relayChildEnv+"=1", relayProfileEnv+"="+profile, relayMemEnv+"="+memProfile, relayTraceEnv+"="+traceOut)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
