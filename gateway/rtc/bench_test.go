@@ -29,7 +29,8 @@ import (
 // process's, relayed and direct), added-p99-ms and added-p50-ms (relayed
 // minus direct packet latency), x-direct-p99 (relayed p99 / direct p99),
 // delivered and base-delivered (packets the viewers got / packets sent),
-// recorded (frames recorded / frames sent), relay-gc/s and
+// recorded (frames recorded / frames sent), rec-dropped (packets dropped
+// from the recordings because they fell behind), relay-gc/s and
 // relay-gcpause-ms (GC cycles per second and total stop-the-world pause of
 // the relay process while streaming), relay-B/pkt and relay-allocs/pkt
 // (heap bytes and objects the relay process allocated per packet
@@ -63,6 +64,7 @@ func BenchmarkRelay(b *testing.B) {
 				b.ReportMetric(float64(relayed.received)/float64(relayed.sent), "delivered")
 				b.ReportMetric(float64(base.received)/float64(base.sent), "base-delivered")
 				b.ReportMetric(float64(relayed.frames)/float64(relayed.sentFrames), "recorded")
+				b.ReportMetric(float64(relayed.recDropped), "rec-dropped")
 				b.ReportMetric(float64(relayed.gcs)/wall, "relay-gc/s")
 				b.ReportMetric(ms(relayed.gcPause), "relay-gcpause-ms")
 				if relayed.relayPackets > 0 {
@@ -95,6 +97,7 @@ type runResult struct {
 	sent, received     int64
 	relayPackets       int64
 	sentFrames, frames int64
+	recDropped         int64
 	gcs                uint32 // the relay process's GC cycles
 	gcPause            time.Duration
 	alloc, mallocs     uint64 // the relay process's heap allocations
@@ -223,6 +226,7 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 		res.relayCPU = st.CPU - st0.CPU
 		res.relayPackets = st.Packets - st0.Packets
 		res.frames = st.Frames - st0.Frames
+		res.recDropped = st.Dropped - st0.Dropped
 		res.gcs = st.NumGC - st0.NumGC
 		res.gcPause = st.PauseGC - st0.PauseGC
 		res.alloc = st.Alloc - st0.Alloc

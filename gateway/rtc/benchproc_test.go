@@ -74,6 +74,7 @@ type procStats struct {
 	CPU      time.Duration `json:"cpu"`       // user + system time of the process
 	Packets  int64         `json:"packets"`   // RTP packets received from publishers
 	Frames   int64         `json:"frames"`    // frames recorded
+	Dropped  int64         `json:"dropped"`   // packets dropped from the recordings
 	NumGC    uint32        `json:"num_gc"`    // completed GC cycles
 	PauseGC  time.Duration `json:"pause_gc"`  // total stop-the-world pause
 	HeapLive uint64        `json:"heap_live"` // bytes of live heap objects
@@ -274,6 +275,7 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 			for _, rm := range rooms {
 				st.Packets += rm.Packets()
 				st.Frames += rm.Frames()
+				st.Dropped += rm.RecordDropped()
 			}
 			out.send(procMsg{Op: "stats", Stats: st})
 		default:
