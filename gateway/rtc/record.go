@@ -4,10 +4,6 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 )
 
 const (
@@ -27,37 +23,59 @@ const (
 // are dropped from the recording, never from the viewers. Drops are
 // counted (Room.RecordDropped) and written into the recording as
 // "screen.record.dropped" events with the running count; a frame that lost
-// a packet is not recorded (the sample builder skips incomplete frames).
+// a packet is not recorded (vp8Frames drops incomplete frames).
+//
+// The packet buffers are recycled through free: at most recordQueueLen
+// are queued and vp8Window held for reordering.
 type mediaRecorder struct {
 	rm      *Room
-	queue   chan []byte
+	queue   chan *pktBuf
+	free    chan *pktBuf
 	base    time.Duration // this publisher's time origin in the recording
 	dropped atomic.Int64  // packets of this track dropped from the recording
 }
 
 func (rm *Room) newMediaRecorder() *mediaRecorder {
-	return &mediaRecorder{rm: rm, queue: make(chan []byte, recordQueueLen), base: time.Since(rm.start)}
+	return &mediaRecorder{
+		rm:    rm,
+		queue: make(chan *pktBuf, recordQueueLen),
+		free:  make(chan *pktBuf, recordQueueLen+vp8Window),
+		base:  time.Since(rm.start),
+	}
 }
 
 // push queues a copy of the RTP packet pkt, or drops it if the queue is
 // full. It never blocks. Only the forwarding goroutine calls it.
 func (mr *mediaRecorder) push(pkt []byte) {
-	if len(mr.queue) == cap(mr.queue) {
+	if len(mr.queue) == cap(mr.queue) || len(pkt) > receiveMTU {
 		mr.dropped.Add(1)
 		mr.rm.recordDropped.Add(1)
 		return
 	}
-	mr.queue <- append(make([]byte, 0, len(pkt)), pkt...) // cannot block: the only sender saw room
+	var b *pktBuf
+	select {
+	case b = <-mr.free:
+	default:
+		b = new(pktBuf)
+	}
+	b.n = copy(b.b[:], pkt)
+	mr.queue <- b // cannot block: the only sender saw room
+}
+
+func (mr *mediaRecorder) release(b *pktBuf) {
+	select {
+	case mr.free <- b:
+	default:
+	}
 }
 
 // close ends the queue; run records what is still in it and returns.
 func (mr *mediaRecorder) close() { close(mr.queue) }
 
-// run depacketizes the queued packets into frames and records them, until
+// run assembles the queued packets into frames and records them, until
 // close.
 func (mr *mediaRecorder) run() {
 	rec := mr.rm.rec
-	sb := samplebuilder.New(256, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
 	var (
 		first    = true
 		lastTS   uint32
@@ -65,6 +83,18 @@ func (mr *mediaRecorder) run() {
 		reported int64 // drops written to the recording
 		lastDrop time.Time
 	)
+	frames := newVP8Frames(func(ts uint32, frame []byte) {
+		if first {
+			first, lastTS = false, ts
+		}
+		ticks += int64(int32(ts - lastTS))
+		lastTS = ts
+		at := mr.base + time.Duration(ticks)*time.Second/90000
+		key := frame[0]&1 == 0
+		if err := rec.Media("vp8", at, frame, key); err == nil {
+			mr.rm.frames.Add(1)
+		}
+	}, mr.release)
 	reportDrops := func(force bool) {
 		n := mr.dropped.Load()
 		if n == reported || (!force && time.Since(lastDrop) < dropReportInterval) {
@@ -74,28 +104,9 @@ func (mr *mediaRecorder) run() {
 		rec.Event("screen.record.dropped", map[string]string{"packets": strconv.FormatInt(n, 10)})
 	}
 	for b := range mr.queue {
-		pkt := &rtp.Packet{}
-		if pkt.Unmarshal(b) != nil {
-			continue
-		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			ts := s.PacketTimestamp
-			if first {
-				first, lastTS = false, ts
-			}
-			ticks += int64(int32(ts - lastTS))
-			lastTS = ts
-			if len(s.Data) == 0 {
-				continue
-			}
-			at := mr.base + time.Duration(ticks)*time.Second/90000
-			key := s.Data[0]&1 == 0
-			if err := rec.Media("vp8", at, s.Data, key); err == nil {
-				mr.rm.frames.Add(1)
-			}
-		}
+		frames.push(b)
 		reportDrops(false)
 	}
+	frames.flush()
 	reportDrops(true)
 }

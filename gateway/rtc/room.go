@@ -16,7 +16,8 @@ import (
 )
 
 // Recorder receives what a room records: the recorder.Writer of the
-// session satisfies it. Its methods are called concurrently.
+// session satisfies it. Its methods are called concurrently. Media must
+// not keep frame after it returns (the room reuses the buffer).
 type Recorder interface {
 	Media(codec string, ts time.Duration, frame []byte, keyframe bool) error
 	Chat(from, text string) error
