@@ -38,7 +38,8 @@ import (
 //
 // -relaycpuprofile FILE and -relaytrace FILE write the relay process's CPU
 // profile and execution trace of the streaming phase to FILE-n;
-// -relaymemprofile FILE its allocation profile.
+// -relaymemprofile FILE its allocation profiles at the start and the end of
+// that phase (FILE-n.start and FILE-n, for go tool pprof -base).
 func BenchmarkRelay(b *testing.B) {
 	for _, n := range []int{1, 25, 50} {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
@@ -79,7 +80,7 @@ func BenchmarkRelay(b *testing.B) {
 
 var (
 	relayCPUProfile = flag.String("relaycpuprofile", "", "BenchmarkRelay: write the relay process's CPU profile of the streaming phase to `FILE`-n")
-	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profile to `FILE`-n")
+	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profiles at the start and end of the streaming phase to `FILE`-n.start and FILE-n")
 	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
 )
 

@@ -263,8 +263,11 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 				traceFile.Close()
 				traceFile = nil
 			}
-			if m.Mark == "end" && os.Getenv(relayMemEnv) != "" {
-				if err := writeHeapProfile(os.Getenv(relayMemEnv)); err != nil {
+			if name := os.Getenv(relayMemEnv); name != "" && m.Mark != "" {
+				if m.Mark == "start" {
+					name += ".start" // for pprof -base
+				}
+				if err := writeHeapProfile(name); err != nil {
 					return err
 				}
 			}
@@ -305,7 +308,9 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 	return sc.Err()
 }
 
+// writeHeapProfile writes the allocations so far (as of a GC it forces).
 func writeHeapProfile(name string) error {
+	runtime.GC()
 	f, err := os.Create(name)
 	if err != nil {
 		return err
