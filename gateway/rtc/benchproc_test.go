@@ -82,6 +82,18 @@ type procStats struct {
 	Mallocs  uint64        `json:"mallocs"`   // heap objects allocated so far
 }
 
+// add adds the difference end - start.
+func (st *procStats) add(start, end procStats) {
+	st.CPU += end.CPU - start.CPU
+	st.Packets += end.Packets - start.Packets
+	st.Frames += end.Frames - start.Frames
+	st.Dropped += end.Dropped - start.Dropped
+	st.NumGC += end.NumGC - start.NumGC
+	st.PauseGC += end.PauseGC - start.PauseGC
+	st.Alloc += end.Alloc - start.Alloc
+	st.Mallocs += end.Mallocs - start.Mallocs
+}
+
 // lineWriter serializes JSON lines onto one writer.
 type lineWriter struct {
 	mu  sync.Mutex // guards enc
@@ -278,7 +290,9 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 			for _, rm := range rooms {
 				st.Packets += rm.Packets()
 				st.Frames += rm.Frames()
-				st.Dropped += rm.RecordDropped()
+				if d, ok := any(rm).(interface{ RecordDropped() int64 }); ok { // not before the recording queue
+					st.Dropped += d.RecordDropped()
+				}
 			}
 			out.send(procMsg{Op: "stats", Stats: st})
 		default:
