@@ -25,7 +25,7 @@ const (
 // never waits for it: when the recording falls behind (Recorder.Media
 // blocks while a slow disk catches up) the queue fills, and further packets
 // are dropped from the recording, never from the viewers. Drops are
-// counted (Room.RecordDropped) and written into the recording as
+// counted (Room.RecordDropped), logged, and written into the recording as
 // "screen.record.dropped" events with the running count; a frame that lost
 // a packet is not recorded (vp8Frames drops incomplete frames).
 //
@@ -143,6 +143,7 @@ func (mr *mediaRecorder) run() {
 			return
 		}
 		reported, lastDrop = n, time.Now()
+		mr.rm.relay.log.Warn("screen share recording fell behind; packets dropped from it, not from the viewers", "room", mr.rm.id, "packets", n)
 		rec.Event("screen.record.dropped", map[string]string{"packets": strconv.FormatInt(n, 10)})
 	}
 	var batch []*pktBuf
