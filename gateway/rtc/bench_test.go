@@ -30,10 +30,13 @@ import (
 // the floor the relay adds to, and their CPU is what the synthetic peers
 // cost without a relay.
 //
-// Metrics: streams/core (n / relay cores), pps/core (packets received by
-// the relay per second per relay core), relay-cores (the relay process's
-// CPU / streaming time), peer-cores and base-peer-cores (the benchmark
-// process's, relayed and direct), added-p99-ms and added-p50-ms (relayed
+// Metrics: pps/core (packets received by the relay per second per relay
+// core), streams/core (pps/core / the packets per second of one 2.5
+// Mbit/s stream: streams that one core relays and records), rate and
+// base-rate (packets sent / what n streams at 2.5 Mbit/s send: below 1
+// when the publishers could not keep up on a loaded machine), relay-cores
+// (the relay process's CPU / streaming time), peer-cores and
+// base-peer-cores (the benchmark process's, relayed and direct), added-p99-ms and added-p50-ms (relayed
 // minus direct packet latency, from the send time each packet carries to
 // its arrival at the viewer's track), x-direct-p99 (relayed p99 / direct
 // p99), delivered and base-delivered (packets the viewers got / packets
@@ -57,9 +60,12 @@ func BenchmarkRelay(b *testing.B) {
 				cores := st.CPU.Seconds() / wall
 				b.ReportMetric(cores, "relay-cores")
 				if cores > 0 {
-					b.ReportMetric(float64(n)/cores, "streams/core")
-					b.ReportMetric(float64(st.Packets)/wall/cores, "pps/core")
+					pps := float64(st.Packets) / wall / cores
+					b.ReportMetric(pps, "pps/core")
+					b.ReportMetric(pps/streamPPS(), "streams/core")
 				}
+				b.ReportMetric(float64(relayed.sent)/wall/float64(n)/streamPPS(), "rate")
+				b.ReportMetric(float64(base.sent)/base.wall.Seconds()/float64(n)/streamPPS(), "base-rate")
 				b.ReportMetric(relayed.cpu.Seconds()/wall, "peer-cores")
 				b.ReportMetric(base.cpu.Seconds()/base.wall.Seconds(), "base-peer-cores")
 				p50, p99 := relayed.percentiles()
@@ -102,6 +108,12 @@ const (
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// streamPPS is the packets per second one synthetic stream sends.
+func streamPPS() float64 {
+	size := rtctest.FrameSize(benchBitrate, benchFPS)
+	return float64((size+rtctest.MTU-1)/rtctest.MTU) * benchFPS
+}
 
 // streamSet is n publisher/viewer pairs, relayed or direct.
 type streamSet struct {
