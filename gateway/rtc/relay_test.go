@@ -234,7 +234,7 @@ func TestRelaySlowRecorder(t *testing.T) {
 	}
 	var sent int64
 	got0 := view.Packets.Load()
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for i := range 120 {
 		<-tick.C
