@@ -96,6 +96,7 @@ func BenchmarkRelay(b *testing.B) {
 var (
 	relayCPUProfile = flag.String("relaycpuprofile", "", "BenchmarkRelay: write the relay process's CPU profile of the streaming phase to `FILE`-n")
 	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profiles at the start and end of the streaming phase to `FILE`-n.start and FILE-n")
+	relayProcs      = flag.Int("relayprocs", 0, "BenchmarkRelay: GOMAXPROCS of the relay process (0: the default, one per core)")
 	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
 )
 

@@ -359,6 +359,9 @@ func startRelayProc(b *testing.B, profile, memProfile, traceOut string) *relayPr
 	b.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), relayChildEnv+"=1", relayProfileEnv+"="+profile, relayMemEnv+"="+memProfile, relayTraceEnv+"="+traceOut)
+	if *relayProcs > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", *relayProcs))
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
