@@ -4,7 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +39,10 @@ import (
 // base-rate (packets sent / what n streams at 2.5 Mbit/s send: below 1
 // when the publishers could not keep up on a loaded machine), relay-cores
 // (the relay process's CPU / streaming time), peer-cores and
-// base-peer-cores (the benchmark process's, relayed and direct), added-p99-ms and added-p50-ms (relayed
+// base-peer-cores (the benchmark process's, relayed and direct),
+// cpu-pressure and base-cpu-pressure (the share of the streaming time in
+// which some task on the machine, any process, waited for a CPU: Linux
+// PSI "some", /proc/pressure/cpu), added-p99-ms and added-p50-ms (relayed
 // minus direct packet latency, from the send time each packet carries to
 // its arrival at the viewer's track), x-direct-p99 (relayed p99 / direct
 // p99), delivered and base-delivered (packets the viewers got / packets
@@ -66,6 +72,8 @@ func BenchmarkRelay(b *testing.B) {
 				}
 				b.ReportMetric(float64(relayed.sent)/wall/float64(n)/streamPPS(), "rate")
 				b.ReportMetric(float64(base.sent)/base.wall.Seconds()/float64(n)/streamPPS(), "base-rate")
+				b.ReportMetric(relayed.stall.Seconds()/wall, "cpu-pressure")
+				b.ReportMetric(base.stall.Seconds()/base.wall.Seconds(), "base-cpu-pressure")
 				b.ReportMetric(relayed.cpu.Seconds()/wall, "peer-cores")
 				b.ReportMetric(base.cpu.Seconds()/base.wall.Seconds(), "base-peer-cores")
 				p50, p99 := relayed.percentiles()
@@ -110,6 +118,21 @@ const (
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// cpuStall is the time, machine-wide, during which some runnable task
+// waited for a CPU (Linux pressure stall information); 0 without it.
+func cpuStall() time.Duration {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return 0
+	}
+	_, after, ok := strings.Cut(string(b), "total=")
+	if !ok {
+		return 0
+	}
+	us, _ := strconv.ParseInt(strings.Fields(after)[0], 10, 64)
+	return time.Duration(us) * time.Microsecond
+}
+
 // streamPPS is the packets per second one synthetic stream sends.
 func streamPPS() float64 {
 	size := rtctest.FrameSize(benchBitrate, benchFPS)
@@ -125,6 +148,7 @@ type streamSet struct {
 // modeResult adds up one set's slices.
 type modeResult struct {
 	wall, cpu                  time.Duration // streaming time; the benchmark process's CPU (the peers)
+	stall                      time.Duration // the machine's CPU pressure: time some task waited for a CPU
 	sent, received, sentFrames int64
 	lat                        []time.Duration
 }
@@ -199,7 +223,7 @@ func (set *streamSet) stream(res *modeResult) {
 		v.Latencies() // the warm-up's or the settle's stragglers
 	}
 	size := rtctest.FrameSize(benchBitrate, benchFPS)
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0, stall0 := time.Now(), processCPU(), cpuStall()
 	end := start.Add(benchSlice)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -228,6 +252,7 @@ func (set *streamSet) stream(res *modeResult) {
 	}
 	wg.Wait()
 	res.wall += time.Since(start)
+	res.stall += cpuStall() - stall0
 	time.Sleep(benchSettle)
 	res.cpu += processCPU() - cpu0
 	for _, v := range set.views {
