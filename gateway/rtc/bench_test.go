@@ -2,187 +2,231 @@ package rtc_test
 
 import (
 	"context"
-	"crypto/ed25519"
+	"flag"
 	"fmt"
-	"path/filepath"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"filippo.io/age"
+	"github.com/pion/webrtc/v4"
 
 	"supportgate/gateway/rtc"
 	"supportgate/gateway/rtc/rtctest"
-	"supportgate/recorder"
 )
 
 // BenchmarkRelay relays n synthetic 2.5 Mbit/s, 30 fps VP8 screen shares
 // through one Relay, each recorded by a real recorder.Writer (encrypted,
-// hash-chained, on disk), to one pion viewer each, for benchDuration. In
-// the same run the same n publishers stream directly to n viewers (no
-// gateway): that baseline's CPU is subtracted to get the relay's own, and
-// its latency is the floor the relay adds to.
+// hash-chained, on disk), to one pion viewer each. The relay runs in a
+// process of its own (benchproc_test.go), so its CPU time is measured
+// directly, and its garbage collector and profile are its own; the
+// publishers and viewers run in the benchmark's process.
 //
-// Metrics: streams/core (n / relay cores), pps/core (packets received by
-// the relay per second per relay core), relay-cores, added-p99-ms and
-// added-p50-ms (relayed minus direct packet latency), delivered (packets
-// the viewers got / packets sent), p99-ms (relayed) and base-p99-ms.
+// The baseline, in the same run: n more publishers stream directly to n
+// more viewers (no gateway). Both sets stay connected and take turns,
+// benchRounds slices of benchSlice each, direct then relayed, so that both
+// see the same machine: on a shared machine the load of the moment moves
+// latency more than anything the relay does. The direct slices' latency is
+// the floor the relay adds to, and their CPU is what the synthetic peers
+// cost without a relay.
+//
+// Metrics: pps/core (packets received by the relay per second per relay
+// core), streams/core (pps/core / the packets per second of one 2.5
+// Mbit/s stream: streams that one core relays and records), rate and
+// base-rate (packets sent / what n streams at 2.5 Mbit/s send: below 1
+// when the publishers could not keep up on a loaded machine), relay-cores
+// (the relay process's CPU / streaming time), peer-cores and
+// base-peer-cores (the benchmark process's, relayed and direct),
+// cpu-pressure and base-cpu-pressure (the share of the streaming time in
+// which some task on the machine, any process, waited for a CPU: Linux
+// PSI "some", /proc/pressure/cpu), added-p99-ms and added-p50-ms (relayed
+// minus direct packet latency, from the send time each packet carries to
+// its arrival at the viewer's track), x-direct-p99 (relayed p99 / direct
+// p99), delivered and base-delivered (packets the viewers got / packets
+// sent), recorded (frames recorded / frames sent), rec-dropped (packets
+// dropped from the recordings because they fell behind), relay-gc/s and
+// relay-gcpause-ms (GC cycles per second and total stop-the-world pause of
+// the relay process while streaming), relay-B/pkt and relay-allocs/pkt
+// (heap bytes and objects the relay process allocated per packet
+// received), p99-ms and base-p99-ms.
+//
+// -relaycpuprofile FILE and -relaytrace FILE write the relay process's CPU
+// profile and execution trace of the streaming phase to FILE-n;
+// -relaymemprofile FILE its allocation profiles at the start and the end of
+// that phase (FILE-n.start and FILE-n, for go tool pprof -base).
 func BenchmarkRelay(b *testing.B) {
 	for _, n := range []int{1, 25, 50} {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
 			for range b.N {
-				base := runStreams(b, n, false)
-				relayed := runStreams(b, n, true)
-				relayCPU := relayed.cpu - base.cpu
-				cores := relayCPU.Seconds() / relayed.wall.Seconds()
+				base, relayed, st := runStreams(b, n)
+				wall := relayed.wall.Seconds()
+				cores := st.CPU.Seconds() / wall
 				b.ReportMetric(cores, "relay-cores")
 				if cores > 0 {
-					b.ReportMetric(float64(n)/cores, "streams/core")
-					b.ReportMetric(float64(relayed.relayPackets)/relayed.wall.Seconds()/cores, "pps/core")
+					pps := float64(st.Packets) / wall / cores
+					b.ReportMetric(pps, "pps/core")
+					b.ReportMetric(pps/streamPPS(), "streams/core")
 				}
-				b.ReportMetric(ms(relayed.p99), "p99-ms")
-				b.ReportMetric(ms(base.p99), "base-p99-ms")
-				b.ReportMetric(ms(relayed.p99-base.p99), "added-p99-ms")
-				b.ReportMetric(ms(relayed.p50-base.p50), "added-p50-ms")
+				b.ReportMetric(float64(relayed.sent)/wall/float64(n)/streamPPS(), "rate")
+				b.ReportMetric(float64(base.sent)/base.wall.Seconds()/float64(n)/streamPPS(), "base-rate")
+				b.ReportMetric(relayed.stall.Seconds()/wall, "cpu-pressure")
+				b.ReportMetric(base.stall.Seconds()/base.wall.Seconds(), "base-cpu-pressure")
+				b.ReportMetric(relayed.cpu.Seconds()/wall, "peer-cores")
+				b.ReportMetric(base.cpu.Seconds()/base.wall.Seconds(), "base-peer-cores")
+				p50, p99 := relayed.percentiles()
+				bp50, bp99 := base.percentiles()
+				b.ReportMetric(ms(p99), "p99-ms")
+				b.ReportMetric(ms(bp99), "base-p99-ms")
+				b.ReportMetric(ms(p99-bp99), "added-p99-ms")
+				b.ReportMetric(ms(p50-bp50), "added-p50-ms")
+				if bp99 > 0 {
+					b.ReportMetric(float64(p99)/float64(bp99), "x-direct-p99")
+				}
 				b.ReportMetric(float64(relayed.received)/float64(relayed.sent), "delivered")
-				b.ReportMetric(float64(relayed.frames)/float64(relayed.sentFrames), "recorded")
+				b.ReportMetric(float64(base.received)/float64(base.sent), "base-delivered")
+				b.ReportMetric(float64(st.Frames)/float64(relayed.sentFrames), "recorded")
+				b.ReportMetric(float64(st.Dropped), "rec-dropped")
+				b.ReportMetric(float64(st.NumGC)/wall, "relay-gc/s")
+				b.ReportMetric(ms(st.PauseGC), "relay-gcpause-ms")
+				if st.Packets > 0 {
+					b.ReportMetric(float64(st.Alloc)/float64(st.Packets), "relay-B/pkt")
+					b.ReportMetric(float64(st.Mallocs)/float64(st.Packets), "relay-allocs/pkt")
+				}
 				b.ReportMetric(0, "ns/op")
 			}
 		})
 	}
 }
 
+var (
+	relayCPUProfile = flag.String("relaycpuprofile", "", "BenchmarkRelay: write the relay process's CPU profile of the streaming phase to `FILE`-n")
+	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profiles at the start and end of the streaming phase to `FILE`-n.start and FILE-n")
+	relayProcs      = flag.Int("relayprocs", 0, "BenchmarkRelay: GOMAXPROCS of the relay process (0: the default, one per core)")
+	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
+)
+
 const (
-	benchDuration = 5 * time.Second
-	benchBitrate  = 2_500_000
-	benchFPS      = 30
+	benchRounds  = 5                      // direct and relayed slices, taking turns
+	benchSlice   = time.Second            // streaming per slice: 5 s of each in all
+	benchSettle  = 200 * time.Millisecond // after a slice, for the last packets
+	benchBitrate = 2_500_000
+	benchFPS     = 30
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-type runResult struct {
-	wall, cpu          time.Duration
-	sent, received     int64
-	relayPackets       int64
-	sentFrames, frames int64
-	p50, p99           time.Duration
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// runStreams connects n publisher/viewer pairs (through a relay with a
-// recording each, or directly) and streams for benchDuration.
-func runStreams(b *testing.B, n int, relayed bool) runResult {
-	b.Helper()
-	api := rtctest.NewAPI()
-	var relay *rtc.Relay
-	var rooms []*rtc.Room
-	var recs []*recorder.Writer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var serving sync.WaitGroup
-	if relayed {
-		var err error
-		relay, err = rtc.New(rtc.Config{Loopback: true, UDPPortMin: 45000, UDPPortMax: 46999})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer relay.Close()
+// cpuStall is the time, machine-wide, during which some runnable task
+// waited for a CPU (Linux pressure stall information); 0 without it.
+func cpuStall() time.Duration {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return 0
 	}
-	id, _ := age.GenerateX25519Identity()
-	_, signer, _ := ed25519.GenerateKey(nil)
-	dir := b.TempDir()
+	_, after, ok := strings.Cut(string(b), "total=")
+	if !ok {
+		return 0
+	}
+	us, _ := strconv.ParseInt(strings.Fields(after)[0], 10, 64)
+	return time.Duration(us) * time.Microsecond
+}
 
-	pubs := make([]*rtctest.Publisher, n)
-	views := make([]*rtctest.Viewer, n)
+// streamPPS is the packets per second one synthetic stream sends.
+func streamPPS() float64 {
+	size := rtctest.FrameSize(benchBitrate, benchFPS)
+	return float64((size+rtctest.MTU-1)/rtctest.MTU) * benchFPS
+}
+
+// streamSet is n publisher/viewer pairs, relayed or direct.
+type streamSet struct {
+	pubs  []*rtctest.Publisher
+	views []*rtctest.Viewer
+}
+
+// modeResult adds up one set's slices.
+type modeResult struct {
+	wall, cpu                  time.Duration // streaming time; the benchmark process's CPU (the peers)
+	stall                      time.Duration // the machine's CPU pressure: time some task waited for a CPU
+	sent, received, sentFrames int64
+	lat                        []time.Duration
+}
+
+func (r *modeResult) percentiles() (p50, p99 time.Duration) {
+	if len(r.lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(r.lat)
+	return r.lat[len(r.lat)/2], r.lat[len(r.lat)*99/100]
+}
+
+func fileFor(flagValue string, n int) string {
+	if flagValue == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s-%d", flagValue, n)
+}
+
+// connect makes n publisher/viewer pairs over the given connections and
+// waits until every viewer has its track.
+func connect(b *testing.B, api *webrtc.API, n int, conns func(i int) (pub, view rtc.Conn)) *streamSet {
+	b.Helper()
+	set := &streamSet{pubs: make([]*rtctest.Publisher, n), views: make([]*rtctest.Viewer, n)}
 	for i := range n {
-		pc, ps := rtctest.NewPipe()
-		vc, vs := rtctest.NewPipe()
-		if relayed {
-			w, err := recorder.Create(filepath.Join(dir, fmt.Sprintf("s%d.sgrec", i)), recorder.WriterConfig{
-				RecordingID: fmt.Sprintf("s%d", i), SessionID: fmt.Sprintf("s%d", i),
-				Recipients: []age.Recipient{id.Recipient()}, Signer: signer,
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			recs = append(recs, w)
-			room, err := relay.Room(ctx, fmt.Sprintf("s%d", i), w)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rooms = append(rooms, room)
-			serving.Add(2)
-			go func() { defer serving.Done(); room.Serve(ps, rtc.Publisher, "customer") }()
-			go func() { defer serving.Done(); room.Serve(vs, rtc.Viewer, "agent") }()
-			if _, err := rtctest.Message(pc, "hello", nil); err != nil {
-				b.Fatal(err)
-			}
-		} else {
-			serving.Add(1)
-			go func() { defer serving.Done(); directSignal(ps, vs) }()
-		}
+		pc, vc := conns(i)
 		// Concurrently: without a relay each waits for the other.
 		verr := make(chan error, 1)
 		go func() {
 			var err error
-			views[i], err = rtctest.View(api, vc, true)
+			set.views[i], err = rtctest.View(api, vc, true)
 			verr <- err
 		}()
 		var err error
-		if pubs[i], err = rtctest.Publish(api, pc); err != nil {
+		if set.pubs[i], err = rtctest.Publish(api, pc); err != nil {
 			b.Fatal(err)
 		}
 		if err := <-verr; err != nil {
 			b.Fatal(err)
 		}
 	}
-	defer func() {
-		for i := range n {
-			pubs[i].Close()
-			views[i].Close()
-		}
-		cancel()
-		serving.Wait()
-		for _, w := range recs {
-			w.Close()
-		}
-	}()
-	// Warm up until every viewer has its track (a keyframe each).
 	size := rtctest.FrameSize(benchBitrate, benchFPS)
-	warm, stopWarm := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stopWarm()
+	warm, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
 	for i := range n {
-		for views[i].Packets.Load() == 0 {
-			pubs[i].WriteFrame(rtctest.Frame(size, true), benchFPS)
+		for set.views[i].Packets.Load() == 0 {
+			set.pubs[i].WriteFrame(rtctest.Frame(size, true), benchFPS)
 			if warm.Err() != nil {
 				b.Fatalf("stream %d did not start", i)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		views[i].Latencies()
 	}
-	var recv0, relay0, frames0 int64
-	for i := range n {
-		recv0 += views[i].Packets.Load()
-		if relayed {
-			relay0 += rooms[i].Packets()
-			frames0 += rooms[i].Frames()
-		}
-	}
+	return set
+}
 
-	// Stream: each publisher paces its own frames, starts staggered.
-	b.ResetTimer()
-	start, cpu0 := time.Now(), cpuTime()
+func (set *streamSet) close() {
+	for i := range set.pubs {
+		set.pubs[i].Close()
+		set.views[i].Close()
+	}
+}
+
+// stream runs one slice: each publisher paces its own frames, starts
+// staggered, for benchSlice; then the last packets get benchSettle to
+// land. It adds to res.
+func (set *streamSet) stream(res *modeResult) {
+	n := len(set.pubs)
+	var recv0 int64
+	for _, v := range set.views {
+		recv0 += v.Packets.Load()
+		v.Latencies() // the warm-up's or the settle's stragglers
+	}
+	size := rtctest.FrameSize(benchBitrate, benchFPS)
+	start, cpu0, stall0 := time.Now(), processCPU(), cpuStall()
+	end := start.Add(benchSlice)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var sent, sentFrames int64
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -191,10 +235,9 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 			t := time.NewTicker(time.Second / benchFPS)
 			defer t.Stop()
 			var s, f int64
-			end := start.Add(benchDuration)
 			for k := 0; time.Now().Before(end); k++ {
 				<-t.C
-				m, err := pubs[i].WriteFrame(rtctest.Frame(size, k%(benchFPS*10) == 0), benchFPS)
+				m, err := set.pubs[i].WriteFrame(rtctest.Frame(size, k%(benchFPS*10) == 0), benchFPS)
 				if err != nil {
 					return
 				}
@@ -202,33 +245,68 @@ func runStreams(b *testing.B, n int, relayed bool) runResult {
 				f++
 			}
 			mu.Lock()
-			sent += s
-			sentFrames += f
+			res.sent += s
+			res.sentFrames += f
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	time.Sleep(200 * time.Millisecond) // let the last packets land
-	res := runResult{wall: time.Since(start), cpu: cpuTime() - cpu0, sent: sent, sentFrames: sentFrames}
-	b.StopTimer()
-	var lat []time.Duration
-	for i := range n {
-		res.received += views[i].Packets.Load()
-		lat = append(lat, views[i].Latencies()...)
-		if relayed {
-			res.relayPackets += rooms[i].Packets()
-			res.frames += rooms[i].Frames()
-		}
+	res.wall += time.Since(start)
+	res.stall += cpuStall() - stall0
+	time.Sleep(benchSettle)
+	res.cpu += processCPU() - cpu0
+	for _, v := range set.views {
+		res.received += v.Packets.Load()
+		res.lat = append(res.lat, v.Latencies()...)
 	}
 	res.received -= recv0
-	res.relayPackets -= relay0
-	res.frames -= frames0
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		res.p50 = lat[len(lat)/2]
-		res.p99 = lat[len(lat)*99/100]
+}
+
+// runStreams connects n direct and n relayed publisher/viewer pairs (the
+// relayed ones through a relay process with a recording each) and lets
+// them take turns streaming. It returns the direct and relayed results
+// and the relay process's counters over the relayed slices.
+func runStreams(b *testing.B, n int) (base, relayed modeResult, st procStats) {
+	b.Helper()
+	api := rtctest.NewAPI()
+	proc := startRelayProc(b, fileFor(*relayCPUProfile, n), fileFor(*relayMemProfile, n), fileFor(*relayTrace, n))
+	defer proc.close(b)
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	direct := connect(b, api, n, func(int) (rtc.Conn, rtc.Conn) {
+		pp, ps := rtctest.NewPipe()
+		vp, vs := rtctest.NewPipe()
+		serving.Add(1)
+		go func() { defer serving.Done(); directSignal(ps, vs) }()
+		return pp, vp
+	})
+	defer direct.close()
+	relayedSet := connect(b, api, n, func(i int) (rtc.Conn, rtc.Conn) {
+		pc, vc := proc.open(b, i)
+		if _, err := rtctest.Message(pc, "hello", nil); err != nil {
+			b.Fatal(err)
+		}
+		return pc, vc
+	})
+	defer relayedSet.close()
+	time.Sleep(benchSettle) // the warm-up's last packets
+
+	b.ResetTimer()
+	for r := range benchRounds {
+		direct.stream(&base)
+		var first, last string // the relay's profile and trace span the rounds
+		if r == 0 {
+			first = "start"
+		}
+		if r == benchRounds-1 {
+			last = "end"
+		}
+		st0 := proc.statsAt(b, first)
+		relayedSet.stream(&relayed)
+		st.add(st0, proc.statsAt(b, last))
 	}
-	return res
+	b.StopTimer()
+	return base, relayed, st
 }
 
 // directSignal connects a publisher and a viewer without a relay: the

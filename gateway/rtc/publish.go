@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 )
 
 // publish answers the publisher's offer and makes it the room's source,
@@ -97,42 +94,31 @@ func (rm *Room) unpublish(pub *publisher) {
 	}
 }
 
-// forward relays t's packets to the viewers' track and hands whole VP8
-// frames to the recorder, until t ends.
+// receiveMTU is the largest RTP packet read from a publisher (pion's
+// default receive MTU is 1460).
+const receiveMTU = 1500
+
+// forward relays t's packets to the viewers' track as they are, and hands
+// copies to the recording's queue, until t ends. Nothing on this path
+// waits for the recording.
 func (rm *Room) forward(t *webrtc.TrackRemote) {
-	base := time.Since(rm.start) // this publisher's time origin in the recording
-	sb := samplebuilder.New(256, &codecs.VP8Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
-	var (
-		first  = true
-		lastTS uint32
-		ticks  int64 // unwrapped RTP time since firstTS
-	)
+	var mr *mediaRecorder
+	if rm.rec != nil {
+		mr = rm.newMediaRecorder()
+		rm.wg.Add(1) // the caller holds a count, so the room is still open
+		go func() { defer rm.wg.Done(); mr.run() }()
+		defer mr.close()
+	}
+	buf := make([]byte, receiveMTU)
 	for {
-		pkt, _, err := t.ReadRTP()
+		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
 		rm.packets.Add(1)
-		rm.video.WriteRTP(pkt)
-		if rm.rec == nil {
-			continue
-		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			ts := s.PacketTimestamp
-			if first {
-				first, lastTS = false, ts
-			}
-			ticks += int64(int32(ts - lastTS))
-			lastTS = ts
-			if len(s.Data) == 0 {
-				continue
-			}
-			at := base + time.Duration(ticks)*time.Second/90000
-			key := s.Data[0]&1 == 0
-			if err := rm.rec.Media("vp8", at, s.Data, key); err == nil {
-				rm.frames.Add(1)
-			}
+		rm.video.Write(buf[:n])
+		if mr != nil {
+			mr.push(buf[:n])
 		}
 	}
 }

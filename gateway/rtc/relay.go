@@ -100,12 +100,37 @@ func New(cfg Config) (*Relay, error) {
 	}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	ir, err := interceptors(me)
+	if err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
 	return &Relay{api: api, cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}, nil
+}
+
+// interceptors are pion's defaults (webrtc.RegisterDefaultInterceptors)
+// except the stats interceptor, which only feeds PeerConnection.GetStats:
+// the relay never calls it, and it cloned every packet's header both ways.
+// What browsers rely on stays: NACK (the gateway asks the publisher for
+// lost packets and resends to viewers what they lost), RTCP sender and
+// receiver reports, transport-wide congestion control feedback to the
+// publisher, and the simulcast header extensions. Keyframe requests (PLI)
+// are the room's own (Room.keyframe).
+func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return nil, err
+	}
+	return ir, nil
 }
 
 // ICEServers are the servers pages should configure, as the relay was

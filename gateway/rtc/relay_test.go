@@ -3,6 +3,7 @@ package rtc_test
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,14 +16,22 @@ import (
 
 // fakeRec records what a room hands its recorder.
 type fakeRec struct {
-	mu     sync.Mutex
-	frames int
-	keys   int
-	chats  []string
-	events []string
+	// gate, if set, holds every Media call until it is closed: a disk
+	// that does not keep up.
+	gate chan struct{}
+
+	mu      sync.Mutex
+	frames  int
+	keys    int
+	chats   []string
+	events  []string
+	details []map[string]string
 }
 
 func (f *fakeRec) Media(codec string, ts time.Duration, frame []byte, key bool) error {
+	if f.gate != nil {
+		<-f.gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.frames++
@@ -39,10 +48,11 @@ func (f *fakeRec) Chat(from, text string) error {
 	return nil
 }
 
-func (f *fakeRec) Event(kind string, _ map[string]string) error {
+func (f *fakeRec) Event(kind string, detail map[string]string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, kind)
+	f.details = append(f.details, detail)
 	return nil
 }
 
@@ -161,4 +171,105 @@ func TestRelayPionToPion(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines left, %d before:\n%s", n, baseGoroutines, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// A recording that stops keeping up (its Media calls block) must not delay
+// what the viewers get: the packets it misses are dropped from the
+// recording only, counted, and the count is recorded.
+func TestRelaySlowRecorder(t *testing.T) {
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40101, UDPPortMax: 40200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	sctx, endSession := context.WithCancel(context.Background())
+	defer endSession()
+	rec := &fakeRec{gate: make(chan struct{})}
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(rec.gate) }) }
+	defer unblock()
+	room, err := relay.Room(sctx, "s1", rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := rtctest.NewAPI()
+	serve := func(role rtc.Role, name string) *rtctest.Pipe {
+		srv, cli := rtctest.NewPipe()
+		serving.Add(1)
+		go func() { defer serving.Done(); room.Serve(srv, role, name) }()
+		return cli
+	}
+	pubConn := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(api, pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	view, err := rtctest.View(api, serve(rtc.Viewer, "alice"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+
+	// Until the viewer has its track, then 120 frames (about 1,100
+	// packets, twice what the recording queue holds) while the recording
+	// is stuck.
+	size := rtctest.FrameSize(2_500_000, 30)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for view.Packets.Load() == 0 {
+		if _, err := pub.WriteFrame(rtctest.Frame(size, true), 30); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the viewer got no packets")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	var sent int64
+	got0 := view.Packets.Load()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 120 {
+		<-tick.C
+		n, err := pub.WriteFrame(rtctest.Frame(size, i == 0), 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += int64(n)
+	}
+	for view.Packets.Load()-got0 < sent*9/10 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("with the recording stuck, the viewer got %d packets of %d sent", view.Packets.Load()-got0, sent)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	dropped := room.RecordDropped()
+	if dropped == 0 {
+		t.Fatalf("RecordDropped = 0 after %d packets with the recording stuck", sent)
+	}
+
+	unblock() // the disk catches up
+	endSession()
+	serving.Wait()
+	relay.Close() // waits for the room's recording goroutines
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var got string
+	for i, kind := range rec.events {
+		if kind == "screen.record.dropped" {
+			got = rec.details[i]["packets"]
+		}
+	}
+	if want := strconv.FormatInt(room.RecordDropped(), 10); got != want {
+		t.Errorf("last screen.record.dropped event says %q packets, want %s (events %q)", got, want, rec.events)
+	}
+	t.Logf("%d packets sent while the recording was stuck, %d dropped from it, %d frames recorded", sent, dropped, rec.frames)
 }

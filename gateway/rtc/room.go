@@ -16,7 +16,8 @@ import (
 )
 
 // Recorder receives what a room records: the recorder.Writer of the
-// session satisfies it. Its methods are called concurrently.
+// session satisfies it. Its methods are called concurrently. Media must
+// not keep frame after it returns (the room reuses the buffer).
 type Recorder interface {
 	Media(codec string, ts time.Duration, frame []byte, keyframe bool) error
 	Chat(from, text string) error
@@ -80,8 +81,9 @@ type Room struct {
 	video  *webrtc.TrackLocalStaticRTP
 	start  time.Time
 
-	packets atomic.Int64 // RTP packets received from publishers
-	frames  atomic.Int64 // frames handed to the recorder
+	packets       atomic.Int64 // RTP packets received from publishers
+	frames        atomic.Int64 // frames handed to the recorder
+	recordDropped atomic.Int64 // packets dropped from the recording (mediaRecorder)
 
 	mu      sync.Mutex // guards the fields below
 	members map[*member]struct{}
@@ -121,6 +123,11 @@ func (rm *Room) Packets() int64 { return rm.packets.Load() }
 
 // Frames is the number of video frames recorded.
 func (rm *Room) Frames() int64 { return rm.frames.Load() }
+
+// RecordDropped is the number of RTP packets relayed to the viewers but
+// dropped from the recording because it fell behind; the recording itself
+// says so in "screen.record.dropped" events.
+func (rm *Room) RecordDropped() int64 { return rm.recordDropped.Load() }
 
 // Sharing reports whether a publisher is connected.
 func (rm *Room) Sharing() bool {

@@ -1,0 +1,164 @@
+package rtc
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// recordQueueLen bounds the packets of one publisher waiting for the
+	// recording: about 2 s of a 2.5 Mbit/s share, at most 768 KiB.
+	recordQueueLen = 512
+	// recordWakeAfter is how many packets may wait before the recording
+	// goroutine is woken even though no frame has ended (marker bit).
+	recordWakeAfter = 64
+	// dropReportInterval is how often, at most, the recording is told
+	// that packets were dropped.
+	dropReportInterval = time.Second
+)
+
+// mediaRecorder assembles one publisher track's RTP packets into VP8 frames
+// for the room's Recorder, on a goroutine of its own (run). The forwarding
+// goroutine hands it copies of the packets through a bounded queue and
+// never waits for it: when the recording falls behind (Recorder.Media
+// blocks while a slow disk catches up) the queue fills, and further packets
+// are dropped from the recording, never from the viewers. Drops are
+// counted (Room.RecordDropped), logged, and written into the recording as
+// "screen.record.dropped" events with the running count; a frame that lost
+// a packet is not recorded (vp8Frames drops incomplete frames).
+//
+// The recording goroutine is woken once a frame's last packet (RTP marker
+// bit) is queued, or recordWakeAfter packets, not for every packet, and
+// takes everything queued at once. Packet buffers are recycled: at most
+// recordQueueLen are queued and vp8Window held for reordering.
+type mediaRecorder struct {
+	rm      *Room
+	base    time.Duration // this publisher's time origin in the recording
+	dropped atomic.Int64  // packets of this track dropped from the recording
+	wake    chan struct{} // a token: queue has packets, or closed
+
+	mu     sync.Mutex // guards the fields below
+	queue  []*pktBuf  // for run, in arrival order
+	free   []*pktBuf  // for push to fill
+	closed bool
+}
+
+func (rm *Room) newMediaRecorder() *mediaRecorder {
+	return &mediaRecorder{rm: rm, base: time.Since(rm.start), wake: make(chan struct{}, 1)}
+}
+
+// push queues a copy of the RTP packet pkt, or drops it if the queue is
+// full. It never blocks on the recording. Only the forwarding goroutine
+// calls it.
+func (mr *mediaRecorder) push(pkt []byte) {
+	mr.mu.Lock()
+	if len(mr.queue) >= recordQueueLen || len(pkt) > receiveMTU {
+		mr.mu.Unlock()
+		mr.dropped.Add(1)
+		mr.rm.recordDropped.Add(1)
+		return
+	}
+	var b *pktBuf
+	if n := len(mr.free); n > 0 {
+		b, mr.free = mr.free[n-1], mr.free[:n-1]
+	} else {
+		b = new(pktBuf)
+	}
+	b.n = copy(b.b[:], pkt)
+	mr.queue = append(mr.queue, b)
+	queued := len(mr.queue)
+	mr.mu.Unlock()
+	if marker := len(pkt) > 1 && pkt[1]&0x80 != 0; marker || queued >= recordWakeAfter {
+		mr.signal()
+	}
+}
+
+func (mr *mediaRecorder) signal() {
+	select {
+	case mr.wake <- struct{}{}:
+	default: // a token is waiting already
+	}
+}
+
+// close ends the queue; run records what is still in it and returns.
+func (mr *mediaRecorder) close() {
+	mr.mu.Lock()
+	mr.closed = true
+	mr.mu.Unlock()
+	mr.signal()
+}
+
+// take waits for queued packets and swaps them for batch (emptied), and
+// returns spare buffers to the free list. It returns nil once closed and
+// drained.
+func (mr *mediaRecorder) take(batch, spare []*pktBuf) []*pktBuf {
+	for {
+		mr.mu.Lock()
+		if len(mr.free) < recordQueueLen+vp8Window {
+			mr.free = append(mr.free, spare...)
+		}
+		spare = nil
+		batch, mr.queue = mr.queue, batch[:0]
+		closed := mr.closed
+		mr.mu.Unlock()
+		if len(batch) > 0 {
+			return batch
+		}
+		if closed {
+			return nil
+		}
+		<-mr.wake
+	}
+}
+
+// run assembles the queued packets into frames and records them, until
+// close.
+func (mr *mediaRecorder) run() {
+	rec := mr.rm.rec
+	var (
+		first    = true
+		lastTS   uint32
+		ticks    int64 // unwrapped RTP time since the first frame
+		reported int64 // drops written to the recording
+		lastDrop time.Time
+		spare    []*pktBuf // consumed buffers, back to push at the next take
+	)
+	frames := newVP8Frames(func(ts uint32, frame []byte) {
+		if first {
+			first, lastTS = false, ts
+		}
+		ticks += int64(int32(ts - lastTS))
+		lastTS = ts
+		at := mr.base + time.Duration(ticks)*time.Second/90000
+		key := frame[0]&1 == 0
+		if err := rec.Media("vp8", at, frame, key); err == nil {
+			mr.rm.frames.Add(1)
+		}
+	}, func(b *pktBuf) { spare = append(spare, b) })
+	reportDrops := func(force bool) {
+		n := mr.dropped.Load()
+		if n == reported || (!force && time.Since(lastDrop) < dropReportInterval) {
+			return
+		}
+		reported, lastDrop = n, time.Now()
+		mr.rm.relay.log.Warn("screen share recording fell behind; packets dropped from it, not from the viewers", "room", mr.rm.id, "packets", n)
+		rec.Event("screen.record.dropped", map[string]string{"packets": strconv.FormatInt(n, 10)})
+	}
+	var batch []*pktBuf
+	for {
+		batch = mr.take(batch, spare)
+		spare = spare[:0]
+		if batch == nil {
+			break
+		}
+		for _, b := range batch {
+			frames.push(b)
+		}
+		clear(batch)
+		reportDrops(false)
+	}
+	frames.flush()
+	reportDrops(true)
+}
