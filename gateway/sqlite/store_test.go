@@ -71,6 +71,7 @@ func TestOpenSettings(t *testing.T) {
 		{"writer", "synchronous", "1"}, // NORMAL
 		{"writer", "foreign_keys", "1"},
 		{"writer", "busy_timeout", "5000"},
+		{"writer", "wal_autocheckpoint", "10000"}, // the backstop; see checkpointer
 		{"reader", "journal_mode", "wal"},
 		{"reader", "query_only", "1"},
 		{"reader", "busy_timeout", "5000"},
@@ -91,6 +92,44 @@ func TestOpenSettings(t *testing.T) {
 	// The read pool cannot write even if a bug sends a write there.
 	if _, err := st.reader.ExecContext(ctx, "DELETE FROM users"); err == nil {
 		t.Errorf("write through the reader: got nil error, want one")
+	}
+}
+
+// TestCheckpointer checks that writes reach the database file without
+// anyone asking for a checkpoint: the writer's own threshold is far above
+// what the test writes, so only the checkpointer can have copied them.
+func TestCheckpointer(t *testing.T) {
+	st, path := openTemp(t)
+	ctx := context.Background()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 200 {
+		s := &session.Session{ID: fmt.Sprintf("ck%04d", i), Agent: "ann", Customer: strings.Repeat("x", 150),
+			State: session.Requested, CreatedAt: time.Unix(int64(1000+i), 0), TokenHash: [32]byte{byte(i), byte(i >> 8), 7}, Version: 1}
+		if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes 10 s after the writes; want it to grow", before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-st.ckptDone:
+	default:
+		t.Error("checkpointer still running after Close")
 	}
 }
 
