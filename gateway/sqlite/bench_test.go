@@ -56,14 +56,15 @@ func end(s *session.Session) {
 	s.Scopes = nil
 }
 
-// baseline returns the ns per single-row insert transaction on st.
+// baseline returns the ns per single-row insert transaction on st, begun
+// and committed the way the store's writes are.
 func baseline(b *testing.B, st *Store) float64 {
 	b.Helper()
 	ctx := context.Background()
-	if _, err := st.writer.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench_baseline (k INTEGER PRIMARY KEY, v BLOB) STRICT"); err != nil {
+	if _, err := st.wconn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench_baseline (k INTEGER PRIMARY KEY, v BLOB) STRICT"); err != nil {
 		b.Fatal(err)
 	}
-	ins, err := st.writer.PrepareContext(ctx, "INSERT INTO bench_baseline (v) VALUES (?)")
+	ins, err := st.wconn.PrepareContext(ctx, "INSERT INTO bench_baseline (v) VALUES (?)")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,14 +73,13 @@ func baseline(b *testing.B, st *Store) float64 {
 	v := make([]byte, 32)
 	start := time.Now()
 	for range n {
-		tx, err := st.writer.BeginTx(ctx, nil)
-		if err != nil {
+		if _, err := st.stmts.begin.ExecContext(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := tx.StmtContext(ctx, ins).ExecContext(ctx, v); err != nil {
+		if _, err := ins.ExecContext(ctx, v); err != nil {
 			b.Fatal(err)
 		}
-		if err := tx.Commit(); err != nil {
+		if _, err := st.stmts.commit.ExecContext(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -175,8 +175,7 @@ func createN(b *testing.B, st *Store, from, n int) []*session.Session {
 	// Load in big transactions: setup, not what is measured.
 	for lo := 0; lo < n; lo += 1000 {
 		hi := min(lo+1000, n)
-		tx, err := st.writer.Begin()
-		if err != nil {
+		if _, err := st.stmts.begin.Exec(); err != nil {
 			b.Fatal(err)
 		}
 		for _, s := range ss[lo:hi] {
@@ -184,11 +183,11 @@ func createN(b *testing.B, st *Store, from, n int) []*session.Session {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tx.Stmt(st.stmts.insertSession).Exec(args...); err != nil {
+			if _, err := st.stmts.insertSession.Exec(args...); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := tx.Commit(); err != nil {
+		if _, err := st.stmts.commit.Exec(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -76,11 +76,11 @@ func (s *Store) CreateSessionChained(ctx context.Context, ss *session.Session, c
 	if err != nil {
 		return fmt.Errorf("sqlite: creating session %s: %w", short(ss.ID), err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, s.stmts.insertSession).ExecContext(ctx, args...); err != nil {
+	err = s.write(ctx, func(tx *wtx) error {
+		if _, err := tx.exec(s.stmts.insertSession, args...); err != nil {
 			return err
 		}
-		return s.appendChainedTx(ctx, tx, chain)
+		return s.appendChainedTx(tx, chain)
 	})
 	if err != nil {
 		if isConstraint(err) {
@@ -129,10 +129,9 @@ func (s *Store) UpdateSessionsChained(ctx context.Context, ss []*session.Session
 		// SET every column but id, then WHERE id = ? AND version = ?.
 		all[i] = upd{fast: fast, full: append(a[1:], x.ID, x.Version-1)}
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		fast := tx.StmtContext(ctx, s.stmts.updateSessionFast)
+	return s.write(ctx, func(tx *wtx) error {
 		for i, x := range ss {
-			n, err := execRows(ctx, fast, all[i].fast)
+			n, err := execRows(tx.ctx, s.stmts.updateSessionFast, all[i].fast)
 			if err != nil {
 				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), err)
 			}
@@ -142,7 +141,7 @@ func (s *Store) UpdateSessionsChained(ctx context.Context, ss []*session.Session
 			// Nothing matched: a missing session, a stale version or a
 			// change to an identity column.
 			var v int64
-			err = tx.StmtContext(ctx, s.stmts.sessionVersion).QueryRowContext(ctx, x.ID).Scan(&v)
+			err = tx.queryRow(s.stmts.sessionVersion, x.ID).Scan(&v)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("sqlite: updating session %s: %w", short(x.ID), session.ErrNotFound)
@@ -152,7 +151,7 @@ func (s *Store) UpdateSessionsChained(ctx context.Context, ss []*session.Session
 				return fmt.Errorf("sqlite: updating session %s: version %d over stored %d: %w",
 					short(x.ID), x.Version, v, session.ErrConflict)
 			}
-			n, err = execRows(ctx, tx.StmtContext(ctx, s.stmts.updateSession), all[i].full)
+			n, err = execRows(tx.ctx, s.stmts.updateSession, all[i].full)
 			if err != nil {
 				if isConstraint(err) {
 					return fmt.Errorf("sqlite: updating session %s: duplicate consent token hash: %w", short(x.ID), err)
@@ -163,7 +162,7 @@ func (s *Store) UpdateSessionsChained(ctx context.Context, ss []*session.Session
 				return fmt.Errorf("sqlite: updating session %s: %d rows changed, want 1", short(x.ID), n)
 			}
 		}
-		return s.appendChainedTx(ctx, tx, chain)
+		return s.appendChainedTx(tx, chain)
 	})
 }
 

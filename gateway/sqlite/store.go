@@ -16,9 +16,10 @@
 // # Concurrency
 //
 // SQLite allows one writer at a time. Store sends every write through one
-// connection (a *sql.DB with one open connection, beginning transactions
-// with BEGIN IMMEDIATE), so writers in this process queue in Go instead of
-// spinning on SQLITE_BUSY; reads use a separate pool of read-only
+// connection, which it holds for its lifetime with the write statements
+// prepared on it, BEGIN IMMEDIATE and COMMIT included, so writers in this
+// process queue in Go instead of spinning on SQLITE_BUSY and no write
+// parses SQL; reads use a separate pool of read-only
 // connections and, thanks to WAL, never wait for the writer. busy_timeout
 // covers other processes opening the same file.
 //
@@ -112,8 +113,9 @@ type Options struct {
 // file. Its methods are safe for concurrent use.
 type Store struct {
 	path   string
-	writer *sql.DB // one connection: every write goes through it
-	reader *sql.DB // read-only pool
+	writer *sql.DB   // one connection: every write goes through it
+	wconn  *sql.Conn // that connection, held from Open to Close
+	reader *sql.DB   // read-only pool
 
 	stmts statements
 
@@ -159,10 +161,12 @@ func (s *Store) WriteStats() (transactions, writes int64) {
 	return s.txs.Load(), s.ops.Load()
 }
 
-// statements are prepared once at Open. Writer statements are used inside
-// transactions through tx.StmtContext, which reuses the preparation on the
-// single writer connection.
+// statements are prepared once at Open. Writer statements are prepared on
+// the held writer connection (wconn) and run only by the group-commit
+// leader, inside the transaction it began.
 type statements struct {
+	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt // writer: transaction control
+
 	insertSession, updateSession, updateSessionFast, sessionVersion *sql.Stmt // writer
 	getSession, sessionByToken                                      *sql.Stmt // reader
 
@@ -238,11 +242,16 @@ func Open(path string, opt Options) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
+	if s.wconn, err = writer.Conn(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 
 	r := cloneValues(common)
 	r.Add("_pragma", "query_only(1)")
 	reader, err := sql.Open("sqlite", path+"?"+r.Encode())
 	if err != nil {
+		s.wconn.Close()
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -254,6 +263,7 @@ func Open(path string, opt Options) (*Store, error) {
 	ckpt, err := sql.Open("sqlite", path+"?"+cloneValues(common).Encode())
 	if err != nil {
 		reader.Close()
+		s.wconn.Close()
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -314,11 +324,12 @@ func (s *Store) Close() error {
 			errs = append(errs, s.ckpt.Close())
 		}
 		// Let SQLite refresh its planner statistics; harmless if it fails.
-		_, _ = s.writer.Exec("PRAGMA optimize")
+		_, _ = s.wconn.ExecContext(context.Background(), "PRAGMA optimize")
 		if s.reader != nil {
 			errs = append(errs, s.reader.Close())
 		}
-		errs = append(errs, s.writer.Close())
+		s.stmts.closeWriter()
+		errs = append(errs, s.wconn.Close(), s.writer.Close())
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("sqlite: closing %s: %w", s.path, err)
 		}
@@ -413,31 +424,42 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) prepare(ctx context.Context) error {
+	type preparer interface {
+		PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	}
 	type prep struct {
-		db   *sql.DB
+		db   preparer
 		dst  **sql.Stmt
 		text string
 	}
 	st := &s.stmts
+	w := s.wconn
 	for _, p := range []prep{
-		{s.writer, &st.insertSession, insertSessionSQL},
-		{s.writer, &st.updateSession, updateSessionSQL},
-		{s.writer, &st.updateSessionFast, updateSessionFastSQL},
-		{s.writer, &st.sessionVersion, "SELECT version FROM sessions WHERE id = ?"},
+		{w, &st.begin, "BEGIN IMMEDIATE"},
+		{w, &st.commit, "COMMIT"},
+		{w, &st.rollback, "ROLLBACK"},
+		{w, &st.savepoint, "SAVEPOINT op"},
+		{w, &st.release, "RELEASE op"},
+		{w, &st.rollbackTo, "ROLLBACK TO op"},
+
+		{w, &st.insertSession, insertSessionSQL},
+		{w, &st.updateSession, updateSessionSQL},
+		{w, &st.updateSessionFast, updateSessionFastSQL},
+		{w, &st.sessionVersion, "SELECT version FROM sessions WHERE id = ?"},
 		{s.reader, &st.getSession, "SELECT " + sessionCols + " FROM sessions WHERE id = ?"},
 		{s.reader, &st.sessionByToken, "SELECT " + sessionCols + " FROM sessions WHERE token_hash = ?"},
 
-		{s.writer, &st.insertUser, insertUserSQL},
-		{s.writer, &st.updateUser, updateUserSQL},
-		{s.writer, &st.userExists, "SELECT 1 FROM users WHERE name = ?"},
-		{s.writer, &st.insertToken, "INSERT INTO tokens (hash, user, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"},
-		{s.writer, &st.deleteToken, "DELETE FROM tokens WHERE hash = ?"},
+		{w, &st.insertUser, insertUserSQL},
+		{w, &st.updateUser, updateUserSQL},
+		{w, &st.userExists, "SELECT 1 FROM users WHERE name = ?"},
+		{w, &st.insertToken, "INSERT INTO tokens (hash, user, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"},
+		{w, &st.deleteToken, "DELETE FROM tokens WHERE hash = ?"},
 		{s.reader, &st.getUser, "SELECT " + userCols + " FROM users WHERE name = ?"},
 		{s.reader, &st.getToken, "SELECT hash, user, kind, created_at, expires_at FROM tokens WHERE hash = ?"},
 
-		{s.writer, &st.insertAudit, insertAuditSQL},
-		{s.writer, &st.maxSeq, "SELECT COALESCE(MAX(seq), 0) FROM audit_records"},
-		{s.writer, &st.lastAuditW, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
+		{w, &st.insertAudit, insertAuditSQL},
+		{w, &st.maxSeq, "SELECT COALESCE(MAX(seq), 0) FROM audit_records"},
+		{w, &st.lastAuditW, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
 		{s.reader, &st.lastAudit, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.text)
@@ -449,11 +471,48 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
+// closeWriter closes the statements prepared on the writer connection, so
+// that it can be closed.
+func (st *statements) closeWriter() {
+	for _, stmt := range []*sql.Stmt{st.begin, st.commit, st.rollback, st.savepoint, st.release, st.rollbackTo,
+		st.insertSession, st.updateSession, st.updateSessionFast, st.sessionVersion,
+		st.insertUser, st.updateUser, st.userExists, st.deleteToken, st.insertToken,
+		st.insertAudit, st.maxSeq, st.lastAuditW} {
+		if stmt != nil {
+			stmt.Close()
+		}
+	}
+}
+
 // A writeOp is one caller's write, waiting to run in a group transaction.
 type writeOp struct {
 	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	fn   func(tx *wtx) error
 	done chan error // buffered; receives exactly one result
+}
+
+// wtx is the write transaction a write's fn runs in: the writer
+// connection, inside the transaction the group-commit leader began, and
+// the caller's context detached from its cancellation. fn runs statements
+// through it only.
+type wtx struct {
+	ctx  context.Context
+	conn *sql.Conn
+}
+
+// exec runs a prepared writer statement.
+func (t *wtx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+	return st.ExecContext(t.ctx, args...)
+}
+
+// queryRow runs a prepared writer query.
+func (t *wtx) queryRow(st *sql.Stmt, args ...any) *sql.Row {
+	return st.QueryRowContext(t.ctx, args...)
+}
+
+// execSQL runs a statement that is not prepared.
+func (t *wtx) execSQL(query string, args ...any) (sql.Result, error) {
+	return t.conn.ExecContext(t.ctx, query, args...)
 }
 
 // write runs fn in a write transaction and commits if fn returns nil.
@@ -467,12 +526,12 @@ type writeOp struct {
 // started: the leader is always a caller, and it delivers every result
 // before giving up the slot.
 //
-// fn runs with ctx detached from cancellation: interrupting a statement
-// inside a transaction would roll back the whole group. A caller whose ctx
+// fn runs with ctx detached from cancellation (tx.ctx): interrupting a
+// statement inside a transaction would roll back the whole group. A caller whose ctx
 // is done before its fn starts gets ctx.Err() and its fn does not run; once
 // queued, a caller always waits for the real outcome, so an error never
 // hides a committed write.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -504,53 +563,58 @@ func (s *Store) runBatch(ops []*writeOp) {
 	s.txs.Add(1)
 	s.ops.Add(int64(len(ops)))
 	errs := make([]error, len(ops))
-	tx, err := s.writer.BeginTx(context.Background(), nil)
-	if err != nil {
+	bg := context.Background()
+	st := &s.stmts
+	if _, err := st.begin.ExecContext(bg); err != nil {
 		s.auditHead.known = false
 		for _, op := range ops {
 			op.done <- closedErr(err)
 		}
 		return
 	}
+	rollback := func() { _, _ = st.rollback.ExecContext(bg) }
 	single := len(ops) == 1
 	for i, op := range ops {
 		if err := op.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		ctx := context.WithoutCancel(op.ctx)
+		tx := &wtx{ctx: context.WithoutCancel(op.ctx), conn: s.wconn}
 		if single {
 			errs[i] = op.fn(tx)
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		if _, err := st.savepoint.ExecContext(bg); err != nil {
 			errs[i] = err
 			continue
 		}
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
 			s.auditHead.known = false
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+			if _, err := st.rollbackTo.ExecContext(bg); err != nil {
 				// The transaction is in an unknown state: fail everyone.
-				_ = tx.Rollback()
+				rollback()
 				for j, op := range ops {
 					op.done <- cmp.Or(errs[j], fmt.Errorf("rolling back a failed write: %w", err))
 				}
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && errs[i] == nil {
+		if _, err := st.release.ExecContext(bg); err != nil && errs[i] == nil {
 			s.auditHead.known = false
 			errs[i] = err
 		}
 	}
 	if single && errs[0] != nil {
 		s.auditHead.known = false
-		_ = tx.Rollback()
+		rollback()
 		ops[0].done <- errs[0]
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := st.commit.ExecContext(bg); err != nil {
+		// A COMMIT that fails may leave the transaction open (SQLITE_BUSY)
+		// or have rolled it back already; either way, end it.
+		rollback()
 		s.auditHead.known = false
 		for i := range errs {
 			if errs[i] == nil {
@@ -567,9 +631,16 @@ func (s *Store) runBatch(ops []*writeOp) {
 	}
 }
 
-// closedErr turns database/sql's "database is closed" into ErrClosed.
+// closedErr turns database/sql's errors for a closed database, writer
+// connection or statement into ErrClosed.
 func closedErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "sql: database is closed") {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrConnDone) {
+		return ErrClosed
+	}
+	if msg := err.Error(); strings.Contains(msg, "sql: database is closed") || strings.Contains(msg, "sql: statement is closed") {
 		return ErrClosed
 	}
 	return err

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -77,7 +78,9 @@ func TestOpenSettings(t *testing.T) {
 		{"reader", "busy_timeout", "5000"},
 	}
 	for _, tt := range tests {
-		db := st.writer
+		var db interface {
+			QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+		} = st.wconn
 		if tt.db == "reader" {
 			db = st.reader
 		}
@@ -141,7 +144,7 @@ func TestOpenDurable(t *testing.T) {
 	}
 	defer st.Close()
 	var got string
-	if err := st.writer.QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
+	if err := st.wconn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if got != "2" {
@@ -228,7 +231,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	future := SchemaVersion() + 1
-	if _, err := st.writer.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)", future); err != nil {
+	if _, err := st.wconn.ExecContext(context.Background(), "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)", future); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
