@@ -349,15 +349,17 @@ func BenchmarkChainedCreateBindApprove(b *testing.B) {
 					b.Error(err)
 					return
 				}
+				prev := s.Clone()
 				s.Version++
 				s.ClientHash = [32]byte{byte(i), 9}
-				if err := st.UpdateSessionsChained(ctx, []*session.Session{s}, chain("consent.viewed", s,
+				if err := st.UpdateSessionsChained(ctx, []session.Change{{Session: s, Before: prev}}, chain("consent.viewed", s,
 					map[string]string{"agent": s.Agent})); err != nil {
 					b.Error(err)
 					return
 				}
+				prev = s.Clone()
 				approve(s)
-				if err := st.UpdateSessionsChained(ctx, []*session.Session{s}, chain("session.approved", s,
+				if err := st.UpdateSessionsChained(ctx, []session.Change{{Session: s, Before: prev}}, chain("session.approved", s,
 					map[string]string{"agent": s.Agent, "requested": "view,chat", "approved": "view", "granted": "view",
 						"expires_at": "2025-01-01T00:31:00Z"})); err != nil {
 					b.Error(err)

@@ -117,7 +117,8 @@ type Store struct {
 	wconn  *sql.Conn // that connection, held from Open to Close
 	reader *sql.DB   // read-only pool
 
-	stmts statements
+	stmts  statements
+	narrow map[uint32]*sql.Stmt // narrow session updates by column mask (sessions.go); guarded by slot
 
 	slot  chan struct{} // capacity 1: held by the caller running a group commit
 	qmu   sync.Mutex    // guards queue
@@ -329,6 +330,9 @@ func (s *Store) Close() error {
 			errs = append(errs, s.reader.Close())
 		}
 		s.stmts.closeWriter()
+		for _, st := range s.narrow {
+			st.Close()
+		}
 		errs = append(errs, s.wconn.Close(), s.writer.Close())
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("sqlite: closing %s: %w", s.path, err)
