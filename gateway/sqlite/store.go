@@ -124,7 +124,8 @@ type Store struct {
 	qmu   sync.Mutex    // guards queue
 	queue []*writeOp    // writes waiting for the next group commit
 
-	txs, ops atomic.Int64 // write transactions begun, writes run in them
+	txs, ops  atomic.Int64 // write transactions begun, writes run in them
+	lastBatch int          // writes in the last group commit; guarded by slot
 
 	// auditHead is the newest audit record as this store wrote it, used
 	// by the group-commit leader only (the writer slot guards it). It is
@@ -526,15 +527,19 @@ func (t *wtx) execSQL(query string, args ...any) (sql.Result, error) {
 // transaction (BEGIN IMMEDIATE on the one writer connection), each fn under
 // its own SAVEPOINT so that a failing fn undoes only its own changes, then
 // commits once and hands every caller its result. Under load this turns N
-// commits, each writing its pages to the WAL, into one. No goroutine is
-// started: the leader is always a caller, and it delivers every result
-// before giving up the slot.
+// commits, each writing its pages to the WAL, into one. When the last
+// group had more than one write, the leader yields the processor once
+// before taking the queue, so that writers already running join it: every
+// page a transaction touches (a hot index page, the audit table's last
+// page) is written to the WAL once per commit, so fewer, larger commits
+// write fewer pages per session. No goroutine is started: the leader is
+// always a caller, and it delivers every result before giving up the slot.
 //
 // fn runs with ctx detached from cancellation (tx.ctx): interrupting a
-// statement inside a transaction would roll back the whole group. A caller whose ctx
-// is done before its fn starts gets ctx.Err() and its fn does not run; once
-// queued, a caller always waits for the real outcome, so an error never
-// hides a committed write.
+// statement inside a transaction would roll back the whole group. A
+// caller whose ctx is done before its fn starts gets ctx.Err() and its fn
+// does not run; once queued, a caller always waits for the real outcome,
+// so an error never hides a committed write.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -551,12 +556,18 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	// Leader. Our op was queued before we took the slot, so it is either in
 	// this batch or was finished by the previous leader, which delivered
 	// its results before releasing the slot.
+	if s.lastBatch > 1 {
+		// Writers are arriving together: let the ones already running
+		// reach the queue, so that they share this commit.
+		runtime.Gosched()
+	}
 	s.qmu.Lock()
 	batch := s.queue
 	s.queue = nil
 	s.qmu.Unlock()
 	if len(batch) > 0 {
 		s.runBatch(batch)
+		s.lastBatch = len(batch)
 	}
 	<-s.slot
 	return <-op.done
