@@ -70,11 +70,7 @@ func auditArgs(r audit.Record) ([]any, error) {
 	var e encoder
 	detail := ""
 	if len(r.Detail) > 0 {
-		b, err := json.Marshal(r.Detail)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: appending audit record %d: detail: %w", r.Seq, err)
-		}
-		detail = string(b)
+		detail = string(audit.AppendDetailJSON(nil, r.Detail))
 	}
 	if r.Seq == 0 || r.Seq > math.MaxInt64 {
 		return nil, fmt.Errorf("sqlite: appending audit record %d: seq out of range: %w", r.Seq, audit.ErrNotContiguous)
