@@ -664,6 +664,9 @@ func closedErr(err error) error {
 // isConstraint reports whether err is a SQLite constraint violation
 // (UNIQUE, PRIMARY KEY and the like).
 func isConstraint(err error) bool {
+	if err == nil {
+		return false // and no allocation for errors.As's target
+	}
 	var e *msqlite.Error
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
