@@ -81,7 +81,10 @@ func (g *Gateway) handleAssistEnroll(w http.ResponseWriter, r *http.Request, _ *
 	// the client key, so a key that passes was issued by this gateway).
 	var bound *http.Cookie
 	for _, c := range r.Cookies() {
-		if strings.HasPrefix(c.Name, "__Host-sgc_") && g.checkCSRF(r, c.Value) == nil {
+		if !strings.HasPrefix(c.Name, "__Host-sgc_") {
+			continue
+		}
+		if _, err := g.checkCSRF(r, c.Value); err == nil {
 			bound = c
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,52 +32,136 @@ import (
 const (
 	benchWorkers = 16
 	benchAgents  = 8
-	// benchPerAddr is how many customers share one source address: the
-	// consent API allows a burst of 30 requests per address, and each
-	// customer sends two.
-	benchPerAddr = 14
+	// benchPerConn is how many customers share one connection with
+	// conn=shared, the shape of the figures measured before the others
+	// existed.
+	benchPerConn = 14
 )
 
 const benchPassword = "bench horse battery staple"
 
+// connMode is how the customers of BenchmarkCreateApproveHTTP connect.
+type connMode string
+
+const (
+	// connNew: every customer is a browser that has never been to the
+	// gateway: a connection of its own from an address of its own, a full
+	// TLS handshake, then its GET and POST over that connection.
+	connNew connMode = "new"
+	// connResumed: the same, but the browser has been here before and
+	// resumes a TLS session from a ticket, as browsers do (the tickets
+	// come from a cache the customers share; the server cannot tell).
+	connResumed connMode = "resumed"
+	// connNewH2 is connNew over HTTP/2, which browsers negotiate with the
+	// gateway (agents stay on HTTP/1.1, as the CLI does).
+	connNewH2 connMode = "new-h2"
+	// connShared: benchPerConn customers, each with its own cookie jar,
+	// take turns on one keep-alive connection.
+	connShared connMode = "shared"
+)
+
 // BenchmarkCreateApproveHTTP measures sessions created and approved per
-// second through the HTTPS API of a real gateway on the SQLite store: an
-// agent POSTs /api/v1/sessions, then the customer GETs the consent link
-// (binding it with the cookie) and POSTs its approval with the CSRF token.
-// benchWorkers clients run at once over keep-alive HTTP/1.1 connections on
-// loopback. As the baseline, the same clients then make three bare GET
-// /healthz round trips per session; x-healthz is the time per session over
-// the time of those three round trips, and cpu-x-healthz the same ratio of
-// process CPU time (client and server), which other load on the machine
-// disturbs much less. tx/session and writes/session count the SQLite
-// write transactions and the writes grouped into them.
+// second through the HTTPS API of a real gateway on the SQLite store, with
+// the clients in the same process: an agent POSTs /api/v1/sessions, then
+// the customer GETs the consent link (binding it with the cookie) and
+// POSTs its approval with the CSRF token. benchWorkers clients run at
+// once on loopback; agents keep their HTTP/1.1 connections alive, and the
+// sub-benchmarks differ in how customers connect (see connMode).
 //
-//	go test -run '^$' -bench CreateApproveHTTP ./gateway/
+// The baseline, measured in the same run, is the same clients making the
+// same three round trips over connections made the same way, to the bare
+// GET /healthz: one on the agent's connection, two on the customer's.
+// x-baseline is the time per session over the time of those three round
+// trips, and cpu-x-baseline the same ratio of process CPU time (client and
+// server), which other load on the machine disturbs much less; both are
+// what the gateway's own work costs over plain HTTPS. tx/session and
+// writes/session count the SQLite write transactions and the writes
+// grouped into them.
+//
+//	go test -run '^$' -bench CreateApproveHTTP -benchtime 3000x ./gateway/
 func BenchmarkCreateApproveHTTP(b *testing.B) {
+	for _, mode := range []connMode{connNew, connResumed, connNewH2, connShared} {
+		b.Run("conn="+string(mode), func(b *testing.B) { benchCreateApprove(b, mode) })
+	}
+}
+
+func benchCreateApprove(b *testing.B, mode connMode) {
 	bg := newBenchGateway(b)
 	agents := make([]*benchAgent, benchAgents)
 	for i := range agents {
 		agents[i] = bg.agent(b, i)
-	}
-	// Every customer comes from a loopback address of its own group, as
-	// customers on the internet would, so the per-address consent limit
-	// is not what the benchmark measures.
-	var addrs atomic.Uint32
-	newCustomerTransport := func() *http.Transport {
-		n := addrs.Add(1)
-		return bg.transport(net.IPv4(127, 2, byte(n>>8), byte(n)))
 	}
 
 	txs0, writes0 := bg.st.WriteStats()
 	cpu0 := processCPU()
 	b.ResetTimer()
 	start := time.Now()
+	err := bg.runWorkers(b.N, mode, 2, func(w int, cust *http.Client) error {
+		return bg.createAndApprove(agents[w%len(agents)], cust)
+	})
+	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	txs, writes := bg.st.WriteStats()
+	txs, writes = txs-txs0, writes-writes0
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// Baseline: the same round trips to /healthz, connections made the
+	// same way (customers from addresses of their own group).
+	hcpu0 := processCPU()
+	hstart := time.Now()
+	err = bg.runWorkers(b.N, mode, 3, func(w int, cust *http.Client) error {
+		a := agents[w%len(agents)]
+		for _, c := range []*http.Client{a.c, cust, cust} {
+			if err := bg.healthz(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	helapsed := time.Since(hstart)
+	hcpu := processCPU() - hcpu0
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "sessions/s")
+	b.ReportMetric(float64(b.N)/helapsed.Seconds(), "baseline/s")
+	b.ReportMetric(elapsed.Seconds()/helapsed.Seconds(), "x-baseline")
+	b.ReportMetric(float64(txs)/float64(b.N), "tx/session")
+	// CPU time, client and server together, depends far less on other
+	// load on the machine than wall time does.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/session")
+	b.ReportMetric(float64(cpu)/float64(hcpu), "cpu-x-baseline")
+	b.ReportMetric(float64(writes)/float64(b.N), "writes/session")
+	if got := bg.g.Broker().OpenCount(); got != b.N {
+		b.Errorf("got %d open sessions, want %d", got, b.N)
+	}
+}
+
+// runWorkers runs iteration n times over benchWorkers goroutines; w is the
+// worker and cust the client of the iteration's customer, connected as
+// mode says from loopback addresses 127.group.x.y.
+func (bg *benchGateway) runWorkers(n int, mode connMode, group byte, iteration func(w int, cust *http.Client) error) error {
+	var addrs atomic.Uint32
+	newTransport := func() *http.Transport {
+		a := addrs.Add(1)
+		tr := bg.transport(net.IPv4(127, group, byte(a>>8), byte(a)))
+		switch mode {
+		case connResumed:
+			tr.TLSClientConfig.ClientSessionCache = bg.tickets
+		case connNewH2:
+			tr.ForceAttemptHTTP2 = true
+		}
+		return tr
+	}
 	var next atomic.Int64
 	errs := make(chan error, benchWorkers)
 	var wg sync.WaitGroup
 	for w := range benchWorkers {
 		wg.Go(func() {
-			a := agents[w%len(agents)]
 			var tr *http.Transport
 			served := 0
 			defer func() {
@@ -84,15 +169,20 @@ func BenchmarkCreateApproveHTTP(b *testing.B) {
 					tr.CloseIdleConnections()
 				}
 			}()
-			for next.Add(1) <= int64(b.N) {
-				if tr == nil || served == benchPerAddr {
+			for next.Add(1) <= int64(n) {
+				if tr == nil || mode != connShared || served == benchPerConn {
 					if tr != nil {
 						tr.CloseIdleConnections()
 					}
-					tr, served = newCustomerTransport(), 0
+					tr, served = newTransport(), 0
 				}
 				served++
-				if err := bg.createAndApprove(a, tr); err != nil {
+				jar, err := cookiejar.New(nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := iteration(w, &http.Client{Transport: tr, Jar: jar}); err != nil {
 					errs <- err
 					return
 				}
@@ -100,57 +190,11 @@ func BenchmarkCreateApproveHTTP(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
-	txs, writes := bg.st.WriteStats()
-	txs, writes = txs-txs0, writes-writes0
-	b.StopTimer()
 	select {
 	case err := <-errs:
-		b.Fatal(err)
+		return err
 	default:
-	}
-
-	// Baseline: three bare round trips per session, same concurrency,
-	// keep-alive connections.
-	base := bg.transport(net.IPv4(127, 3, 0, 1))
-	base.MaxIdleConnsPerHost = benchWorkers
-	defer base.CloseIdleConnections()
-	hc := &http.Client{Transport: base}
-	next.Store(0)
-	hcpu0 := processCPU()
-	hstart := time.Now()
-	for range benchWorkers {
-		wg.Go(func() {
-			for next.Add(1) <= int64(3*b.N) {
-				if err := bg.healthz(hc); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	helapsed := time.Since(hstart)
-	hcpu := processCPU() - hcpu0
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
-
-	perSec := float64(b.N) / elapsed.Seconds()
-	b.ReportMetric(perSec, "sessions/s")
-	b.ReportMetric(float64(3*b.N)/helapsed.Seconds(), "healthz/s")
-	b.ReportMetric(elapsed.Seconds()/helapsed.Seconds(), "x-healthz")
-	b.ReportMetric(float64(txs)/float64(b.N), "tx/session")
-	// CPU time, client and server together, depends far less on other
-	// load on the machine than wall time does.
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/session")
-	b.ReportMetric(float64(cpu)/float64(hcpu), "cpu-x-healthz")
-	b.ReportMetric(float64(writes)/float64(b.N), "writes/session")
-	if got := bg.g.Broker().OpenCount(); got != b.N {
-		b.Errorf("got %d open sessions, want %d", got, b.N)
+		return nil
 	}
 }
 
@@ -166,13 +210,28 @@ func processCPU() time.Duration {
 // benchGateway is a gateway on the SQLite store in a temporary directory,
 // on the wall clock, behind a TLS listener on 127.0.0.1.
 type benchGateway struct {
-	mat *keys.Material
-	st  *sqlite.Store
-	g   *gateway.Gateway
-	srv *httptest.Server
+	mat     *keys.Material
+	st      *sqlite.Store
+	g       *gateway.Gateway
+	srv     *httptest.Server
+	tickets tls.ClientSessionCache // the customers' with conn=resumed
 }
 
+// newBenchGateway starts a benchGateway. Everything its server side starts
+// (the store's checkpointer, the HTTP
+// server and each connection's goroutine) carries the profiler label
+// side=server, so that a CPU profile tells the gateway from its clients:
+// go tool pprof -tagfocus side=server (or -tagignore) on -cpuprofile.
 func newBenchGateway(b *testing.B) *benchGateway {
+	b.Helper()
+	var bg *benchGateway
+	pprof.Do(context.Background(), pprof.Labels("side", "server"), func(ctx context.Context) {
+		bg = startBenchGateway(b)
+	})
+	return bg
+}
+
+func startBenchGateway(b *testing.B) *benchGateway {
 	b.Helper()
 	dir := b.TempDir()
 	mat, _, err := keys.LoadOrCreate(filepath.Join(dir, "data"), keys.Options{})
@@ -205,7 +264,7 @@ func newBenchGateway(b *testing.B) *benchGateway {
 		g.Close()
 		st.Close()
 	})
-	return &benchGateway{mat: mat, st: st, g: g, srv: srv}
+	return &benchGateway{mat: mat, st: st, g: g, srv: srv, tickets: tls.NewLRUClientSessionCache(64)}
 }
 
 // transport returns an HTTP/1.1 keep-alive transport whose connections
@@ -251,8 +310,9 @@ func (bg *benchGateway) agent(b *testing.B, i int) *benchAgent {
 }
 
 // createAndApprove is one measured iteration: the agent asks, the
-// customer opens the link in a fresh browser profile and approves.
-func (bg *benchGateway) createAndApprove(a *benchAgent, customerTransport *http.Transport) error {
+// customer, with a browser of its own (cust: its connection and an empty
+// cookie jar), opens the link and approves.
+func (bg *benchGateway) createAndApprove(a *benchAgent, cust *http.Client) error {
 	var created gateway.CreateResponse
 	req := map[string]any{"customer": "Bench Customer", "scopes": []string{"view", "chat"}, "duration": "30m", "reason": "benchmark"}
 	if err := bg.call(a.c, "POST", "/api/v1/sessions", req, http.StatusCreated, &created,
@@ -260,11 +320,6 @@ func (bg *benchGateway) createAndApprove(a *benchAgent, customerTransport *http.
 		return err
 	}
 	tok := created.ConsentURL[strings.LastIndex(created.ConsentURL, "/")+1:]
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		return err
-	}
-	cust := &http.Client{Transport: customerTransport, Jar: jar}
 	var view gateway.ConsentView
 	if err := bg.call(cust, "GET", "/api/v1/consent/"+tok, nil, http.StatusOK, &view, nil); err != nil {
 		return err

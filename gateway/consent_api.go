@@ -101,13 +101,15 @@ func (g *Gateway) csrfToken(clientKey string) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func (g *Gateway) checkCSRF(r *http.Request, clientKey string) error {
+// checkCSRF checks the request's CSRF token against clientKey's and
+// returns that token.
+func (g *Gateway) checkCSRF(r *http.Request, clientKey string) (string, error) {
 	got := r.Header.Get("X-CSRF-Token")
 	want := g.csrfToken(clientKey)
 	if got == "" || want == "" || !hmac.Equal([]byte(got), []byte(want)) {
-		return errorf(http.StatusForbidden, "missing or invalid CSRF token")
+		return "", errorf(http.StatusForbidden, "missing or invalid CSRF token")
 	}
-	return nil
+	return want, nil
 }
 
 func customerActor(r *http.Request) session.Actor {
@@ -192,8 +194,9 @@ func (g *Gateway) consentPostView(w http.ResponseWriter, r *http.Request, body a
 	if err == nil && key == "" {
 		err = errorf(http.StatusForbidden, "this link was not opened in this browser; open it first (a link works only in the browser that opened it)")
 	}
+	var csrf string
 	if err == nil {
-		err = g.checkCSRF(r, key)
+		csrf, err = g.checkCSRF(r, key)
 	}
 	if err == nil {
 		if body != nil {
@@ -210,7 +213,7 @@ func (g *Gateway) consentPostView(w http.ResponseWriter, r *http.Request, body a
 		g.consentErr(w, r, err)
 		return
 	}
-	v := g.consentView(s, g.csrfToken(key))
+	v := g.consentView(s, csrf)
 	if view != nil {
 		view(&v)
 	}

@@ -8,6 +8,9 @@ import (
 	"supportgate/web"
 )
 
+// hsts is the Strict-Transport-Security value, built once.
+var hsts = []string{"max-age=63072000; includeSubDomains"}
+
 // secure sets the hardening headers of DESIGN.md section 6 on every
 // response and refuses paths that are not canonical, so that routes are
 // matched, and checked, on exactly the path the client sent.
@@ -15,7 +18,7 @@ func secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		web.SetSecurityHeaders(h)
-		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h["Strict-Transport-Security"] = hsts // shared; see web.SetSecurityHeaders
 		if !canonical(r) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "path is not canonical"})
 			return

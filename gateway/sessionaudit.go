@@ -12,7 +12,7 @@ import (
 // transaction as a session change. The SQLite store is one.
 type chainedSessionStore interface {
 	CreateSessionChained(ctx context.Context, s *session.Session, chain audit.ChainFunc) error
-	UpdateSessionsChained(ctx context.Context, ss []*session.Session, chain audit.ChainFunc) error
+	UpdateSessionsChained(ctx context.Context, cs []session.Change, chain audit.ChainFunc) error
 }
 
 var _ chainedSessionStore = (interface {
@@ -68,16 +68,15 @@ func (a *auditedSessions) UpdateSessions(ctx context.Context, cs ...session.Chan
 		}
 		return nil
 	}
-	ss := make([]*session.Session, len(cs))
 	evs := make([]audit.Event, len(cs))
 	for i, c := range cs {
-		ss[i], evs[i] = c.Session, sessionAuditEvent(c.Event, c.Session)
+		evs[i] = sessionAuditEvent(c.Event, c.Session)
 	}
 	chain, stored, err := a.chain(evs)
 	if err != nil {
 		return err
 	}
-	if err := a.chained.UpdateSessionsChained(ctx, ss, chain); err != nil {
+	if err := a.chained.UpdateSessionsChained(ctx, cs, chain); err != nil {
 		return err
 	}
 	stored()

@@ -408,7 +408,7 @@ func (b *Broker) change(ctx context.Context, e *entry, typ string, by Actor, det
 		e.cancel(&EndedError{Reason: next.EndReason})
 	}
 	ev := b.event(typ, by, detail)
-	if err := b.store.UpdateSessions(ctx, Change{Session: next.Clone(), Event: ev}); err != nil {
+	if err := b.store.UpdateSessions(ctx, Change{Session: next.Clone(), Event: ev, Before: e.s}); err != nil {
 		if next.State == Ended {
 			// The channels are already closed; keep the session ended
 			// here and say that storing failed.

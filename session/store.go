@@ -35,6 +35,11 @@ type Store interface {
 type Change struct {
 	Session *Session
 	Event   Event // Event.Session is nil; the change is Session
+	// Before, for UpdateSessions, is the session as stored at the version
+	// before Session's (apart from LastActivity, which the Broker moves in
+	// memory between stored changes), or nil. A Store may use it to write
+	// only the fields that differ, and must not modify or keep it.
+	Before *Session
 }
 
 // Filter selects sessions for ListSessions. Zero fields match everything.

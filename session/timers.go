@@ -63,7 +63,7 @@ func (b *Broker) sweep() {
 	}
 	b.mu.Unlock()
 
-	var ended []*Session
+	var ended, before []*Session // before[i] is ended[i] as last stored
 	var later []deadlineItem
 	for _, e := range due {
 		e.mu.Lock()
@@ -90,7 +90,7 @@ func (b *Broker) sweep() {
 		e.cancel(&EndedError{Reason: reason})
 		e.s = next
 		e.mu.Unlock()
-		ended = append(ended, next)
+		ended, before = append(ended, next), append(before, s)
 	}
 
 	b.mu.Lock()
@@ -105,7 +105,8 @@ func (b *Broker) sweep() {
 
 	changes := make([]Change, len(ended))
 	for i, s := range ended {
-		changes[i] = Change{Session: s.Clone(), Event: b.event("session.ended", System, map[string]string{"reason": string(s.EndReason)})}
+		changes[i] = Change{Session: s.Clone(), Before: before[i],
+			Event: b.event("session.ended", System, map[string]string{"reason": string(s.EndReason)})}
 	}
 	b.storeEnded(changes)
 	for _, c := range changes {

@@ -25,13 +25,36 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // carries (DESIGN.md section 6): the CSP, no framing, no sniffing, no
 // referrer, same-origin isolation, no caching, no powerful features.
 // The gateway adds HSTS; the review player, on plain loopback HTTP, cannot.
+//
+// It runs for every response, so the values are built once and shared
+// between responses: each slice is full (len == cap), so an Add appends
+// to a copy, and nothing writes into them.
 func SetSecurityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-	h.Set("Cache-Control", "no-store")
+	for _, sh := range securityHeaders {
+		h[sh.key] = sh.value
+	}
+}
+
+// securityHeaders are what SetSecurityHeaders sets: canonical keys, values
+// built once.
+var securityHeaders = func() []header {
+	var out []header
+	for _, kv := range [][2]string{
+		{"Content-Security-Policy", ContentSecurityPolicy},
+		{"X-Frame-Options", "DENY"},
+		{"X-Content-Type-Options", "nosniff"},
+		{"Referrer-Policy", "no-referrer"},
+		{"Cross-Origin-Opener-Policy", "same-origin"},
+		{"Cross-Origin-Resource-Policy", "same-origin"},
+		{"Permissions-Policy", "camera=(), microphone=(), geolocation=()"},
+		{"Cache-Control", "no-store"},
+	} {
+		out = append(out, header{http.CanonicalHeaderKey(kv[0]), []string{kv[1]}})
+	}
+	return out
+}()
+
+type header struct {
+	key   string
+	value []string
 }

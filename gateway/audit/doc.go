@@ -8,8 +8,9 @@
 // Records are numbered from 1 without gaps. Record 1 has Prev == GenesisHash
 // (64 zeros); every later record has Prev equal to the previous record's Hash.
 // Hash is the hex SHA-256 of a domain-separation tag, Prev and a canonical
-// encoding of Seq and the Event (see Record.ComputeHash): a fixed struct
-// marshalled by encoding/json, with Detail keys sorted, absent strings as ""
+// encoding of Seq and the Event (see Record.ComputeHash): a fixed JSON
+// object as encoding/json writes it (written directly, and tested to stay
+// byte-for-byte the same), with Detail keys sorted, absent strings as ""
 // and times in RFC 3339 with nanoseconds in UTC. Sig is not covered by Hash.
 // Because only that canonical form is hashed, a record survives a Store or an
 // export/import round trip as long as every field keeps its value; Log

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,8 +89,8 @@ func (e Event) Validate() error {
 		if looksSecret(k) {
 			return fmt.Errorf("audit: %w: detail key %q may hold a secret; secrets never go into audit events", ErrInvalidEvent, k)
 		}
-		if err := checkString(fmt.Sprintf("detail %q", k), v, MaxDetailValBytes); err != nil {
-			return err
+		if len(v) > MaxDetailValBytes || !utf8.ValidString(v) {
+			return checkString(fmt.Sprintf("detail %q", k), v, MaxDetailValBytes)
 		}
 	}
 	return nil
@@ -105,8 +106,59 @@ func checkString(name, v string, limit int) error {
 	return nil
 }
 
-// looksSecret reports whether a detail key names something secret.
+// looksSecret reports whether a detail key names something secret: a
+// word of it (see secretWords) is a secret word, or the words run
+// together contain one of secretParts. ASCII keys of at most
+// MaxDetailKeyBytes, which is every key the gateway writes, are checked
+// without allocating; others by looksSecretText.
 func looksSecret(key string) bool {
+	var buf [MaxDetailKeyBytes]byte
+	if len(key) > len(buf) {
+		return looksSecretText(key)
+	}
+	joined := buf[:0] // the words, lower case, run together
+	start := 0        // where the current word begins in joined
+	endWord := func() bool {
+		w := joined[start:]
+		start = len(joined)
+		return len(w) > 0 && secretWords[string(w)]
+	}
+	var prev byte
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		lower, upper := 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z'
+		switch {
+		case c >= utf8.RuneSelf:
+			return looksSecretText(key)
+		case !lower && !upper && !('0' <= c && c <= '9'):
+			if endWord() {
+				return true
+			}
+		case upper && 'a' <= prev && prev <= 'z':
+			if endWord() {
+				return true
+			}
+			joined = append(joined, c+'a'-'A')
+		case upper:
+			joined = append(joined, c+'a'-'A')
+		default:
+			joined = append(joined, c)
+		}
+		prev = c
+	}
+	if endWord() {
+		return true
+	}
+	for _, p := range secretParts {
+		if bytes.Contains(joined, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// looksSecretText is looksSecret for any key.
+func looksSecretText(key string) bool {
 	var words []string
 	var cur strings.Builder
 	var prev rune

@@ -69,3 +69,30 @@ func TestEventValidateSecrets(t *testing.T) {
 		}
 	}
 }
+
+// secretKeys are detail keys to check looksSecret against looksSecretText.
+var secretKeys = []string{
+	"", "reason", "exit_status", "scopes", "expires_at", "agent", "customer", "password", "Password", "new_password",
+	"TOTP_code", "verificationCode", "accessToken", "api-key-secret", "privateKey", "HTTPToken", "aB", "Ab", "a_B",
+	"x1Token", "1Secret", "__pin__", "pinned", "spin", "codex", "opt", "passes", "pass", "by", "seedling",
+	"caf\u00e9_code", "\u00c9t\u00e9Token", "\xff", strings.Repeat("k", audit.MaxDetailKeyBytes), strings.Repeat("t", 70) + "token",
+}
+
+func TestLooksSecretFastPath(t *testing.T) {
+	for _, k := range secretKeys {
+		if got, want := audit.LooksSecret(k), audit.LooksSecretText(k); got != want {
+			t.Errorf("looksSecret(%q) = %v, looksSecretText = %v", k, got, want)
+		}
+	}
+}
+
+func FuzzLooksSecret(f *testing.F) {
+	for _, k := range secretKeys {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		if got, want := audit.LooksSecret(k), audit.LooksSecretText(k); got != want {
+			t.Errorf("looksSecret(%q) = %v, looksSecretText = %v", k, got, want)
+		}
+	})
+}

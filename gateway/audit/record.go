@@ -3,8 +3,10 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // CheckpointType is the Type of checkpoint records, which only Log writes.
@@ -31,53 +33,122 @@ const (
 	checkpointTag = "supportgate audit checkpoint v1\x00"
 )
 
-// canonical is the fixed shape hashed for a record. Field order is the struct
-// order; encoding/json sorts Detail keys.
-type canonical struct {
-	Seq     uint64            `json:"seq"`
-	Time    string            `json:"time"`
-	Type    string            `json:"type"`
-	Actor   string            `json:"actor"`
-	Role    string            `json:"role"`
-	Session string            `json:"session"`
-	Remote  string            `json:"remote"`
-	Detail  map[string]string `json:"detail"`
-}
-
 // ComputeHash returns the hash r should carry: the hex SHA-256 of
 //
 //	"supportgate audit record v1\x00" || Prev || "\x00" || canonical JSON
 //
 // where the canonical JSON is {"seq","time","type","actor","role","session",
 // "remote","detail"} in that order, time in RFC 3339 with nanoseconds in UTC
-// and detail an object with sorted keys ({} when empty). Hash and Sig are not
-// covered.
+// and detail an object with sorted keys ({} when empty), every string
+// escaped as encoding/json escapes it (HTML characters, U+2028 and U+2029
+// included; invalid UTF-8 as U+FFFD). Hash and Sig are not covered.
 func (r Record) ComputeHash() string {
-	d := r.Detail
-	if d == nil {
-		d = map[string]string{}
+	var buf [1024]byte
+	b := append(buf[:0], hashTag...)
+	b = append(b, r.Prev...)
+	b = append(b, 0)
+	b = r.appendCanonical(b)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// appendCanonical appends the canonical JSON of r to b. It writes exactly
+// what encoding/json.Marshal writes for the fixed struct the format was
+// first defined by (see TestCanonicalMatchesEncodingJSON and
+// FuzzCanonical), without reflection or sorting through it.
+func (r Record) appendCanonical(b []byte) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","type":`...)
+	b = appendJSONString(b, r.Type)
+	b = append(b, `,"actor":`...)
+	b = appendJSONString(b, r.Actor)
+	b = append(b, `,"role":`...)
+	b = appendJSONString(b, r.Role)
+	b = append(b, `,"session":`...)
+	b = appendJSONString(b, r.Session)
+	b = append(b, `,"remote":`...)
+	b = appendJSONString(b, r.Remote)
+	b = append(b, `,"detail":`...)
+	b = AppendDetailJSON(b, r.Detail)
+	return append(b, '}')
+}
+
+// AppendDetailJSON appends d as a JSON object with sorted keys, as in the
+// canonical form ({} when d is empty): for a non-empty d, the bytes
+// encoding/json.Marshal(d) gives.
+func AppendDetailJSON(b []byte, d map[string]string) []byte {
+	var ks [16]string
+	keys := ks[:0]
+	for k := range d {
+		keys = append(keys, k)
 	}
-	b, err := json.Marshal(canonical{
-		Seq:     r.Seq,
-		Time:    r.Time.UTC().Format(time.RFC3339Nano),
-		Type:    r.Type,
-		Actor:   r.Actor,
-		Role:    r.Role,
-		Session: r.Session,
-		Remote:  r.Remote,
-		Detail:  d,
-	})
-	if err != nil {
-		// Strings and a map of strings always marshal; keep the hash
-		// well-defined (and certainly wrong) if that ever changes.
-		return "marshal error: " + err.Error()
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, d[k])
 	}
-	h := sha256.New()
-	h.Write([]byte(hashTag))
-	h.Write([]byte(r.Prev))
-	h.Write([]byte{0})
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s quoted as encoding/json quotes strings by
+// default (with HTML escaping).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // checkpointMessage is what a checkpoint's Sig signs: a tag and the

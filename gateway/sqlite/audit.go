@@ -44,18 +44,17 @@ func (s *Store) AppendAudit(ctx context.Context, recs []audit.Record) error {
 		}
 		all[i] = args
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		var last int64
-		if err := tx.StmtContext(ctx, s.stmts.maxSeq).QueryRowContext(ctx).Scan(&last); err != nil {
+		if err := tx.queryRow(s.stmts.maxSeq).Scan(&last); err != nil {
 			return fmt.Errorf("sqlite: appending audit record %d: %w", first, err)
 		}
 		if uint64(last)+1 != first {
 			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", first, last, audit.ErrNotContiguous)
 		}
 		s.auditHead.known = false
-		ins := tx.StmtContext(ctx, s.stmts.insertAudit)
 		for i, args := range all {
-			if _, err := ins.ExecContext(ctx, args...); err != nil {
+			if _, err := tx.exec(s.stmts.insertAudit, args...); err != nil {
 				if isConstraint(err) {
 					err = fmt.Errorf("%w: %w", audit.ErrNotContiguous, err)
 				}
@@ -71,11 +70,7 @@ func auditArgs(r audit.Record) ([]any, error) {
 	var e encoder
 	detail := ""
 	if len(r.Detail) > 0 {
-		b, err := json.Marshal(r.Detail)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: appending audit record %d: detail: %w", r.Seq, err)
-		}
-		detail = string(b)
+		detail = string(audit.AppendDetailJSON(nil, r.Detail))
 	}
 	if r.Seq == 0 || r.Seq > math.MaxInt64 {
 		return nil, fmt.Errorf("sqlite: appending audit record %d: seq out of range: %w", r.Seq, audit.ErrNotContiguous)
@@ -90,8 +85,8 @@ func auditArgs(r audit.Record) ([]any, error) {
 
 // AppendChained implements audit.ChainStore.
 func (s *Store) AppendChained(ctx context.Context, chain audit.ChainFunc) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		return s.appendChainedTx(ctx, tx, chain)
+	return s.write(ctx, func(tx *wtx) error {
+		return s.appendChainedTx(tx, chain)
 	})
 }
 
@@ -103,14 +98,14 @@ func (s *Store) AppendChained(ctx context.Context, chain audit.ChainFunc) error 
 // primary key, and the records are chained again onto the head read in tx.
 // So no writer in any process can put a record anywhere but right after
 // the stored head. A nil chain stores nothing.
-func (s *Store) appendChainedTx(ctx context.Context, tx *sql.Tx, chain audit.ChainFunc) error {
+func (s *Store) appendChainedTx(tx *wtx, chain audit.ChainFunc) error {
 	if chain == nil {
 		return nil
 	}
 	h := &s.auditHead
 	for attempt := 0; ; attempt++ {
 		if !h.known {
-			last, err := scanAudit(tx.StmtContext(ctx, s.stmts.lastAuditW).QueryRowContext(ctx))
+			last, err := scanAudit(tx.queryRow(s.stmts.lastAuditW))
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				h.last, h.ok = audit.Record{}, false
@@ -125,7 +120,7 @@ func (s *Store) appendChainedTx(ctx context.Context, tx *sql.Tx, chain audit.Cha
 		if err != nil {
 			return err
 		}
-		err = s.insertChained(ctx, tx, h.last.Seq, recs)
+		err = s.insertChained(tx, h.last.Seq, recs)
 		if isConstraint(err) && attempt == 0 {
 			h.known = false // another process appended: chain again
 			continue
@@ -141,8 +136,7 @@ func (s *Store) appendChainedTx(ctx context.Context, tx *sql.Tx, chain audit.Cha
 }
 
 // insertChained inserts recs, which must follow Seq after.
-func (s *Store) insertChained(ctx context.Context, tx *sql.Tx, after uint64, recs []audit.Record) error {
-	ins := tx.StmtContext(ctx, s.stmts.insertAudit)
+func (s *Store) insertChained(tx *wtx, after uint64, recs []audit.Record) error {
 	for i, r := range recs {
 		if r.Seq != after+1+uint64(i) {
 			return fmt.Errorf("sqlite: appending audit record %d after %d: %w", r.Seq, after+uint64(i), audit.ErrNotContiguous)
@@ -151,7 +145,7 @@ func (s *Store) insertChained(ctx context.Context, tx *sql.Tx, after uint64, rec
 		if err != nil {
 			return err
 		}
-		if _, err := ins.ExecContext(ctx, args...); err != nil {
+		if _, err := tx.exec(s.stmts.insertAudit, args...); err != nil {
 			if isConstraint(err) && i == 0 {
 				return err
 			}

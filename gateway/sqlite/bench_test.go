@@ -2,8 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,14 +56,15 @@ func end(s *session.Session) {
 	s.Scopes = nil
 }
 
-// baseline returns the ns per single-row insert transaction on st.
+// baseline returns the ns per single-row insert transaction on st, begun
+// and committed the way the store's writes are.
 func baseline(b *testing.B, st *Store) float64 {
 	b.Helper()
 	ctx := context.Background()
-	if _, err := st.writer.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench_baseline (k INTEGER PRIMARY KEY, v BLOB) STRICT"); err != nil {
+	if _, err := st.wconn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS bench_baseline (k INTEGER PRIMARY KEY, v BLOB) STRICT"); err != nil {
 		b.Fatal(err)
 	}
-	ins, err := st.writer.PrepareContext(ctx, "INSERT INTO bench_baseline (v) VALUES (?)")
+	ins, err := st.wconn.PrepareContext(ctx, "INSERT INTO bench_baseline (v) VALUES (?)")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,14 +73,13 @@ func baseline(b *testing.B, st *Store) float64 {
 	v := make([]byte, 32)
 	start := time.Now()
 	for range n {
-		tx, err := st.writer.BeginTx(ctx, nil)
-		if err != nil {
+		if _, err := st.stmts.begin.ExecContext(ctx); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := tx.StmtContext(ctx, ins).ExecContext(ctx, v); err != nil {
+		if _, err := ins.ExecContext(ctx, v); err != nil {
 			b.Fatal(err)
 		}
-		if err := tx.Commit(); err != nil {
+		if _, err := st.stmts.commit.ExecContext(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -171,8 +175,7 @@ func createN(b *testing.B, st *Store, from, n int) []*session.Session {
 	// Load in big transactions: setup, not what is measured.
 	for lo := 0; lo < n; lo += 1000 {
 		hi := min(lo+1000, n)
-		tx, err := st.writer.Begin()
-		if err != nil {
+		if _, err := st.stmts.begin.Exec(); err != nil {
 			b.Fatal(err)
 		}
 		for _, s := range ss[lo:hi] {
@@ -180,11 +183,11 @@ func createN(b *testing.B, st *Store, from, n int) []*session.Session {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tx.Stmt(st.stmts.insertSession).Exec(args...); err != nil {
+			if _, err := st.stmts.insertSession.Exec(args...); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := tx.Commit(); err != nil {
+		if _, err := st.stmts.commit.Exec(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -299,4 +302,87 @@ func BenchmarkGetSession(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "reads/s")
+}
+
+// BenchmarkChainedCreateBindApprove is the store's share of the gateway's
+// create+approve path: each session is created, bound to its first client
+// and approved, three writes each carrying its audit record (chained by an
+// audit.Log inside the write, as the gateway's auditedSessions does), from
+// 16 goroutines like the HTTP benchmark's workers. cpu-us/session is the
+// process CPU time per session, tx/session the group commits per session,
+// x-baseline the time per session over one single-row insert transaction.
+func BenchmarkChainedCreateBindApprove(b *testing.B) {
+	st, _ := openTemp(b)
+	base := baseline(b, st)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	l, err := audit.New(audit.Config{Store: st, Signer: priv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	chain := func(typ string, s *session.Session, detail map[string]string) audit.ChainFunc {
+		c, err := l.Chain([]audit.Event{{Type: typ, Actor: "customer", Role: "customer", Session: s.ID,
+			Remote: "127.2.0.1", Detail: detail}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	const workers = 16
+	var next atomic.Int64
+	tx0, _ := st.WriteStats()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1))
+				if i > b.N {
+					return
+				}
+				s := benchSession(i)
+				s.Agent = fmt.Sprintf("agent%d", i%8)
+				if err := st.CreateSessionChained(ctx, s, chain("session.created", s,
+					map[string]string{"agent": s.Agent, "customer": s.Customer, "scopes": "view,chat", "duration": "30m0s"})); err != nil {
+					b.Error(err)
+					return
+				}
+				prev := s.Clone()
+				s.Version++
+				s.ClientHash = [32]byte{byte(i), 9}
+				if err := st.UpdateSessionsChained(ctx, []session.Change{{Session: s, Before: prev}}, chain("consent.viewed", s,
+					map[string]string{"agent": s.Agent})); err != nil {
+					b.Error(err)
+					return
+				}
+				prev = s.Clone()
+				approve(s)
+				if err := st.UpdateSessionsChained(ctx, []session.Change{{Session: s, Before: prev}}, chain("session.approved", s,
+					map[string]string{"agent": s.Agent, "requested": "view,chat", "approved": "view", "granted": "view",
+						"expires_at": "2025-01-01T00:31:00Z"})); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := processCPU() - cpu0
+	tx, _ := st.WriteStats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/session")
+	b.ReportMetric(float64(tx-tx0)/float64(b.N), "tx/session")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/base, "x-baseline")
+}
+
+// processCPU returns the user and system CPU time of the process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

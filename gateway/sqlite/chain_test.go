@@ -61,7 +61,7 @@ func TestChainedAcrossProcesses(t *testing.T) {
 				next := s.Clone()
 				next.State, next.Version = session.Active, 2
 				chain, _ = l.Chain([]audit.Event{{Type: "session.approved", Actor: "customer", Session: id}})
-				if err := st.UpdateSessionsChained(ctx, []*session.Session{next}, chain); err != nil {
+				if err := st.UpdateSessionsChained(ctx, []session.Change{{Session: next, Before: s}}, chain); err != nil {
 					errs <- fmt.Errorf("approve %s: %w", id, err)
 				}
 				if _, err := l.Append(ctx, audit.Event{Type: "test.other", Actor: "x"}); err != nil {
@@ -80,7 +80,7 @@ func TestChainedAcrossProcesses(t *testing.T) {
 	stale := &session.Session{ID: "w0-00", Agent: "ann", TokenHash: [32]byte{0, 0, 1},
 		CreatedAt: time.Unix(1000, 0), State: session.Ended, Version: 2}
 	chain, _ := la.Chain([]audit.Event{{Type: "session.ended", Actor: "ann", Session: "w0-00"}})
-	if err := a.UpdateSessionsChained(ctx, []*session.Session{stale}, chain); !errors.Is(err, session.ErrConflict) {
+	if err := a.UpdateSessionsChained(ctx, []session.Change{{Session: stale}}, chain); !errors.Is(err, session.ErrConflict) {
 		t.Errorf("stale update: got %v, want ErrConflict", err)
 	}
 	// Both Logs go on chaining correctly after the rollback.

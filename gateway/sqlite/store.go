@@ -16,11 +16,27 @@
 // # Concurrency
 //
 // SQLite allows one writer at a time. Store sends every write through one
-// connection (a *sql.DB with one open connection, beginning transactions
-// with BEGIN IMMEDIATE), so writers in this process queue in Go instead of
-// spinning on SQLITE_BUSY; reads use a separate pool of read-only
+// connection, which it holds for its lifetime with the write statements
+// prepared on it, BEGIN IMMEDIATE and COMMIT included, so writers in this
+// process queue in Go instead of spinning on SQLITE_BUSY and no write
+// parses SQL; reads use a separate pool of read-only
 // connections and, thanks to WAL, never wait for the writer. busy_timeout
 // covers other processes opening the same file.
+//
+// # Checkpoints
+//
+// SQLite's own automatic checkpoint runs inside the commit that takes the
+// WAL past 1000 pages: it copies pages back into the database file and
+// fsyncs both files while the writer waits, which under load cost more
+// than the writes themselves. Store instead checkpoints from a goroutine
+// of its own on a connection of its own, shortly after writes, in PASSIVE
+// mode (it never takes the write lock, so writers and readers go on). The
+// writer's automatic checkpoint stays as a backstop at walBackstopPages:
+// a WAL starts over from its beginning only when a write begins with
+// every frame copied back, which a checkpoint running beside a busy writer
+// rarely achieves, so under sustained writes the backstop is what bounds
+// the WAL. Durability is unchanged: a commit is in the WAL before it
+// returns either way, and a checkpoint fsyncs the WAL before it copies.
 //
 // # Schema
 //
@@ -97,16 +113,19 @@ type Options struct {
 // file. Its methods are safe for concurrent use.
 type Store struct {
 	path   string
-	writer *sql.DB // one connection: every write goes through it
-	reader *sql.DB // read-only pool
+	writer *sql.DB   // one connection: every write goes through it
+	wconn  *sql.Conn // that connection, held from Open to Close
+	reader *sql.DB   // read-only pool
 
-	stmts statements
+	stmts  statements
+	narrow map[uint32]*sql.Stmt // narrow session updates by column mask (sessions.go); guarded by slot
 
 	slot  chan struct{} // capacity 1: held by the caller running a group commit
 	qmu   sync.Mutex    // guards queue
 	queue []*writeOp    // writes waiting for the next group commit
 
-	txs, ops atomic.Int64 // write transactions begun, writes run in them
+	txs, ops  atomic.Int64 // write transactions begun, writes run in them
+	lastBatch int          // writes in the last group commit; guarded by slot
 
 	// auditHead is the newest audit record as this store wrote it, used
 	// by the group-commit leader only (the writer slot guards it). It is
@@ -117,9 +136,25 @@ type Store struct {
 		last  audit.Record
 	}
 
+	ckpt     *sql.DB       // one connection for the checkpointer goroutine
+	ckptKick chan struct{} // capacity 1: writes happened since the last checkpoint
+	ckptStop chan struct{} // closed by Close
+	ckptDone chan struct{} // closed when the checkpointer has returned
+
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// Checkpoint pacing: see the package comment.
+const (
+	// checkpointDelay is how long the checkpointer lets writes accumulate
+	// after the first one since its last checkpoint: each checkpoint costs
+	// two fsyncs, and pages written many times are copied back once.
+	checkpointDelay = 100 * time.Millisecond
+	// walBackstopPages is the writer's own automatic checkpoint threshold
+	// (SQLite's default is 1000).
+	walBackstopPages = 10000
+)
 
 // WriteStats returns how many write transactions the store has begun and
 // how many writes (calls that change the database) ran in them: their
@@ -128,10 +163,12 @@ func (s *Store) WriteStats() (transactions, writes int64) {
 	return s.txs.Load(), s.ops.Load()
 }
 
-// statements are prepared once at Open. Writer statements are used inside
-// transactions through tx.StmtContext, which reuses the preparation on the
-// single writer connection.
+// statements are prepared once at Open. Writer statements are prepared on
+// the held writer connection (wconn) and run only by the group-commit
+// leader, inside the transaction it began.
 type statements struct {
+	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt // writer: transaction control
+
 	insertSession, updateSession, updateSessionFast, sessionVersion *sql.Stmt // writer
 	getSession, sessionByToken                                      *sql.Stmt // reader
 
@@ -181,6 +218,7 @@ func Open(path string, opt Options) (*Store, error) {
 
 	w := cloneValues(common)
 	w.Add("_pragma", "journal_mode(WAL)")
+	w.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walBackstopPages)+")")
 	w.Set("_txlock", "immediate")
 	writer, err := sql.Open("sqlite", path+"?"+w.Encode())
 	if err != nil {
@@ -206,11 +244,16 @@ func Open(path string, opt Options) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
+	if s.wconn, err = writer.Conn(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
 
 	r := cloneValues(common)
 	r.Add("_pragma", "query_only(1)")
 	reader, err := sql.Open("sqlite", path+"?"+r.Encode())
 	if err != nil {
+		s.wconn.Close()
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -219,11 +262,49 @@ func Open(path string, opt Options) (*Store, error) {
 	reader.SetConnMaxIdleTime(5 * time.Minute)
 	s.reader = reader
 
+	ckpt, err := sql.Open("sqlite", path+"?"+cloneValues(common).Encode())
+	if err != nil {
+		reader.Close()
+		s.wconn.Close()
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetMaxIdleConns(1)
+	ckpt.SetConnMaxLifetime(0)
+	ckpt.SetConnMaxIdleTime(0)
+	s.ckpt = ckpt
+	s.ckptKick = make(chan struct{}, 1)
+	s.ckptStop = make(chan struct{})
+	s.ckptDone = make(chan struct{})
+	go s.checkpointer()
+
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: %s: preparing statements: %w", path, err)
 	}
 	return s, nil
+}
+
+// checkpointer copies the WAL back into the database file after writes,
+// at most once per checkpointDelay, until Close. Its failures (another
+// process checkpointing at the same time, say) are left to the next round
+// and to the writer's backstop.
+func (s *Store) checkpointer() {
+	defer close(s.ckptDone)
+	for {
+		select {
+		case <-s.ckptStop:
+			return
+		case <-s.ckptKick:
+		}
+		select {
+		case <-s.ckptStop:
+			return
+		case <-time.After(checkpointDelay):
+		}
+		_, _ = s.ckpt.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	}
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -239,12 +320,21 @@ func cloneValues(v url.Values) url.Values {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.ckpt != nil {
+			close(s.ckptStop)
+			<-s.ckptDone
+			errs = append(errs, s.ckpt.Close())
+		}
 		// Let SQLite refresh its planner statistics; harmless if it fails.
-		_, _ = s.writer.Exec("PRAGMA optimize")
+		_, _ = s.wconn.ExecContext(context.Background(), "PRAGMA optimize")
 		if s.reader != nil {
 			errs = append(errs, s.reader.Close())
 		}
-		errs = append(errs, s.writer.Close())
+		s.stmts.closeWriter()
+		for _, st := range s.narrow {
+			st.Close()
+		}
+		errs = append(errs, s.wconn.Close(), s.writer.Close())
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("sqlite: closing %s: %w", s.path, err)
 		}
@@ -339,31 +429,42 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) prepare(ctx context.Context) error {
+	type preparer interface {
+		PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	}
 	type prep struct {
-		db   *sql.DB
+		db   preparer
 		dst  **sql.Stmt
 		text string
 	}
 	st := &s.stmts
+	w := s.wconn
 	for _, p := range []prep{
-		{s.writer, &st.insertSession, insertSessionSQL},
-		{s.writer, &st.updateSession, updateSessionSQL},
-		{s.writer, &st.updateSessionFast, updateSessionFastSQL},
-		{s.writer, &st.sessionVersion, "SELECT version FROM sessions WHERE id = ?"},
+		{w, &st.begin, "BEGIN IMMEDIATE"},
+		{w, &st.commit, "COMMIT"},
+		{w, &st.rollback, "ROLLBACK"},
+		{w, &st.savepoint, "SAVEPOINT op"},
+		{w, &st.release, "RELEASE op"},
+		{w, &st.rollbackTo, "ROLLBACK TO op"},
+
+		{w, &st.insertSession, insertSessionSQL},
+		{w, &st.updateSession, updateSessionSQL},
+		{w, &st.updateSessionFast, updateSessionFastSQL},
+		{w, &st.sessionVersion, "SELECT version FROM sessions WHERE id = ?"},
 		{s.reader, &st.getSession, "SELECT " + sessionCols + " FROM sessions WHERE id = ?"},
 		{s.reader, &st.sessionByToken, "SELECT " + sessionCols + " FROM sessions WHERE token_hash = ?"},
 
-		{s.writer, &st.insertUser, insertUserSQL},
-		{s.writer, &st.updateUser, updateUserSQL},
-		{s.writer, &st.userExists, "SELECT 1 FROM users WHERE name = ?"},
-		{s.writer, &st.insertToken, "INSERT INTO tokens (hash, user, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"},
-		{s.writer, &st.deleteToken, "DELETE FROM tokens WHERE hash = ?"},
+		{w, &st.insertUser, insertUserSQL},
+		{w, &st.updateUser, updateUserSQL},
+		{w, &st.userExists, "SELECT 1 FROM users WHERE name = ?"},
+		{w, &st.insertToken, "INSERT INTO tokens (hash, user, kind, created_at, expires_at) VALUES (?, ?, ?, ?, ?)"},
+		{w, &st.deleteToken, "DELETE FROM tokens WHERE hash = ?"},
 		{s.reader, &st.getUser, "SELECT " + userCols + " FROM users WHERE name = ?"},
 		{s.reader, &st.getToken, "SELECT hash, user, kind, created_at, expires_at FROM tokens WHERE hash = ?"},
 
-		{s.writer, &st.insertAudit, insertAuditSQL},
-		{s.writer, &st.maxSeq, "SELECT COALESCE(MAX(seq), 0) FROM audit_records"},
-		{s.writer, &st.lastAuditW, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
+		{w, &st.insertAudit, insertAuditSQL},
+		{w, &st.maxSeq, "SELECT COALESCE(MAX(seq), 0) FROM audit_records"},
+		{w, &st.lastAuditW, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
 		{s.reader, &st.lastAudit, "SELECT " + auditCols + " FROM audit_records ORDER BY seq DESC LIMIT 1"},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.text)
@@ -375,11 +476,48 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
+// closeWriter closes the statements prepared on the writer connection, so
+// that it can be closed.
+func (st *statements) closeWriter() {
+	for _, stmt := range []*sql.Stmt{st.begin, st.commit, st.rollback, st.savepoint, st.release, st.rollbackTo,
+		st.insertSession, st.updateSession, st.updateSessionFast, st.sessionVersion,
+		st.insertUser, st.updateUser, st.userExists, st.deleteToken, st.insertToken,
+		st.insertAudit, st.maxSeq, st.lastAuditW} {
+		if stmt != nil {
+			stmt.Close()
+		}
+	}
+}
+
 // A writeOp is one caller's write, waiting to run in a group transaction.
 type writeOp struct {
 	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	fn   func(tx *wtx) error
 	done chan error // buffered; receives exactly one result
+}
+
+// wtx is the write transaction a write's fn runs in: the writer
+// connection, inside the transaction the group-commit leader began, and
+// the caller's context detached from its cancellation. fn runs statements
+// through it only.
+type wtx struct {
+	ctx  context.Context
+	conn *sql.Conn
+}
+
+// exec runs a prepared writer statement.
+func (t *wtx) exec(st *sql.Stmt, args ...any) (sql.Result, error) {
+	return st.ExecContext(t.ctx, args...)
+}
+
+// queryRow runs a prepared writer query.
+func (t *wtx) queryRow(st *sql.Stmt, args ...any) *sql.Row {
+	return st.QueryRowContext(t.ctx, args...)
+}
+
+// execSQL runs a statement that is not prepared.
+func (t *wtx) execSQL(query string, args ...any) (sql.Result, error) {
+	return t.conn.ExecContext(t.ctx, query, args...)
 }
 
 // write runs fn in a write transaction and commits if fn returns nil.
@@ -389,16 +527,20 @@ type writeOp struct {
 // transaction (BEGIN IMMEDIATE on the one writer connection), each fn under
 // its own SAVEPOINT so that a failing fn undoes only its own changes, then
 // commits once and hands every caller its result. Under load this turns N
-// commits, each writing its pages to the WAL, into one. No goroutine is
-// started: the leader is always a caller, and it delivers every result
-// before giving up the slot.
+// commits, each writing its pages to the WAL, into one. When the last
+// group had more than one write, the leader yields the processor once
+// before taking the queue, so that writers already running join it: every
+// page a transaction touches (a hot index page, the audit table's last
+// page) is written to the WAL once per commit, so fewer, larger commits
+// write fewer pages per session. No goroutine is started: the leader is
+// always a caller, and it delivers every result before giving up the slot.
 //
-// fn runs with ctx detached from cancellation: interrupting a statement
-// inside a transaction would roll back the whole group. A caller whose ctx
-// is done before its fn starts gets ctx.Err() and its fn does not run; once
-// queued, a caller always waits for the real outcome, so an error never
-// hides a committed write.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// fn runs with ctx detached from cancellation (tx.ctx): interrupting a
+// statement inside a transaction would roll back the whole group. A
+// caller whose ctx is done before its fn starts gets ctx.Err() and its fn
+// does not run; once queued, a caller always waits for the real outcome,
+// so an error never hides a committed write.
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -414,12 +556,18 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// Leader. Our op was queued before we took the slot, so it is either in
 	// this batch or was finished by the previous leader, which delivered
 	// its results before releasing the slot.
+	if s.lastBatch > 1 {
+		// Writers are arriving together: let the ones already running
+		// reach the queue, so that they share this commit.
+		runtime.Gosched()
+	}
 	s.qmu.Lock()
 	batch := s.queue
 	s.queue = nil
 	s.qmu.Unlock()
 	if len(batch) > 0 {
 		s.runBatch(batch)
+		s.lastBatch = len(batch)
 	}
 	<-s.slot
 	return <-op.done
@@ -430,53 +578,58 @@ func (s *Store) runBatch(ops []*writeOp) {
 	s.txs.Add(1)
 	s.ops.Add(int64(len(ops)))
 	errs := make([]error, len(ops))
-	tx, err := s.writer.BeginTx(context.Background(), nil)
-	if err != nil {
+	bg := context.Background()
+	st := &s.stmts
+	if _, err := st.begin.ExecContext(bg); err != nil {
 		s.auditHead.known = false
 		for _, op := range ops {
 			op.done <- closedErr(err)
 		}
 		return
 	}
+	rollback := func() { _, _ = st.rollback.ExecContext(bg) }
 	single := len(ops) == 1
 	for i, op := range ops {
 		if err := op.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		ctx := context.WithoutCancel(op.ctx)
+		tx := &wtx{ctx: context.WithoutCancel(op.ctx), conn: s.wconn}
 		if single {
 			errs[i] = op.fn(tx)
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		if _, err := st.savepoint.ExecContext(bg); err != nil {
 			errs[i] = err
 			continue
 		}
 		errs[i] = op.fn(tx)
 		if errs[i] != nil {
 			s.auditHead.known = false
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+			if _, err := st.rollbackTo.ExecContext(bg); err != nil {
 				// The transaction is in an unknown state: fail everyone.
-				_ = tx.Rollback()
+				rollback()
 				for j, op := range ops {
 					op.done <- cmp.Or(errs[j], fmt.Errorf("rolling back a failed write: %w", err))
 				}
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && errs[i] == nil {
+		if _, err := st.release.ExecContext(bg); err != nil && errs[i] == nil {
 			s.auditHead.known = false
 			errs[i] = err
 		}
 	}
 	if single && errs[0] != nil {
 		s.auditHead.known = false
-		_ = tx.Rollback()
+		rollback()
 		ops[0].done <- errs[0]
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := st.commit.ExecContext(bg); err != nil {
+		// A COMMIT that fails may leave the transaction open (SQLITE_BUSY)
+		// or have rolled it back already; either way, end it.
+		rollback()
 		s.auditHead.known = false
 		for i := range errs {
 			if errs[i] == nil {
@@ -484,14 +637,25 @@ func (s *Store) runBatch(ops []*writeOp) {
 			}
 		}
 	}
+	select {
+	case s.ckptKick <- struct{}{}:
+	default:
+	}
 	for i, op := range ops {
 		op.done <- errs[i]
 	}
 }
 
-// closedErr turns database/sql's "database is closed" into ErrClosed.
+// closedErr turns database/sql's errors for a closed database, writer
+// connection or statement into ErrClosed.
 func closedErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "sql: database is closed") {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrConnDone) {
+		return ErrClosed
+	}
+	if msg := err.Error(); strings.Contains(msg, "sql: database is closed") || strings.Contains(msg, "sql: statement is closed") {
 		return ErrClosed
 	}
 	return err
@@ -500,6 +664,9 @@ func closedErr(err error) error {
 // isConstraint reports whether err is a SQLite constraint violation
 // (UNIQUE, PRIMARY KEY and the like).
 func isConstraint(err error) bool {
+	if err == nil {
+		return false // and no allocation for errors.As's target
+	}
 	var e *msqlite.Error
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }

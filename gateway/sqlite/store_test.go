@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -71,12 +72,15 @@ func TestOpenSettings(t *testing.T) {
 		{"writer", "synchronous", "1"}, // NORMAL
 		{"writer", "foreign_keys", "1"},
 		{"writer", "busy_timeout", "5000"},
+		{"writer", "wal_autocheckpoint", "10000"}, // the backstop; see checkpointer
 		{"reader", "journal_mode", "wal"},
 		{"reader", "query_only", "1"},
 		{"reader", "busy_timeout", "5000"},
 	}
 	for _, tt := range tests {
-		db := st.writer
+		var db interface {
+			QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+		} = st.wconn
 		if tt.db == "reader" {
 			db = st.reader
 		}
@@ -94,6 +98,44 @@ func TestOpenSettings(t *testing.T) {
 	}
 }
 
+// TestCheckpointer checks that writes reach the database file without
+// anyone asking for a checkpoint: the writer's own threshold is far above
+// what the test writes, so only the checkpointer can have copied them.
+func TestCheckpointer(t *testing.T) {
+	st, path := openTemp(t)
+	ctx := context.Background()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 200 {
+		s := &session.Session{ID: fmt.Sprintf("ck%04d", i), Agent: "ann", Customer: strings.Repeat("x", 150),
+			State: session.Requested, CreatedAt: time.Unix(int64(1000+i), 0), TokenHash: [32]byte{byte(i), byte(i >> 8), 7}, Version: 1}
+		if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes 10 s after the writes; want it to grow", before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-st.ckptDone:
+	default:
+		t.Error("checkpointer still running after Close")
+	}
+}
+
 func TestOpenDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.db")
 	st, err := Open(path, Options{Durable: true, BusyTimeout: time.Second})
@@ -102,7 +144,7 @@ func TestOpenDurable(t *testing.T) {
 	}
 	defer st.Close()
 	var got string
-	if err := st.writer.QueryRow("PRAGMA synchronous").Scan(&got); err != nil {
+	if err := st.wconn.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if got != "2" {
@@ -189,7 +231,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	future := SchemaVersion() + 1
-	if _, err := st.writer.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)", future); err != nil {
+	if _, err := st.wconn.ExecContext(context.Background(), "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 0)", future); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

@@ -42,8 +42,8 @@ func (s *Store) CreateUser(ctx context.Context, u *users.User) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: creating user %s: %w", short(u.Name), err)
 	}
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.stmts.insertUser).ExecContext(ctx, args...)
+	err = s.write(ctx, func(tx *wtx) error {
+		_, err := tx.exec(s.stmts.insertUser, args...)
 		return err
 	})
 	if isConstraint(err) {
@@ -71,8 +71,8 @@ func (s *Store) UpdateUser(ctx context.Context, u *users.User) error {
 		return fmt.Errorf("sqlite: updating user %s: %w", short(u.Name), err)
 	}
 	args = append(args[1:], u.Name, u.Version-1)
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.stmts.updateUser).ExecContext(ctx, args...)
+	err = s.write(ctx, func(tx *wtx) error {
+		res, err := tx.exec(s.stmts.updateUser, args...)
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *users.User) error {
 			return err
 		}
 		var one int
-		err = tx.StmtContext(ctx, s.stmts.userExists).QueryRowContext(ctx, u.Name).Scan(&one)
+		err = tx.queryRow(s.stmts.userExists, u.Name).Scan(&one)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return users.ErrNotFound
@@ -156,8 +156,8 @@ func (s *Store) CreateToken(ctx context.Context, t users.Token) error {
 	if e.err != nil {
 		return fmt.Errorf("sqlite: creating %s token for %s: %w", t.Kind, short(t.User), e.err)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.StmtContext(ctx, s.stmts.insertToken).ExecContext(ctx, args...)
+	err := s.write(ctx, func(tx *wtx) error {
+		_, err := tx.exec(s.stmts.insertToken, args...)
 		return err
 	})
 	if isConstraint(err) {
@@ -193,8 +193,8 @@ func (s *Store) GetToken(ctx context.Context, hash [32]byte) (users.Token, error
 // DeleteToken implements users.Store; of concurrent deletes of one token
 // exactly one succeeds, the others get ErrNotFound.
 func (s *Store) DeleteToken(ctx context.Context, hash [32]byte) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.stmts.deleteToken).ExecContext(ctx, hash[:])
+	err := s.write(ctx, func(tx *wtx) error {
+		res, err := tx.exec(s.stmts.deleteToken, hash[:])
 		if err != nil {
 			return err
 		}
@@ -212,12 +212,12 @@ func (s *Store) DeleteToken(ctx context.Context, hash [32]byte) error {
 
 // DeleteUserTokens implements users.Store.
 func (s *Store) DeleteUserTokens(ctx context.Context, user, kind string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		var err error
 		if kind == "" {
-			_, err = tx.ExecContext(ctx, "DELETE FROM tokens WHERE user = ?", user)
+			_, err = tx.execSQL("DELETE FROM tokens WHERE user = ?", user)
 		} else {
-			_, err = tx.ExecContext(ctx, "DELETE FROM tokens WHERE user = ? AND kind = ?", user, kind)
+			_, err = tx.execSQL("DELETE FROM tokens WHERE user = ? AND kind = ?", user, kind)
 		}
 		return err
 	})
@@ -231,8 +231,8 @@ func (s *Store) DeleteUserTokens(ctx context.Context, user, kind string) error {
 // ExpiresAt is before now.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE expires_at < ?", filterNanos(now))
+	err := s.write(ctx, func(tx *wtx) error {
+		res, err := tx.execSQL("DELETE FROM tokens WHERE expires_at < ?", filterNanos(now))
 		if err != nil {
 			return err
 		}

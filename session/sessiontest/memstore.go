@@ -10,7 +10,9 @@ import (
 )
 
 // MemStore is an in-memory session.Store for tests. Fail, when set, makes
-// every write return it (to test storage failures).
+// every write return it (to test storage failures). UpdateSessions refuses
+// a Change whose Before is not the stored session (LastActivity aside), so
+// that tests of the Broker check what it passes.
 type MemStore struct {
 	mu       sync.Mutex // guards the fields below
 	sessions map[string]*session.Session
@@ -64,6 +66,13 @@ func (m *MemStore) UpdateSessions(_ context.Context, cs ...session.Change) error
 		}
 		if old.Version+1 != s.Version {
 			return session.ErrConflict
+		}
+		if c.Before != nil {
+			b := c.Before.Clone()
+			b.LastActivity = old.LastActivity
+			if d := diff(b, old); len(d) > 0 {
+				return fmt.Errorf("memstore: Change.Before of %s is not the stored session: %v", s.ID, d)
+			}
 		}
 	}
 	for _, c := range cs {

@@ -29,6 +29,10 @@ import (
 //     after reading it changes nothing stored.
 //   - UpdateSessions of a missing session fails with session.ErrNotFound and
 //     stores nothing; an empty call is a no-op.
+//   - a Change with Before (the session at the previous version) stores the
+//     whole change, whichever fields differ, and LastActivity even when
+//     Before already carries it (the Broker moves it in memory); a stale
+//     version still fails with ErrConflict.
 //   - ListSessions orders by CreatedAt, newest first, ties by ID descending;
 //     a Limit of zero or below, or above session.MaxList, means MaxList;
 //     Filter.After pages through that order without gaps or repeats.
@@ -46,6 +50,7 @@ func RunStoreTests(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"NotFound", testNotFound},
 		{"Update", testUpdate},
 		{"UpdateConflict", testUpdateConflict},
+		{"UpdateWithBefore", testUpdateWithBefore},
 		{"UpdateBatchAllOrNothing", testUpdateBatch},
 		{"UpdateEmpty", testUpdateEmpty},
 		{"SessionByToken", testSessionByToken},
@@ -472,6 +477,99 @@ func testUpdate(t *testing.T, st session.Store) {
 	}
 	if list, err := st.ListSessions(ctx, session.Filter{Agent: "carol", Team: "blue"}); err != nil || len(list) != 1 {
 		t.Errorf("ListSessions(new agent and team): got %d, %v, want 1 session", len(list), err)
+	}
+}
+
+// testUpdateWithBefore changes every field in turn, each change passing the
+// previous version as Before, and checks that each is stored: a store that
+// writes only what differs from Before must notice every field.
+func testUpdateWithBefore(t *testing.T, st session.Store) {
+	ctx := context.Background()
+	cur := minimal("bef", 1, base)
+	create(t, st, cur)
+	steps := []struct {
+		name   string
+		mutate func(s *session.Session)
+	}{
+		{"bind", func(s *session.Session) { s.ClientHash = hashOf(77) }},
+		{"approve", func(s *session.Session) {
+			s.State, s.Scopes = session.Active, session.Scopes{{Kind: session.View}}
+			s.ApprovedAt, s.ExpiresAt = base.Add(time.Minute), base.Add(31*time.Minute)
+			s.LastActivity = base.Add(time.Minute)
+		}},
+		{"agent name", func(s *session.Session) { s.AgentName = "Bob B." }},
+		{"customer", func(s *session.Session) { s.Customer = "ACME 2" }},
+		{"reason", func(s *session.Session) { s.Reason = "printer again" }},
+		{"requested", func(s *session.Session) { s.Requested = mustScopes(t, "view,tunnel:22,443") }},
+		{"scopes ports", func(s *session.Session) { s.Scopes = session.Scopes{{Kind: session.Tunnel, Ports: []uint16{22}}} }},
+		{"scopes port changed", func(s *session.Session) { s.Scopes = session.Scopes{{Kind: session.Tunnel, Ports: []uint16{443}}} }},
+		{"duration", func(s *session.Session) { s.Duration = 45 * time.Minute }},
+		{"consent expiry", func(s *session.Session) { s.ConsentExpiresAt = base.Add(16 * time.Minute) }},
+		{"idle timeout", func(s *session.Session) { s.IdleTimeout = 7 * time.Minute }},
+		{"code", func(s *session.Session) { s.VerificationCode = "654321" }},
+		{"handoff", func(s *session.Session) { s.HandoffHash, s.HandoffExpiresAt = hashOf(79), base.Add(12*time.Minute) }},
+		{"helper", func(s *session.Session) {
+			s.HelperHash, s.HandoffHash, s.HandoffExpiresAt = hashOf(80), [32]byte{}, time.Time{}
+		}},
+		{"extension", func(s *session.Session) {
+			s.Extension = &session.Extension{By: 10 * time.Minute, RequestedBy: "bob", RequestedAt: base.Add(5 * time.Minute)}
+		}},
+		{"extension by", func(s *session.Session) { s.Extension.By = 20 * time.Minute }},
+		{"extension requester", func(s *session.Session) { s.Extension.RequestedBy = "sue" }},
+		{"extension time", func(s *session.Session) { s.Extension.RequestedAt = base.Add(6 * time.Minute) }},
+		{"extension done", func(s *session.Session) { s.Extension, s.ExpiresAt = nil, base.Add(51*time.Minute) }},
+		{"end", func(s *session.Session) {
+			s.State, s.EndReason, s.EndedBy, s.EndedAt = session.Ended, session.EndRevoked, "customer", base.Add(9*time.Minute)
+			s.Scopes = nil
+		}},
+		{"identity", func(s *session.Session) {
+			s.Agent, s.Team, s.CreatedAt, s.TokenHash = "carol", "blue", base.Add(-time.Hour), hashOf(78)
+		}},
+	}
+	changed := map[string]bool{}
+	for _, step := range steps {
+		n := next(cur)
+		step.mutate(n)
+		bv, nv := reflect.ValueOf(*cur), reflect.ValueOf(*n)
+		for i := range nv.NumField() {
+			if !reflect.DeepEqual(bv.Field(i).Interface(), nv.Field(i).Interface()) {
+				changed[nv.Type().Field(i).Name] = true
+			}
+		}
+		if err := st.UpdateSessions(ctx, session.Change{Session: n, Before: cur}); err != nil {
+			t.Fatalf("%s: UpdateSessions: %v", step.name, err)
+		}
+		checkSession(t, step.name, get(t, st, "bef"), n)
+		cur = n
+	}
+	// Guard the steps: a field added to Session must be changed by one.
+	for i, ty := 0, reflect.TypeFor[session.Session](); i < ty.NumField(); i++ {
+		if name := ty.Field(i).Name; name != "ID" && !changed[name] {
+			t.Fatalf("no step changes Session.%s; add one so the suite covers it", name)
+		}
+	}
+
+	// LastActivity moved in memory: Before already has it, the store does not.
+	touched := cur.Clone()
+	touched.LastActivity = base.Add(8 * time.Minute)
+	n := next(touched)
+	n.Reason = "touched"
+	if err := st.UpdateSessions(ctx, session.Change{Session: n, Before: touched}); err != nil {
+		t.Fatalf("touched: UpdateSessions: %v", err)
+	}
+	checkSession(t, "after a change with activity moved in memory", get(t, st, "bef"), n)
+
+	// A stale writer with Before still loses.
+	stale := next(cur)
+	stale.Customer = "stale"
+	if err := st.UpdateSessions(ctx, session.Change{Session: stale, Before: cur}); !errors.Is(err, session.ErrConflict) {
+		t.Errorf("stale UpdateSessions with Before: got %v, want ErrConflict", err)
+	}
+	checkSession(t, "after stale update", get(t, st, "bef"), n)
+	// And a missing session is still missing.
+	ghost, ghostBefore := next(minimal("ghost", 2, base)), minimal("ghost", 2, base)
+	if err := st.UpdateSessions(ctx, session.Change{Session: ghost, Before: ghostBefore}); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("UpdateSessions(missing, with Before): got %v, want ErrNotFound", err)
 	}
 }
 
