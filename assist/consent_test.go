@@ -34,7 +34,9 @@ func FuzzParseLink(f *testing.F) {
 	f.Add("https://[::1]:8443/c/abc?x=1")
 	f.Add("https://gw/c/abc#sha256=aa&handoff=b%20c&handoff=d")
 	f.Fuzz(func(t *testing.T, link string) {
-		if pin, code := LinkParams(link); strings.ContainsAny(pin+code, "&#") && !strings.Contains(link, "%") {
+		// '#' may stand inside a fragment; '&' separates its parameters
+		// and reaches a value only percent-encoded.
+		if pin, code := LinkParams(link); strings.Contains(pin+code, "&") && !strings.Contains(link, "%") {
 			t.Fatalf("LinkParams(%q) = %q, %q: a separator leaked into a value", link, pin, code)
 		}
 		base, token, err := ParseLink(link)
