@@ -82,11 +82,23 @@ const (
 //	go test -run '^$' -bench CreateApproveHTTP -benchtime 3000x ./gateway/
 func BenchmarkCreateApproveHTTP(b *testing.B) {
 	for _, mode := range []connMode{connNew, connResumed, connNewH2, connShared} {
-		b.Run("conn="+string(mode), func(b *testing.B) { benchCreateApprove(b, mode) })
+		b.Run("conn="+string(mode), func(b *testing.B) { benchCreateApprove(b, mode, false) })
 	}
 }
 
-func benchCreateApprove(b *testing.B, mode connMode) {
+// BenchmarkCreateApproveLean is BenchmarkCreateApproveHTTP with a lean
+// load generator instead of net/http's client (see leanConn): the same
+// gateway and the same requests, with less of the two cores taken by the
+// clients.
+//
+//	go test -run '^$' -bench 'CreateApproveLean' -benchtime 3000x ./gateway/
+func BenchmarkCreateApproveLean(b *testing.B) {
+	for _, mode := range []connMode{connNew, connShared} {
+		b.Run("conn="+string(mode), func(b *testing.B) { benchCreateApprove(b, mode, true) })
+	}
+}
+
+func benchCreateApprove(b *testing.B, mode connMode, lean bool) {
 	bg := newBenchGateway(b)
 	agents := make([]*benchAgent, benchAgents)
 	for i := range agents {
@@ -101,9 +113,16 @@ func benchCreateApprove(b *testing.B, mode connMode) {
 	cpu0 := processCPU()
 	b.ResetTimer()
 	start := time.Now()
-	err := bg.runWorkers(b.N, mode, 2, func(w int, cust *http.Client) error {
-		return bg.createAndApprove(agents[w%len(agents)], cust)
-	})
+	var err error
+	if lean {
+		err = bg.runLeanWorkers(b.N, mode, 2, agents, func(ac, cc *leanConn, a *benchAgent) error {
+			return leanCreateAndApprove(ac, cc, a)
+		})
+	} else {
+		err = bg.runWorkers(b.N, mode, 2, func(w int, cust *http.Client) error {
+			return bg.createAndApprove(agents[w%len(agents)], cust)
+		})
+	}
 	elapsed := time.Since(start)
 	b.StopTimer()
 	txs, writes := bg.st.WriteStats()
@@ -118,15 +137,26 @@ func benchCreateApprove(b *testing.B, mode connMode) {
 	// same way (customers from addresses of their own group).
 	hcpu0 := processCPU()
 	hstart := time.Now()
-	err = bg.runWorkers(b.N, mode, 3, func(w int, cust *http.Client) error {
-		a := agents[w%len(agents)]
-		for _, c := range []*http.Client{a.c, cust, cust} {
-			if err := bg.healthz(c); err != nil {
-				return err
+	if lean {
+		err = bg.runLeanWorkers(b.N, mode, 3, agents, func(ac, cc *leanConn, _ *benchAgent) error {
+			for _, c := range []*leanConn{ac, cc, cc} {
+				if err := leanHealthz(c); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	} else {
+		err = bg.runWorkers(b.N, mode, 3, func(w int, cust *http.Client) error {
+			a := agents[w%len(agents)]
+			for _, c := range []*http.Client{a.c, cust, cust} {
+				if err := bg.healthz(c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	helapsed := time.Since(hstart)
 	settle()
 	hcpu := processCPU() - hcpu0
