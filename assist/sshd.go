@@ -20,6 +20,13 @@ import (
 // command, run as the helper's own user. Nothing else is served: no port
 // forwarding, no agent forwarding, no subsystems.
 
+// ServeSSH serves one SSH connection that reached the helper some other
+// way than through the tunnel. The gateway never does that; benchmarks use
+// it to measure the bastion without the WireGuard hop. The connection must
+// still authenticate as the gateway (the key enrolled with the helper),
+// and Close ends it like the others. It returns when the connection ends.
+func (e *Endpoint) ServeSSH(c net.Conn) { e.serveSSH(c) }
+
 func (e *Endpoint) serveSSH(c net.Conn) {
 	mark := &sshConnMark{c}
 	if !e.track(c, mark) {

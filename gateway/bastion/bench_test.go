@@ -13,12 +13,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"supportgate/gateway/bastion"
 	"supportgate/internal/realpeer"
 	"supportgate/session"
 )
@@ -138,11 +140,26 @@ func selfCPU() time.Duration {
 	return time.Duration(self.Utime.Nano() + self.Stime.Nano() + children.Utime.Nano() + children.Stime.Nano())
 }
 
+// BenchmarkBulk runs ssh ... 'head -c N /dev/zero' over four paths in
+// turn, each once per iteration: OpenSSH ssh to OpenSSH sshd directly
+// (the baseline); through the bastion with recording on, to the helper
+// through the WireGuard hub (the whole path); through the bastion with
+// recording on, to the helper over loopback TCP (the bastion leg alone,
+// "leg-"); and x/crypto's client straight through the hub (no bastion).
+// ratio and leg-ratio are the baseline's wall time over the path's; the
+// cpu- metrics count every process of a path.
+//
+//	go test -run '^$' -bench '^BenchmarkBulk$' -benchtime 1x ./gateway/bastion/
 func BenchmarkBulk(b *testing.B) {
 	n := envInt("SG_BENCH_BYTES", 256<<20)
-	e := newEnv(b, envOptions{})
+	legs := &legHelpers{direct: map[string]string{}}
+	e := newEnv(b, envOptions{wrapHelpers: func(h bastion.Helpers) bastion.Helpers { legs.Helpers = h; return legs }})
 	e.addUser("alice", "agent", "t1")
 	s := e.newSession("alice", "shell", time.Hour)
+	// The bastion leg alone: a second session whose helper the bastion
+	// reaches over loopback TCP instead of through the WireGuard hub.
+	ls := e.newSession("alice", "shell", time.Hour)
+	legs.serve(b, ls)
 	alice := e.certFor("alice")
 	sshd := privateSSHD(b, alice)
 	user := os.Getenv("USER")
@@ -175,6 +192,7 @@ func BenchmarkBulk(b *testing.B) {
 		"-o", "UserKnownHostsFile=" + sshd.knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
 		user + "@127.0.0.1", command}
 	bastion := append(e.sshArgs(alice, s.ID), command)
+	leg := append(e.sshArgs(alice, ls.ID), command)
 	// The hop the bastion cannot avoid: x/crypto's client straight
 	// through the WireGuard hub to the helper, no bastion, no recording.
 	hub := e.hubClient(b, s.ID, "alice")
@@ -199,14 +217,17 @@ func BenchmarkBulk(b *testing.B) {
 	}
 	run(direct) // warm up every path
 	run(bastion)
+	run(leg)
 	runHub()
 	b.ResetTimer()
-	var dd, bd, hd, dc, bc, hc time.Duration
+	var dd, bd, ld, hd, dc, bc, lc, hc time.Duration
 	for i := 0; i < b.N; i++ {
 		w, c := run(direct)
 		dd, dc = dd+w, dc+c
 		w, c = run(bastion)
 		bd, bc = bd+w, bc+c
+		w, c = run(leg)
+		ld, lc = ld+w, lc+c
 		w, c = runHub()
 		hd, hc = hd+w, hc+c
 	}
@@ -215,7 +236,9 @@ func BenchmarkBulk(b *testing.B) {
 	b.ReportMetric(mb/dd.Seconds(), "direct-MiB/s")
 	b.ReportMetric(mb/bd.Seconds(), "bastion-MiB/s")
 	b.ReportMetric(mb/hd.Seconds(), "hub-only-MiB/s")
+	b.ReportMetric(mb/ld.Seconds(), "leg-MiB/s")
 	b.ReportMetric(dd.Seconds()/bd.Seconds(), "ratio")
+	b.ReportMetric(dd.Seconds()/ld.Seconds(), "leg-ratio")
 	b.ReportMetric(hd.Seconds()/bd.Seconds(), "bastion/hub-ratio")
 	// CPU per MiB of all the processes of each path: steadier than MiB/s
 	// on a shared machine.
@@ -223,8 +246,48 @@ func BenchmarkBulk(b *testing.B) {
 	b.ReportMetric(ms(dc), "direct-cpu-ms/MiB")
 	b.ReportMetric(ms(bc), "bastion-cpu-ms/MiB")
 	b.ReportMetric(ms(hc), "hub-only-cpu-ms/MiB")
+	b.ReportMetric(ms(lc), "leg-cpu-ms/MiB")
 	b.ReportMetric(float64(dc)/float64(bc), "cpu-ratio")
+	b.ReportMetric(float64(dc)/float64(lc), "leg-cpu-ratio")
 	b.ReportMetric(0, "ns/op")
+}
+
+// legHelpers are the gateway's helpers as the bastion sees them, except
+// that the sessions in direct reach their helper over loopback TCP: the
+// bastion leg without the WireGuard hop. The bastion has authorised the
+// agent before it dials; the helper still authenticates the gateway.
+type legHelpers struct {
+	bastion.Helpers
+	direct map[string]string // session id -> address; written before use
+}
+
+func (l *legHelpers) Dial(ctx context.Context, id string, need session.Need) (net.Conn, error) {
+	if addr, ok := l.direct[id]; ok {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	return l.Helpers.Dial(ctx, id, need)
+}
+
+// serve makes s's helper serve SSH on a loopback listener and routes the
+// bastion's connections for s there.
+func (l *legHelpers) serve(b *testing.B, s *testSession) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	b.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { s.ep.ServeSSH(c) })
+		}
+	})
+	l.direct[s.ID] = ln.Addr().String()
 }
 
 type countWriter struct{ n int64 }

@@ -61,6 +61,9 @@ type envOptions struct {
 	warnBefore    time.Duration
 	policy        session.Policy
 	ownRecordings bool // the bastion writes its own recordings, not the gateway's shared ones
+	// wrapHelpers, if set, wraps the gateway's helpers (the hub) as the
+	// bastion sees them.
+	wrapHelpers func(bastion.Helpers) bastion.Helpers
 }
 
 func newEnv(t testing.TB, opt envOptions) *env {
@@ -111,6 +114,9 @@ func newEnv(t testing.TB, opt envOptions) *env {
 			e.g.Audit(ctx, ev)
 		},
 		WarnBefore: opt.warnBefore,
+	}
+	if opt.wrapHelpers != nil {
+		bc.Helpers = opt.wrapHelpers(bc.Helpers)
 	}
 	if opt.ownRecordings {
 		e.recDir = filepath.Join(e.dir, "own-recordings")
