@@ -376,6 +376,30 @@ func TestSupervisorWatchesAndWarning(t *testing.T) {
 	}
 }
 
+// TestIdleWarning leaves a shell without activity: the agent is warned
+// before the idle timeout ends the session, then the shell closes saying why.
+func TestIdleWarning(t *testing.T) {
+	e := newEnv(t, envOptions{warnBefore: 3 * time.Second, policy: session.Policy{IdleTimeout: 5 * time.Second}})
+	e.addUser("alice", "agent", "t1")
+	s := e.newSession("alice", "shell", time.Hour)
+	p := e.startPTY(t, e.certFor("alice"), s.ID)
+	p.expect(t, "This session is recorded")
+	p.expect(t, "nothing has happened in this session for")
+	p.expect(t, "unless there is activity")
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("shell still open 15 s after it went idle:\n%s", p.out.String())
+	}
+	waitFor(time.Second, func() bool { return strings.Contains(p.out.String(), "idle too long") })
+	if !strings.Contains(p.out.String(), "the session was idle too long") {
+		t.Errorf("no reason shown:\n%s", p.out.String())
+	}
+	if strings.Contains(p.out.String(), "this session ends in") {
+		t.Errorf("the time-box warning was given for an idle end:\n%s", p.out.String())
+	}
+}
+
 func TestTimeBoxEndClosesShell(t *testing.T) {
 	e := newEnv(t, envOptions{policy: session.Policy{MinDuration: time.Second}, ownRecordings: true})
 	e.addUser("alice", "agent", "t1")

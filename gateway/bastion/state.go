@@ -26,12 +26,15 @@ type sessState struct {
 	rec *recorder.Writer
 	own bool // rec was made here and is closed here
 
-	mu       sync.Mutex // guards the fields below
-	expires  time.Time
-	warned   bool
-	notices  map[io.Writer]struct{} // agents' shell stderr
-	watchers map[*watcher]struct{}
-	nwatch   atomic.Int32 // len(watchers), read without the lock on the output path
+	idle time.Duration // the session's idle timeout; 0: none
+
+	mu         sync.Mutex // guards the fields below
+	expires    time.Time
+	warned     bool
+	idleWarned time.Time              // the last activity the idle warning was given for
+	notices    map[io.Writer]struct{} // agents' shell stderr
+	watchers   map[*watcher]struct{}
+	nwatch     atomic.Int32 // len(watchers), read without the lock on the output path
 }
 
 // watcher is a supervisor's read-only view of the shells' output.
@@ -72,7 +75,7 @@ func (s *Server) state(id string) (*sessState, error) {
 	}
 	w.Event("ssh.recording_started", map[string]string{"agent": sess.Agent, "customer": sess.Customer})
 	st := &sessState{
-		srv: s, id: id, ctx: sctx, rec: w, own: own, expires: sess.ExpiresAt,
+		srv: s, id: id, ctx: sctx, rec: w, own: own, expires: sess.ExpiresAt, idle: sess.IdleTimeout,
 		notices: map[io.Writer]struct{}{}, watchers: map[*watcher]struct{}{},
 	}
 	s.sessions[id] = st
@@ -163,13 +166,15 @@ func (s *Server) ended(id string) *session.Session {
 }
 
 // checkWarning tells the agents once that the session ends within
-// WarnBefore; an extension re-arms it.
+// WarnBefore, at the end of its time box (an extension re-arms it) or for
+// want of activity (new activity re-arms it).
 func (st *sessState) checkWarning() {
 	now := st.srv.cfg.Now()
 	st.mu.Lock()
 	exp, warned := st.expires, st.warned
 	st.mu.Unlock()
-	if exp.IsZero() || exp.Sub(now) > st.srv.cfg.WarnBefore+2*time.Second && !warned {
+	nearEnd := !exp.IsZero() && (exp.Sub(now) <= st.srv.cfg.WarnBefore+2*time.Second || warned)
+	if !nearEnd && st.idle <= 0 {
 		return
 	}
 	s, err := st.srv.cfg.Sessions.Get(st.ctx, st.id)
@@ -180,14 +185,24 @@ func (st *sessState) checkWarning() {
 	if !s.ExpiresAt.Equal(st.expires) {
 		st.expires, st.warned = s.ExpiresAt, false
 	}
-	fire := !st.warned && st.expires.Sub(now) <= st.srv.cfg.WarnBefore
-	if fire {
+	end := !st.warned && st.expires.Sub(now) <= st.srv.cfg.WarnBefore
+	if end {
 		st.warned = true
 	}
+	idleEnd := s.LastActivity.Add(st.idle)
+	idle := st.idle > 0 && !s.LastActivity.IsZero() && !st.idleWarned.Equal(s.LastActivity) &&
+		idleEnd.Sub(now) <= st.srv.cfg.WarnBefore && idleEnd.Before(st.expires)
+	if idle {
+		st.idleWarned = s.LastActivity
+	}
 	st.mu.Unlock()
-	if fire {
+	if end {
 		st.notify(fmt.Sprintf("this session ends in %s, at %s",
 			st.expires.Sub(now).Round(time.Second), st.expires.UTC().Format("15:04:05 UTC")))
+	}
+	if idle {
+		st.notify(fmt.Sprintf("nothing has happened in this session for %s; it ends in %s, at %s, unless there is activity",
+			now.Sub(s.LastActivity).Round(time.Second), max(idleEnd.Sub(now), 0).Round(time.Second), idleEnd.UTC().Format("15:04:05 UTC")))
 	}
 }
 
