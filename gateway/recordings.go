@@ -37,7 +37,7 @@ type openRecording struct {
 // gateway's data directory. A session resumed by a later gateway run
 // continues in RecordingPath with a ".N" before the extension.
 func RecordingPath(dataDir, id string) string {
-	return filepath.Join(dataDir, RecordingsDir, id+".sgrec")
+	return filepath.Join(dataDir, RecordingsDir, recordingName(id))
 }
 
 // recording returns the recording writer of an active session, creating
@@ -66,15 +66,14 @@ func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
 		RecordingID: sessionID, SessionID: sessionID, Recipients: g.recipients,
 		Signer: g.keys.SigningKey, Now: g.clock.Now, Rand: g.rand, Logger: g.log,
 	}
-	path := RecordingPath(g.keys.Dir, sessionID)
+	// A session resumed after a restart continues in the next free part.
 	var w *recorder.Writer
-	for n := 1; ; n++ {
-		w, err = recorder.Create(path, cfg)
-		if !errors.Is(err, fs.ErrExist) || n > 100 {
+	for part := 0; ; part++ {
+		cfg.RecordingID = recordingID(sessionID, part)
+		w, err = recorder.Create(filepath.Join(dir, recordingName(cfg.RecordingID)), cfg)
+		if !errors.Is(err, fs.ErrExist) || part == maxRecordingParts {
 			break
 		}
-		cfg.RecordingID = fmt.Sprintf("%s.%d", sessionID, n)
-		path = filepath.Join(dir, cfg.RecordingID+".sgrec")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gateway: recording of session %s: %w", sessionID, err)
@@ -142,11 +141,8 @@ func (g *Gateway) flagCutShort(ctx context.Context, wasActive []*session.Session
 			continue
 		}
 		path := ""
-		for n := 0; n <= 100; n++ {
-			p := RecordingPath(g.keys.Dir, s.ID)
-			if n > 0 {
-				p = filepath.Join(dir, fmt.Sprintf("%s.%d.sgrec", s.ID, n))
-			}
+		for part := 0; part <= maxRecordingParts; part++ {
+			p := filepath.Join(dir, recordingName(recordingID(s.ID, part)))
 			if _, err := os.Stat(p); err != nil {
 				break
 			}

@@ -174,8 +174,8 @@ func (g *Gateway) recordingsRoot() (root *os.Root, ok bool, err error) {
 	return root, true, nil
 }
 
-// recordingName is the file name of a session's recording; id must have
-// passed session.ValidID.
+// recordingName is the file name of a recording; id must be a session id
+// that passed session.ValidID or a recordingID of one.
 func recordingName(id string) string { return id + ".sgrec" }
 
 // handleListRecordings lists the recordings of the newest approved

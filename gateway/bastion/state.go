@@ -88,16 +88,17 @@ func (s *Server) state(id string) (*sessState, error) {
 }
 
 // createRecording creates DIR/ID.sgrec; if a previous gateway run left
-// one, the next free DIR/ID.N.sgrec.
+// one, the next free DIR/ID.N.sgrec (N from 1), named as the gateway names
+// the parts of its own recordings.
 func (s *Server) createRecording(id string) (*recorder.Writer, error) {
-	for n := 1; n < 100; n++ {
-		name := id + ".sgrec"
-		if n > 1 {
-			name = id + "." + strconv.Itoa(n) + ".sgrec"
+	for n := 0; n <= 100; n++ {
+		rid := id
+		if n > 0 {
+			rid = id + "." + strconv.Itoa(n)
 		}
-		path := filepath.Join(s.cfg.RecordingsDir, name)
+		path := filepath.Join(s.cfg.RecordingsDir, rid+".sgrec")
 		w, err := recorder.Create(path, recorder.WriterConfig{
-			RecordingID: name[:len(name)-len(".sgrec")],
+			RecordingID: rid,
 			SessionID:   id,
 			Recipients:  s.cfg.Recipients,
 			Signer:      s.cfg.Signer,
