@@ -48,6 +48,8 @@ type Endpoint struct {
 	gw    netip.Addr
 	gwKey ssh.PublicKey
 	ssh   *ssh.ServerConfig
+	gwWG  string // the gateway's WireGuard key, hex, as UAPI names the peer
+	peer  string // the UAPI lines that configure the gateway as the peer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -125,9 +127,10 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	if keepalive <= 0 {
 		keepalive = 25
 	}
-	uapi := fmt.Sprintf("private_key=%s\npublic_key=%s\nendpoint=%s\nallowed_ip=%s/32\npersistent_keepalive_interval=%d\n",
-		hex.EncodeToString(cfg.PrivateKey[:]), hex.EncodeToString(gwWG), endpoint, gw, keepalive)
-	if err := e.dev.IpcSet(uapi); err != nil {
+	e.gwWG = hex.EncodeToString(gwWG)
+	e.peer = fmt.Sprintf("public_key=%s\nendpoint=%s\nallowed_ip=%s/32\npersistent_keepalive_interval=%d\n",
+		e.gwWG, endpoint, gw, keepalive)
+	if err := e.dev.IpcSet("private_key=" + hex.EncodeToString(cfg.PrivateKey[:]) + "\n" + e.peer); err != nil {
 		e.dev.Close()
 		return nil, fmt.Errorf("assist: configuring WireGuard: %w", err)
 	}
@@ -174,6 +177,23 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	e.dev.SendKeepalivesToPeersWithCurrentKeypair()
 	e.kick()
 	return e, nil
+}
+
+// Rejoin drops the tunnel's session keys and handshakes with the gateway
+// again at once. After the gateway restarted, the keys this side holds are
+// gone on the other: without Rejoin the tunnel would stay silent until
+// WireGuard's own timers renew them (up to two minutes). Connections
+// inside the tunnel are kept; packets sent meanwhile are retransmitted by
+// TCP.
+func (e *Endpoint) Rejoin() error {
+	if e.ctx.Err() != nil {
+		return errors.New("assist: endpoint closed")
+	}
+	if err := e.dev.IpcSet("public_key=" + e.gwWG + "\nremove=true\n" + e.peer); err != nil {
+		return fmt.Errorf("assist: renewing the tunnel: %w", err)
+	}
+	e.kick()
+	return nil
 }
 
 // kick makes WireGuard handshake at once by sending a packet to the gateway.

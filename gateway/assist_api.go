@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +47,52 @@ func (g *Gateway) startWireGuard(cfg Config) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	g.wg = hub
+	return nil
+}
+
+// helperStore keeps the helpers that sessions enrolled, so that a restarted
+// gateway takes their tunnels back. The SQLite store is one; without it,
+// helpers of active sessions must be started again after a restart.
+type helperStore interface {
+	SaveHelperEnrollment(ctx context.Context, e session.HelperEnrollment) error
+	HelperEnrollments(ctx context.Context) ([]session.HelperEnrollment, error)
+	DeleteHelperEnrollments(ctx context.Context, ids []string) error
+}
+
+// restoreHelpers puts the helpers of sessions still active back into the
+// hub, at the addresses they had, and forgets those of ended sessions. A
+// helper that cannot be restored is logged and audited; its customer can
+// start it again.
+func (g *Gateway) restoreHelpers(ctx context.Context) error {
+	if g.wg == nil || g.helpers == nil {
+		return nil
+	}
+	saved, err := g.helpers.HelperEnrollments(ctx)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	var stale []string
+	for _, e := range saved {
+		s, err := g.broker.Get(ctx, e.SessionID)
+		if err != nil || s.State != session.Active {
+			stale = append(stale, e.SessionID)
+			continue
+		}
+		hk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(e.SSHHostKey))
+		if err == nil {
+			err = g.wg.Restore(e.SessionID, e.WireGuardKey, hk, e.Address)
+		}
+		ev := audit.Event{Type: "assist.restored", Actor: "system", Role: "system", Session: e.SessionID,
+			Detail: map[string]string{"address": e.Address.String(), "wg_pubkey": wghub.FormatKey(e.WireGuardKey)}}
+		if err != nil {
+			g.log.Error("restoring a helper", "session", e.SessionID, "err", err)
+			ev.Type, ev.Detail["error"] = "assist.restore_failed", err.Error()
+		}
+		g.record(ctx, ev)
+	}
+	if err := g.helpers.DeleteHelperEnrollments(ctx, stale); err != nil {
+		g.log.Error("forgetting helpers of ended sessions", "err", err)
+	}
 	return nil
 }
 
@@ -160,6 +207,18 @@ func (g *Gateway) handleAssistEnroll(w http.ResponseWriter, r *http.Request, _ *
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
+	}
+	if g.helpers != nil {
+		err := g.helpers.SaveHelperEnrollment(r.Context(), session.HelperEnrollment{
+			SessionID: s.ID, WireGuardKey: wgKey, SSHHostKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostKey))),
+			Address: en.Address, At: g.clock.Now(),
+		})
+		if err != nil {
+			// A tunnel a restart would silently drop is not offered.
+			g.wg.Remove(s.ID)
+			g.writeErr(w, r, fmt.Errorf("storing the enrollment: %w", err))
+			return
+		}
 	}
 	g.record(r.Context(), audit.Event{
 		Type: "assist.enrolled", Actor: by.Name, Role: by.Role, Session: s.ID, Remote: by.Remote,

@@ -129,6 +129,7 @@ type Gateway struct {
 	recs       recordings        // open recordings, one per session (recordings.go)
 	presence   presence          // who is connected to each session (presence.go)
 	auditIndex sessionAuditStore // finds a session's audit records; nil if the store cannot (recordings_api.go)
+	helpers    helperStore       // keeps enrolled helpers across restarts; nil if the store cannot (assist_api.go)
 
 	stop      context.CancelFunc // stops the goroutines Start began
 	bg        sync.WaitGroup     // those goroutines
@@ -159,6 +160,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.store = g.authCache.watch(cfg.Store)
 	g.auditIndex, _ = cfg.Store.(sessionAuditStore)
+	g.helpers, _ = cfg.Store.(helperStore)
 	if g.org == "" {
 		g.org = "supportgate"
 	}
@@ -252,6 +254,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.record(ctx, audit.Event{Type: "gateway.started", Actor: "system", Role: "system"})
 	g.flagCutShort(ctx, wasActive)
+	if err := g.restoreHelpers(ctx); err != nil {
+		return err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	g.stop = stop
 	g.bg.Add(1)

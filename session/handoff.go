@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -82,4 +83,15 @@ func (b *Broker) ClaimHandoff(ctx context.Context, token, code string, by Actor)
 		return nil, "", err
 	}
 	return s, key, nil
+}
+
+// HelperEnrollment is the helper a device-access session enrolled with the
+// gateway's WireGuard hub: public keys and the tunnel address it was given.
+// Stores that keep it let a restarted gateway take the tunnel back.
+type HelperEnrollment struct {
+	SessionID    string
+	WireGuardKey [32]byte   // the helper's Curve25519 public key
+	SSHHostKey   string     // its SSH host key, authorized_keys form
+	Address      netip.Addr // its tunnel address
+	At           time.Time  // when it enrolled
 }

@@ -188,9 +188,25 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	wctx, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
 	joins := make(chan string, 16)
+	say := func(msg string) {
+		select {
+		case joins <- msg:
+		default:
+		}
+	}
 	go func() {
 		seen := map[assist.Participant]bool{}
-		last, err := cs.Watch(wctx, func(v assist.View) {
+		var lost time.Time // when contact with the gateway was lost; zero while in contact
+		onView := func(v assist.View) {
+			if !lost.IsZero() {
+				// Back in contact: the gateway may have restarted and
+				// forgotten the tunnel's keys, so handshake again now.
+				lost = time.Time{}
+				if err := ep.Rejoin(); err != nil {
+					say("could not renew the tunnel: " + err.Error())
+				}
+				say("in contact with the gateway again")
+			}
 			// Say each join and leave on a line of its own, above the status line.
 			now := map[assist.Participant]bool{}
 			for _, p := range v.Connected {
@@ -211,12 +227,36 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				}
 			}
 			seen = now
-		})
-		if err != nil {
-			watchErr <- err
-			return
 		}
-		ended <- last
+		for {
+			last, err := cs.Watch(wctx, onView)
+			if err == nil {
+				ended <- last
+				return
+			}
+			// The gateway answered with an error (the link is gone, say), the
+			// customer stopped, or it has been out of reach too long: stop.
+			// A gateway restarting is out of reach for a few seconds; the
+			// tunnel stays up meanwhile (nothing but the gateway can use it).
+			var apiErr *assist.APIError
+			if wctx.Err() != nil || errors.As(err, &apiErr) {
+				watchErr <- err
+				return
+			}
+			if lost.IsZero() {
+				lost = time.Now()
+				say(fmt.Sprintf("lost contact with the gateway; trying again for %s", reconnectFor))
+			}
+			exp := cs.View().ExpiresAt
+			if time.Since(lost) > reconnectFor || exp != nil && time.Now().After(*exp) {
+				watchErr <- err
+				return
+			}
+			select {
+			case <-wctx.Done():
+			case <-time.After(reconnectEvery):
+			}
+		}
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -262,6 +302,13 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		}
 	}
 }
+
+// How long and how often the helper tries to get back in contact with a
+// gateway it lost (a restart, a network change) before it closes the tunnel.
+const (
+	reconnectFor   = 2 * time.Minute
+	reconnectEvery = 2 * time.Second
+)
 
 func endReason(v assist.View) string {
 	switch v.EndReason {

@@ -65,6 +65,7 @@ type gw struct {
 	config   string
 	addr     string
 	sshAddr  string // the SSH bastion's, fixed across restarts
+	wgAddr   string // the WireGuard hub's UDP address, fixed across restarts
 	url      string
 	cmd      *exec.Cmd
 	stderr   *syncBuffer
@@ -98,6 +99,16 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
 func newGW(t *testing.T, policy string) *gw {
 	t.Helper()
 	g := &gw{t: t, bin: gatewayBinary(t), data: filepath.Join(t.TempDir(), "data"), oathtool: realpeer.Require(t, "oathtool")}
@@ -108,6 +119,7 @@ func newGW(t *testing.T, policy string) *gw {
 	}
 	g.addr = freePort(t)
 	g.sshAddr = freePort(t)
+	g.wgAddr = freeUDPPort(t)
 	_, port, _ := net.SplitHostPort(g.addr)
 	g.url = "https://localhost:" + port
 	g.start()
@@ -120,7 +132,7 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+)`)
 func (g *gw) start() {
 	g.t.Helper()
 	g.stderr = &syncBuffer{}
-	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url, "--wg-addr", "127.0.0.1:0", "--ssh-addr", g.sshAddr)
+	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url, "--wg-addr", g.wgAddr, "--ssh-addr", g.sshAddr)
 	g.cmd.Stderr = g.stderr
 	if err := g.cmd.Start(); err != nil {
 		g.t.Fatal(err)

@@ -12,6 +12,82 @@ import (
 	"supportgate/internal/realpeer"
 )
 
+// startHelper builds nothing: it runs the helper binary assistBin on the
+// session's link, approving it, and waits until the tunnel is up.
+func startHelper(t *testing.T, g *gw, assistBin, link string) *syncBuffer {
+	t.Helper()
+	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", link)
+	out := &syncBuffer{}
+	helper.Stdout, helper.Stderr = out, out
+	helper.Dir = t.TempDir()
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+	waitText(t, out, "Connected:", 30*time.Second)
+	return out
+}
+
+// waitText waits until out holds text.
+func waitText(t *testing.T, out *syncBuffer, text string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !strings.Contains(out.String(), text); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw %q in:\n%s", text, out.String())
+		}
+	}
+}
+
+// sshUntil runs `supportgate ssh SESSION CMD` until it prints want, for at
+// most limit.
+func sshUntil(t *testing.T, g *gw, home, id, cmd, want string, limit time.Duration) {
+	t.Helper()
+	var out, errOut string
+	var code int
+	for end := time.Now().Add(limit); ; time.Sleep(200 * time.Millisecond) {
+		out, errOut, code = g.run(home, "", "ssh", id, cmd)
+		if code == 0 && out == want || time.Now().After(end) {
+			break
+		}
+	}
+	if code != 0 || out != want {
+		t.Fatalf("supportgate ssh %s: exit %d, stdout %q, stderr %q", cmd, code, out, errOut)
+	}
+}
+
+// TestE2ESSHAfterRestart kills the gateway with SIGKILL while a helper's
+// tunnel is up and restarts it: the gateway takes the tunnel back from its
+// store, the helper rejoins when it is in contact again, and the agent's
+// shell works with nothing asked of the customer.
+func TestE2ESSHAfterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	realpeer.Require(t, "ssh")
+	g := newGW(t, `{"min_duration": "1s"}`)
+	alice := g.teamUser("alice", "agent", "red")
+	assistBin := filepath.Join(t.TempDir(), "supportgate-assist")
+	if out, err := exec.Command("go", "build", "-o", assistBin, "../supportgate-assist").CombinedOutput(); err != nil {
+		t.Fatalf("building supportgate-assist: %v\n%s", err, out)
+	}
+	s := g.newSession(alice, "shell", "30m")
+	helperOut := startHelper(t, g, assistBin, s.ConsentURL)
+	sshUntil(t, g, alice, s.ID, "echo before-$((6*7))", "before-42\n", 20*time.Second)
+
+	g.kill()
+	waitText(t, helperOut, "lost contact with the gateway", 20*time.Second)
+	g.start()
+	waitText(t, helperOut, "in contact with the gateway again", 30*time.Second)
+	sshUntil(t, g, alice, s.ID, "echo after-$((6*7))", "after-42\n", 30*time.Second)
+	if strings.Contains(helperOut.String(), "closed the tunnel") {
+		t.Errorf("the helper closed its tunnel:\n%s", helperOut.String())
+	}
+	export := g.mustRun("", "", "audit", "export", "--data", g.data)
+	if !strings.Contains(export, `"assist.restored"`) || !strings.Contains(export, s.ID) {
+		t.Errorf("audit export has no assist.restored for %s", s.ID)
+	}
+}
+
 // TestE2ESSH drives the real binaries: login, a shell session approved by
 // the real supportgate-assist, `supportgate ssh` wrapping OpenSSH, and the
 // recording that `supportgate verify` accepts once the customer ends it.

@@ -190,6 +190,36 @@ func (h *Hub) Address() netip.Addr { return h.gwAddr }
 // second Enroll fails with ErrAlreadyEnrolled, even with another key. The
 // peer is removed the moment the session's context ends.
 func (h *Hub) Enroll(sessionID string, wgKey [32]byte, hostKey ssh.PublicKey) (*Enrollment, error) {
+	return h.enroll(sessionID, wgKey, hostKey, netip.Addr{})
+}
+
+// Restore takes back a helper that enrolled before the gateway restarted,
+// at the address it was given then, so that its tunnel resumes without
+// anything asked of the customer: the helper keeps its keys and address,
+// and WireGuard handshakes again on its next packet. The session must be
+// active and the address still free and in the plan.
+func (h *Hub) Restore(sessionID string, wgKey [32]byte, hostKey ssh.PublicKey, addr netip.Addr) error {
+	if !addr.IsValid() {
+		return errors.New("wghub: restoring a helper needs its address")
+	}
+	_, err := h.enroll(sessionID, wgKey, hostKey, addr)
+	return err
+}
+
+// Remove drops the session's helper at once, if it has one.
+func (h *Hub) Remove(sessionID string) {
+	h.mu.Lock()
+	p := h.peers[sessionID]
+	h.mu.Unlock()
+	if p != nil && p.stop() {
+		h.remove(p)
+		h.removals.Done()
+	}
+}
+
+// enroll adds the session's peer at addr, or at a free address when addr
+// is the zero Addr.
+func (h *Hub) enroll(sessionID string, wgKey [32]byte, hostKey ssh.PublicKey, addr netip.Addr) (*Enrollment, error) {
 	if wgKey == ([32]byte{}) || hostKey == nil {
 		return nil, errors.New("wghub: WireGuard key and SSH host key are required")
 	}
@@ -212,10 +242,22 @@ func (h *Hub) Enroll(sessionID string, wgKey [32]byte, hostKey ssh.PublicKey) (*
 		h.mu.Unlock()
 		return nil, ErrFull
 	}
-	addr, ok := h.allocLocked()
-	if !ok {
-		h.mu.Unlock()
-		return nil, ErrFull
+	if addr.IsValid() {
+		b := addr.As4()
+		if !addr.Is4() || !h.cfg.Prefix.Contains(addr) || addr == h.cfg.Prefix.Addr() || addr == h.gwAddr || b[3] == 0 || b[3] == 255 {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("wghub: address %s is not in the plan %s", addr, h.cfg.Prefix)
+		}
+		if _, live := h.used[addr]; live {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("wghub: address %s is in use", addr)
+		}
+	} else {
+		var ok bool
+		if addr, ok = h.allocLocked(); !ok {
+			h.mu.Unlock()
+			return nil, ErrFull
+		}
 	}
 	p := &peer{session: sessionID, key: wgKey, addr: addr, hostKey: hostKey, ctx: ctx}
 	h.peers[sessionID] = p

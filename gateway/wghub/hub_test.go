@@ -240,3 +240,53 @@ func TestAddressPlan(t *testing.T) {
 }
 
 var randReader = rand.Reader
+
+// TestRestoreAndRemove: a restored helper gets exactly its old address,
+// which must be free and in the plan; Remove drops a helper at once.
+func TestRestoreAndRemove(t *testing.T) {
+	fs := newFakeSessions()
+	h := newHub(t, fs, netip.Prefix{}, nil)
+	fs.add("s1", "alice", "shell")
+	fs.add("s2", "alice", "shell")
+	fs.add("s3", "alice", "shell")
+	_, k1 := newKey()
+	_, k2 := newKey()
+	_, k3 := newKey()
+	hk := newHostKey(t).PublicKey()
+	want := netip.MustParseAddr("100.96.3.7")
+	if err := h.Restore("s1", k1, hk, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := h.HostKey("s1"); err != nil || got == nil {
+		t.Fatalf("restored helper: host key %v, %v", got, err)
+	}
+	for _, tc := range []struct {
+		name string
+		id   string
+		key  [32]byte
+		addr netip.Addr
+	}{
+		{"address in use", "s2", k2, want},
+		{"outside the plan", "s2", k2, netip.MustParseAddr("10.0.0.2")},
+		{"the gateway's", "s2", k2, netip.MustParseAddr("100.96.0.1")},
+		{"no address", "s2", k2, netip.Addr{}},
+		{"session enrolled", "s1", k2, netip.MustParseAddr("100.96.3.8")},
+	} {
+		if err := h.Restore(tc.id, tc.key, hk, tc.addr); err == nil {
+			t.Errorf("%s: restored", tc.name)
+		}
+	}
+	// A fresh enrollment never takes a restored address.
+	en, err := h.Enroll("s3", k3, hk)
+	if err != nil || en.Address == want {
+		t.Fatalf("enroll after restore: %v, %v", en, err)
+	}
+	h.Remove("s1")
+	h.Remove("s1") // idempotent
+	if h.Enrolled("s1") || h.DevicePeerCount() != 1 {
+		t.Fatalf("after Remove: enrolled %v, device peers %d", h.Enrolled("s1"), h.DevicePeerCount())
+	}
+	if err := h.Restore("s2", k2, hk, want); err != nil {
+		t.Errorf("address freed by Remove: %v", err)
+	}
+}
