@@ -227,6 +227,11 @@ func (bg *benchGateway) runWorkers(n int, mode connMode, group byte, iteration f
 		})
 	}
 	wg.Wait()
+	return firstErr(errs)
+}
+
+// firstErr returns the first error the workers sent on errs, if any.
+func firstErr(errs chan error) error {
 	select {
 	case err := <-errs:
 		return err

@@ -288,12 +288,7 @@ func (bg *benchGateway) runLeanWorkers(n int, mode connMode, group byte, agents 
 		})
 	}
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+	return firstErr(errs)
 }
 
 var (

@@ -12,9 +12,27 @@ import (
 	"supportgate/internal/realpeer"
 )
 
-// startHelper builds nothing: it runs the helper binary assistBin on the
-// session's link, approving it, and waits until the tunnel is up.
-func startHelper(t *testing.T, g *gw, assistBin, link string) *syncBuffer {
+// sshE2E starts a gateway (default 15 min consent TTL: a loaded machine
+// has time), logs in the agent alice and builds the helper, before any
+// session exists, as a customer would have it.
+func sshE2E(t *testing.T) (g *gw, alice, assistBin string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	realpeer.Require(t, "ssh")
+	g = newGW(t, `{"min_duration": "1s"}`)
+	alice = g.teamUser("alice", "agent", "red")
+	assistBin = filepath.Join(t.TempDir(), "supportgate-assist")
+	if out, err := exec.Command("go", "build", "-o", assistBin, "../supportgate-assist").CombinedOutput(); err != nil {
+		t.Fatalf("building supportgate-assist: %v\n%s", err, out)
+	}
+	return g, alice, assistBin
+}
+
+// startHelper runs the helper binary assistBin on the session's link,
+// approving it, and waits until the tunnel is up.
+func startHelper(t *testing.T, g *gw, assistBin, link string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", link)
 	out := &syncBuffer{}
@@ -25,7 +43,7 @@ func startHelper(t *testing.T, g *gw, assistBin, link string) *syncBuffer {
 	}
 	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
 	waitText(t, out, "Connected:", 30*time.Second)
-	return out
+	return helper, out
 }
 
 // waitText waits until out holds text.
@@ -39,8 +57,8 @@ func waitText(t *testing.T, out *syncBuffer, text string, limit time.Duration) {
 }
 
 // sshUntil runs `supportgate ssh SESSION CMD` until it prints want, for at
-// most limit.
-func sshUntil(t *testing.T, g *gw, home, id, cmd, want string, limit time.Duration) {
+// most limit, and returns its stderr.
+func sshUntil(t *testing.T, g *gw, home, id, cmd, want string, limit time.Duration) string {
 	t.Helper()
 	var out, errOut string
 	var code int
@@ -53,6 +71,7 @@ func sshUntil(t *testing.T, g *gw, home, id, cmd, want string, limit time.Durati
 	if code != 0 || out != want {
 		t.Fatalf("supportgate ssh %s: exit %d, stdout %q, stderr %q", cmd, code, out, errOut)
 	}
+	return errOut
 }
 
 // TestE2ESSHAfterRestart kills the gateway with SIGKILL while a helper's
@@ -60,18 +79,9 @@ func sshUntil(t *testing.T, g *gw, home, id, cmd, want string, limit time.Durati
 // store, the helper rejoins when it is in contact again, and the agent's
 // shell works with nothing asked of the customer.
 func TestE2ESSHAfterRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	realpeer.Require(t, "ssh")
-	g := newGW(t, `{"min_duration": "1s"}`)
-	alice := g.teamUser("alice", "agent", "red")
-	assistBin := filepath.Join(t.TempDir(), "supportgate-assist")
-	if out, err := exec.Command("go", "build", "-o", assistBin, "../supportgate-assist").CombinedOutput(); err != nil {
-		t.Fatalf("building supportgate-assist: %v\n%s", err, out)
-	}
+	g, alice, assistBin := sshE2E(t)
 	s := g.newSession(alice, "shell", "30m")
-	helperOut := startHelper(t, g, assistBin, s.ConsentURL)
+	_, helperOut := startHelper(t, g, assistBin, s.ConsentURL)
 	sshUntil(t, g, alice, s.ID, "echo before-$((6*7))", "before-42\n", 20*time.Second)
 
 	g.kill()
@@ -92,46 +102,10 @@ func TestE2ESSHAfterRestart(t *testing.T) {
 // the real supportgate-assist, `supportgate ssh` wrapping OpenSSH, and the
 // recording that `supportgate verify` accepts once the customer ends it.
 func TestE2ESSH(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	realpeer.Require(t, "ssh")
-	g := newGW(t, `{"min_duration": "1s"}`) // the default 15 min consent TTL: a loaded machine has time
-	alice := g.teamUser("alice", "agent", "red")
-	// Build the helper before the session exists, as a customer would have it.
-	assistBin := filepath.Join(t.TempDir(), "supportgate-assist")
-	if out, err := exec.Command("go", "build", "-o", assistBin, "../supportgate-assist").CombinedOutput(); err != nil {
-		t.Fatalf("building supportgate-assist: %v\n%s", err, out)
-	}
+	g, alice, assistBin := sshE2E(t)
 	s := g.newSession(alice, "shell", "30m")
-	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", s.ConsentURL)
-	helperOut := &syncBuffer{}
-	helper.Stdout, helper.Stderr = helperOut, helperOut
-	helper.Dir = t.TempDir()
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(helperOut.String(), "Connected:") {
-		if time.Now().After(deadline) {
-			t.Fatalf("helper never connected:\n%s", helperOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	var out, errOut string
-	var code int
-	for end := time.Now().Add(20 * time.Second); ; {
-		out, errOut, code = g.run(alice, "", "ssh", s.ID, "echo via-bastion-$((20+22))")
-		if code == 0 || time.Now().After(end) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if code != 0 || out != "via-bastion-42\n" {
-		t.Fatalf("supportgate ssh: exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
+	helper, helperOut := startHelper(t, g, assistBin, s.ConsentURL)
+	errOut := sshUntil(t, g, alice, s.ID, "echo via-bastion-$((20+22))", "via-bastion-42\n", 20*time.Second)
 	if !strings.Contains(errOut, "This session is recorded") {
 		t.Errorf("no recording banner on stderr: %q", errOut)
 	}
@@ -142,14 +116,7 @@ func TestE2ESSH(t *testing.T) {
 	}
 
 	// The helper says who uses the session: alice's command came and went.
-	waitOut := func(text string) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); !strings.Contains(helperOut.String(), text); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the helper never said %q:\n%s", text, helperOut.String())
-			}
-		}
-	}
+	waitOut := func(text string) { t.Helper(); waitText(t, helperOut, text, 20*time.Second) }
 	waitOut("alice (agent, in a shell) joined")
 	waitOut("alice (agent, in a shell) left")
 
