@@ -4,6 +4,17 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+
+	"github.com/zeebo/blake3"
+)
+
+// Format versions, named by the header's first line. The Writer writes
+// version 2; readers accept both. They differ only in the hash chain.
+const (
+	version1 = 1 // h(n) = SHA-256(h(n-1) || frame n without its chain value)
+	version2 = 2 // h(n) = BLAKE3-256(frame n without its chain value || h(n-1))
+	// writeVersion is the version the Writer writes.
+	writeVersion = version2
 )
 
 // Frame kinds, stored in clear in each frame header.
@@ -16,7 +27,7 @@ const (
 const (
 	// frameHeaderLen is len(u32 length, u64 seq, i64 time, u8 kind).
 	frameHeaderLen = 4 + 8 + 8 + 1
-	chainLen       = sha256.Size
+	chainLen       = 32 // SHA-256 (v1) and BLAKE3-256 (v2)
 	tagLen         = 16
 	sigLen         = 64
 	// minFrameLen is the smallest value of the length field.
@@ -33,7 +44,11 @@ const (
 	footerMagic = "SGRECEND"
 	footerLen   = 8 + 8
 
-	chainContext      = "supportgate-recording-v1 chain\x00"
+	chainContextV1 = "supportgate-recording-v1 chain\x00"
+	chainContextV2 = "supportgate-recording-v2 chain\x00"
+	// The signature contexts keep their version 1 names in version 2: the
+	// signed header names the version, and every signed record pins a chain
+	// value that depends on it.
 	headerSigContext  = "supportgate-recording-v1 header\x00"
 	checkpointContext = "supportgate-recording-v1 checkpoint\x00"
 	endContext        = "supportgate-recording-v1 end\x00"
@@ -81,29 +96,52 @@ func sealAD(hdr []byte, prevTag *[tagLen]byte) [frameHeaderLen + tagLen]byte {
 	return ad
 }
 
-// chainer computes chain values: h(n) = SHA-256(h(n-1) || frame n without
-// its trailing chain value).
+// chainer computes the chain values of one format version: h(n) from
+// h(n-1) and frame n without its trailing chain value.
 type chainer struct {
-	h   hash.Hash
-	sum [chainLen]byte // Sum's buffer; a local would escape through hash.Hash
+	h hash.Hash
+	// prevLast puts h(n-1) after the frame (version 2) rather than before
+	// it (version 1). The frame then starts the hash input, so BLAKE3 reads
+	// its whole 8 KiB blocks in place instead of copying them into its
+	// buffer behind a 32-byte prefix.
+	prevLast bool
+	sum      [chainLen]byte // Sum's buffer; a local would escape through hash.Hash
 }
 
-func newChainer() *chainer { return &chainer{h: sha256.New()} }
+func newChainer(version int) *chainer {
+	if version == version1 {
+		return &chainer{h: sha256.New()}
+	}
+	return &chainer{h: blake3.New(), prevLast: true}
+}
 
 func (c *chainer) next(prev *[chainLen]byte, frame []byte) [chainLen]byte {
 	c.h.Reset()
-	c.h.Write(prev[:])
-	c.h.Write(frame)
+	if c.prevLast {
+		c.h.Write(frame)
+		c.h.Write(prev[:])
+	} else {
+		c.h.Write(prev[:])
+		c.h.Write(frame)
+	}
 	c.h.Sum(c.sum[:0])
 	return c.sum
 }
 
-// headerChain returns h(0), the chain value that binds record 1 to the header.
-func headerChain(header []byte) [chainLen]byte {
-	h := sha256.New()
-	h.Write([]byte(chainContext))
-	h.Write(header)
+// headerChain returns h(0), the chain value that binds record 1 to the
+// header: the version's hash of its context string and the header bytes.
+func headerChain(version int, header []byte) [chainLen]byte {
 	var out [chainLen]byte
+	if version == version1 {
+		h := sha256.New()
+		h.Write([]byte(chainContextV1))
+		h.Write(header)
+		h.Sum(out[:0])
+		return out
+	}
+	h := blake3.New()
+	h.Write([]byte(chainContextV2))
+	h.Write(header)
 	h.Sum(out[:0])
 	return out
 }

@@ -116,11 +116,45 @@ func TestGolden(t *testing.T) {
 	if strings.Contains(string(wantJSON), "4111 1111 1111 1111") {
 		t.Error("golden recording holds an unredacted card number")
 	}
-	for name, wantErr := range map[string]error{"golden-cut.sgrec": recorder.ErrCutShort, "golden-tampered.sgrec": recorder.ErrTampered} {
-		b, _ := os.ReadFile(filepath.Join("testdata", name))
-		if _, err := recorder.Verify(bytes.NewReader(b), int64(len(b))); !errors.Is(err, wantErr) {
-			t.Errorf("%s: got %v, want %v", name, err, wantErr)
-		}
+	checkCutAndTampered(t, "golden-cut.sgrec", "golden-tampered.sgrec")
+}
+
+// TestGoldenV1 checks that recordings of format version 1 (SHA-256 chain),
+// written by earlier builds, still read to the same records and verify:
+// testdata/golden-v1*.sgrec are that writer's golden files, kept as
+// fixtures.
+func TestGoldenV1(t *testing.T) {
+	b, err := os.ReadFile("testdata/golden-v1.sgrec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("supportgate-recording v1\n")) {
+		t.Fatal("testdata/golden-v1.sgrec is not a version 1 recording")
+	}
+	rep, err := recorder.Verify(bytes.NewReader(b), int64(len(b)))
+	if err != nil || !rep.Complete {
+		t.Fatalf("verifying testdata/golden-v1.sgrec: got %v (complete %v), want nil", err, rep.Complete)
+	}
+	want, _ := os.ReadFile("testdata/golden-v1.jsonl")
+	if got := exportJSONL(t, b, goldenKeys(t)); !bytes.Equal(got, want) {
+		t.Errorf("reading testdata/golden-v1.sgrec:\ngot:\n%s\nwant:\n%s", got, want)
+	}
+	checkCutAndTampered(t, "golden-v1-cut.sgrec", "golden-v1-tampered.sgrec")
+}
+
+// checkCutAndTampered checks that Verify reports the cut golden file as
+// cut short and names the tampered one's flipped record.
+func checkCutAndTampered(t *testing.T, cut, tampered string) {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join("testdata", cut))
+	if _, err := recorder.Verify(bytes.NewReader(b), int64(len(b))); !errors.Is(err, recorder.ErrCutShort) {
+		t.Errorf("%s: got %v, want %v", cut, err, recorder.ErrCutShort)
+	}
+	b, _ = os.ReadFile(filepath.Join("testdata", tampered))
+	_, err := recorder.Verify(bytes.NewReader(b), int64(len(b)))
+	var te *recorder.TamperError
+	if !errors.As(err, &te) || te.Record != 4 {
+		t.Errorf("%s: got %v, want a TamperError at record 4", tampered, err)
 	}
 }
 

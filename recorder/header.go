@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	magicLine   = "supportgate-recording v1\n"
+	magicPrefix = "supportgate-recording v" // then the version and a newline
 	cipherName  = "chacha20poly1305"
 	maxHeader   = 64 << 10
 	dataKeySize = 32
@@ -24,6 +24,9 @@ const (
 // Header is the clear part of a recording: who and when, and the key that
 // signs its checkpoints and end record.
 type Header struct {
+	// Version is the format version: 1 (SHA-256 chain) or 2 (BLAKE3
+	// chain, written by this Writer).
+	Version     int
 	RecordingID string
 	SessionID   string
 	Start       time.Time
@@ -88,7 +91,7 @@ func unwrapKey(wrapped []byte, ids []age.Identity) ([]byte, error) {
 // blank line that separates it from the frames.
 func marshalHeader(h Header, signer ed25519.PrivateKey) []byte {
 	var b bytes.Buffer
-	b.WriteString(magicLine)
+	fmt.Fprintf(&b, "%s%d\n", magicPrefix, h.Version)
 	fmt.Fprintf(&b, "recording-id: %s\n", h.RecordingID)
 	fmt.Fprintf(&b, "session-id: %s\n", h.SessionID)
 	fmt.Fprintf(&b, "start: %s\n", h.Start.UTC().Format(time.RFC3339Nano))
@@ -101,11 +104,22 @@ func marshalHeader(h Header, signer ed25519.PrivateKey) []byte {
 	return b.Bytes()
 }
 
+// headerVersion returns the format version named by the first line of b,
+// or 0 when b does not start with one this package reads.
+func headerVersion(b []byte) int {
+	for _, v := range []int{version1, version2} {
+		if bytes.HasPrefix(b, fmt.Appendf(nil, "%s%d\n", magicPrefix, v)) {
+			return v
+		}
+	}
+	return 0
+}
+
 // parseHeader parses and checks the header at the start of b and returns
 // it with its length in bytes.
 func parseHeader(b []byte) (Header, int, error) {
 	var h Header
-	if !bytes.HasPrefix(b, []byte(magicLine)) {
+	if h.Version = headerVersion(b); h.Version == 0 {
 		return h, 0, errors.New("not a supportgate recording (bad magic line)")
 	}
 	sigAt := bytes.Index(b, []byte("\nsignature: "))
@@ -124,7 +138,7 @@ func parseHeader(b []byte) (Header, int, error) {
 	}
 	total := len(signed) + nl + 2
 
-	lines := strings.SplitAfter(string(signed[len(magicLine):]), "\n")
+	lines := strings.SplitAfter(string(signed[len(magicPrefix)+2:]), "\n")
 	field := func(i int, name string) (string, error) {
 		if i >= len(lines) {
 			return "", fmt.Errorf("header: missing %s", name)

@@ -2,7 +2,6 @@ package recorder_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"supportgate/internal/realpeer"
@@ -192,7 +192,7 @@ func TestAgeUnwrapsDataKey(t *testing.T) {
 
 	b, _ := os.ReadFile(path)
 	hdrLen, frames := parseFile(t, b)
-	h0 := sha256.Sum256(append([]byte("supportgate-recording-v1 chain\x00"), b[:hdrLen]...))
+	h0 := blake3.Sum256(append([]byte("supportgate-recording-v2 chain\x00"), b[:hdrLen]...))
 	f := b[frames[0].off:frames[0].end]
 	ad := append(append([]byte(nil), f[:21]...), h0[:16]...)
 	nonce := make([]byte, 12)

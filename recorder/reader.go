@@ -117,15 +117,15 @@ func newReader(ra io.ReaderAt, size int64) (*Reader, error) {
 	if _, err := ra.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("recorder: reading header: %w", err)
 	}
-	if !bytes.HasPrefix(head, []byte(magicLine)) {
-		return nil, errors.New("recorder: not a supportgate recording")
+	if headerVersion(head) == 0 {
+		return nil, errors.New("recorder: not a supportgate recording, or a newer format version")
 	}
 	hdr, n, err := parseHeader(head)
 	if err != nil {
 		return nil, &TamperError{Record: 0, Reason: err.Error()}
 	}
-	r := &Reader{ra: ra, size: size, hdr: hdr, hdrLen: int64(n), hasher: newChainer()}
-	r.h0 = headerChain(head[:n])
+	r := &Reader{ra: ra, size: size, hdr: hdr, hdrLen: int64(n), hasher: newChainer(hdr.Version)}
+	r.h0 = headerChain(hdr.Version, head[:n])
 	r.rewind()
 	return r, nil
 }

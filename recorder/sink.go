@@ -114,7 +114,7 @@ type sink struct {
 	recordingID string
 	log         *slog.Logger
 	chain       [chainLen]byte
-	ch256       *chainer
+	chainer     *chainer
 	offset      int64
 	index       []IndexEntry // all keyframes
 	since       int          // index entries since the last checkpoint
@@ -133,7 +133,7 @@ func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [c
 		recordingID: recordingID,
 		log:         log,
 		chain:       h0,
-		ch256:       newChainer(),
+		chainer:     newChainer(writeVersion),
 		offset:      offset,
 	}
 }
@@ -233,7 +233,7 @@ func (s *sink) chainFrames(b *batch) {
 
 // chainFrame fills in the chain value of frame f.
 func (s *sink) chainFrame(f []byte) {
-	s.chain = s.ch256.next(&s.chain, f[:len(f)-chainLen])
+	s.chain = s.chainer.next(&s.chain, f[:len(f)-chainLen])
 	copy(f[len(f)-chainLen:], s.chain[:])
 }
 

@@ -2,13 +2,14 @@ package recorder_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/zeebo/blake3"
 
 	"supportgate/recorder"
 	"supportgate/recorder/recordertest"
@@ -41,19 +42,15 @@ func parseFile(t *testing.T, b []byte) (hdrLen int64, frames []frameSpan) {
 	return hdrLen, frames
 }
 
-// rechain recomputes every chain value from frame i on, as an insider
-// without the signing key would after editing a frame.
+// rechain recomputes every chain value of a version 2 recording, as an
+// insider without the signing key would after editing a frame:
+// h(0) = BLAKE3(context || header), h(n) = BLAKE3(frame n without its
+// chain value || h(n-1)).
 func rechain(b []byte, hdrLen int64, frames []frameSpan) {
-	h := sha256.New()
-	h.Write([]byte("supportgate-recording-v1 chain\x00"))
-	h.Write(b[:hdrLen])
-	prev := h.Sum(nil)
+	prev := blake3.Sum256(append([]byte("supportgate-recording-v2 chain\x00"), b[:hdrLen]...))
 	for _, f := range frames {
-		h.Reset()
-		h.Write(prev)
-		h.Write(b[f.off : f.end-32])
-		prev = h.Sum(nil)
-		copy(b[f.end-32:f.end], prev)
+		prev = blake3.Sum256(append(bytes.Clone(b[f.off:f.end-32]), prev[:]...))
+		copy(b[f.end-32:f.end], prev[:])
 	}
 }
 

@@ -184,6 +184,7 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 		return nil, fmt.Errorf("recorder: wrapping data key: %w", err)
 	}
 	hdr := marshalHeader(Header{
+		Version:     writeVersion,
 		RecordingID: cfg.RecordingID,
 		SessionID:   cfg.SessionID,
 		Start:       cfg.Start,
@@ -193,7 +194,7 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	if _, err := dst.Write(hdr); err != nil {
 		return nil, fmt.Errorf("recorder: writing header: %w", err)
 	}
-	h0 := headerChain(hdr)
+	h0 := headerChain(writeVersion, hdr)
 	w := &Writer{
 		cfg:       cfg,
 		aead:      aead,
