@@ -9,8 +9,15 @@ import (
 )
 
 // RedactConfig configures redaction, applied before encryption to terminal
-// output, terminal input and chat. Card numbers are always redacted.
+// output, terminal input and chat. Card numbers are redacted unless
+// Disabled is set.
 type RedactConfig struct {
+	// Disabled turns all redaction off: terminal bytes and chat are
+	// recorded as they are, card numbers included, and Patterns are
+	// ignored. The zero value redacts, as DESIGN.md section 5 requires;
+	// Disabled is for deployments that decide their sessions carry no card
+	// data, and for measuring the writer without the redactor.
+	Disabled bool
 	// Patterns are extra expressions to mask. They are matched line by
 	// line on the raw terminal bytes (a partial line is held back until its
 	// newline, 4 KiB or Close) and on whole chat messages.
@@ -340,7 +347,12 @@ type streamRedactor struct {
 	tmp  []byte
 }
 
+// newStreamRedactor returns a redactor for one direction of a terminal
+// stream, or nil when redaction is disabled.
 func newStreamRedactor(cfg RedactConfig) *streamRedactor {
+	if cfg.Disabled {
+		return nil
+	}
 	s := &streamRedactor{}
 	if len(cfg.Patterns) > 0 {
 		s.pat = &patternRedactor{pats: cfg.Patterns}
@@ -368,6 +380,9 @@ func (s *streamRedactor) flush(out []byte) []byte {
 }
 
 func (s *streamRedactor) count() int {
+	if s == nil {
+		return 0
+	}
 	n := s.card.count
 	if s.pat != nil {
 		n += s.pat.count
@@ -378,6 +393,9 @@ func (s *streamRedactor) count() int {
 // redactText redacts a whole message and returns it with the number of
 // redactions.
 func redactText(cfg RedactConfig, text string) (string, int) {
+	if cfg.Disabled {
+		return text, 0
+	}
 	s := newStreamRedactor(cfg)
 	out := s.process(nil, []byte(text))
 	out = s.flush(out)

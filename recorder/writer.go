@@ -277,10 +277,31 @@ func (w *Writer) terminal(typ Type, p []byte) error {
 	if typ == TypeInput {
 		red = w.in
 	}
-	w.redactBuf = red.process(w.redactBuf[:1], p)
-	err := w.terminalChunksLocked(typ, w.redactBuf)
+	var err error
+	if red == nil { // redaction disabled
+		err = w.terminalDirectLocked(typ, p)
+	} else {
+		w.redactBuf = red.process(w.redactBuf[:1], p)
+		err = w.terminalChunksLocked(typ, w.redactBuf)
+	}
 	w.maybeCheckpointLocked()
 	return err
+}
+
+// terminalDirectLocked records p as terminal records of at most maxChunk
+// bytes, each copied into its frame and sealed in place there.
+func (w *Writer) terminalDirectLocked(typ Type, p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), maxChunk)
+		if err := w.appendLocked(typ, p[:n], nil, false); err != nil {
+			return err
+		}
+		if typ == TypeOutput {
+			w.term.write(p[:n])
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // terminalChunksLocked records b[1:] as terminal records of at most
@@ -540,9 +561,11 @@ func (w *Writer) Close() error {
 	w.once.Do(func() {
 		w.mu.Lock()
 		if w.sink.err() == nil {
-			w.redactBuf = w.out.flush(w.redactBuf[:1])
-			w.terminalChunksLocked(TypeOutput, w.redactBuf)
-			if w.cfg.RecordInput {
+			if w.out != nil {
+				w.redactBuf = w.out.flush(w.redactBuf[:1])
+				w.terminalChunksLocked(TypeOutput, w.redactBuf)
+			}
+			if w.in != nil && w.cfg.RecordInput {
 				w.redactBuf = w.in.flush(w.redactBuf[:1])
 				w.terminalChunksLocked(TypeInput, w.redactBuf)
 			}

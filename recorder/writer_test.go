@@ -150,6 +150,63 @@ func TestInputOffByDefault(t *testing.T) {
 	}
 }
 
+// TestRedactionDisabled checks that RedactConfig.Disabled records terminal
+// bytes (also beyond one record's 32 KiB) and chat as they are, and that
+// the default redacts the same input.
+func TestRedactionDisabled(t *testing.T) {
+	card := "pay 4111 1111 1111 1111 now\r\n"
+	long := strings.Repeat("x", 40<<10) + card
+	for _, tt := range []struct {
+		name     string
+		disabled bool
+		want     string
+	}{
+		{"default", false, strings.ReplaceAll(card, "4111 1111 1111 1111", "**** **** **** 1111")},
+		{"disabled", true, card},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := recordertest.NewKeys(t)
+			path := filepath.Join(t.TempDir(), "rec.sgrec")
+			cfg := recordertest.Config(k, recordertest.NewClock(t0))
+			cfg.Redact.Disabled = tt.disabled
+			w, err := recorder.Create(path, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Output([]byte(card[:10]))
+			w.Output([]byte(card[10:]))
+			w.Output([]byte(long))
+			w.Chat("customer", card)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			recs, err := recordertest.ReadAll(t, path, k.Identity)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, chat string
+			for _, r := range recs {
+				switch r.Type {
+				case recorder.TypeOutput:
+					if len(r.Data) > 32<<10 {
+						t.Errorf("output record of %d bytes, want at most 32 KiB", len(r.Data))
+					}
+					out += string(r.Data)
+				case recorder.TypeChat:
+					chat = r.Text
+				}
+			}
+			wantLong := strings.Repeat("x", 40<<10) + tt.want
+			if out != tt.want+wantLong {
+				t.Errorf("output: got %q..., want %q...", out[:min(len(out), 40)], (tt.want + wantLong)[:40])
+			}
+			if chat != tt.want {
+				t.Errorf("chat: got %q, want %q", chat, tt.want)
+			}
+		})
+	}
+}
+
 func TestWrongIdentity(t *testing.T) {
 	k := recordertest.NewKeys(t)
 	path := writeSample(t, k, nil)
