@@ -56,7 +56,8 @@ func (p *preallocator) ensure(written, end int64) {
 	p.reserved = from + n
 }
 
-// release frees the space reserved past the end of the file.
+// release frees the space reserved past the end of the file, by
+// truncating it to its size.
 func (p *preallocator) release() {
 	if p.rc == nil {
 		return
@@ -66,8 +67,9 @@ func (p *preallocator) release() {
 		if unix.Fstat(int(fd), &st) != nil || st.Size >= p.reserved {
 			return
 		}
-		// Only past the end of the file: the file's bytes are untouched.
-		unix.Fallocate(int(fd), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, st.Size, p.reserved-st.Size)
+		// Truncating to the current size keeps every byte and frees the
+		// blocks past the end (ext4 punches no holes past the end).
+		unix.Ftruncate(int(fd), st.Size)
 	})
 	p.rc = nil
 }
