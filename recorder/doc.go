@@ -8,9 +8,10 @@
 // ChaCha20-Poly1305 under the data key, with the sequence number and the
 // previous record's tag in the associated data. Every frame carries the
 // hash chain over the ciphertext (BLAKE3 in format version 2, which the
-// Writer writes; SHA-256 in version 1, still read); checkpoint frames signed with the
-// gateway's Ed25519 key pin the chain at least every 10 seconds and carry the
-// time index of screen keyframes; a signed end frame closes the recording.
+// Writer writes; SHA-256 in version 1, still read); checkpoint frames
+// signed with the gateway's Ed25519 key pin the chain at least every 10
+// seconds and carry the time index of screen keyframes; a signed end frame
+// closes the recording.
 //
 // Writer streams a recording with redaction applied before encryption.
 // Verify checks integrity and signatures without the data key. Reader
