@@ -119,10 +119,6 @@ type sink struct {
 	index       []IndexEntry // all keyframes
 	since       int          // index entries since the last checkpoint
 
-	// used by the write goroutine only
-	written int64 // file offset of the next write
-	pre     *preallocator
-
 	mu sync.Mutex // guards e
 	e  error
 }
@@ -139,8 +135,6 @@ func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [c
 		chain:       h0,
 		chainer:     newChainer(writeVersion),
 		offset:      offset,
-		written:     offset,
-		pre:         newPreallocator(dst),
 	}
 }
 
@@ -189,17 +183,18 @@ func (s *sink) run() {
 // write writes each chained batch in one write, then its signed record and
 // a sync, until run stops.
 func (s *sink) write() {
-	defer s.pre.release()
 	for b := range s.out {
 		if s.err() == nil && len(b.buf) > 0 {
-			s.writeFile(b.buf)
+			if _, err := s.dst.Write(b.buf); err != nil {
+				s.fail(err)
+			}
 		}
 		if s.err() == nil && b.tail != nil {
-			if s.writeFile(b.tail) {
-				if sy, ok := s.dst.(interface{ Sync() error }); ok {
-					if err := sy.Sync(); err != nil {
-						s.fail(err)
-					}
+			if _, err := s.dst.Write(b.tail); err != nil {
+				s.fail(err)
+			} else if sy, ok := s.dst.(interface{ Sync() error }); ok {
+				if err := sy.Sync(); err != nil {
+					s.fail(err)
 				}
 			}
 		}
@@ -214,19 +209,6 @@ func (s *sink) write() {
 			}
 		}
 	}
-}
-
-// writeFile writes p to the file, space reserved ahead, and reports
-// whether that worked.
-func (s *sink) writeFile(p []byte) bool {
-	s.pre.ensure(s.written, s.written+int64(len(p)))
-	n, err := s.dst.Write(p)
-	s.written += int64(n)
-	if err != nil {
-		s.fail(err)
-		return false
-	}
-	return true
 }
 
 // chainFrames fills in the chain values of the frames in b and records its
