@@ -140,6 +140,19 @@ func TestGoldenV1(t *testing.T) {
 		t.Errorf("reading testdata/golden-v1.sgrec:\ngot:\n%s\nwant:\n%s", got, want)
 	}
 	checkCutAndTampered(t, "golden-v1-cut.sgrec", "golden-v1-tampered.sgrec")
+
+	// The version line is signed: relabelling a recording as the other
+	// version fails at the header.
+	for name, from := range map[string]string{"golden.sgrec": "v2\n", "golden-v1.sgrec": "v1\n"} {
+		b, _ := os.ReadFile(filepath.Join("testdata", name))
+		to := map[string]string{"v2\n": "v1\n", "v1\n": "v2\n"}[from]
+		b = bytes.Replace(b, []byte(from), []byte(to), 1)
+		_, err := recorder.Verify(bytes.NewReader(b), int64(len(b)))
+		var te *recorder.TamperError
+		if !errors.As(err, &te) || te.Record != 0 {
+			t.Errorf("%s relabelled %q: got %v, want a TamperError at the header", name, to, err)
+		}
+	}
 }
 
 // checkCutAndTampered checks that Verify reports the cut golden file as
