@@ -138,7 +138,7 @@ func parseHeader(b []byte) (Header, int, error) {
 	}
 	total := len(signed) + nl + 2
 
-	lines := strings.SplitAfter(string(signed[len(magicPrefix)+2:]), "\n")
+	lines := strings.SplitAfter(string(signed[len(magicPrefix)+2:]), "\n") // after "vN\n"
 	field := func(i int, name string) (string, error) {
 		if i >= len(lines) {
 			return "", fmt.Errorf("header: missing %s", name)
