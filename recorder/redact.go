@@ -16,7 +16,9 @@ type RedactConfig struct {
 	// recorded as they are, card numbers included, and Patterns are
 	// ignored. The zero value redacts, as DESIGN.md section 5 requires;
 	// Disabled is for deployments that decide their sessions carry no card
-	// data, and for measuring the writer without the redactor.
+	// data, and for measuring the writer without the redactor. Such a
+	// recording starts with the event redaction.disabled. No gateway
+	// configuration sets it.
 	Disabled bool
 	// Patterns are extra expressions to mask. They are matched line by
 	// line on the raw terminal bytes (a partial line is held back until its

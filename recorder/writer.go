@@ -213,6 +213,13 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	go func() { defer w.wg.Done(); w.sink.run() }()
 	go func() { defer w.wg.Done(); w.sink.write() }()
 	go func() { defer w.wg.Done(); w.flusher() }()
+	if cfg.Redact.Disabled {
+		// A reviewer must be able to tell that card numbers were not masked.
+		if err := w.Event("redaction.disabled", nil); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
 	return w, nil
 }
 

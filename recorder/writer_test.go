@@ -185,6 +185,9 @@ func TestRedactionDisabled(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out, chat string
+			if marked := len(recs) > 0 && recs[0].Type == recorder.TypeEvent && recs[0].Kind == "redaction.disabled"; marked != tt.disabled {
+				t.Errorf("first record says redaction.disabled: %v, want %v", marked, tt.disabled)
+			}
 			for _, r := range recs {
 				switch r.Type {
 				case recorder.TypeOutput:
