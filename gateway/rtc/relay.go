@@ -23,6 +23,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -112,15 +113,22 @@ func New(cfg Config) (*Relay, error) {
 // except the stats interceptor, which only feeds PeerConnection.GetStats:
 // the relay never calls it, and it cloned every packet's header both ways.
 // What browsers rely on stays: NACK (the gateway asks the publisher for
-// lost packets and resends to viewers what they lost), RTCP sender and
-// receiver reports, transport-wide congestion control feedback to the
-// publisher, and the simulcast header extensions. Keyframe requests (PLI)
+// lost packets with pion's generator, and resends to viewers what they
+// lost with its own nackResponder, which does not allocate per packet),
+// RTCP sender and receiver reports, transport-wide congestion control
+// feedback to the publisher, and the simulcast header extensions. Keyframe requests (PLI)
 // are the room's own (Room.keyframe).
 func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
+	// webrtc.ConfigureNack, with the relay's own responder.
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
 		return nil, err
 	}
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir.Add(nackResponderFactory{})
+	ir.Add(gen)
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err
 	}
