@@ -115,6 +115,9 @@ func TestRelayPionToPion(t *testing.T) {
 	if pub.Keyframes.Load() == 0 {
 		t.Errorf("publisher got no keyframe request when the viewer joined")
 	}
+	if pub.Feedback.Load() == 0 {
+		t.Errorf("publisher got no transport-wide congestion control feedback")
+	}
 
 	// Chat both ways.
 	if err := viewConn.WriteJSON(rtc.Message{Type: "chat", Text: "hello from alice"}); err != nil {

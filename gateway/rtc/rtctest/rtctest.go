@@ -76,8 +76,9 @@ func (p *Pipe) Close() error { p.once.Do(func() { close(p.done) }); return nil }
 // Done is closed when either end closes.
 func (p *Pipe) Done() <-chan struct{} { return p.done }
 
-// NewAPI is a pion API for synthetic peers: VP8, default interceptors,
-// loopback host candidates.
+// NewAPI is a pion API for synthetic peers: VP8, default interceptors and
+// transport-wide sequence numbers on the packets sent, loopback host
+// candidates.
 func NewAPI() *webrtc.API {
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -94,6 +95,11 @@ func NewAPI() *webrtc.API {
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		panic(err)
+	}
+	// Like a browser, number every packet sent for transport-wide
+	// congestion control, so the relay sends feedback as it would to one.
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		panic(err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
@@ -136,8 +142,10 @@ type Publisher struct {
 	ts    uint32
 	// Keyframes counts keyframe requests (PLI, FIR) received.
 	Keyframes atomic.Int64
-	wantKey   atomic.Bool
-	wg        sync.WaitGroup
+	// Feedback counts transport-wide congestion control feedback received.
+	Feedback atomic.Int64
+	wantKey  atomic.Bool
+	wg       sync.WaitGroup
 }
 
 // Publish connects a publisher over c (after the relay's hello).
@@ -166,6 +174,8 @@ func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					p.Keyframes.Add(1)
 					p.wantKey.Store(true)
+				case *rtcp.TransportLayerCC:
+					p.Feedback.Add(1)
 				}
 			}
 		}
