@@ -116,7 +116,8 @@ func New(cfg Config) (*Relay, error) {
 // lost packets with pion's generator, and resends to viewers what they
 // lost with its own nackResponder, which does not allocate per packet),
 // RTCP sender and receiver reports, transport-wide congestion control
-// feedback to the publisher, and the simulcast header extensions. Keyframe requests (PLI)
+// feedback to the publisher (the relay's own twccFeedback, which saves a
+// goroutine wake-up per packet), and the simulcast header extensions. Keyframe requests (PLI)
 // are the room's own (Room.keyframe).
 func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
@@ -135,7 +136,7 @@ func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, err
 	}
-	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+	if err := configureTWCC(me, ir); err != nil {
 		return nil, err
 	}
 	return ir, nil
