@@ -11,7 +11,7 @@ import (
 // publish answers the publisher's offer and makes it the room's source,
 // replacing any earlier one.
 func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publisher, error) {
-	pc, err := rm.relay.newPC()
+	pc, err := rm.relay.newPC(Publisher)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}

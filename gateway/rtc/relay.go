@@ -51,9 +51,10 @@ type Config struct {
 // Relay builds PeerConnections for rooms. It does not listen on its own
 // except for the UDP sockets ICE opens per PeerConnection.
 type Relay struct {
-	api *webrtc.API
-	cfg Config
-	log *slog.Logger
+	pubAPI  *webrtc.API // for publishers' PeerConnections
+	viewAPI *webrtc.API // for viewers'
+	cfg     Config
+	log     *slog.Logger
 
 	mu     sync.Mutex // guards rooms, closed
 	rooms  map[string]*Room
@@ -93,20 +94,33 @@ func New(cfg Config) (*Relay, error) {
 	// A viewer or publisher that vanishes without closing is dropped soon.
 	se.SetICETimeouts(3*time.Second, 6*time.Second, time.Second)
 
+	pubAPI, err := newAPI(se, Publisher)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	viewAPI, err := newAPI(se, Viewer)
+	if err != nil {
+		return nil, fmt.Errorf("rtc: %w", err)
+	}
+	return &Relay{pubAPI: pubAPI, viewAPI: viewAPI, cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}, nil
+}
+
+// newAPI is the pion API for the PeerConnections of one role: VP8 only,
+// and the interceptors that role needs.
+func newAPI(se webrtc.SettingEngine, role Role) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
 	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
 		PayloadType:        96,
 	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, fmt.Errorf("rtc: %w", err)
+		return nil, err
 	}
-	ir, err := interceptors(me)
+	ir, err := interceptors(me, role)
 	if err != nil {
-		return nil, fmt.Errorf("rtc: %w", err)
+		return nil, err
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
-	return &Relay{api: api, cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}, nil
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), nil
 }
 
 // interceptors are pion's defaults (webrtc.RegisterDefaultInterceptors)
@@ -117,9 +131,12 @@ func New(cfg Config) (*Relay, error) {
 // lost with its own nackResponder, which does not allocate per packet),
 // RTCP sender and receiver reports, transport-wide congestion control
 // feedback to the publisher (the relay's own twccFeedback, which saves a
-// goroutine wake-up per packet), and the simulcast header extensions. Keyframe requests (PLI)
-// are the room's own (Room.keyframe).
-func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
+// goroutine wake-up per packet), and the simulcast header extensions.
+// Viewers are not offered transport-wide congestion control: the relay
+// forwards at the publisher's rate and has no use for their feedback,
+// which each would send ten times a second (a browser viewer falls back
+// to REMB). Keyframe requests (PLI) are the room's own (Room.keyframe).
+func interceptors(me *webrtc.MediaEngine, role Role) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
 	// webrtc.ConfigureNack, with the relay's own responder.
 	gen, err := nack.NewGeneratorInterceptor()
@@ -136,6 +153,9 @@ func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, err
 	}
+	if role == Viewer {
+		return ir, nil
+	}
 	if err := configureTWCC(me, ir); err != nil {
 		return nil, err
 	}
@@ -146,8 +166,12 @@ func interceptors(me *webrtc.MediaEngine) (*interceptor.Registry, error) {
 // given them.
 func (r *Relay) ICEServers() []webrtc.ICEServer { return r.cfg.ICEServers }
 
-func (r *Relay) newPC() (*webrtc.PeerConnection, error) {
-	return r.api.NewPeerConnection(webrtc.Configuration{ICEServers: r.cfg.ICEServers})
+func (r *Relay) newPC(role Role) (*webrtc.PeerConnection, error) {
+	api := r.viewAPI
+	if role == Publisher {
+		api = r.pubAPI
+	}
+	return api.NewPeerConnection(webrtc.Configuration{ICEServers: r.cfg.ICEServers})
 }
 
 // Room returns the session's room, creating it with rec as its recording

@@ -316,7 +316,7 @@ func localDescription(ctx context.Context, pc *webrtc.PeerConnection, d webrtc.S
 
 // viewer builds a viewer's PeerConnection and sends it the offer.
 func (rm *Room) viewer(ctx context.Context, m *member) (*webrtc.PeerConnection, error) {
-	pc, err := rm.relay.newPC()
+	pc, err := rm.relay.newPC(Viewer)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
