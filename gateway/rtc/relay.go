@@ -138,15 +138,20 @@ func newAPI(se webrtc.SettingEngine, role Role) (*webrtc.API, error) {
 // to REMB). Keyframe requests (PLI) are the room's own (Room.keyframe).
 func interceptors(me *webrtc.MediaEngine, role Role) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
-	// webrtc.ConfigureNack, with the relay's own responder.
-	gen, err := nack.NewGeneratorInterceptor()
-	if err != nil {
-		return nil, err
-	}
+	// webrtc.ConfigureNack, with the relay's own responder, and each half
+	// only where it has work: the generator's timer would tick ten times a
+	// second on a viewer's PeerConnection, which receives no media.
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	ir.Add(nackResponderFactory{})
-	ir.Add(gen)
+	if role == Viewer {
+		ir.Add(nackResponderFactory{})
+	} else {
+		gen, err := nack.NewGeneratorInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(gen)
+	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, err
 	}
