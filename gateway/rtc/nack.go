@@ -26,8 +26,7 @@ const (
 // nack.ResponderInterceptor does for the relay, without RTX (the relay
 // negotiates none), but keeps the packets as bytes in one buffer per
 // stream, written in place: pion's copied every packet sent into objects
-// from pools, which made a quarter of the relay's allocations and most of
-// its garbage.
+// from pools, which made most of the relay's allocations and garbage.
 //
 // Resends run on the goroutine that reads the viewer's RTCP (the room's
 // readRTCP), not on one of their own.
