@@ -276,3 +276,71 @@ func TestRelaySlowRecorder(t *testing.T) {
 	}
 	t.Logf("%d packets sent while the recording was stuck, %d dropped from it, %d frames recorded", sent, dropped, rec.frames)
 }
+
+// A viewer that loses packets asks for them again (NACK), and the relay
+// resends them from what it sent (nackResponder), through the real pion
+// stack on both sides.
+func TestRelayResendsLost(t *testing.T) {
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40200, UDPPortMax: 40300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	sctx, endSession := context.WithCancel(context.Background())
+	defer endSession()
+	room, err := relay.Room(sctx, "s1", &fakeRec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	defer endSession()
+	serve := func(role rtc.Role, name string) *rtctest.Pipe {
+		srv, cli := rtctest.NewPipe()
+		serving.Add(1)
+		go func() { defer serving.Done(); room.Serve(srv, role, name) }()
+		return cli
+	}
+	pubConn := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(rtctest.NewAPI(), pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	lossyAPI, loss := rtctest.NewLossyAPI(func(seq uint16) bool { return seq%40 == 5 })
+	view, err := rtctest.View(lossyAPI, serve(rtc.Viewer, "alice"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+
+	// Frames until the viewer's track has started, then 90 more.
+	size := rtctest.FrameSize(2_500_000, 30)
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; view.Packets.Load() == 0; i++ {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the viewer got nothing")
+		case <-tick.C:
+		}
+		pub.WriteFrame(rtctest.Frame(size, true), 30)
+	}
+	for i := range 90 {
+		<-tick.C
+		if _, err := pub.WriteFrame(rtctest.Frame(size, i%30 == 0), 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for loss.Recovered.Load() < loss.Dropped.Load() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d, r := loss.Dropped.Load(), loss.Recovered.Load(); d < 10 || r != d {
+		t.Errorf("viewer lost %d packets and got %d of them again; want at least 10, all resent", d, r)
+	}
+}

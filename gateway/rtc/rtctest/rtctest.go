@@ -79,8 +79,69 @@ func (p *Pipe) Done() <-chan struct{} { return p.done }
 // NewAPI is a pion API for synthetic peers: VP8, default interceptors and
 // transport-wide sequence numbers on the packets sent, loopback host
 // candidates.
-func NewAPI() *webrtc.API {
+func NewAPI() *webrtc.API { return newAPI(nil) }
+
+// Loss drops chosen RTP packets the first time a viewer receives them,
+// before its NACK generator sees them, as a lossy network would: the
+// viewer asks for them again, and a copy resent gets through.
+type Loss struct {
+	drop func(seq uint16) bool
+
+	// Dropped counts packets dropped, Recovered their copies that arrived.
+	Dropped, Recovered atomic.Int64
+
+	mu   sync.Mutex // guards lost
+	lost map[uint16]bool
+}
+
+// NewLossyAPI is NewAPI for a viewer that loses the packets drop chooses.
+// The packets are dropped after SRTP has decrypted them (the interceptors
+// see nothing sooner), so SRTP's replay protection is off: it would
+// refuse the copy resent, which a packet lost on the way is not.
+func NewLossyAPI(drop func(seq uint16) bool) (*webrtc.API, *Loss) {
+	l := &Loss{drop: drop, lost: map[uint16]bool{}}
+	return newAPI(l), l
+}
+
+// NewInterceptor makes Loss an interceptor.Factory.
+func (l *Loss) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &lossInterceptor{l: l}, nil
+}
+
+type lossInterceptor struct {
+	interceptor.NoOp
+	l *Loss
+}
+
+func (li *lossInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	l := li.l
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		for {
+			n, attr, err := r.Read(b, a)
+			if err != nil || n < 4 {
+				return n, attr, err
+			}
+			seq := binary.BigEndian.Uint16(b[2:4])
+			if !l.drop(seq) {
+				return n, attr, nil
+			}
+			l.mu.Lock()
+			again := l.lost[seq]
+			l.lost[seq] = true
+			l.mu.Unlock()
+			if again {
+				l.Recovered.Add(1)
+				return n, attr, nil
+			}
+			l.Dropped.Add(1)
+		}
+	})
+}
+
+// newAPI builds the API; first, if set, is the innermost interceptor.
+func newAPI(first interceptor.Factory) *webrtc.API {
 	var se webrtc.SettingEngine
+	se.DisableSRTPReplayProtection(first != nil)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
@@ -94,6 +155,9 @@ func NewAPI() *webrtc.API {
 		panic(err)
 	}
 	ir := &interceptor.Registry{}
+	if first != nil {
+		ir.Add(first)
+	}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		panic(err)
 	}
