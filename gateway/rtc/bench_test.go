@@ -46,7 +46,8 @@ import (
 // minus direct packet latency, from the send time each packet carries to
 // its arrival at the viewer's track), x-direct-p99 (relayed p99 / direct
 // p99), delivered and base-delivered (packets the viewers got / packets
-// sent), recorded (frames recorded / frames sent), rec-dropped (packets
+// sent), recorded (frames recorded / frames sent), min-delivered and
+// min-recorded (the same for the stream that did worst), rec-dropped (packets
 // dropped from the recordings because they fell behind), relay-gc/s and
 // relay-gcpause-ms (GC cycles per second and total stop-the-world pause of
 // the relay process while streaming), relay-B/pkt and relay-allocs/pkt
@@ -88,6 +89,9 @@ func BenchmarkRelay(b *testing.B) {
 				b.ReportMetric(float64(relayed.received)/float64(relayed.sent), "delivered")
 				b.ReportMetric(float64(base.received)/float64(base.sent), "base-delivered")
 				b.ReportMetric(float64(st.Frames)/float64(relayed.sentFrames), "recorded")
+				minDelivered, minRecorded := relayed.leastStream(st.RoomFrames)
+				b.ReportMetric(minDelivered, "min-delivered")
+				b.ReportMetric(minRecorded, "min-recorded")
 				b.ReportMetric(float64(st.Dropped), "rec-dropped")
 				b.ReportMetric(float64(st.NumGC)/wall, "relay-gc/s")
 				b.ReportMetric(ms(st.PauseGC), "relay-gcpause-ms")
@@ -151,6 +155,28 @@ type modeResult struct {
 	stall                      time.Duration // the machine's CPU pressure: time some task waited for a CPU
 	sent, received, sentFrames int64
 	lat                        []time.Duration
+	// per stream: packets sent and received, frames sent
+	sentBy, receivedBy, framesBy []int64
+}
+
+// leastStream returns the smallest share of its packets one stream's
+// viewer got, and the smallest share of its frames one stream's recording
+// got (recorded[i] frames for stream i).
+func (r *modeResult) leastStream(recorded []int64) (delivered, frames float64) {
+	delivered, frames = 1, 1
+	for i := range r.sentBy {
+		if r.sentBy[i] > 0 {
+			delivered = min(delivered, float64(r.receivedBy[i])/float64(r.sentBy[i]))
+		}
+		if r.framesBy[i] > 0 {
+			got := int64(0)
+			if i < len(recorded) {
+				got = recorded[i]
+			}
+			frames = min(frames, float64(got)/float64(r.framesBy[i]))
+		}
+	}
+	return delivered, frames
 }
 
 func (r *modeResult) percentiles() (p50, p99 time.Duration) {
@@ -217,9 +243,12 @@ func (set *streamSet) close() {
 // land. It adds to res.
 func (set *streamSet) stream(res *modeResult) {
 	n := len(set.pubs)
-	var recv0 int64
-	for _, v := range set.views {
-		recv0 += v.Packets.Load()
+	if res.sentBy == nil {
+		res.sentBy, res.receivedBy, res.framesBy = make([]int64, n), make([]int64, n), make([]int64, n)
+	}
+	recv0 := make([]int64, n)
+	for i, v := range set.views {
+		recv0[i] = v.Packets.Load()
 		v.Latencies() // the warm-up's or the settle's stragglers
 	}
 	size := rtctest.FrameSize(benchBitrate, benchFPS)
@@ -247,6 +276,8 @@ func (set *streamSet) stream(res *modeResult) {
 			mu.Lock()
 			res.sent += s
 			res.sentFrames += f
+			res.sentBy[i] += s
+			res.framesBy[i] += f
 			mu.Unlock()
 		}()
 	}
@@ -255,11 +286,12 @@ func (set *streamSet) stream(res *modeResult) {
 	res.stall += cpuStall() - stall0
 	time.Sleep(benchSettle)
 	res.cpu += processCPU() - cpu0
-	for _, v := range set.views {
-		res.received += v.Packets.Load()
+	for i, v := range set.views {
+		got := v.Packets.Load() - recv0[i]
+		res.received += got
+		res.receivedBy[i] += got
 		res.lat = append(res.lat, v.Latencies()...)
 	}
-	res.received -= recv0
 }
 
 // runStreams connects n direct and n relayed publisher/viewer pairs (the

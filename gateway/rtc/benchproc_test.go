@@ -80,6 +80,8 @@ type procStats struct {
 	HeapLive uint64        `json:"heap_live"` // bytes of live heap objects
 	Alloc    uint64        `json:"alloc"`     // bytes allocated so far
 	Mallocs  uint64        `json:"mallocs"`   // heap objects allocated so far
+	// RoomFrames are the frames recorded per stream, in the order opened.
+	RoomFrames []int64 `json:"room_frames"`
 }
 
 // add adds the difference end - start.
@@ -92,6 +94,12 @@ func (st *procStats) add(start, end procStats) {
 	st.PauseGC += end.PauseGC - start.PauseGC
 	st.Alloc += end.Alloc - start.Alloc
 	st.Mallocs += end.Mallocs - start.Mallocs
+	if st.RoomFrames == nil {
+		st.RoomFrames = make([]int64, len(end.RoomFrames))
+	}
+	for i := range min(len(st.RoomFrames), len(start.RoomFrames), len(end.RoomFrames)) {
+		st.RoomFrames[i] += end.RoomFrames[i] - start.RoomFrames[i]
+	}
 }
 
 // lineWriter serializes JSON lines onto one writer.
@@ -290,6 +298,7 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 			for _, rm := range rooms {
 				st.Packets += rm.Packets()
 				st.Frames += rm.Frames()
+				st.RoomFrames = append(st.RoomFrames, rm.Frames())
 				if d, ok := any(rm).(interface{ RecordDropped() int64 }); ok { // not before the recording queue
 					st.Dropped += d.RecordDropped()
 				}
