@@ -49,6 +49,7 @@ var _ interceptor.Factory = nackResponderFactory{}
 // sentPackets is the history of one outgoing stream.
 type sentPackets struct {
 	writer interceptor.RTPWriter
+	start  time.Time // the origin of sentSlot.resent
 
 	mu    sync.Mutex // guards the fields below
 	buf   []byte     // nackHistory slots of receiveMTU bytes: header, then payload
@@ -56,12 +57,13 @@ type sentPackets struct {
 	rtt   time.Duration // smoothed, from the viewer's receiver reports
 }
 
+// sentSlot has no pointers, so the GC need not scan the slots.
 type sentSlot struct {
 	ok     bool // holds a packet
 	seq    uint16
-	hdr, n int  // header length; header and payload length
-	pad    byte // padding the packet was sent with (not kept)
-	resent time.Time
+	hdr, n int           // header length; header and payload length
+	pad    byte          // padding the packet was sent with (not kept)
+	resent time.Duration // when it was last resent, since start; 0: never
 }
 
 func nackNegotiated(info *interceptor.StreamInfo) bool {
@@ -78,7 +80,7 @@ func (r *nackResponder) BindLocalStream(info *interceptor.StreamInfo, w intercep
 	if !nackNegotiated(info) {
 		return w
 	}
-	s := &sentPackets{writer: w, buf: make([]byte, nackHistory*receiveMTU)}
+	s := &sentPackets{writer: w, start: time.Now(), buf: make([]byte, nackHistory*receiveMTU)}
 	r.mu.Lock()
 	r.streams[info.SSRC] = s
 	r.mu.Unlock()
@@ -209,10 +211,10 @@ func (r *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 
 func (s *sentPackets) resend(seq uint16) {
 	i := int(seq % nackHistory)
-	now := time.Now()
+	now := max(time.Since(s.start), 1) // 0 means never
 	s.mu.Lock()
 	slot := &s.slots[i]
-	if !slot.ok || slot.seq != seq || (!slot.resent.IsZero() && now.Sub(slot.resent) < s.rtt+nackResendGap) {
+	if !slot.ok || slot.seq != seq || (slot.resent != 0 && now-slot.resent < s.rtt+nackResendGap) {
 		s.mu.Unlock()
 		return
 	}
