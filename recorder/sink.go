@@ -110,6 +110,7 @@ type sink struct {
 	out         chan *batch // chained batches, in order
 	free        chan *batch // written batches for reuse
 	dst         io.Writer
+	wb          *writeback // nil unless dst is a file on Linux
 	signer      ed25519.PrivateKey
 	recordingID string
 	log         *slog.Logger
@@ -129,6 +130,7 @@ func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [c
 		out:         make(chan *batch, batchQueue),
 		free:        make(chan *batch, 2*batchQueue+3),
 		dst:         dst,
+		wb:          newWriteback(dst, offset),
 		signer:      signer,
 		recordingID: recordingID,
 		log:         log,
@@ -187,14 +189,19 @@ func (s *sink) write() {
 		if s.err() == nil && len(b.buf) > 0 {
 			if _, err := s.dst.Write(b.buf); err != nil {
 				s.fail(err)
+			} else {
+				s.wb.wrote(len(b.buf))
 			}
 		}
 		if s.err() == nil && b.tail != nil {
 			if _, err := s.dst.Write(b.tail); err != nil {
 				s.fail(err)
-			} else if sy, ok := s.dst.(interface{ Sync() error }); ok {
-				if err := sy.Sync(); err != nil {
-					s.fail(err)
+			} else {
+				s.wb.wrote(len(b.tail))
+				if sy, ok := s.dst.(interface{ Sync() error }); ok {
+					if err := sy.Sync(); err != nil {
+						s.fail(err)
+					}
 				}
 			}
 		}
