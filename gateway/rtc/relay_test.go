@@ -73,12 +73,7 @@ func TestRelayPionToPion(t *testing.T) {
 	api := rtctest.NewAPI()
 
 	var serving sync.WaitGroup
-	serve := func(role rtc.Role, name string) *rtctest.Pipe {
-		srv, cli := rtctest.NewPipe()
-		serving.Add(1)
-		go func() { defer serving.Done(); room.Serve(srv, role, name) }()
-		return cli
-	}
+	serve := servePipes(room, &serving)
 	pubConn := serve(rtc.Publisher, "customer")
 	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
 		t.Fatal(err)
@@ -198,12 +193,7 @@ func TestRelaySlowRecorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := rtctest.NewAPI()
-	serve := func(role rtc.Role, name string) *rtctest.Pipe {
-		srv, cli := rtctest.NewPipe()
-		serving.Add(1)
-		go func() { defer serving.Done(); room.Serve(srv, role, name) }()
-		return cli
-	}
+	serve := servePipes(room, &serving)
 	pubConn := serve(rtc.Publisher, "customer")
 	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
 		t.Fatal(err)
@@ -295,12 +285,7 @@ func TestRelayResendsLost(t *testing.T) {
 	var serving sync.WaitGroup
 	defer serving.Wait()
 	defer endSession()
-	serve := func(role rtc.Role, name string) *rtctest.Pipe {
-		srv, cli := rtctest.NewPipe()
-		serving.Add(1)
-		go func() { defer serving.Done(); room.Serve(srv, role, name) }()
-		return cli
-	}
+	serve := servePipes(room, &serving)
 	pubConn := serve(rtc.Publisher, "customer")
 	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
 		t.Fatal(err)
@@ -342,5 +327,15 @@ func TestRelayResendsLost(t *testing.T) {
 	}
 	if d, r := loss.Dropped.Load(), loss.Recovered.Load(); d < 10 || r != d {
 		t.Errorf("viewer lost %d packets and got %d of them again; want at least 10, all resent", d, r)
+	}
+}
+
+// servePipes returns a function that connects a participant to room over
+// an in-memory pipe, serving it on a goroutine that serving waits for.
+func servePipes(room *rtc.Room, serving *sync.WaitGroup) func(role rtc.Role, name string) *rtctest.Pipe {
+	return func(role rtc.Role, name string) *rtctest.Pipe {
+		srv, cli := rtctest.NewPipe()
+		serving.Go(func() { room.Serve(srv, role, name) })
+		return cli
 	}
 }
