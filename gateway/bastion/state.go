@@ -198,8 +198,7 @@ func (st *sessState) checkWarning() {
 	}
 	st.mu.Unlock()
 	if end {
-		st.notify(fmt.Sprintf("this session ends in %s, at %s",
-			st.expires.Sub(now).Round(time.Second), st.expires.UTC().Format("15:04:05 UTC")))
+		st.notify(endWarning(st.expires, now))
 	}
 	if idle {
 		st.notify(fmt.Sprintf("nothing has happened in this session for %s; it ends in %s, at %s, unless there is activity",
@@ -221,10 +220,23 @@ func (st *sessState) notify(msg string) {
 	}
 }
 
+// addNotice registers an agent's terminal for notices. A terminal that
+// arrives after the end warning was given gets it at once: the warning
+// fires on the session's first channel, which may be some time before
+// the shell that shows it.
 func (st *sessState) addNotice(w io.Writer) {
 	st.mu.Lock()
 	st.notices[w] = struct{}{}
+	exp, warned := st.expires, st.warned
 	st.mu.Unlock()
+	if warned {
+		io.WriteString(w, "\r\nsupportgate: "+endWarning(exp, st.srv.cfg.Now())+"\r\n")
+	}
+}
+
+// endWarning says when a session that ends at exp ends, seen at now.
+func endWarning(exp, now time.Time) string {
+	return fmt.Sprintf("this session ends in %s, at %s", max(exp.Sub(now), 0).Round(time.Second), exp.UTC().Format("15:04:05 UTC"))
 }
 
 func (st *sessState) removeNotice(w io.Writer) {
