@@ -32,6 +32,7 @@ type sessState struct {
 	expires    time.Time
 	warned     bool
 	idleWarned time.Time              // the last activity the idle warning was given for
+	idleCheck  time.Time              // no idle warning can be due before this (activity only moves it later)
 	notices    map[io.Writer]struct{} // agents' shell stderr
 	watchers   map[*watcher]struct{}
 	nwatch     atomic.Int32 // len(watchers), read without the lock on the output path
@@ -172,10 +173,10 @@ func (s *Server) ended(id string) *session.Session {
 func (st *sessState) checkWarning() {
 	now := st.srv.cfg.Now()
 	st.mu.Lock()
-	exp, warned := st.expires, st.warned
+	exp, warned, idleCheck := st.expires, st.warned, st.idleCheck
 	st.mu.Unlock()
 	nearEnd := !exp.IsZero() && (exp.Sub(now) <= st.srv.cfg.WarnBefore+2*time.Second || warned)
-	if !nearEnd && st.idle <= 0 {
+	if !nearEnd && (st.idle <= 0 || now.Before(idleCheck)) {
 		return
 	}
 	s, err := st.srv.cfg.Sessions.Get(st.ctx, st.id)
@@ -196,6 +197,9 @@ func (st *sessState) checkWarning() {
 	if idle {
 		st.idleWarned = s.LastActivity
 	}
+	// The idle deadline only moves later with activity, so until it comes
+	// within WarnBefore there is nothing to look at.
+	st.idleCheck = idleEnd.Add(-st.srv.cfg.WarnBefore - 2*time.Second)
 	st.mu.Unlock()
 	if end {
 		st.notify(endWarning(st.expires, now))

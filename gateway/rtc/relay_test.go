@@ -74,14 +74,7 @@ func TestRelayPionToPion(t *testing.T) {
 
 	var serving sync.WaitGroup
 	serve := servePipes(room, &serving)
-	pubConn := serve(rtc.Publisher, "customer")
-	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(api, pubConn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pubConn, pub := publishTo(t, serve, api)
 	defer pub.Close()
 
 	viewConn := serve(rtc.Viewer, "alice")
@@ -194,14 +187,7 @@ func TestRelaySlowRecorder(t *testing.T) {
 	}
 	api := rtctest.NewAPI()
 	serve := servePipes(room, &serving)
-	pubConn := serve(rtc.Publisher, "customer")
-	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(api, pubConn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, pub := publishTo(t, serve, api)
 	defer pub.Close()
 	view, err := rtctest.View(api, serve(rtc.Viewer, "alice"), false)
 	if err != nil {
@@ -286,14 +272,7 @@ func TestRelayResendsLost(t *testing.T) {
 	defer serving.Wait()
 	defer endSession()
 	serve := servePipes(room, &serving)
-	pubConn := serve(rtc.Publisher, "customer")
-	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(rtctest.NewAPI(), pubConn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, pub := publishTo(t, serve, rtctest.NewAPI())
 	defer pub.Close()
 	lossyAPI, loss := rtctest.NewLossyAPI(func(seq uint16) bool { return seq%40 == 5 })
 	view, err := rtctest.View(lossyAPI, serve(rtc.Viewer, "alice"), false)
@@ -338,4 +317,19 @@ func servePipes(room *rtc.Room, serving *sync.WaitGroup) func(role rtc.Role, nam
 		serving.Go(func() { room.Serve(srv, role, name) })
 		return cli
 	}
+}
+
+// publishTo connects the customer through serve, waits for the room's
+// hello and starts publishing with api.
+func publishTo(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe, api *webrtc.API) (*rtctest.Pipe, *rtctest.Publisher) {
+	t.Helper()
+	conn := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(conn, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.Publish(api, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, pub
 }
