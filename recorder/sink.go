@@ -68,11 +68,18 @@ type signedBody struct {
 // to the file a batch at a time, in one write.
 const batchSize = 256 << 10
 
-// batchQueue is how many batches may wait for each of the sink's two
-// goroutines. With the one each of them holds and the one the Writer is
-// filling, at most 2*batchQueue+3 batches exist, each batchSize or one
-// frame larger than that.
-const batchQueue = 2
+// batchQueue is how many batches may wait for the sink's chaining
+// goroutine, and writeQueue how many chained ones for its writing
+// goroutine: more, because a write to the disk can take milliseconds
+// (direct I/O, see directFile) or a checkpoint's sync a few hundred, while
+// the session goes on producing. With the one each goroutine holds and the
+// one the Writer is filling, at most batchQueue+writeQueue+3 batches exist,
+// each batchSize or one frame larger than that; the queues only fill while
+// the disk is behind.
+const (
+	batchQueue = 2
+	writeQueue = 8
+)
 
 // keyRef marks a keyframe inside a batch.
 type keyRef struct {
@@ -87,6 +94,7 @@ type batch struct {
 	buf  []byte
 	keys []keyRef
 
+	full  bool // submitted because the next frame did not fit: more follow
 	sign  byte // kindCheckpoint or kindEnd: build and sign that record
 	seq   uint64
 	t     time.Duration
@@ -99,7 +107,7 @@ type batch struct {
 
 func (b *batch) reset() {
 	b.buf, b.keys = b.buf[:0], b.keys[:0]
-	b.sign, b.seq, b.t, b.stats, b.done, b.tail = 0, 0, 0, Stats{}, nil, nil
+	b.full, b.sign, b.seq, b.t, b.stats, b.done, b.tail = false, 0, 0, 0, Stats{}, nil, nil
 }
 
 // sink chains and signs frames in order on one goroutine (run) and writes
@@ -127,8 +135,8 @@ type sink struct {
 func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [chainLen]byte, offset int64, log *slog.Logger) *sink {
 	return &sink{
 		ch:          make(chan *batch, batchQueue),
-		out:         make(chan *batch, batchQueue),
-		free:        make(chan *batch, 2*batchQueue+3),
+		out:         make(chan *batch, writeQueue),
+		free:        make(chan *batch, batchQueue+writeQueue+3),
 		dst:         dst,
 		wb:          newWriteback(dst, offset),
 		signer:      signer,
@@ -187,7 +195,7 @@ func (s *sink) run() {
 func (s *sink) write() {
 	for b := range s.out {
 		if s.err() == nil && len(b.buf) > 0 {
-			if _, err := s.dst.Write(b.buf); err != nil {
+			if err := s.writeFrames(b); err != nil {
 				s.fail(err)
 			} else {
 				s.wb.wrote(len(b.buf))
@@ -216,6 +224,29 @@ func (s *sink) write() {
 			}
 		}
 	}
+}
+
+// writeFrames writes b's frames. A full batch without a signed record is
+// followed by more within the flush interval, so a destination that can
+// (a directFile) may keep its last partial block back for then.
+func (s *sink) writeFrames(b *batch) error {
+	if h, ok := s.dst.(holdingWriter); ok && b.full && b.tail == nil && b.done == nil {
+		return h.writeHolding(b.buf)
+	}
+	_, err := s.dst.Write(b.buf)
+	return err
+}
+
+// holdingWriter is a destination that can take bytes without putting all
+// of them into the file at once.
+type holdingWriter interface {
+	writeHolding(p []byte) error
+}
+
+// recordingFile is the file Create writes a recording to.
+type recordingFile interface {
+	io.WriteCloser
+	Sync() error
 }
 
 // chainFrames fills in the chain values of the frames in b and records its

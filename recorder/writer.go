@@ -109,12 +109,15 @@ func (c *WriterConfig) check() error {
 // the channels of one session. Records are sealed by the calling goroutine
 // into a batch buffer; full batches, and the current one at least every
 // FlushInterval, are handed to a sink whose two goroutines chain and sign
-// them and write them, so sealing, hashing and writing overlap. The file is synced
-// at each checkpoint and on Close.
+// them and write them, so sealing, hashing and writing overlap. The file is
+// synced at each checkpoint and on Close. Create writes with direct I/O
+// where it can (see directFile).
 //
 // Memory is bounded: besides the redaction and keyframe state (a few
-// hundred KiB), at most 2*batchQueue+3 = 7 batch buffers of 256 KiB
-// exist, each larger only to hold a single media sample (at most 8 MiB).
+// hundred KiB) and, for a file from Create, a staging buffer of at most
+// 1 MiB, at most batchQueue+writeQueue+3 = 13 batch buffers of 256 KiB
+// exist (as many as the disk is behind), each larger only to hold a single
+// media sample (at most 8 MiB).
 type Writer struct {
 	cfg    WriterConfig
 	closer io.Closer // the file, when the Writer opened it
@@ -149,7 +152,7 @@ type Writer struct {
 // Create creates the file at path (it must not exist) with mode 0600 and
 // starts a Writer on it; Close closes the file.
 func Create(path string, cfg WriterConfig) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
@@ -495,6 +498,7 @@ func (w *Writer) frameLocked(n int, internal bool) ([]byte, error) {
 	w.seq++
 	if cap(w.cur.buf)-len(w.cur.buf) < flen {
 		if len(w.cur.buf) > 0 {
+			w.cur.full = true
 			w.submitLocked()
 		}
 		if cap(w.cur.buf) < flen {
