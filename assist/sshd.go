@@ -13,6 +13,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
+
+	"supportgate/internal/sshwire"
 )
 
 // The SSH endpoint: the gateway (and only the gateway: its host key is the
@@ -33,8 +35,9 @@ func (e *Endpoint) serveSSH(c net.Conn) {
 		return
 	}
 	defer e.untrack(mark)
-	defer c.Close()
-	sc, chans, reqs, err := ssh.NewServerConn(c, e.ssh)
+	wc := sshwire.Wrap(c)
+	defer wc.Close()
+	sc, chans, reqs, err := ssh.NewServerConn(wc, e.ssh)
 	if err != nil {
 		e.log.Info("ssh: handshake refused", "err", err)
 		return

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"supportgate/gateway/audit"
+	"supportgate/internal/sshwire"
 	"supportgate/session"
 )
 
@@ -47,7 +48,9 @@ var connSeq atomic.Int64
 
 // serveConn runs one connection: handshake, then channels until the
 // client leaves or the session ends.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(raw net.Conn) {
+	c := sshwire.Wrap(raw)
+	defer c.Close()
 	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, s.sshCfg)
 	if err != nil {
@@ -260,6 +263,7 @@ func (cn *conn) upstream() (*ssh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc = sshwire.Wrap(nc)
 	nc.SetDeadline(time.Now().Add(15 * time.Second))
 	cc, chans, reqs, err := ssh.NewClientConn(nc, "helper", &ssh.ClientConfig{
 		User:            "supportgate",
