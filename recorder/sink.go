@@ -117,6 +117,7 @@ type sink struct {
 	ch          chan *batch // submitted batches, in order
 	out         chan *batch // chained batches, in order
 	free        chan *batch // written batches for reuse
+	syncs       chan syncer // checkpoints written, for syncLoop
 	dst         io.Writer
 	wb          *writeback // nil unless dst is a file on Linux
 	signer      ed25519.PrivateKey
@@ -137,6 +138,7 @@ func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [c
 		ch:          make(chan *batch, batchQueue),
 		out:         make(chan *batch, writeQueue),
 		free:        make(chan *batch, batchQueue+writeQueue+3),
+		syncs:       make(chan syncer, 1),
 		dst:         dst,
 		wb:          newWriteback(dst, offset),
 		signer:      signer,
@@ -190,9 +192,15 @@ func (s *sink) run() {
 	}
 }
 
-// write writes each chained batch in one write, then its signed record and
-// a sync, until run stops.
+// syncer is a destination that can commit what was written to stable
+// storage, like *os.File.
+type syncer interface{ Sync() error }
+
+// write writes each chained batch in one write, then its signed record,
+// until run stops. It asks syncLoop to sync after each checkpoint and syncs
+// itself after the end record.
 func (s *sink) write() {
+	defer close(s.syncs)
 	for b := range s.out {
 		if s.err() == nil && len(b.buf) > 0 {
 			if err := s.writeFrames(b); err != nil {
@@ -206,10 +214,8 @@ func (s *sink) write() {
 				s.fail(err)
 			} else {
 				s.wb.wrote(len(b.tail))
-				if sy, ok := s.dst.(interface{ Sync() error }); ok {
-					if err := sy.Sync(); err != nil {
-						s.fail(err)
-					}
+				if sy, ok := s.dst.(syncer); ok {
+					s.sync(sy, b.sign == kindEnd)
 				}
 			}
 		}
@@ -222,6 +228,32 @@ func (s *sink) write() {
 			case s.free <- b:
 			default:
 			}
+		}
+	}
+}
+
+// sync syncs dst now if wait is set, and otherwise has syncLoop do it while
+// writing goes on: a sync can take a few hundred milliseconds, which would
+// stall the session once the write queue is full. A checkpoint that comes
+// while a sync is still asked for shares it.
+func (s *sink) sync(sy syncer, wait bool) {
+	if wait {
+		if err := sy.Sync(); err != nil {
+			s.fail(err)
+		}
+		return
+	}
+	select {
+	case s.syncs <- sy:
+	default:
+	}
+}
+
+// syncLoop runs the syncs write asks for, until write stops.
+func (s *sink) syncLoop() {
+	for sy := range s.syncs {
+		if err := sy.Sync(); err != nil {
+			s.fail(err)
 		}
 	}
 }

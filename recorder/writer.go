@@ -109,8 +109,9 @@ func (c *WriterConfig) check() error {
 // the channels of one session. Records are sealed by the calling goroutine
 // into a batch buffer; full batches, and the current one at least every
 // FlushInterval, are handed to a sink whose two goroutines chain and sign
-// them and write them, so sealing, hashing and writing overlap. The file is
-// synced at each checkpoint and on Close. Create writes with direct I/O
+// them and write them, so sealing, hashing and writing overlap. A sync of
+// the file starts at each checkpoint, beside the writing, and Close returns
+// once everything is synced. Create writes with direct I/O
 // where it can (see directFile).
 //
 // Memory is bounded: besides the redaction and keyframe state (a few
@@ -212,9 +213,10 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	copy(w.prevTag[:], h0[:tagLen])
 	w.sink = newSink(dst, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
 	w.cur = w.sink.newBatch()
-	w.wg.Add(3)
+	w.wg.Add(4)
 	go func() { defer w.wg.Done(); w.sink.run() }()
 	go func() { defer w.wg.Done(); w.sink.write() }()
+	go func() { defer w.wg.Done(); w.sink.syncLoop() }()
 	go func() { defer w.wg.Done(); w.flusher() }()
 	if cfg.Redact.Disabled {
 		// A reviewer must be able to tell that card numbers were not masked.
