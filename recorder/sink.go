@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"crypto/cipher"
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
@@ -68,14 +69,14 @@ type signedBody struct {
 // to the file a batch at a time, in one write.
 const batchSize = 256 << 10
 
-// batchQueue is how many batches may wait for the sink's chaining
-// goroutine, and writeQueue how many chained ones for its writing
-// goroutine: more, because a write to the disk can take milliseconds
-// (direct I/O, see directFile) or a checkpoint's sync a few hundred, while
-// the session goes on producing. With the one each goroutine holds and the
-// one the Writer is filling, at most batchQueue+writeQueue+3 batches exist,
-// each batchSize or one frame larger than that; the queues only fill while
-// the disk is behind.
+// batchQueue is how many batches may wait for each of the sink's sealing
+// and chaining goroutines, and writeQueue how many chained ones for its
+// writing goroutine: more, because a write to the disk can take
+// milliseconds (direct I/O, see directFile) or a checkpoint's sync a few
+// hundred, while the session goes on producing. With the one each
+// goroutine holds and the one the Writer is filling, at most
+// 2*batchQueue+writeQueue+4 batches exist, each batchSize or one frame
+// larger than that; the queues only fill while the disk is behind.
 const (
 	batchQueue = 2
 	writeQueue = 8
@@ -84,12 +85,14 @@ const (
 // keyRef marks a keyframe inside a batch.
 type keyRef struct {
 	pos int        // offset of its frame in batch.buf
-	e   IndexEntry // Seq, Time, PrevTag; the sink fills Offset and Chain
+	e   IndexEntry // Seq, Time; the sink fills PrevTag, Offset and Chain
 }
 
-// batch is one unit of work for the sink: sealed frames back to back (chain
-// values still zero), then optionally a checkpoint or end record to sign,
-// then optionally a reply once everything before it is written.
+// batch is one unit of work for the sink: frames back to back, their
+// records in plaintext until the sink seals them in place and their chain
+// values unset until it chains them, then optionally a checkpoint or end
+// record to sign, then optionally a reply once everything before it is
+// written.
 type batch struct {
 	buf  []byte
 	keys []keyRef
@@ -110,15 +113,18 @@ func (b *batch) reset() {
 	b.full, b.sign, b.seq, b.t, b.stats, b.done, b.tail = false, 0, 0, 0, Stats{}, nil, nil
 }
 
-// sink chains and signs frames in order on one goroutine (run) and writes
-// them on another (write), so that sealing, hashing and writing of
+// sink seals frames in order on one goroutine (seal), chains and signs
+// them on another (run) and writes them on a third (write), so that
+// redaction (on the Writer's caller), sealing, hashing and writing of
 // consecutive batches overlap.
 type sink struct {
 	ch          chan *batch // submitted batches, in order
+	sealed      chan *batch // sealed batches, in order
 	out         chan *batch // chained batches, in order
 	free        chan *batch // written batches for reuse
 	syncs       chan syncer // checkpoints written, for syncLoop
 	dst         io.Writer
+	sealer      *sealer
 	wb          *writeback // nil unless dst is a file on Linux
 	signer      ed25519.PrivateKey
 	recordingID string
@@ -133,13 +139,15 @@ type sink struct {
 	e  error
 }
 
-func newSink(dst io.Writer, signer ed25519.PrivateKey, recordingID string, h0 [chainLen]byte, offset int64, log *slog.Logger) *sink {
+func newSink(dst io.Writer, z *sealer, signer ed25519.PrivateKey, recordingID string, h0 [chainLen]byte, offset int64, log *slog.Logger) *sink {
 	return &sink{
 		ch:          make(chan *batch, batchQueue),
+		sealed:      make(chan *batch, batchQueue),
 		out:         make(chan *batch, writeQueue),
-		free:        make(chan *batch, batchQueue+writeQueue+3),
+		free:        make(chan *batch, 2*batchQueue+writeQueue+4),
 		syncs:       make(chan syncer, 1),
 		dst:         dst,
+		sealer:      z,
 		wb:          newWriteback(dst, offset),
 		signer:      signer,
 		recordingID: recordingID,
@@ -179,11 +187,21 @@ func (s *sink) fail(err error) {
 	}
 }
 
-// run chains the frames of each submitted batch, builds its signed record
-// if it has one and passes it to write, until close.
+// seal seals the records of each submitted batch and passes it to run,
+// until close.
+func (s *sink) seal() {
+	defer close(s.sealed)
+	for b := range s.ch {
+		s.sealer.sealFrames(b)
+		s.sealed <- b
+	}
+}
+
+// run chains the frames of each sealed batch, builds its signed record if
+// it has one and passes it to write, until seal stops.
 func (s *sink) run() {
 	defer close(s.out)
-	for b := range s.ch {
+	for b := range s.sealed {
 		s.chainFrames(b)
 		if b.sign != 0 {
 			s.buildSigned(b)
@@ -279,6 +297,43 @@ type holdingWriter interface {
 type recordingFile interface {
 	io.WriteCloser
 	Sync() error
+}
+
+// sealer seals records in order under one recording's data key. Each
+// record's associated data holds the tag of the record before it, so the
+// records of a recording are sealed one after another.
+type sealer struct {
+	aead    cipher.AEAD
+	prevTag [tagLen]byte
+	// The associated data and nonce live here: passed to the AEAD
+	// interface, locals would escape and cost two allocations a record.
+	ad    [frameHeaderLen + tagLen]byte
+	nonce [12]byte
+}
+
+// sealFrames seals the records of b's frames in place and gives its
+// keyframes the tag before them.
+func (z *sealer) sealFrames(b *batch) {
+	keys := b.keys
+	for pos := 0; pos < len(b.buf); {
+		n := 4 + int(binary.BigEndian.Uint32(b.buf[pos:]))
+		if len(keys) > 0 && keys[0].pos == pos {
+			keys[0].e.PrevTag = append([]byte(nil), z.prevTag[:]...)
+			keys = keys[1:]
+		}
+		z.seal(b.buf[pos : pos+n])
+		pos += n
+	}
+}
+
+// seal seals frame f's plaintext in place: the record between its clear
+// header and the room left for its tag and chain value.
+func (z *sealer) seal(f []byte) {
+	z.ad = sealAD(f, &z.prevTag)
+	z.nonce = nonce(binary.BigEndian.Uint64(f[4:12]))
+	pt := f[frameHeaderLen : len(f)-tagLen-chainLen]
+	ct := z.aead.Seal(pt[:0], z.nonce[:], pt, z.ad[:])
+	copy(z.prevTag[:], ct[len(ct)-tagLen:])
 }
 
 // chainFrames fills in the chain values of the frames in b and records its

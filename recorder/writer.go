@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -106,17 +105,18 @@ func (c *WriterConfig) check() error {
 }
 
 // Writer streams one recording. Its methods are safe for concurrent use by
-// the channels of one session. Records are sealed by the calling goroutine
-// into a batch buffer; full batches, and the current one at least every
-// FlushInterval, are handed to a sink whose two goroutines chain and sign
-// them and write them, so sealing, hashing and writing overlap. A sync of
-// the file starts at each checkpoint, beside the writing, and Close returns
-// once everything is synced. Create writes with direct I/O
-// where it can (see directFile).
+// the channels of one session. The calling goroutine redacts records and
+// puts them, in plaintext, into a batch buffer; full batches, and the
+// current one at least every FlushInterval, are handed to a sink whose
+// goroutines seal them in place, chain and sign them, and write them, so
+// that redaction, sealing, hashing and writing overlap on a machine's
+// cores. A sync of the file starts at each checkpoint, beside the writing,
+// and Close returns once everything is synced. Create writes with direct
+// I/O where it can (see directFile).
 //
 // Memory is bounded: besides the redaction and keyframe state (a few
 // hundred KiB) and, for a file from Create, a staging buffer of at most
-// 1 MiB, at most batchQueue+writeQueue+3 = 13 batch buffers of 256 KiB
+// 1 MiB, at most 2*batchQueue+writeQueue+4 = 16 batch buffers of 256 KiB
 // exist (as many as the disk is behind), each larger only to hold a single
 // media sample (at most 8 MiB).
 type Writer struct {
@@ -127,13 +127,9 @@ type Writer struct {
 	closed      bool
 	seq         uint64
 	lastT       time.Duration
-	aead        cipher.AEAD
-	prevTag     [tagLen]byte
-	ad          [frameHeaderLen + tagLen]byte // scratch: the record being sealed
-	nonce       [12]byte                      // scratch: the record being sealed
 	out, in     *streamRedactor
 	chatRedacts int
-	redactBuf   []byte // redacted terminal bytes after one spare byte
+	redactBuf   []byte // redacted terminal bytes
 	size        int64  // bytes enqueued so far
 	capped      bool
 	dropped     int64
@@ -200,20 +196,20 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	}
 	h0 := headerChain(writeVersion, hdr)
 	w := &Writer{
-		cfg:       cfg,
-		aead:      aead,
-		out:       newStreamRedactor(cfg.Redact),
-		in:        newStreamRedactor(cfg.Redact),
-		redactBuf: make([]byte, 1),
-		size:      int64(len(hdr)),
-		lastCP:    cfg.Now(),
-		stop:      make(chan struct{}),
-		term:      termState{screen: vt.New(80, 24)},
+		cfg:    cfg,
+		out:    newStreamRedactor(cfg.Redact),
+		in:     newStreamRedactor(cfg.Redact),
+		size:   int64(len(hdr)),
+		lastCP: cfg.Now(),
+		stop:   make(chan struct{}),
+		term:   termState{screen: vt.New(80, 24)},
 	}
-	copy(w.prevTag[:], h0[:tagLen])
-	w.sink = newSink(dst, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
+	z := &sealer{aead: aead}
+	copy(z.prevTag[:], h0[:tagLen])
+	w.sink = newSink(dst, z, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
 	w.cur = w.sink.newBatch()
-	w.wg.Add(4)
+	w.wg.Add(5)
+	go func() { defer w.wg.Done(); w.sink.seal() }()
 	go func() { defer w.wg.Done(); w.sink.run() }()
 	go func() { defer w.wg.Done(); w.sink.write() }()
 	go func() { defer w.wg.Done(); w.sink.syncLoop() }()
@@ -291,18 +287,18 @@ func (w *Writer) terminal(typ Type, p []byte) error {
 	}
 	var err error
 	if red == nil { // redaction disabled
-		err = w.terminalDirectLocked(typ, p)
+		err = w.terminalLocked(typ, p)
 	} else {
-		w.redactBuf = red.process(w.redactBuf[:1], p)
-		err = w.terminalChunksLocked(typ, w.redactBuf)
+		w.redactBuf = red.process(w.redactBuf[:0], p)
+		err = w.terminalLocked(typ, w.redactBuf)
 	}
 	w.maybeCheckpointLocked()
 	return err
 }
 
-// terminalDirectLocked records p as terminal records of at most maxChunk
-// bytes, each copied into its frame and sealed in place there.
-func (w *Writer) terminalDirectLocked(typ Type, p []byte) error {
+// terminalLocked records p as terminal records of at most maxChunk
+// bytes.
+func (w *Writer) terminalLocked(typ Type, p []byte) error {
 	for len(p) > 0 {
 		n := min(len(p), maxChunk)
 		if err := w.appendLocked(typ, p[:n], nil, false); err != nil {
@@ -312,31 +308,6 @@ func (w *Writer) terminalDirectLocked(typ Type, p []byte) error {
 			w.term.write(p[:n])
 		}
 		p = p[n:]
-	}
-	return nil
-}
-
-// terminalChunksLocked records b[1:] as terminal records of at most
-// maxChunk bytes. Each is sealed straight from b into the batch with its
-// type byte in front: b[0] for the first, and the byte before each later
-// chunk, borrowed and put back.
-func (w *Writer) terminalChunksLocked(typ Type, b []byte) error {
-	for i := 1; i < len(b); {
-		n := min(len(b)-i, maxChunk)
-		saved := b[i-1]
-		b[i-1] = byte(typ)
-		frame, err := w.frameLocked(1+n, false)
-		if err == nil {
-			w.sealLocked(frame, b[i-1:i+n])
-		}
-		b[i-1] = saved
-		if err != nil {
-			return err
-		}
-		if typ == TypeOutput {
-			w.term.write(b[i : i+n])
-		}
-		i += n
 	}
 	return nil
 }
@@ -461,8 +432,9 @@ func (w *Writer) endReserveLocked() int64 {
 	return 16<<10 + int64(w.keyframes)*256 + int64(len(w.term.backlog)) + 8<<10
 }
 
-// appendLocked seals one record (type byte, head, body) and enqueues it.
-// Callers check for a due checkpoint once the screen state includes it.
+// appendLocked puts one record (type byte, head, body) into the current
+// batch, for the sink to seal. Callers check for a due checkpoint once the
+// screen state includes it.
 func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error {
 	n := 1 + len(head) + len(body)
 	frame, err := w.frameLocked(n, internal)
@@ -473,7 +445,10 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	pt[0] = byte(typ)
 	copy(pt[1:], head)
 	copy(pt[1+len(head):], body)
-	w.sealLocked(frame, pt)
+	if typ == TypeKeyframe {
+		pos := len(w.cur.buf) - len(frame)
+		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: w.lastT}})
+	}
 	return nil
 }
 
@@ -514,24 +489,6 @@ func (w *Writer) frameLocked(n int, internal bool) ([]byte, error) {
 	w.size += int64(flen)
 	w.sinceCP++
 	return frame, nil
-}
-
-// sealLocked seals the plaintext pt (type byte and body) of the record
-// whose frame frameLocked just returned into that frame: in place when pt
-// is the frame's plaintext area, otherwise straight from pt, without a
-// copy. The chain value stays zero for the sink to fill in.
-func (w *Writer) sealLocked(frame, pt []byte) {
-	if Type(pt[0]) == TypeKeyframe {
-		pos := len(w.cur.buf) - len(frame)
-		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: w.lastT, PrevTag: append([]byte(nil), w.prevTag[:]...)}})
-	}
-	// The associated data and nonce live in the Writer: passed to the
-	// AEAD interface, locals would escape and cost two allocations a record.
-	w.ad = sealAD(frame, &w.prevTag)
-	w.nonce = nonce(w.seq)
-	ct := w.aead.Seal(frame[frameHeaderLen:frameHeaderLen], w.nonce[:], pt, w.ad[:])
-	copy(w.prevTag[:], ct[len(ct)-tagLen:])
-	clear(frame[len(frame)-chainLen:])
 }
 
 // maybeCheckpointLocked writes a keyframe and a signed checkpoint when
@@ -575,12 +532,12 @@ func (w *Writer) Close() error {
 		w.mu.Lock()
 		if w.sink.err() == nil {
 			if w.out != nil {
-				w.redactBuf = w.out.flush(w.redactBuf[:1])
-				w.terminalChunksLocked(TypeOutput, w.redactBuf)
+				w.redactBuf = w.out.flush(w.redactBuf[:0])
+				w.terminalLocked(TypeOutput, w.redactBuf)
 			}
 			if w.in != nil && w.cfg.RecordInput {
-				w.redactBuf = w.in.flush(w.redactBuf[:1])
-				w.terminalChunksLocked(TypeInput, w.redactBuf)
+				w.redactBuf = w.in.flush(w.redactBuf[:0])
+				w.terminalLocked(TypeInput, w.redactBuf)
 			}
 			if n := w.redactionsLocked(); n > 0 {
 				ev, _ := json.Marshal(eventBody{Kind: "recording.redactions", Detail: map[string]string{
