@@ -121,7 +121,8 @@ type sink struct {
 	ch          chan *batch // submitted batches, in order
 	sealed      chan *batch // sealed batches, in order
 	out         chan *batch // chained batches, in order
-	free        chan *batch // written batches for reuse
+	freeMu      sync.Mutex
+	free        []*batch // written batches for reuse, the last written last
 	syncs       chan syncer // checkpoints written, for syncLoop
 	dst         io.Writer
 	sealer      *sealer
@@ -144,7 +145,7 @@ func newSink(dst io.Writer, z *sealer, signer ed25519.PrivateKey, recordingID st
 		ch:          make(chan *batch, batchQueue),
 		sealed:      make(chan *batch, batchQueue),
 		out:         make(chan *batch, writeQueue),
-		free:        make(chan *batch, 2*batchQueue+writeQueue+4),
+		free:        make([]*batch, 0, 2*batchQueue+writeQueue+4),
 		syncs:       make(chan syncer, 1),
 		dst:         dst,
 		sealer:      z,
@@ -158,13 +159,30 @@ func newSink(dst io.Writer, z *sealer, signer ed25519.PrivateKey, recordingID st
 	}
 }
 
-// newBatch returns an empty batch, reusing a written one when there is one.
+// newBatch returns an empty batch, reusing the one written last when there
+// is one: its buffer is the likeliest still to be in the CPU's caches, so
+// filling it costs less than filling one written longer ago.
 func (s *sink) newBatch() *batch {
-	select {
-	case b := <-s.free:
+	s.freeMu.Lock()
+	defer s.freeMu.Unlock()
+	if n := len(s.free); n > 0 {
+		b := s.free[n-1]
+		s.free = s.free[:n-1]
 		return b
-	default:
-		return &batch{buf: make([]byte, 0, batchSize)}
+	}
+	return &batch{buf: make([]byte, 0, batchSize)}
+}
+
+// recycle keeps the written batch b for newBatch.
+func (s *sink) recycle(b *batch) {
+	if cap(b.buf) != batchSize {
+		return // a large media sample's: let it go
+	}
+	b.reset()
+	s.freeMu.Lock()
+	defer s.freeMu.Unlock()
+	if len(s.free) < cap(s.free) {
+		s.free = append(s.free, b)
 	}
 }
 
@@ -240,13 +258,7 @@ func (s *sink) write() {
 		if b.done != nil {
 			b.done <- s.err()
 		}
-		if cap(b.buf) == batchSize {
-			b.reset()
-			select {
-			case s.free <- b:
-			default:
-			}
-		}
+		s.recycle(b)
 	}
 }
 
