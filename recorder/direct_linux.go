@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"syscall"
 	"unsafe"
@@ -11,7 +10,7 @@ import (
 )
 
 // Sizes of a directFile's staging buffer: small while the recording only
-// flushes a few records at a time, bulkStage once it writes full batches.
+// flushes a few records at a time, up to bulkStage once it writes more.
 const (
 	minStage  = 16 << 10
 	bulkStage = 1 << 20
@@ -90,12 +89,12 @@ func directAlign(f *os.File) int {
 
 // Write appends p and puts it into the file before it returns.
 func (d *directFile) Write(p []byte) (int, error) {
-	if err := d.put(p, minStage, true); err != nil {
+	if err := d.put(p, min(bulkStage, max(minStage, d.n+len(p))), true); err != nil {
 		return 0, err
 	}
 	if d.staged && d.n > 0 {
 		if _, err := d.f.WriteAt(d.stage[:d.n], d.off); err != nil {
-			return 0, fmt.Errorf("writing %s: %w", d.f.Name(), err)
+			return 0, err // a *PathError: names the operation and file
 		}
 		d.staged = false
 	}
@@ -159,10 +158,10 @@ func (d *directFile) writeBlocks() error {
 			_, err = d.f.WriteAt(d.stage[w:k], d.off+int64(w))
 		}
 		if err != nil {
-			return fmt.Errorf("writing %s: %w", d.f.Name(), err)
+			return err
 		}
 	} else if _, err := d.f.WriteAt(d.stage[:k], d.off); err != nil {
-		return fmt.Errorf("writing %s: %w", d.f.Name(), err)
+		return err
 	}
 	copy(d.stage, d.stage[k:d.n])
 	d.n -= k
