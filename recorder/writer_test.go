@@ -378,3 +378,93 @@ func TestEnded(t *testing.T) {
 		t.Error("a closed recording reports no end")
 	}
 }
+
+// syncDst is a destination with a Sync method that notes how many bytes
+// had been written at each sync, and can fail its syncs.
+type syncDst struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	syncs []int
+	fail  error
+}
+
+func (d *syncDst) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.buf.Write(p)
+}
+
+func (d *syncDst) Sync() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.syncs = append(d.syncs, d.buf.Len())
+	return d.fail
+}
+
+func (d *syncDst) state() (syncs []int, size int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]int(nil), d.syncs...), d.buf.Len()
+}
+
+// TestWriterSyncs: a checkpoint starts a sync while the recording goes on,
+// Close returns only after a sync that covers the end record, and a failed
+// sync fails the recording.
+func TestWriterSyncs(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	cfg := recordertest.Config(k, clk)
+	cfg.CheckpointInterval = time.Second
+	d := &syncDst{}
+	w, err := recorder.NewWriter(d, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Output([]byte("before the checkpoint\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Second)
+	if err := w.Output([]byte("due now\r\n")); err != nil { // writes the checkpoint
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		syncs, _ := d.state()
+		if len(syncs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sync after a checkpoint")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := w.Output([]byte("after it\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	syncs, size := d.state()
+	if last := syncs[len(syncs)-1]; last != size {
+		t.Fatalf("last sync covered %d bytes of %d: Close returned before the end record was synced", last, size)
+	}
+	if syncs[0] >= size {
+		t.Errorf("the checkpoint's sync covered the whole file (%d bytes)", size)
+	}
+	if _, err := recorder.Verify(bytes.NewReader(d.buf.Bytes()), int64(size)); err != nil {
+		t.Fatalf("recording does not verify: %v", err)
+	}
+
+	// A failed sync cuts the recording short and Close says so.
+	bad := &syncDst{fail: errors.New("disk gone")}
+	w, err = recorder.NewWriter(bad, recordertest.Config(k, recordertest.NewClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Output([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "disk gone") {
+		t.Fatalf("Close after a failed sync: %v, want the sync's error", err)
+	}
+}
