@@ -122,7 +122,7 @@ type sink struct {
 	sealed      chan *batch // sealed batches, in order
 	out         chan *batch // chained batches, in order
 	freeMu      sync.Mutex
-	free        []*batch // written batches for reuse, the last written last
+	free        []*batch    // written batches for reuse, the last written last
 	syncs       chan syncer // checkpoints written, for syncLoop
 	dst         io.Writer
 	sealer      *sealer
