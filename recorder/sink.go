@@ -308,7 +308,7 @@ type holdingWriter interface {
 // recordingFile is the file Create writes a recording to.
 type recordingFile interface {
 	io.WriteCloser
-	Sync() error
+	syncer
 }
 
 // sealer seals records in order under one recording's data key. Each
