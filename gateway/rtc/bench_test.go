@@ -2,6 +2,7 @@ package rtc_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -59,7 +60,16 @@ import (
 // -relaymemprofile FILE its allocation profiles at the start and the end of
 // that phase (FILE-n.start and FILE-n, for go tool pprof -base).
 func BenchmarkRelay(b *testing.B) {
-	for _, n := range []int{1, 25, 50} {
+	counts, err := streamCounts(*relayStreams)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if *relayCPU >= 0 {
+		if err := checkPinning(*relayCPU); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, n := range counts {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
 			for range b.N {
 				base, relayed, st := runStreams(b, n)
@@ -110,6 +120,8 @@ var (
 	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profiles at the start and end of the streaming phase to `FILE`-n.start and FILE-n")
 	relayProcs      = flag.Int("relayprocs", 0, "BenchmarkRelay: GOMAXPROCS of the relay process (0: the default, one per core)")
 	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
+	relayStreams    = flag.String("relaystreams", "1,25,50", "BenchmarkRelay: the stream counts to run, comma-separated")
+	relayCPU        = flag.Int("relaycpu", -1, "BenchmarkRelay: run the relay process on this `CPU` alone (taskset; GOMAXPROCS 1 unless -relayprocs says otherwise); run the benchmark itself on the other CPUs, e.g. under taskset -c 1")
 )
 
 const (
@@ -185,6 +197,50 @@ func (r *modeResult) percentiles() (p50, p99 time.Duration) {
 	}
 	slices.Sort(r.lat)
 	return r.lat[len(r.lat)/2], r.lat[len(r.lat)*99/100]
+}
+
+// streamCounts parses -relaystreams.
+func streamCounts(list string) ([]int, error) {
+	var counts []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-relaystreams: %q is not a stream count", f)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
+}
+
+// checkPinning makes sure that this process, which runs the synthetic
+// peers, may not run on cpu, which -relaycpu gives the relay alone.
+func checkPinning(cpu int) error {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("-relaycpu needs Linux's /proc: %w", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		list, ok := strings.CutPrefix(line, "Cpus_allowed_list:")
+		if !ok {
+			continue
+		}
+		for r := range strings.SplitSeq(strings.TrimSpace(list), ",") {
+			lo, hi, _ := strings.Cut(r, "-")
+			if hi == "" {
+				hi = lo
+			}
+			l, err1 := strconv.Atoi(lo)
+			h, err2 := strconv.Atoi(hi)
+			if err1 != nil || err2 != nil {
+				return fmt.Errorf("-relaycpu: cannot read Cpus_allowed_list %q", list)
+			}
+			if l <= cpu && cpu <= h {
+				return fmt.Errorf("-relaycpu %d: the benchmark itself may run on CPU %d too (allowed: %s); run it on the others, e.g. taskset -c %d go test ...", cpu, cpu, strings.TrimSpace(list), 1-min(cpu, 1))
+			}
+		}
+		return nil
+	}
+	return errors.New("-relaycpu: no Cpus_allowed_list in /proc/self/status")
 }
 
 func fileFor(flagValue string, n int) string {

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -367,9 +368,18 @@ type relayProc struct {
 func startRelayProc(b *testing.B, profile, memProfile, traceOut string) *relayProc {
 	b.Helper()
 	cmd := exec.Command(os.Args[0])
+	procs := *relayProcs
+	if *relayCPU >= 0 {
+		// taskset sets the affinity before the relay's runtime starts, so
+		// every thread of it inherits it.
+		cmd = exec.Command("taskset", "-c", strconv.Itoa(*relayCPU), os.Args[0])
+		if procs == 0 {
+			procs = 1
+		}
+	}
 	cmd.Env = append(os.Environ(), relayChildEnv+"=1", relayProfileEnv+"="+profile, relayMemEnv+"="+memProfile, relayTraceEnv+"="+traceOut)
-	if *relayProcs > 0 {
-		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", *relayProcs))
+	if procs > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", procs))
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
