@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"supportgate/gateway"
@@ -55,7 +57,29 @@ func newRTCWebEnv(t *testing.T) (*webEnv, *age.X25519Identity) {
 // the agent's console plays it, chat goes both ways, the customer stops
 // the session and the agent's video ends within a second; the recording
 // verifies and its IVF export decodes in ffmpeg with the frames recorded.
-func TestBrowserScreenShare(t *testing.T) {
+func TestBrowserScreenShare(t *testing.T) { browserScreenShare(t, false) }
+
+// TestBrowserScreenShareH264 is TestBrowserScreenShare with a customer's
+// browser that offers H.264 and no VP8: Chromium encodes H.264, the
+// agent's console decodes it, and the IVF export holds H.264 that ffmpeg
+// decodes.
+func TestBrowserScreenShareH264(t *testing.T) { browserScreenShare(t, true) }
+
+// offerOnlyH264 makes a page's PeerConnections offer H.264 (packetization
+// mode 1) and no other video codec, as a browser without VP8 would.
+const offerOnlyH264 = `(() => {
+	const createOffer = RTCPeerConnection.prototype.createOffer;
+	RTCPeerConnection.prototype.createOffer = function (...args) {
+		const h264 = RTCRtpReceiver.getCapabilities("video").codecs.filter(
+			(c) => c.mimeType === "video/H264" && /packetization-mode=1/.test(c.sdpFmtpLine || ""));
+		for (const t of this.getTransceivers()) {
+			if (t.sender.track && t.sender.track.kind === "video") t.setCodecPreferences(h264);
+		}
+		return createOffer.apply(this, args);
+	};
+})();`
+
+func browserScreenShare(t *testing.T, h264 bool) {
 	ffmpeg := realpeer.Require(t, "ffmpeg")
 	w, ident := newRTCWebEnv(t)
 	secret := w.staff("alice", "Alice Example", identity.RoleAgent, "red")
@@ -82,6 +106,12 @@ func TestBrowserScreenShare(t *testing.T) {
 	}
 	id := ss[0].ID
 
+	if h264 {
+		customerB.Do(func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: offerOnlyH264})
+			return chromedp.Void{}, err
+		})
+	}
 	customerB.Do(
 		chromedp.Navigate(link),
 		chromedp.WaitVisible(chromedp.CSS("#request")),
@@ -159,6 +189,9 @@ func TestBrowserScreenShare(t *testing.T) {
 	f.Close()
 	hdr, _ := os.ReadFile(ivf)
 	wantFrames := int(uint32(hdr[24]) | uint32(hdr[25])<<8 | uint32(hdr[26])<<16 | uint32(hdr[27])<<24)
+	if fourcc, want := string(hdr[8:12]), map[bool]string{false: "VP80", true: "H264"}[h264]; fourcc != want {
+		t.Errorf("IVF export of %q video, want %q", fourcc, want)
+	}
 	out, err := exec.Command(ffmpeg, "-v", "error", "-i", ivf, "-f", "null", "-").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)

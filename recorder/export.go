@@ -145,33 +145,44 @@ func ExportAsciicast(w io.Writer, r *Reader, opt ExportOptions) error {
 	return err
 }
 
-// ExportIVF writes the recording's VP8 media samples as an IVF file
-// (millisecond timebase), starting at the first key frame. w must be
-// seekable because the header carries the frame count.
+// ExportIVF writes the recording's video as an IVF file (millisecond
+// timebase), starting at the first key frame: VP8 frames with the VP80
+// fourcc, or H.264 access units (Annex B) with the H264 fourcc, which
+// ffmpeg reads too. The codec of the first key frame decides; frames of
+// the other codec after it are left out and reported through opt.Warn. w
+// must be seekable because the header carries the frame count.
 func ExportIVF(w io.WriteSeeker, r *Reader, opt ExportOptions) error {
 	var hdr [32]byte
 	copy(hdr[0:4], "DKIF")
 	binary.LittleEndian.PutUint16(hdr[6:8], 32)
-	copy(hdr[8:12], "VP80")
 	binary.LittleEndian.PutUint32(hdr[16:20], 1000) // timebase denominator
 	binary.LittleEndian.PutUint32(hdr[20:24], 1)    // timebase numerator
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
 	bw := bufio.NewWriter(w)
-	var frames uint32
+	var (
+		frames uint32
+		codec  string
+		other  int // frames of another codec left out
+	)
 	last := int64(-1)
 	err := r.each(opt, func(rec *Record) error {
-		if rec.Type != TypeMedia || rec.Codec != "vp8" {
+		if rec.Type != TypeMedia || (rec.Codec != "vp8" && rec.Codec != "h264") {
 			return nil
 		}
 		if frames == 0 {
-			cols, rows, ok := vp8KeyframeSize(rec.Data)
+			cols, rows, ok := keyFrameSize(rec)
 			if !ok {
 				return nil // start at a key frame
 			}
+			codec = rec.Codec
+			copy(hdr[8:12], ivfFourCC[codec])
 			binary.LittleEndian.PutUint16(hdr[12:14], uint16(cols))
 			binary.LittleEndian.PutUint16(hdr[14:16], uint16(rows))
+		} else if rec.Codec != codec {
+			other++
+			return nil
 		}
 		pts := max(rec.MediaTime.Milliseconds(), last+1)
 		last = pts
@@ -190,7 +201,10 @@ func ExportIVF(w io.WriteSeeker, r *Reader, opt ExportOptions) error {
 		return err
 	}
 	if frames == 0 {
-		return errors.New("recorder: no VP8 key frame in the recording")
+		return errors.New("recorder: no VP8 or H.264 key frame in the recording")
+	}
+	if other > 0 && opt.Warn != nil {
+		opt.Warn(fmt.Sprintf("left out %d frames that are not %s (the share changed codec)", other, ivfFourCC[codec]))
 	}
 	binary.LittleEndian.PutUint32(hdr[24:28], frames)
 	if _, serr := w.Seek(0, io.SeekStart); serr != nil {
@@ -204,6 +218,22 @@ func ExportIVF(w io.WriteSeeker, r *Reader, opt ExportOptions) error {
 		return serr
 	}
 	return err
+}
+
+// ivfFourCC is the IVF codec tag of each recorded video codec.
+var ivfFourCC = map[string]string{"vp8": "VP80", "h264": "H264"}
+
+// keyFrameSize returns the picture size of a media record that a decoder
+// can start from: a VP8 key frame, or an H.264 access unit marked as a key
+// frame that carries its sequence parameter set.
+func keyFrameSize(rec *Record) (int, int, bool) {
+	if rec.Codec == "h264" {
+		if !rec.IsKeyframe {
+			return 0, 0, false
+		}
+		return h264KeySize(rec.Data)
+	}
+	return vp8KeyframeSize(rec.Data)
 }
 
 // vp8KeyframeSize returns the dimensions of a VP8 key frame.

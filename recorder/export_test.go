@@ -1,7 +1,8 @@
 package recorder
 
-// For the external tests' benchmarks.
+// For the external tests and benchmarks.
 var (
 	TerminalText    = terminalText
 	WriterBenchText = writerBenchText
+	H264KeySize     = h264KeySize
 )

@@ -132,24 +132,7 @@ func TestFFmpegDecodesIVFExport(t *testing.T) {
 	}
 	of.Close()
 
-	md5 := func(file string) string {
-		cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "framemd5", "-")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		o, err := cmd.Output()
-		if err != nil || stderr.Len() > 0 {
-			t.Fatalf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, stderr.String())
-		}
-		var sums []string
-		for _, l := range strings.Split(string(o), "\n") {
-			if l != "" && !strings.HasPrefix(l, "#") {
-				f := strings.Split(l, ",")
-				sums = append(sums, strings.TrimSpace(f[len(f)-1]))
-			}
-		}
-		return strings.Join(sums, " ")
-	}
-	got, want := md5(out), md5(src)
+	got, want := ffmpegFrameMD5(t, ffmpeg, out), ffmpegFrameMD5(t, ffmpeg, src)
 	if got != want {
 		t.Errorf("decoded frames differ:\ngot  %s\nwant %s", got, want)
 	}
@@ -205,4 +188,87 @@ func TestAgeUnwrapsDataKey(t *testing.T) {
 	if recorder.Type(pt[0]) != recorder.TypeEvent || !bytes.Contains(pt, []byte("consent.approved")) {
 		t.Errorf("record 1: got %q", pt)
 	}
+}
+
+// An H.264 screen share's recording exports as IVF with the H264 fourcc,
+// which ffmpeg decodes to the same pictures as the stream it came from.
+func TestFFmpegDecodesH264IVFExport(t *testing.T) {
+	ffmpeg := realpeer.Require(t, "ffmpeg")
+	aus := recordertest.H264(t, "320x240", 10, 30, 10, "baseline")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.h264")
+	if err := os.WriteFile(src, bytes.Join(aus, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	path := filepath.Join(dir, "media.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A VP8 delta frame before the first key frame is left out, as are
+	// H.264 frames before the first IDR.
+	if err := w.Media("vp8", 0, []byte{0x01, 0, 0}, false); err != nil {
+		t.Fatal(err)
+	}
+	for i, au := range aus {
+		clk.Advance(100 * time.Millisecond)
+		if err := w.Media("h264", time.Duration(i)*100*time.Millisecond, au, recordertest.HasIDR(au)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(dir, "out.ivf")
+	of, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	if err := recorder.ExportIVF(of, openSample(t, k, path), recorder.ExportOptions{Warn: func(m string) { warned = append(warned, m) }}); err != nil {
+		t.Fatal(err)
+	}
+	of.Close()
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b[8:12]) != "H264" || binary.LittleEndian.Uint16(b[12:]) != 320 || binary.LittleEndian.Uint16(b[14:]) != 240 {
+		t.Errorf("IVF header: fourcc %q, %dx%d; want H264 320x240", b[8:12], binary.LittleEndian.Uint16(b[12:]), binary.LittleEndian.Uint16(b[14:]))
+	}
+	if len(warned) != 0 {
+		t.Errorf("warnings: %q", warned)
+	}
+	got, want := ffmpegFrameMD5(t, ffmpeg, out), ffmpegFrameMD5(t, ffmpeg, src)
+	if got != want {
+		t.Errorf("decoded frames differ:\ngot  %s\nwant %s", got, want)
+	}
+	if n := len(strings.Fields(got)); n != len(aus) {
+		t.Errorf("decoded frames: got %d, want %d", n, len(aus))
+	}
+}
+
+// ffmpegFrameMD5 decodes file with ffmpeg and returns the MD5 of each
+// decoded picture, space-separated; any message from the decoder fails t.
+func ffmpegFrameMD5(t *testing.T, ffmpeg, file string) string {
+	t.Helper()
+	cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "framemd5", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	o, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, stderr.String())
+	}
+	var sums []string
+	for _, l := range strings.Split(string(o), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			f := strings.Split(l, ",")
+			sums = append(sums, strings.TrimSpace(f[len(f)-1]))
+		}
+	}
+	return strings.Join(sums, " ")
 }

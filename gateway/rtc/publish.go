@@ -17,7 +17,8 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 	}
 	pub := &publisher{pc: pc}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		if t.Kind() != webrtc.RTPCodecTypeVideo {
+		codec := depacketizerFor(t.Codec().RTPCodecCapability)
+		if t.Kind() != webrtc.RTPCodecTypeVideo || codec == nil {
 			return
 		}
 		pub.ssrc.Store(uint32(t.SSRC()))
@@ -30,8 +31,13 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 		rm.wg.Add(1)
 		rm.mu.Unlock()
 		defer rm.wg.Done()
+		video, err := rm.useCodec(t.Codec().RTPCodecCapability)
+		if err != nil {
+			rm.relay.log.Warn("screen share: no track for the publisher's codec", "room", rm.id, "codec", t.Codec().MimeType, "err", err)
+			return
+		}
 		rm.keyframe(true) // for viewers that joined before the track started
-		rm.forward(t)
+		rm.forward(t, video, codec)
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
@@ -39,6 +45,9 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 		}
 	})
 	err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
+	if err == nil {
+		preferCodecs(pc)
+	}
 	var answer webrtc.SessionDescription
 	if err == nil {
 		answer, err = pc.CreateAnswer(nil)
@@ -47,8 +56,8 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 	if err == nil {
 		sdp, err = localDescription(ctx, pc, answer)
 	}
-	if err == nil && !strings.Contains(sdp, "VP8") {
-		err = fmt.Errorf("the browser offered no VP8 video")
+	if err == nil && !strings.Contains(sdp, "VP8/90000") && !strings.Contains(sdp, "H264/90000") {
+		err = fmt.Errorf("the browser offered neither VP8 nor H.264 video")
 	}
 	if err != nil {
 		pc.Close()
@@ -75,6 +84,28 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 	return pub, nil
 }
 
+// preferCodecs orders the codecs of the answer to a publisher's offer as
+// the relay prefers them (videoCodecs), where pion would keep the offer's
+// order: the browser sends the first codec of the answer. Codecs the offer
+// did not have are left out (pion refuses them as preferences).
+func preferCodecs(pc *webrtc.PeerConnection) {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo {
+			continue
+		}
+		var prefs []webrtc.RTPCodecParameters
+		for _, c := range videoCodecs {
+			c.PayloadType = 0 // the offer's
+			if tr.SetCodecPreferences(append(prefs, c)) == nil {
+				prefs = append(prefs, c)
+			}
+		}
+		if len(prefs) > 0 {
+			tr.SetCodecPreferences(prefs)
+		}
+	}
+}
+
 // unpublish closes pub and, if it is still the room's source, tells the
 // viewers that sharing stopped.
 func (rm *Room) unpublish(pub *publisher) {
@@ -98,13 +129,13 @@ func (rm *Room) unpublish(pub *publisher) {
 // default receive MTU is 1460).
 const receiveMTU = 1500
 
-// forward relays t's packets to the viewers' track as they are, and hands
-// copies to the recording's queue, until t ends. Nothing on this path
+// forward relays t's packets to the viewers' track video as they are, and
+// hands copies to the recording's queue, until t ends. Nothing on this path
 // waits for the recording.
-func (rm *Room) forward(t *webrtc.TrackRemote) {
+func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP, codec depacketizer) {
 	var mr *mediaRecorder
 	if rm.rec != nil {
-		mr = rm.newMediaRecorder()
+		mr = rm.newMediaRecorder(codec)
 		rm.wg.Add(1) // the caller holds a count, so the room is still open
 		go func() { defer rm.wg.Done(); mr.run() }()
 		defer mr.close()
@@ -116,7 +147,7 @@ func (rm *Room) forward(t *webrtc.TrackRemote) {
 			return
 		}
 		rm.packets.Add(1)
-		rm.video.Write(buf[:n])
+		video.Write(buf[:n])
 		if mr != nil {
 			mr.push(buf[:n])
 		}

@@ -19,22 +19,23 @@ const (
 	dropReportInterval = time.Second
 )
 
-// mediaRecorder assembles one publisher track's RTP packets into VP8 frames
-// for the room's Recorder, on a goroutine of its own (run). The forwarding
+// mediaRecorder assembles one publisher track's RTP packets into frames
+// (VP8 or H.264) for the room's Recorder, on a goroutine of its own (run). The forwarding
 // goroutine hands it copies of the packets through a bounded queue and
 // never waits for it: when the recording falls behind (Recorder.Media
 // blocks while a slow disk catches up) the queue fills, and further packets
 // are dropped from the recording, never from the viewers. Drops are
 // counted (Room.RecordDropped), logged, and written into the recording as
 // "screen.record.dropped" events with the running count; a frame that lost
-// a packet is not recorded (vp8Frames drops incomplete frames).
+// a packet is not recorded (frameAssembler drops incomplete frames).
 //
 // The recording goroutine is woken once a frame's last packet (RTP marker
 // bit) is queued, or recordWakeAfter packets, not for every packet, and
 // takes everything queued at once. Packet buffers are recycled: at most
-// recordQueueLen are queued and vp8Window held for reordering.
+// recordQueueLen are queued and frameWindow held for reordering.
 type mediaRecorder struct {
 	rm      *Room
+	codec   depacketizer
 	base    time.Duration // this publisher's time origin in the recording
 	dropped atomic.Int64  // packets of this track dropped from the recording
 	wake    chan struct{} // a token: queue has packets, or closed
@@ -45,8 +46,8 @@ type mediaRecorder struct {
 	closed bool
 }
 
-func (rm *Room) newMediaRecorder() *mediaRecorder {
-	return &mediaRecorder{rm: rm, base: time.Since(rm.start), wake: make(chan struct{}, 1)}
+func (rm *Room) newMediaRecorder(codec depacketizer) *mediaRecorder {
+	return &mediaRecorder{rm: rm, codec: codec, base: time.Since(rm.start), wake: make(chan struct{}, 1)}
 }
 
 // push queues a copy of the RTP packet pkt, or drops it if the queue is
@@ -96,7 +97,7 @@ func (mr *mediaRecorder) close() {
 func (mr *mediaRecorder) take(batch, spare []*pktBuf) []*pktBuf {
 	for {
 		mr.mu.Lock()
-		if len(mr.free) < recordQueueLen+vp8Window {
+		if len(mr.free) < recordQueueLen+frameWindow {
 			mr.free = append(mr.free, spare...)
 		}
 		spare = nil
@@ -125,15 +126,14 @@ func (mr *mediaRecorder) run() {
 		lastDrop time.Time
 		spare    []*pktBuf // consumed buffers, back to push at the next take
 	)
-	frames := newVP8Frames(func(ts uint32, frame []byte) {
+	frames := newFrameAssembler(mr.codec, func(ts uint32, frame []byte) {
 		if first {
 			first, lastTS = false, ts
 		}
 		ticks += int64(int32(ts - lastTS))
 		lastTS = ts
 		at := mr.base + time.Duration(ticks)*time.Second/90000
-		key := frame[0]&1 == 0
-		if err := rec.Media("vp8", at, frame, key); err == nil {
+		if err := rec.Media(mr.codec.codec(), at, frame, mr.codec.key(frame)); err == nil {
 			mr.rm.frames.Add(1)
 		}
 	}, func(b *pktBuf) { spare = append(spare, b) })

@@ -1,11 +1,14 @@
 // Package rtc relays a customer's screen share from the browser to the
-// agent and supervisors watching, through the gateway, and hands the VP8
-// frames and the chat to the session's recording.
+// agent and supervisors watching, through the gateway, and hands the video
+// frames (VP8 or H.264) and the chat to the session's recording.
 //
 // One Room exists per session. The customer's browser publishes one video
 // track (the gateway answers its offer); every viewer gets a PeerConnection
 // on which the gateway offers the room's single outgoing track, so the
-// relay forwards each RTP packet once per viewer without re-encoding.
+// relay forwards each RTP packet once per viewer without re-encoding. That
+// track has the publisher's codec: a publisher that sends another codec
+// than the last switches every viewer's sender to a track of its codec,
+// which each viewer negotiated with its offer.
 // Signaling and chat run over a message connection (a websocket in the
 // gateway) that Room.Serve owns for its lifetime. When the room's context
 // (the session context) ends, every PeerConnection and connection of the
@@ -18,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,16 +109,44 @@ func New(cfg Config) (*Relay, error) {
 	return &Relay{pubAPI: pubAPI, viewAPI: viewAPI, cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}, nil
 }
 
-// newAPI is the pion API for the PeerConnections of one role: VP8 only,
-// and the interceptors that role needs.
+// videoCodecs are the codecs the relay takes and forwards, in the order it
+// prefers them: VP8, then H.264 in packetization mode 1 (constrained
+// baseline, baseline, main), which a browser gets to send when it offers
+// no VP8. VP8 comes first because the review player shows only VP8 (WebM);
+// H.264 recordings export as IVF. Payload types are the relay's own
+// offers'; answers use the browser's.
+var videoCodecs = []webrtc.RTPCodecParameters{
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, PayloadType: 102},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"}, PayloadType: 104},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f"}, PayloadType: 106},
+}
+
+// depacketizerFor returns the depacketizer of a codec the relay took, nil
+// for another.
+func depacketizerFor(c webrtc.RTPCodecCapability) depacketizer {
+	switch {
+	case strings.EqualFold(c.MimeType, webrtc.MimeTypeVP8):
+		return vp8Payload{}
+	case strings.EqualFold(c.MimeType, webrtc.MimeTypeH264):
+		return h264Payload{}
+	}
+	return nil
+}
+
+// newAPI is the pion API for the PeerConnections of one role: the video
+// codecs and the interceptors that role needs.
 func newAPI(se webrtc.SettingEngine, role Role) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
-		PayloadType:        96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
+	for _, c := range videoCodecs {
+		c.RTCPFeedback = fb
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
 	}
 	ir, err := interceptors(me, role)
 	if err != nil {

@@ -1,9 +1,14 @@
 package rtc_test
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +17,9 @@ import (
 
 	"supportgate/gateway/rtc"
 	"supportgate/gateway/rtc/rtctest"
+	"supportgate/internal/realpeer"
+	"supportgate/recorder"
+	"supportgate/recorder/recordertest"
 )
 
 // fakeRec records what a room hands its recorder.
@@ -332,4 +340,178 @@ func publishTo(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe, api *we
 		t.Fatal(err)
 	}
 	return conn, pub
+}
+
+// A browser that offers H.264 and no VP8 shares its screen in H.264: a
+// viewer that joined first is switched to an H.264 track, the frames are
+// recorded, and the recording's IVF export decodes in ffmpeg to the
+// pictures sent. A browser that offers both is answered with VP8 first.
+func TestRelayH264(t *testing.T) {
+	ffmpeg := realpeer.Require(t, "ffmpeg")
+	aus := recordertest.H264(t, "320x240", 30, 60, 30, "baseline")
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40400, UDPPortMax: 40500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	dir := t.TempDir()
+	k := recordertest.NewKeys(t)
+	path := filepath.Join(dir, "share.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, recordertest.NewClock(time.Now())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	sctx, endSession := context.WithCancel(context.Background())
+	defer endSession()
+	room, err := relay.Room(sctx, "s1", w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	defer endSession()
+	serve := servePipes(room, &serving)
+
+	view, err := rtctest.View(rtctest.NewAPI(), serve(rtc.Viewer, "alice"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+	pubConn := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(pubConn, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := rtctest.PublishH264(rtctest.NewH264API(), pubConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for _, au := range aus {
+		<-tick.C
+		if err := pub.WriteSample(au, time.Second/30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for room.Frames() < int64(len(aus)) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := view.MimeType(); got != webrtc.MimeTypeH264 || view.Packets.Load() == 0 {
+		t.Errorf("viewer got %d packets of %q, want H.264", view.Packets.Load(), got)
+	}
+	endSession()
+	serving.Wait()
+	relay.Close() // waits for the room's recording goroutine
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %d of %d frames", room.Frames(), len(aus))
+
+	r, err := recorder.OpenFile(path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := filepath.Join(dir, "share.ivf")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recorder.ExportIVF(f, r, recorder.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	src := filepath.Join(dir, "src.h264")
+	if err := os.WriteFile(src, bytes.Join(aus, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, want := frameMD5s(t, ffmpeg, out), frameMD5s(t, ffmpeg, src)
+	if len(got) < len(aus)-5 {
+		t.Fatalf("decoded %d frames of the recording, want at least %d of %d", len(got), len(aus)-5, len(aus))
+	}
+	// Every picture decoded from the recording is one that was sent, in
+	// order (a frame lost on the way would break the ones after it).
+	i := 0
+	for _, g := range got {
+		for i < len(want) && want[i] != g {
+			i++
+		}
+		if i == len(want) {
+			t.Fatalf("decoded pictures are not the ones sent:\ngot  %v\nwant %v", got, want)
+		}
+		i++
+	}
+}
+
+// frameMD5s decodes file with ffmpeg and returns each picture's MD5; any
+// message from the decoder fails t.
+func frameMD5s(t *testing.T, ffmpeg, file string) []string {
+	t.Helper()
+	cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "framemd5", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, stderr.String())
+	}
+	var sums []string
+	for line := range strings.Lines(string(out)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			f := strings.Split(line, ",")
+			sums = append(sums, strings.TrimSpace(f[len(f)-1]))
+		}
+	}
+	return sums
+}
+
+// A browser that offers H.264 before VP8 (Safari) is answered with VP8
+// first, so that it sends VP8, which the review player shows.
+func TestRelayPrefersVP8(t *testing.T) {
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40600, UDPPortMax: 40700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	sctx, endSession := context.WithCancel(context.Background())
+	defer endSession()
+	room, err := relay.Room(sctx, "s1", &fakeRec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	defer endSession()
+	_, pub := publishTo(t, servePipes(room, &serving), rtctest.NewH264FirstAPI())
+	defer pub.Close()
+	offer, answer := pub.PC.LocalDescription().SDP, pub.PC.RemoteDescription().SDP
+	ptOf := func(sdp, mime string) string {
+		for line := range strings.Lines(sdp) {
+			if pt, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "a=rtpmap:"), " "); ok && strings.HasPrefix(rest, mime+"/") {
+				return pt
+			}
+		}
+		return ""
+	}
+	firstPT := func(sdp string) string {
+		for line := range strings.Lines(sdp) {
+			if f := strings.Fields(line); len(f) > 3 && f[0] == "m=video" {
+				return f[3]
+			}
+		}
+		return ""
+	}
+	if firstPT(offer) != ptOf(offer, "H264") {
+		t.Fatalf("the offer does not put H.264 first:\n%s", offer)
+	}
+	if got, want := firstPT(answer), ptOf(answer, "VP8"); got == "" || got != want {
+		t.Errorf("answer's first payload type %q, want VP8's %q:\n%s", got, want, answer)
+	}
+	if ptOf(answer, "H264") == "" {
+		t.Errorf("answer leaves out H.264:\n%s", answer)
+	}
 }

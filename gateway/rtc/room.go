@@ -78,7 +78,6 @@ type Room struct {
 	rec    Recorder
 	ctx    context.Context
 	cancel context.CancelFunc
-	video  *webrtc.TrackLocalStaticRTP
 	start  time.Time
 
 	packets       atomic.Int64 // RTP packets received from publishers
@@ -87,6 +86,8 @@ type Room struct {
 
 	mu      sync.Mutex // guards the fields below
 	members map[*member]struct{}
+	video   *webrtc.TrackLocalStaticRTP // the outgoing track, of the last publisher's codec
+	senders map[*webrtc.RTPSender]struct{}
 	pub     *publisher
 	lastPLI time.Time
 	closed  bool
@@ -106,11 +107,12 @@ type publisher struct {
 }
 
 func newRoom(r *Relay, ctx context.Context, id string, rec Recorder) (*Room, error) {
-	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "supportgate-"+id)
+	video, err := webrtc.NewTrackLocalStaticRTP(videoCodecs[0].RTPCodecCapability, "screen", "supportgate-"+id)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
-	rm := &Room{relay: r, id: id, rec: rec, video: video, start: time.Now(), members: map[*member]struct{}{}}
+	rm := &Room{relay: r, id: id, rec: rec, video: video, start: time.Now(),
+		members: map[*member]struct{}{}, senders: map[*webrtc.RTPSender]struct{}{}}
 	rm.ctx, rm.cancel = context.WithCancel(ctx)
 	return rm, nil
 }
@@ -206,17 +208,19 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	}
 
 	var pc *webrtc.PeerConnection
+	var sender *webrtc.RTPSender
 	var pub *publisher
 	defer func() {
 		if pub != nil {
 			rm.unpublish(pub)
 		} else if pc != nil {
+			rm.dropSender(sender)
 			pc.Close()
 		}
 	}()
 	if role == Viewer {
 		var err error
-		if pc, err = rm.viewer(ctx, m); err != nil {
+		if pc, sender, err = rm.viewer(ctx, m); err != nil {
 			return err
 		}
 	}
@@ -314,19 +318,51 @@ func localDescription(ctx context.Context, pc *webrtc.PeerConnection, d webrtc.S
 	return pc.LocalDescription().SDP, nil
 }
 
-// viewer builds a viewer's PeerConnection and sends it the offer.
-func (rm *Room) viewer(ctx context.Context, m *member) (*webrtc.PeerConnection, error) {
+// useCodec returns the room's outgoing track for a publisher of codec c.
+// When c is not the codec of the track the viewers have, it makes a track
+// of c and switches every viewer's sender to it (the viewers negotiated
+// every codec of videoCodecs they can decode); a viewer that cannot take it
+// is logged and left without video.
+func (rm *Room) useCodec(c webrtc.RTPCodecCapability) (*webrtc.TrackLocalStaticRTP, error) {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	cur := rm.video.Codec()
+	if strings.EqualFold(cur.MimeType, c.MimeType) && cur.SDPFmtpLine == c.SDPFmtpLine {
+		return rm.video, nil
+	}
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: c.MimeType, ClockRate: c.ClockRate, SDPFmtpLine: c.SDPFmtpLine}, "screen", "supportgate-"+rm.id)
+	if err != nil {
+		return nil, err
+	}
+	rm.video = video
+	for s := range rm.senders {
+		if err := s.ReplaceTrack(video); err != nil {
+			rm.relay.log.Warn("screen share: a viewer cannot take the publisher's codec", "room", rm.id, "codec", c.MimeType, "err", err)
+		}
+	}
+	return video, nil
+}
+
+// viewer builds a viewer's PeerConnection and sends it the offer. The
+// sender is the room's until the caller passes it to dropSender.
+func (rm *Room) viewer(ctx context.Context, m *member) (*webrtc.PeerConnection, *webrtc.RTPSender, error) {
 	pc, err := rm.relay.newPC(Viewer)
 	if err != nil {
-		return nil, fmt.Errorf("rtc: %w", err)
+		return nil, nil, fmt.Errorf("rtc: %w", err)
 	}
+	rm.mu.Lock()
 	sender, err := pc.AddTrack(rm.video)
+	if err == nil {
+		rm.senders[sender] = struct{}{}
+	}
+	rm.mu.Unlock()
 	if err == nil {
 		err = rm.goLocked(func() { rm.readRTCP(sender) })
 	}
 	if err != nil {
+		rm.dropSender(sender)
 		pc.Close()
-		return nil, fmt.Errorf("rtc: %w", err)
+		return nil, nil, fmt.Errorf("rtc: %w", err)
 	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
@@ -339,11 +375,22 @@ func (rm *Room) viewer(ctx context.Context, m *member) (*webrtc.PeerConnection, 
 		sdp, err = localDescription(ctx, pc, offer)
 	}
 	if err != nil {
+		rm.dropSender(sender)
 		pc.Close()
-		return nil, fmt.Errorf("rtc: offer: %w", err)
+		return nil, nil, fmt.Errorf("rtc: offer: %w", err)
 	}
 	m.send(Message{Type: "offer", SDP: sdp})
-	return pc, nil
+	return pc, sender, nil
+}
+
+// dropSender forgets a viewer's sender; nil is ignored.
+func (rm *Room) dropSender(s *webrtc.RTPSender) {
+	if s == nil {
+		return
+	}
+	rm.mu.Lock()
+	delete(rm.senders, s)
+	rm.mu.Unlock()
 }
 
 // goLocked runs fn in a goroutine the room waits for, unless it has ended.

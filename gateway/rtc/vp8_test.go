@@ -61,8 +61,8 @@ type frameSink struct {
 	released int
 }
 
-func (s *frameSink) assembler() *vp8Frames {
-	return newVP8Frames(func(ts uint32, f []byte) {
+func (s *frameSink) assembler() *frameAssembler {
+	return newFrameAssembler(vp8Payload{}, func(ts uint32, f []byte) {
 		s.ts = append(s.ts, ts)
 		s.frames = append(s.frames, slices.Clone(f))
 	}, func(*pktBuf) { s.released++ })
@@ -143,8 +143,8 @@ func TestVP8Frames(t *testing.T) {
 	}
 }
 
-// A packet that never comes is given up once vp8Window newer packets, or
-// vp8MaxDelay of newer RTP time, are held behind it.
+// A packet that never comes is given up once frameWindow newer packets, or
+// frameMaxDelay of newer RTP time, are held behind it.
 func TestVP8FramesGiveUp(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -181,7 +181,7 @@ func TestVP8FramesGiveUp(t *testing.T) {
 
 // FuzzVP8Frames pushes the input as a packet, then drops, repeats, swaps
 // and forges the packets of known frames as the input says: nothing may
-// panic or hold more than vp8Window packets, every packet buffer must come
+// panic or hold more than frameWindow packets, every packet buffer must come
 // back, and without forged packets every frame out must be one that went
 // in, whole and in order.
 func FuzzVP8Frames(f *testing.F) {
@@ -238,7 +238,7 @@ func FuzzVP8Frames(f *testing.F) {
 					i++
 				}
 			}
-			if a.held > vp8Window {
+			if a.held > frameWindow {
 				t.Fatalf("holding %d packets", a.held)
 			}
 		}

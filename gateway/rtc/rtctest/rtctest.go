@@ -1,7 +1,8 @@
 // Package rtctest has synthetic peers for testing and benchmarking the
 // relay without a browser: an in-memory message pipe standing in for the
 // websocket, a pion publisher that sends synthetic VP8 over RTP at a set
-// bit rate, and a pion viewer that counts what arrives and how late.
+// bit rate (or given H.264 access units), and a pion viewer that counts
+// what arrives and how late.
 package rtctest
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 
 	"supportgate/gateway/rtc"
 )
@@ -79,7 +81,27 @@ func (p *Pipe) Done() <-chan struct{} { return p.done }
 // NewAPI is a pion API for synthetic peers: VP8, default interceptors and
 // transport-wide sequence numbers on the packets sent, loopback host
 // candidates.
-func NewAPI() *webrtc.API { return newAPI(nil) }
+func NewAPI() *webrtc.API { return newAPI(nil, vp8Codec, h264Codec) }
+
+// NewH264API is NewAPI for a browser that offers H.264 and no VP8.
+func NewH264API() *webrtc.API { return newAPI(nil, h264Codec) }
+
+// NewH264FirstAPI is NewAPI for a browser that offers H.264 before VP8, as
+// Safari does.
+func NewH264FirstAPI() *webrtc.API { return newAPI(nil, h264Codec, vp8Codec) }
+
+var (
+	videoFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	vp8Codec      = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback},
+		PayloadType:        96,
+	}
+	h264Codec = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: videoFeedback,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+		PayloadType: 102,
+	}
+)
 
 // Loss drops chosen RTP packets the first time a viewer receives them,
 // before its NACK generator sees them, as a lossy network would: the
@@ -100,7 +122,7 @@ type Loss struct {
 // refuse the copy resent, which a packet lost on the way is not.
 func NewLossyAPI(drop func(seq uint16) bool) (*webrtc.API, *Loss) {
 	l := &Loss{drop: drop, lost: map[uint16]bool{}}
-	return newAPI(l), l
+	return newAPI(l, vp8Codec, h264Codec), l
 }
 
 // NewInterceptor makes Loss an interceptor.Factory.
@@ -138,8 +160,9 @@ func (li *lossInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interce
 	})
 }
 
-// newAPI builds the API; first, if set, is the innermost interceptor.
-func newAPI(first interceptor.Factory) *webrtc.API {
+// newAPI builds the API with codecs; first, if set, is the innermost
+// interceptor.
+func newAPI(first interceptor.Factory, codecs ...webrtc.RTPCodecParameters) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.DisableSRTPReplayProtection(first != nil)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -147,12 +170,10 @@ func newAPI(first interceptor.Factory) *webrtc.API {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}},
-		PayloadType: 96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		panic(err)
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			panic(err)
+		}
 	}
 	ir := &interceptor.Registry{}
 	if first != nil {
@@ -200,10 +221,11 @@ func gather(pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, err
 
 // Publisher is a synthetic screen sharer.
 type Publisher struct {
-	PC    *webrtc.PeerConnection
-	track *webrtc.TrackLocalStaticRTP
-	seq   uint16
-	ts    uint32
+	PC     *webrtc.PeerConnection
+	track  *webrtc.TrackLocalStaticRTP    // VP8, WriteFrame
+	sample *webrtc.TrackLocalStaticSample // H.264, WriteSample
+	seq    uint16
+	ts     uint32
 	// Keyframes counts keyframe requests (PLI, FIR) received.
 	Keyframes atomic.Int64
 	// Feedback counts transport-wide congestion control feedback received.
@@ -212,18 +234,42 @@ type Publisher struct {
 	wg       sync.WaitGroup
 }
 
-// Publish connects a publisher over c (after the relay's hello).
+// Publish connects a publisher of VP8 over c (after the relay's hello).
 func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
+	p := &Publisher{}
+	p.track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "synthetic")
+	if err := p.connect(api, c, p.track); err != nil {
 		return nil, err
 	}
-	p := &Publisher{PC: pc}
-	p.track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "synthetic")
-	sender, err := pc.AddTransceiverFromTrack(p.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	return p, nil
+}
+
+// PublishH264 connects a publisher of H.264 (WriteSample) over c.
+func PublishH264(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
+	p := &Publisher{}
+	p.sample, _ = webrtc.NewTrackLocalStaticSample(h264Codec.RTPCodecCapability, "screen", "synthetic")
+	if err := p.connect(api, c, p.sample); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// WriteSample sends one H.264 access unit (Annex B) lasting d, which pion
+// packetizes (STAP-A, FU-A).
+func (p *Publisher) WriteSample(au []byte, d time.Duration) error {
+	return p.sample.WriteSample(media.Sample{Data: au, Duration: d})
+}
+
+func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal) error {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return err
+	}
+	p.PC = pc
+	sender, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		pc.Close()
-		return nil, err
+		return err
 	}
 	p.wg.Add(1)
 	go func() {
@@ -261,9 +307,9 @@ func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
 	}
 	if err != nil {
 		p.Close()
-		return nil, err
+		return err
 	}
-	return p, nil
+	return nil
 }
 
 // Close closes the PeerConnection and waits for the RTCP reader.
@@ -328,9 +374,10 @@ type Viewer struct {
 	Bytes   atomic.Int64
 	Track   chan struct{} // closed when the track arrives
 
-	mu  sync.Mutex // guards lat
-	lat []time.Duration
-	wg  sync.WaitGroup
+	mu   sync.Mutex // guards lat, mime
+	lat  []time.Duration
+	mime string
+	wg   sync.WaitGroup
 }
 
 // View answers the relay's offer on c (reading past the hello).
@@ -346,6 +393,9 @@ func View(api *webrtc.API, c rtc.Conn, keepLatency bool) (*Viewer, error) {
 	v := &Viewer{PC: pc, Track: make(chan struct{})}
 	var once sync.Once
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		v.mu.Lock()
+		v.mime = t.Codec().MimeType
+		v.mu.Unlock()
 		once.Do(func() { close(v.Track) })
 		buf := make([]byte, 1500)
 		var pkt rtp.Packet
@@ -394,6 +444,13 @@ func (v *Viewer) Latencies() []time.Duration {
 	l := v.lat
 	v.lat = nil
 	return l
+}
+
+// MimeType is the codec of the track the viewer got ("" before it).
+func (v *Viewer) MimeType() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.mime
 }
 
 // Close closes the PeerConnection.
