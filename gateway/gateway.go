@@ -223,7 +223,11 @@ func New(cfg Config) (*Gateway, error) {
 		g.audit.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	if err := g.metrics.registerOpenGauge(reg, g.broker.OpenCount); err != nil {
+	err = g.metrics.registerOpenGauge(reg, g.broker.OpenCount)
+	if err == nil {
+		err = g.metrics.registerRelay(reg, g.rtc.Stats)
+	}
+	if err != nil {
 		g.audit.Close()
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}

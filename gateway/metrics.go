@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"supportgate/gateway/rtc"
 )
 
 // metrics are the gateway's Prometheus series. They carry no user names,
@@ -68,6 +70,30 @@ func (m *metrics) registerOpenGauge(reg prometheus.Registerer, open func() int) 
 	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "supportgate_sessions_open", Help: "Sessions requested or active now.",
 	}, func() float64 { return float64(open()) }))
+}
+
+// registerRelay exposes the screen share relay's counts.
+func (m *metrics) registerRelay(reg prometheus.Registerer, stats func() rtc.Stats) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "supportgate_screen_rooms_open", Help: "Screen share rooms (sessions with a share or a viewer connected) now.",
+		}, func() float64 { return float64(stats().Rooms) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "supportgate_screen_packets_total", Help: "RTP packets received from customers' screen shares and relayed.",
+		}, func() float64 { return float64(stats().Packets) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "supportgate_screen_frames_recorded_total", Help: "Screen share video frames recorded.",
+		}, func() float64 { return float64(stats().Frames) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "supportgate_screen_record_dropped_packets_total",
+			Help: "Screen share packets relayed to the viewers but dropped from the recording because it fell behind (the recording says so too).",
+		}, func() float64 { return float64(stats().RecordDropped) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // statusWriter remembers the status code for the request counter.

@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"crypto/tls"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +239,54 @@ func TestRTCShareThroughGateway(t *testing.T) {
 		t.Errorf("recorded chat %q, want 2 messages with the card number redacted", chats)
 	}
 	t.Logf("recording: %d records, %d frames, chat %q", rep.Records, media, chats)
+
+	// /metrics counts what the ended room relayed and recorded.
+	want := map[string]float64{
+		"supportgate_screen_rooms_open":                   0,
+		"supportgate_screen_frames_recorded_total":        float64(media),
+		"supportgate_screen_record_dropped_packets_total": 0,
+	}
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = e.metricValues(t, "supportgate_screen_")
+		if got["supportgate_screen_rooms_open"] == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for name, v := range want {
+		if got[name] != v {
+			t.Errorf("%s = %v, want %v", name, got[name], v)
+		}
+	}
+	if got["supportgate_screen_packets_total"] < float64(media) {
+		t.Errorf("supportgate_screen_packets_total = %v, want at least the %d frames recorded", got["supportgate_screen_packets_total"], media)
+	}
+}
+
+// metricValues fetches /metrics and returns the values of the unlabelled
+// series whose names start with prefix.
+func (e *env) metricValues(t *testing.T, prefix string) map[string]float64 {
+	t.Helper()
+	resp, err := e.client().Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	vals := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		vals[name] = f
+	}
+	return vals
 }

@@ -16,7 +16,7 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
 	pub := &publisher{pc: pc}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		codec := depacketizerFor(t.Codec().RTPCodecCapability)
 		if t.Kind() != webrtc.RTPCodecTypeVideo || codec == nil {
 			return
@@ -34,6 +34,12 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 		video, err := rm.useCodec(t.Codec().RTPCodecCapability)
 		if err != nil {
 			rm.relay.log.Warn("screen share: no track for the publisher's codec", "room", rm.id, "codec", t.Codec().MimeType, "err", err)
+			return
+		}
+		// Reading the publisher's RTCP runs it through the interceptors:
+		// the receiver reports then carry the time of its last sender
+		// report (LSR, DLSR), from which the browser learns the round trip.
+		if err := rm.goLocked(func() { drainRTCP(recv) }); err != nil {
 			return
 		}
 		rm.keyframe(true) // for viewers that joined before the track started
@@ -82,6 +88,15 @@ func (rm *Room) publish(ctx context.Context, m *member, offer string) (*publishe
 		rm.rec.Event("screen.share.started", map[string]string{"by": m.name})
 	}
 	return pub, nil
+}
+
+// drainRTCP reads r's RTCP until its PeerConnection closes.
+func drainRTCP(r *webrtc.RTPReceiver) {
+	for {
+		if _, _, err := r.ReadRTCP(); err != nil {
+			return
+		}
+	}
 }
 
 // preferCodecs orders the codecs of the answer to a publisher's offer as

@@ -60,10 +60,19 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 
-	mu     sync.Mutex // guards rooms, closed
-	rooms  map[string]*Room
-	closed bool
-	wg     sync.WaitGroup // room goroutines
+	mu      sync.Mutex // guards rooms, closed, retired
+	rooms   map[string]*Room
+	closed  bool
+	retired Stats          // the counts of rooms that ended
+	wg      sync.WaitGroup // room goroutines
+}
+
+// Stats are counts over every room of a relay since it started.
+type Stats struct {
+	Rooms         int   // live rooms (not a count since the start)
+	Packets       int64 // RTP packets received from publishers
+	Frames        int64 // video frames recorded
+	RecordDropped int64 // packets relayed but dropped from the recording
 }
 
 // ErrClosed is returned for a room of a closed relay or an ended session.
@@ -237,6 +246,9 @@ func (r *Relay) Room(ctx context.Context, id string, rec Recorder) (*Room, error
 		if r.rooms[id] == rm {
 			delete(r.rooms, id)
 		}
+		r.retired.Packets += rm.Packets()
+		r.retired.Frames += rm.Frames()
+		r.retired.RecordDropped += rm.RecordDropped()
 		r.mu.Unlock()
 	}()
 	return rm, nil
@@ -247,6 +259,21 @@ func (r *Relay) Rooms() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.rooms)
+}
+
+// Stats returns the relay's counts: the live rooms' and those of rooms
+// that ended. Reading them costs the forwarding path nothing.
+func (r *Relay) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.retired
+	st.Rooms = len(r.rooms)
+	for _, rm := range r.rooms {
+		st.Packets += rm.Packets()
+		st.Frames += rm.Frames()
+		st.RecordDropped += rm.RecordDropped()
+	}
+	return st
 }
 
 // Close ends every room and waits until their PeerConnections are closed.

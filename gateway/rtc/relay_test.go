@@ -114,6 +114,16 @@ func TestRelayPionToPion(t *testing.T) {
 	if pub.Feedback.Load() == 0 {
 		t.Errorf("publisher got no transport-wide congestion control feedback")
 	}
+	// The relay reads the publisher's sender reports, so its receiver
+	// reports (one a second) say when it got the last one.
+	for i := 0; pub.ReportsWithLSR.Load() == 0; i++ {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no receiver report with the last sender report's time (LSR)")
+		case <-tick.C:
+		}
+		pub.WriteFrame(rtctest.Frame(size, false), 30)
+	}
 
 	// Chat both ways.
 	if err := viewConn.WriteJSON(rtc.Message{Type: "chat", Text: "hello from alice"}); err != nil {

@@ -230,8 +230,12 @@ type Publisher struct {
 	Keyframes atomic.Int64
 	// Feedback counts transport-wide congestion control feedback received.
 	Feedback atomic.Int64
-	wantKey  atomic.Bool
-	wg       sync.WaitGroup
+	// ReportsWithLSR counts receiver report blocks that name a sender
+	// report of the publisher's (LSR), from which it learns the round
+	// trip time.
+	ReportsWithLSR atomic.Int64
+	wantKey        atomic.Bool
+	wg             sync.WaitGroup
 }
 
 // Publish connects a publisher of VP8 over c (after the relay's hello).
@@ -280,12 +284,18 @@ func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal
 				return
 			}
 			for _, k := range pkts {
-				switch k.(type) {
+				switch k := k.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					p.Keyframes.Add(1)
 					p.wantKey.Store(true)
 				case *rtcp.TransportLayerCC:
 					p.Feedback.Add(1)
+				case *rtcp.ReceiverReport:
+					for _, r := range k.Reports {
+						if r.LastSenderReport != 0 {
+							p.ReportsWithLSR.Add(1)
+						}
+					}
 				}
 			}
 		}
