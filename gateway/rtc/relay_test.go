@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 
 	"supportgate/gateway/rtc"
 	"supportgate/gateway/rtc/rtctest"
-	"supportgate/internal/realpeer"
 	"supportgate/recorder"
 	"supportgate/recorder/recordertest"
 )
@@ -255,8 +253,7 @@ func TestRelaySlowRecorder(t *testing.T) {
 
 	unblock() // the disk catches up
 	endSession()
-	serving.Wait()
-	relay.Close() // waits for the room's recording goroutines
+	relay.Close() // waits for the room and its recording goroutines
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	var got string
@@ -275,21 +272,7 @@ func TestRelaySlowRecorder(t *testing.T) {
 // resends them from what it sent (nackResponder), through the real pion
 // stack on both sides.
 func TestRelayResendsLost(t *testing.T) {
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40200, UDPPortMax: 40300})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	sctx, endSession := context.WithCancel(context.Background())
-	defer endSession()
-	room, err := relay.Room(sctx, "s1", &fakeRec{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	defer endSession()
-	serve := servePipes(room, &serving)
+	_, _, serve, _ := testRoom(t, 40200, &fakeRec{})
 	_, pub := publishTo(t, serve, rtctest.NewAPI())
 	defer pub.Close()
 	lossyAPI, loss := rtctest.NewLossyAPI(func(seq uint16) bool { return seq%40 == 5 })
@@ -327,6 +310,29 @@ func TestRelayResendsLost(t *testing.T) {
 	}
 }
 
+// testRoom starts a relay on loopback with the 100 UDP ports from portMin
+// and the room of a session "s1" that records into rec. The session ends,
+// the participants' Serve calls return and the relay closes when the test
+// ends, or sooner through the cancel function returned.
+func testRoom(t *testing.T, portMin uint16, rec rtc.Recorder) (*rtc.Relay, *rtc.Room, func(rtc.Role, string) *rtctest.Pipe, context.CancelFunc) {
+	t.Helper()
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: portMin, UDPPortMax: portMin + 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	sctx, endSession := context.WithCancel(context.Background())
+	room, err := relay.Room(sctx, "s1", rec)
+	if err != nil {
+		endSession()
+		t.Fatal(err)
+	}
+	serving := new(sync.WaitGroup)
+	t.Cleanup(serving.Wait)
+	t.Cleanup(endSession)
+	return relay, room, servePipes(room, serving), endSession
+}
+
 // servePipes returns a function that connects a participant to room over
 // an in-memory pipe, serving it on a goroutine that serving waits for.
 func servePipes(room *rtc.Room, serving *sync.WaitGroup) func(role rtc.Role, name string) *rtctest.Pipe {
@@ -357,13 +363,7 @@ func publishTo(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe, api *we
 // recorded, and the recording's IVF export decodes in ffmpeg to the
 // pictures sent. A browser that offers both is answered with VP8 first.
 func TestRelayH264(t *testing.T) {
-	ffmpeg := realpeer.Require(t, "ffmpeg")
 	aus := recordertest.H264(t, "320x240", 30, 60, 30, "baseline")
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40400, UDPPortMax: 40500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
 	dir := t.TempDir()
 	k := recordertest.NewKeys(t)
 	path := filepath.Join(dir, "share.sgrec")
@@ -372,16 +372,7 @@ func TestRelayH264(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	sctx, endSession := context.WithCancel(context.Background())
-	defer endSession()
-	room, err := relay.Room(sctx, "s1", w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	defer endSession()
-	serve := servePipes(room, &serving)
+	relay, room, serve, endSession := testRoom(t, 40400, w)
 
 	view, err := rtctest.View(rtctest.NewAPI(), serve(rtc.Viewer, "alice"), false)
 	if err != nil {
@@ -415,8 +406,7 @@ func TestRelayH264(t *testing.T) {
 		t.Errorf("viewer got %d packets of %q, want H.264", view.Packets.Load(), got)
 	}
 	endSession()
-	serving.Wait()
-	relay.Close() // waits for the room's recording goroutine
+	relay.Close() // waits for the room and its recording goroutine
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +430,7 @@ func TestRelayH264(t *testing.T) {
 	if err := os.WriteFile(src, bytes.Join(aus, nil), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, want := frameMD5s(t, ffmpeg, out), frameMD5s(t, ffmpeg, src)
+	got, want := recordertest.FrameMD5s(t, out), recordertest.FrameMD5s(t, src)
 	if len(got) < len(aus)-5 {
 		t.Fatalf("decoded %d frames of the recording, want at least %d of %d", len(got), len(aus)-5, len(aus))
 	}
@@ -458,45 +448,11 @@ func TestRelayH264(t *testing.T) {
 	}
 }
 
-// frameMD5s decodes file with ffmpeg and returns each picture's MD5; any
-// message from the decoder fails t.
-func frameMD5s(t *testing.T, ffmpeg, file string) []string {
-	t.Helper()
-	cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "framemd5", "-")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil || stderr.Len() > 0 {
-		t.Fatalf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, stderr.String())
-	}
-	var sums []string
-	for line := range strings.Lines(string(out)) {
-		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-			f := strings.Split(line, ",")
-			sums = append(sums, strings.TrimSpace(f[len(f)-1]))
-		}
-	}
-	return sums
-}
-
 // A browser that offers H.264 before VP8 (Safari) is answered with VP8
 // first, so that it sends VP8, which the review player shows.
 func TestRelayPrefersVP8(t *testing.T) {
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 40600, UDPPortMax: 40700})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	sctx, endSession := context.WithCancel(context.Background())
-	defer endSession()
-	room, err := relay.Room(sctx, "s1", &fakeRec{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	defer endSession()
-	_, pub := publishTo(t, servePipes(room, &serving), rtctest.NewH264FirstAPI())
+	_, _, serve, _ := testRoom(t, 40600, &fakeRec{})
+	_, pub := publishTo(t, serve, rtctest.NewH264FirstAPI())
 	defer pub.Close()
 	offer, answer := pub.PC.LocalDescription().SDP, pub.PC.RemoteDescription().SDP
 	ptOf := func(sdp, mime string) string {

@@ -72,3 +72,26 @@ func HasIDR(au []byte) bool {
 	}
 	return false
 }
+
+// FrameMD5s decodes a video file with ffmpeg and returns the MD5 of each
+// picture, in order; any message from the decoder fails t. It skips (fails
+// under CI) without ffmpeg.
+func FrameMD5s(t testing.TB, file string) []string {
+	t.Helper()
+	ffmpeg := realpeer.Require(t, "ffmpeg")
+	cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "framemd5", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("ffmpeg decoding %s: %v\n%s", filepath.Base(file), err, stderr.String())
+	}
+	var sums []string
+	for line := range strings.Lines(string(out)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			f := strings.Split(line, ",")
+			sums = append(sums, strings.TrimSpace(f[len(f)-1]))
+		}
+	}
+	return sums
+}
