@@ -95,6 +95,13 @@ func (g *Gateway) serveRTC(w http.ResponseWriter, r *http.Request, s *session.Se
 	conn.SetReadLimit(rtcMaxMessage)
 	g.record(r.Context(), audit.Event{Type: "screen.joined", Actor: by.Name, Role: by.Role, Session: s.ID, Remote: by.Remote,
 		Detail: map[string]string{"as": string(role)}})
+	if role == rtc.Viewer {
+		// The customer's page lists who is watching (DESIGN section 2:
+		// both parties are told who is connected).
+		who := Participant{Name: name, Role: by.Role, Channel: "screen"}
+		g.Presence(s.ID, who, true)
+		defer g.Presence(s.ID, who, false)
+	}
 
 	ws := &wsConn{Conn: conn, touch: func() { g.broker.Touch(s.ID) }}
 	ctx, cancel := context.WithCancel(sctx)

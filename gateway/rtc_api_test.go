@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -136,6 +137,20 @@ func TestRTCShareThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sup.Close()
+	// The customer's page lists both as watching the screen.
+	watching := func() string {
+		_, v := cu.open()
+		var who []string
+		connected, _ := v["connected"].([]any)
+		for _, p := range connected {
+			p, _ := p.(map[string]any)
+			who = append(who, fmt.Sprint(p["name"], " ", p["role"], " ", p["channel"]))
+		}
+		return strings.Join(who, ", ")
+	}
+	if got, want := watching(), "alice agent screen, sam supervisor screen"; got != want {
+		t.Errorf("customer's view lists %q as connected, want %q", got, want)
+	}
 
 	// The customer's network drops; the page reconnects and shares again
 	// without a new consent, and the viewers' video continues.

@@ -79,7 +79,7 @@
       sg.text("ext-text", v.agent.name + " asks for " + sg.words(sg.goDuration(ext.by)) +
         " more. If you refuse or do nothing, the session ends at the time shown.");
     }
-    const what = { shell: "in a shell", watch: "watching read-only", forward: "using a forwarded port" };
+    const what = { shell: "in a shell", watch: "watching read-only", forward: "using a forwarded port", screen: "watching your screen" };
     const now = (v.connected || []).map((p) => `${p.name} (${p.role}, ${what[p.channel] || p.channel})`);
     sg.text("who-now", now.join("; "));
     sg.show("who-now-line", now.length > 0);
