@@ -55,6 +55,15 @@ import (
 // (heap bytes and objects the relay process allocated per packet
 // received), p99-ms and base-p99-ms.
 //
+// By default it runs 1, 25, 50 and 100 streams (-relaystreams). The relay
+// spends less per packet the busier it is (fewer of the Go scheduler's
+// wake-ups of idle threads per packet), so streams/core at 100 streams is
+// its capacity per core, and the latency at 25 streams is that of a relay
+// with room to spare: at 100 streams the relay and the synthetic peers
+// fill both cores of a 2-core machine. -relaycpu N runs the relay alone on
+// CPU N (taskset, GOMAXPROCS 1); run the benchmark itself on the other
+// CPUs then (taskset -c ...).
+//
 // -relaycpuprofile FILE and -relaytrace FILE write the relay process's CPU
 // profile and execution trace of the streaming phase to FILE-n;
 // -relaymemprofile FILE its allocation profiles at the start and the end of
@@ -120,7 +129,7 @@ var (
 	relayMemProfile = flag.String("relaymemprofile", "", "BenchmarkRelay: write the relay process's allocation profiles at the start and end of the streaming phase to `FILE`-n.start and FILE-n")
 	relayProcs      = flag.Int("relayprocs", 0, "BenchmarkRelay: GOMAXPROCS of the relay process (0: the default, one per core)")
 	relayTrace      = flag.String("relaytrace", "", "BenchmarkRelay: write the relay process's execution trace of the streaming phase to `FILE`-n")
-	relayStreams    = flag.String("relaystreams", "1,25,50", "BenchmarkRelay: the stream counts to run, comma-separated")
+	relayStreams    = flag.String("relaystreams", "1,25,50,100", "BenchmarkRelay: the stream counts to run, comma-separated")
 	relayCPU        = flag.Int("relaycpu", -1, "BenchmarkRelay: run the relay process on this `CPU` alone (taskset; GOMAXPROCS 1 unless -relayprocs says otherwise); run the benchmark itself on the other CPUs, e.g. under taskset -c 1")
 )
 
@@ -308,6 +317,8 @@ func (set *streamSet) stream(res *modeResult) {
 		v.Latencies() // the warm-up's or the settle's stragglers
 	}
 	size := rtctest.FrameSize(benchBitrate, benchFPS)
+	// The frames are only read: one of each kind serves every publisher.
+	keyFrame, deltaFrame := rtctest.Frame(size, true), rtctest.Frame(size, false)
 	start, cpu0, stall0 := time.Now(), processCPU(), cpuStall()
 	end := start.Add(benchSlice)
 	var wg sync.WaitGroup
@@ -322,7 +333,11 @@ func (set *streamSet) stream(res *modeResult) {
 			var s, f int64
 			for k := 0; time.Now().Before(end); k++ {
 				<-t.C
-				m, err := set.pubs[i].WriteFrame(rtctest.Frame(size, k%(benchFPS*10) == 0), benchFPS)
+				frame := deltaFrame
+				if k%(benchFPS*10) == 0 {
+					frame = keyFrame
+				}
+				m, err := set.pubs[i].WriteFrame(frame, benchFPS)
 				if err != nil {
 					return
 				}

@@ -145,7 +145,7 @@ func (rm *Room) unpublish(pub *publisher) {
 const receiveMTU = 1500
 
 // forward relays t's packets to the viewers' track video as they are, and
-// hands copies to the recording's queue, until t ends. Nothing on this path
+// hands them to the recording's queue, until t ends. Nothing on this path
 // waits for the recording.
 func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP, codec depacketizer) {
 	var mr *mediaRecorder
@@ -155,16 +155,17 @@ func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP
 		go func() { defer rm.wg.Done(); mr.run() }()
 		defer mr.close()
 	}
-	buf := make([]byte, receiveMTU)
+	b := new(pktBuf)
 	for {
-		n, _, err := t.Read(buf)
+		n, _, err := t.Read(b.b[:])
 		if err != nil {
 			return
 		}
+		b.n = n
 		rm.packets.Add(1)
-		video.Write(buf[:n])
+		video.Write(b.b[:n])
 		if mr != nil {
-			mr.push(buf[:n])
+			b = mr.swap(b) // the recording's now; read the next into another
 		}
 	}
 }

@@ -21,8 +21,8 @@ const (
 
 // mediaRecorder assembles one publisher track's RTP packets into frames
 // (VP8 or H.264) for the room's Recorder, on a goroutine of its own (run). The forwarding
-// goroutine hands it copies of the packets through a bounded queue and
-// never waits for it: when the recording falls behind (Recorder.Media
+// goroutine hands it the packets, in the buffers it read them into,
+// through a bounded queue and never waits for it: when the recording falls behind (Recorder.Media
 // blocks while a slow disk catches up) the queue fills, and further packets
 // are dropped from the recording, never from the viewers. Drops are
 // counted (Room.RecordDropped), logged, and written into the recording as
@@ -42,7 +42,7 @@ type mediaRecorder struct {
 
 	mu     sync.Mutex // guards the fields below
 	queue  []*pktBuf  // for run, in arrival order
-	free   []*pktBuf  // for push to fill
+	free   []*pktBuf  // for the forwarding goroutine to read into (swap)
 	closed bool
 }
 
@@ -50,30 +50,34 @@ func (rm *Room) newMediaRecorder(codec depacketizer) *mediaRecorder {
 	return &mediaRecorder{rm: rm, codec: codec, base: time.Since(rm.start), wake: make(chan struct{}, 1)}
 }
 
-// push queues a copy of the RTP packet pkt, or drops it if the queue is
-// full. It never blocks on the recording. Only the forwarding goroutine
-// calls it.
-func (mr *mediaRecorder) push(pkt []byte) {
+// swap queues the packet in b for the recording, or drops it from the
+// recording if the queue is full, and returns the buffer the forwarding
+// goroutine reads its next packet into: a free one, or b again when b was
+// not queued. It never blocks on the recording. Only the forwarding
+// goroutine calls it; handing over the buffer it read into, instead of a
+// copy, saves copying every packet.
+func (mr *mediaRecorder) swap(b *pktBuf) *pktBuf {
 	mr.mu.Lock()
-	if len(mr.queue) >= recordQueueLen || len(pkt) > receiveMTU {
+	if len(mr.queue) >= recordQueueLen {
 		mr.mu.Unlock()
 		mr.dropped.Add(1)
 		mr.rm.recordDropped.Add(1)
-		return
+		return b
 	}
-	var b *pktBuf
-	if n := len(mr.free); n > 0 {
-		b, mr.free = mr.free[n-1], mr.free[:n-1]
-	} else {
-		b = new(pktBuf)
-	}
-	b.n = copy(b.b[:], pkt)
 	mr.queue = append(mr.queue, b)
 	queued := len(mr.queue)
+	var next *pktBuf
+	if n := len(mr.free); n > 0 {
+		next, mr.free = mr.free[n-1], mr.free[:n-1]
+	}
 	mr.mu.Unlock()
-	if marker := len(pkt) > 1 && pkt[1]&0x80 != 0; marker || queued >= recordWakeAfter {
+	if marker := b.n > 1 && b.b[1]&0x80 != 0; marker || queued >= recordWakeAfter {
 		mr.signal()
 	}
+	if next == nil {
+		next = new(pktBuf)
+	}
+	return next
 }
 
 func (mr *mediaRecorder) signal() {
@@ -124,7 +128,7 @@ func (mr *mediaRecorder) run() {
 		ticks    int64 // unwrapped RTP time since the first frame
 		reported int64 // drops written to the recording
 		lastDrop time.Time
-		spare    []*pktBuf // consumed buffers, back to push at the next take
+		spare    []*pktBuf // consumed buffers, back to the free list at the next take
 	)
 	frames := newFrameAssembler(mr.codec, func(ts uint32, frame []byte) {
 		if first {

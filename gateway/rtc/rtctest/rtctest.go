@@ -179,7 +179,20 @@ func newAPI(first interceptor.Factory, codecs ...webrtc.RTPCodecParameters) *web
 	if first != nil {
 		ir.Add(first)
 	}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	// pion's default interceptors but its stats interceptor, which only
+	// feeds GetStats (a browser keeps its statistics too, but they do not
+	// change what goes on the wire) and costs the synthetic peers a copy
+	// of every packet's header: the peers share two cores with the relay.
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		panic(err)
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		panic(err)
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		panic(err)
+	}
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
 		panic(err)
 	}
 	// Like a browser, number every packet sent for transport-wide
@@ -224,8 +237,11 @@ type Publisher struct {
 	PC     *webrtc.PeerConnection
 	track  *webrtc.TrackLocalStaticRTP    // VP8, WriteFrame
 	sample *webrtc.TrackLocalStaticSample // H.264, WriteSample
-	seq    uint16
-	ts     uint32
+
+	payload [1 + MTU + 8]byte // WriteFrame's packet payload
+	pkt     rtp.Packet
+	seq     uint16
+	ts      uint32
 	// Keyframes counts keyframe requests (PLI, FIR) received.
 	Keyframes atomic.Int64
 	// Feedback counts transport-wide congestion control feedback received.
@@ -360,15 +376,18 @@ func (p *Publisher) WriteFrame(frame []byte, fps int) (int, error) {
 	n := 0
 	for off := 0; off < len(frame); off += MTU {
 		end := min(off+MTU, len(frame))
-		payload := make([]byte, 1+end-off+8)
+		// pion is done with the packet when WriteRTP returns (its NACK
+		// responder keeps copies), so one payload buffer serves them all.
+		payload := p.payload[:1+end-off+8]
+		payload[0] = 0
 		if off == 0 {
 			payload[0] = 0x10 // S: start of partition
 		}
 		copy(payload[1:], frame[off:end])
 		binary.BigEndian.PutUint64(payload[len(payload)-8:], uint64(time.Now().UnixNano()))
 		p.seq++
-		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: p.seq, Timestamp: p.ts, Marker: end == len(frame)}, Payload: payload}
-		if err := p.track.WriteRTP(pkt); err != nil {
+		p.pkt = rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: p.seq, Timestamp: p.ts, Marker: end == len(frame)}, Payload: payload}
+		if err := p.track.WriteRTP(&p.pkt); err != nil {
 			return n, err
 		}
 		n++
