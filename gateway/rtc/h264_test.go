@@ -156,13 +156,14 @@ func TestH264Parse(t *testing.T) {
 	}
 }
 
-// FuzzH264Frames pushes the input, cut into RTP payloads at each 0xff, as
-// consecutive packets (the marker on every third) through an H.264
-// assembler: no panic, every packet buffer released, and each frame it
-// emits starts with a start code.
+// FuzzH264Frames reads the input as RTP payloads, each after a 2-byte
+// big-endian length, and pushes them as consecutive packets (the marker on
+// every third) through an H.264 assembler: no panic, every packet buffer
+// released, and each frame it emits starts with a start code. The seeds in
+// testdata are libx264 access units packetized by pion.
 func FuzzH264Frames(f *testing.F) {
-	f.Add([]byte{0x18, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce, 0xff, 0x7c, 0x85, 0x88, 0x80, 0xff, 0x7c, 0x45, 0x12})
-	f.Add([]byte{0x65, 0x88, 0x84, 0xff, 0x41, 0x9a, 0xff, 0x41, 0x3f})
+	f.Add([]byte{0, 9, 0x18, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce, 0, 4, 0x7c, 0x85, 0x88, 0x80, 0, 3, 0x7c, 0x45, 0x12})
+	f.Add([]byte{0, 3, 0x65, 0x88, 0x84, 0, 2, 0x41, 0x9a, 0, 2, 0x41, 0x3f})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		released, pushed := 0, 0
 		a := newFrameAssembler(h264Payload{}, func(_ uint32, frame []byte) {
@@ -171,7 +172,10 @@ func FuzzH264Frames(f *testing.F) {
 			}
 			h264Payload{}.key(frame)
 		}, func(*pktBuf) { released++ })
-		for i, payload := range bytes.Split(in, []byte{0xff}) {
+		for i := 0; len(in) >= 2; i++ {
+			n := min(int(in[0])<<8|int(in[1]), len(in)-2)
+			payload := in[2 : 2+n]
+			in = in[2+n:]
 			raw, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 102, SequenceNumber: uint16(i), Timestamp: uint32(i/3) * 3000, Marker: i%3 == 2}, Payload: payload}).Marshal()
 			if err != nil || len(raw) > receiveMTU {
 				continue
