@@ -118,3 +118,25 @@ func TestReviewInBrowser(t *testing.T) {
 			browsertest.Until(fmt.Sprintf(`sgReview.screenText().includes(%q)`, reviewtest.StepOutput(3))))
 	}
 }
+
+// An H.264 screen share opens with a note and the IVF link in place of a
+// video the player cannot show.
+func TestReviewH264InBrowser(t *testing.T) {
+	f := newFixtures(t, false)
+	const id = "sess-h264"
+	reviewtest.WriteScreen(t, filepath.Join(f.dir, id+".sgrec"), id, f.keys, reviewtest.H264(t, 2, 10), 10)
+	src, _ := NewFolder(f.dir)
+	srv := serve(t, src, f.keys.Identity)
+	b := browsertest.New(t, "")
+	b.Do(chromedp.Navigate(srv.URL()),
+		browsertest.Until(`!![...document.querySelectorAll("#rows tr")].find(tr => tr.dataset.id === "sess-h264")`),
+		chromedp.Click(chromedp.CSS(`#rows tr[data-id="sess-h264"] button`)),
+		browsertest.Until(`sgReview.cur && sgReview.cur.id === "sess-h264" && sgReview.idle()`),
+		browsertest.Until(`!document.getElementById("video-h264").hidden`))
+	if !browsertest.Eval[bool](b, `document.getElementById("video").hidden`) {
+		t.Error("the video element is shown for an H.264 share")
+	}
+	if href := browsertest.Eval[string](b, `document.getElementById("video-h264-ivf").getAttribute("href")`); !strings.HasSuffix(href, "/export?format=ivf") {
+		t.Errorf("IVF link %q", href)
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"supportgate/recorder"
+	"supportgate/review/reviewtest"
 )
 
 func fetch(t *testing.T, c *http.Client, url string) ([]byte, *http.Response) {
@@ -144,5 +146,42 @@ func TestExports(t *testing.T) {
 	}
 	if _, resp := fetch(t, c, base+"/api/recordings/"+shellID+"/export?format=exe"); resp.StatusCode != 400 {
 		t.Errorf("unknown format: %s", resp.Status)
+	}
+}
+
+// An H.264 screen share (from a browser without VP8) cannot be shown as
+// WebM: the player's video request says so and points to the IVF export,
+// which has it.
+func TestH264ScreenShare(t *testing.T) {
+	f := newFixtures(t, false)
+	const id = "sess-h264"
+	frames := reviewtest.H264(t, 2, 10)
+	reviewtest.WriteScreen(t, filepath.Join(f.dir, id+".sgrec"), id, f.keys, frames, 10)
+	src, _ := NewFolder(f.dir)
+	srv := serve(t, src, f.keys.Identity)
+	c := client(t, srv)
+	base := "http://" + srv.cfg.Host
+	waitVerified(t, c, base)
+
+	var v struct {
+		Video   bool `json:"video"`
+		Summary struct {
+			Video struct {
+				Codec  string `json:"codec"`
+				Frames int    `json:"frames"`
+			} `json:"video"`
+		} `json:"summary"`
+	}
+	getJSON(t, c, base+"/api/recordings/"+id, &v)
+	if !v.Video || v.Summary.Video.Codec != "h264" || v.Summary.Video.Frames != len(frames) {
+		t.Errorf("recording view: video %v, codec %q, %d frames; want h264 with %d", v.Video, v.Summary.Video.Codec, v.Summary.Video.Frames, len(frames))
+	}
+	b, resp := fetch(t, c, base+"/api/recordings/"+id+"/video.webm")
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), "H.264") || !strings.Contains(string(b), "IVF") {
+		t.Errorf("video.webm: %s %s", resp.Status, b)
+	}
+	b, resp = fetch(t, c, base+"/api/recordings/"+id+"/export?format=ivf")
+	if resp.StatusCode != 200 || len(b) < 32 || string(b[8:12]) != "H264" {
+		t.Errorf("IVF export: %s, fourcc %q", resp.Status, b[8:min(12, len(b))])
 	}
 }

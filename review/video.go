@@ -59,7 +59,7 @@ func (s *Server) buildVideo(r *http.Request, id string) ([]byte, error) {
 	}
 	defer done()
 	m := recorder.NewWebMMuxer(0, 0)
-	size := 0
+	size, h264 := 0, 0
 	for {
 		rec, err := rd.Next()
 		if err != nil {
@@ -67,6 +67,9 @@ func (s *Server) buildVideo(r *http.Request, id string) ([]byte, error) {
 				s.log.Info("video ends where the recording's intact part ends", "id", id, "err", damage(err))
 			}
 			break
+		}
+		if rec.Type == recorder.TypeMedia && rec.Codec == "h264" {
+			h264++
 		}
 		if rec.Type != recorder.TypeMedia || rec.Codec != "vp8" {
 			continue
@@ -78,6 +81,11 @@ func (s *Server) buildVideo(r *http.Request, id string) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if _, err := m.WriteTo(&buf); err != nil {
+		if h264 > 0 {
+			// WebM has no H.264; the relay takes it only from browsers
+			// without VP8.
+			return nil, errors.New("the screen share is H.264, which the player does not show; export it as IVF (supportgate export --format ivf) and play it with ffplay or VLC")
+		}
 		return nil, errors.New("no playable VP8 video in this recording")
 	}
 	return buf.Bytes(), nil

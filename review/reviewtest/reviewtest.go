@@ -4,6 +4,7 @@
 package reviewtest
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -115,11 +116,23 @@ func WriteShell(t testing.TB, path, id string, k recordertest.Keys, s Shell) {
 	}
 }
 
-// Frame is one VP8 frame.
+// Frame is one video frame: VP8, or H.264 when Codec says so.
 type Frame struct {
-	Data []byte
-	Key  bool
-	PTS  int64 // in the IVF time base
+	Data  []byte
+	Key   bool
+	PTS   int64  // in the IVF time base
+	Codec string // "vp8" when empty
+}
+
+// H264 returns frames of ffmpeg's test pattern encoded as H.264 (libx264,
+// baseline, Annex B access units): seconds long at fps, 320x240.
+func H264(t testing.TB, seconds, fps int) []Frame {
+	t.Helper()
+	var frames []Frame
+	for i, au := range recordertest.H264(t, "320x240", fps, seconds*fps, fps, "baseline") {
+		frames = append(frames, Frame{Data: au, Key: recordertest.HasIDR(au), PTS: int64(i), Codec: "h264"})
+	}
+	return frames
 }
 
 // VP8 returns frames of ffmpeg's test pattern encoded as VP8 by the real
@@ -172,7 +185,7 @@ func WriteScreen(t testing.TB, path, id string, k recordertest.Keys, frames []Fr
 		if i == len(frames)/2 {
 			w.Chat("bob", "I can see the settings page now")
 		}
-		if err := w.Media("vp8", time.Duration(i)*step, f.Data, f.Key); err != nil {
+		if err := w.Media(cmp.Or(f.Codec, "vp8"), time.Duration(i)*step, f.Data, f.Key); err != nil {
 			t.Fatal(err)
 		}
 		clk.Advance(step)

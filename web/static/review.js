@@ -183,7 +183,11 @@ rv.openRecording = async (id, at) => {
   sg.$("seek").max = String(data.duration_ms || 0);
 
   const video = sg.$("video");
-  if (data.video) {
+  // WebM, which the player plays, has no H.264 (a browser without VP8).
+  const h264 = !!(data.summary && data.summary.video && data.summary.video.codec === "h264");
+  sg.$("video-h264-ivf").href = base + "/export?format=ivf";
+  sg.show("video-h264", !!data.video && h264);
+  if (data.video && !h264) {
     video.src = base + "/video.webm";
     sg.show("video", true);
   } else {
