@@ -122,15 +122,7 @@ func TestFFmpegDecodesIVFExport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := filepath.Join(dir, "out.ivf")
-	of, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := recorder.ExportIVF(of, openSample(t, k, path), recorder.ExportOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	of.Close()
+	out := exportIVF(t, k, path, recorder.ExportOptions{})
 
 	got, want := strings.Join(recordertest.FrameMD5s(t, out), " "), strings.Join(recordertest.FrameMD5s(t, src), " ")
 	if got != want {
@@ -222,16 +214,8 @@ func TestFFmpegDecodesH264IVFExport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := filepath.Join(dir, "out.ivf")
-	of, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var warned []string
-	if err := recorder.ExportIVF(of, openSample(t, k, path), recorder.ExportOptions{Warn: func(m string) { warned = append(warned, m) }}); err != nil {
-		t.Fatal(err)
-	}
-	of.Close()
+	out := exportIVF(t, k, path, recorder.ExportOptions{Warn: func(m string) { warned = append(warned, m) }})
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +233,20 @@ func TestFFmpegDecodesH264IVFExport(t *testing.T) {
 	if n := len(strings.Fields(got)); n != len(aus) {
 		t.Errorf("decoded frames: got %d, want %d", n, len(aus))
 	}
+}
+
+// exportIVF exports the recording at path as IVF next to it and returns
+// the IVF file's path.
+func exportIVF(t *testing.T, k recordertest.Keys, path string, opt recorder.ExportOptions) string {
+	t.Helper()
+	out := strings.TrimSuffix(path, ".sgrec") + ".ivf"
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := recorder.ExportIVF(f, openSample(t, k, path), opt); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
