@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pion/webrtc/v4"
@@ -102,7 +103,9 @@ func drainRTCP(r *webrtc.RTPReceiver) {
 // preferCodecs orders the codecs of the answer to a publisher's offer as
 // the relay prefers them (videoCodecs), where pion would keep the offer's
 // order: the browser sends the first codec of the answer. Codecs the offer
-// did not have are left out (pion refuses them as preferences).
+// did not have are left out (pion refuses them as preferences). pion
+// answers with the RTCP feedback common to a preference and its media
+// engine, so each preference lists all the publishers' feedback.
 func preferCodecs(pc *webrtc.PeerConnection) {
 	for _, tr := range pc.GetTransceivers() {
 		if tr.Kind() != webrtc.RTPCodecTypeVideo {
@@ -111,6 +114,7 @@ func preferCodecs(pc *webrtc.PeerConnection) {
 		var prefs []webrtc.RTPCodecParameters
 		for _, c := range videoCodecs {
 			c.PayloadType = 0 // the offer's
+			c.RTCPFeedback = append(slices.Clone(c.RTCPFeedback), webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
 			if tr.SetCodecPreferences(append(prefs, c)) == nil {
 				prefs = append(prefs, c)
 			}

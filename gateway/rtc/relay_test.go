@@ -480,4 +480,22 @@ func TestRelayPrefersVP8(t *testing.T) {
 	if ptOf(answer, "H264") == "" {
 		t.Errorf("answer leaves out H.264:\n%s", answer)
 	}
+	// The reordering keeps the feedback offered (pion answers with what a
+	// preference and its media engine have in common): NACK, keyframe
+	// requests and congestion control, which the browser needs.
+	offered, answered := ptOf(offer, "VP8"), ptOf(answer, "VP8")
+	n := 0
+	for line := range strings.Lines(offer) {
+		fb, ok := strings.CutPrefix(strings.TrimSpace(line), "a=rtcp-fb:"+offered+" ")
+		if !ok {
+			continue
+		}
+		n++
+		if !strings.Contains(answer, "a=rtcp-fb:"+answered+" "+fb+"\r\n") {
+			t.Errorf("answer has no %q feedback for VP8:\n%s", fb, answer)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("the offer has %d feedback lines for VP8, want nack, nack pli and transport-cc:\n%s", n, offer)
+	}
 }
