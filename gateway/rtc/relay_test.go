@@ -310,6 +310,54 @@ func TestRelayResendsLost(t *testing.T) {
 	}
 }
 
+// A publisher whose network loses packets is asked for them again by the
+// relay's NACK generator (which needs NACK negotiated with the browser),
+// and the copies it resends reach the viewer and the recording: every
+// frame is recorded whole.
+func TestRelayAsksPublisherForLost(t *testing.T) {
+	rec := &fakeRec{}
+	_, room, serve, _ := testRoom(t, 40800, rec)
+	api, loss := rtctest.NewLossySenderAPI(func(seq uint16) bool { return seq%40 == 7 })
+	_, pub := publishTo(t, serve, api)
+	defer pub.Close()
+	view, err := rtctest.View(rtctest.NewAPI(), serve(rtc.Viewer, "alice"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer view.Close()
+
+	size := rtctest.FrameSize(2_500_000, 30)
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for view.Packets.Load() == 0 { // until the viewer's track has started
+		select {
+		case <-ctx.Done():
+			t.Fatal("the viewer got nothing")
+		case <-tick.C:
+		}
+		pub.WriteFrame(rtctest.Frame(size, true), 30)
+	}
+	frames0 := room.Frames()
+	const frames = 60
+	for i := range frames {
+		<-tick.C
+		if _, err := pub.WriteFrame(rtctest.Frame(size, i%30 == 0), 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for (loss.Recovered.Load() < loss.Dropped.Load() || room.Frames()-frames0 < frames) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d, r := loss.Dropped.Load(), loss.Recovered.Load(); d < 10 || r != d {
+		t.Errorf("the publisher lost %d packets and resent %d of them; want at least 10, all asked for and resent", d, r)
+	}
+	if got := room.Frames() - frames0; got < frames {
+		t.Errorf("recorded %d of the %d frames sent after the start", got, frames)
+	}
+}
+
 // testRoom starts a relay on loopback with the 100 UDP ports from portMin
 // and the room of a session "s1" that records into rec. The session ends,
 // the participants' Serve calls return and the relay closes when the test

@@ -105,9 +105,12 @@ var (
 
 // Loss drops chosen RTP packets the first time a viewer receives them,
 // before its NACK generator sees them, as a lossy network would: the
-// viewer asks for them again, and a copy resent gets through.
+// viewer asks for them again, and a copy resent gets through. For a
+// publisher (NewLossySenderAPI) it drops them the first time they are
+// sent, after its NACK responder kept them.
 type Loss struct {
 	drop func(seq uint16) bool
+	send bool // drop on the way out, not in
 
 	// Dropped counts packets dropped, Recovered their copies that arrived.
 	Dropped, Recovered atomic.Int64
@@ -125,6 +128,33 @@ func NewLossyAPI(drop func(seq uint16) bool) (*webrtc.API, *Loss) {
 	return newAPI(l, vp8Codec, h264Codec), l
 }
 
+// NewLossySenderAPI is NewAPI for a publisher whose network loses the
+// packets drop chooses the first time they are sent: the relay's NACK
+// generator must ask for them, and the copy the publisher resends gets
+// through.
+func NewLossySenderAPI(drop func(seq uint16) bool) (*webrtc.API, *Loss) {
+	l := &Loss{drop: drop, send: true, lost: map[uint16]bool{}}
+	return newAPI(l, vp8Codec, h264Codec), l
+}
+
+// lose reports whether the packet seq is lost this time: the first time
+// drop chooses it. A copy sent again is counted as recovered.
+func (l *Loss) lose(seq uint16) bool {
+	if !l.drop(seq) {
+		return false
+	}
+	l.mu.Lock()
+	again := l.lost[seq]
+	l.lost[seq] = true
+	l.mu.Unlock()
+	if again {
+		l.Recovered.Add(1)
+		return false
+	}
+	l.Dropped.Add(1)
+	return true
+}
+
 // NewInterceptor makes Loss an interceptor.Factory.
 func (l *Loss) NewInterceptor(string) (interceptor.Interceptor, error) {
 	return &lossInterceptor{l: l}, nil
@@ -137,26 +167,32 @@ type lossInterceptor struct {
 
 func (li *lossInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	l := li.l
+	if l.send {
+		return r
+	}
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		for {
 			n, attr, err := r.Read(b, a)
-			if err != nil || n < 4 {
+			if err != nil || n < 4 || !l.lose(binary.BigEndian.Uint16(b[2:4])) {
 				return n, attr, err
 			}
-			seq := binary.BigEndian.Uint16(b[2:4])
-			if !l.drop(seq) {
-				return n, attr, nil
-			}
-			l.mu.Lock()
-			again := l.lost[seq]
-			l.lost[seq] = true
-			l.mu.Unlock()
-			if again {
-				l.Recovered.Add(1)
-				return n, attr, nil
-			}
-			l.Dropped.Add(1)
 		}
+	})
+}
+
+// BindLocalStream drops a publisher's chosen packets on their first way
+// out. It is the innermost interceptor, so the NACK responder has kept
+// them and resends them through it.
+func (li *lossInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	l := li.l
+	if !l.send {
+		return w
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if l.lose(h.SequenceNumber) {
+			return h.MarshalSize() + len(payload), nil // gone on the way
+		}
+		return w.Write(h, payload, a)
 	})
 }
 
