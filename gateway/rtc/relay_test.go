@@ -288,14 +288,7 @@ func TestRelayResendsLost(t *testing.T) {
 	defer tick.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for i := 0; view.Packets.Load() == 0; i++ {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the viewer got nothing")
-		case <-tick.C:
-		}
-		pub.WriteFrame(rtctest.Frame(size, true), 30)
-	}
+	startViewing(t, ctx, tick, pub, view, size)
 	for i := range 90 {
 		<-tick.C
 		if _, err := pub.WriteFrame(rtctest.Frame(size, i%30 == 0), 30); err != nil {
@@ -331,14 +324,7 @@ func TestRelayAsksPublisherForLost(t *testing.T) {
 	defer tick.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for view.Packets.Load() == 0 { // until the viewer's track has started
-		select {
-		case <-ctx.Done():
-			t.Fatal("the viewer got nothing")
-		case <-tick.C:
-		}
-		pub.WriteFrame(rtctest.Frame(size, true), 30)
-	}
+	startViewing(t, ctx, tick, pub, view, size)
 	frames0 := room.Frames()
 	const frames = 60
 	for i := range frames {
@@ -355,6 +341,20 @@ func TestRelayAsksPublisherForLost(t *testing.T) {
 	}
 	if got := room.Frames() - frames0; got < frames {
 		t.Errorf("recorded %d of the %d frames sent after the start", got, frames)
+	}
+}
+
+// startViewing sends pub's key frames of size bytes, one a tick, until the
+// viewer's track has started; ctx bounds the wait.
+func startViewing(t *testing.T, ctx context.Context, tick *time.Ticker, pub *rtctest.Publisher, view *rtctest.Viewer, size int) {
+	t.Helper()
+	for view.Packets.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the viewer got nothing")
+		case <-tick.C:
+		}
+		pub.WriteFrame(rtctest.Frame(size, true), 30)
 	}
 }
 
