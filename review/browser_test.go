@@ -55,6 +55,11 @@ func TestReviewInBrowser(t *testing.T) {
 			browsertest.Until(fmt.Sprintf(`sgReview.cur && sgReview.cur.id === %q && sgReview.idle() && !!sgReview.cur.seeked`, id)))
 	}
 	open(shellID)
+	// Wide characters take two columns, as in recorder/vt's keyframes
+	// (recorder/vt's TestScreenMatchesXterm compares the two).
+	if v := browsertest.Eval[string](b, `sgReview.term.unicode.activeVersion`); v != "11" {
+		t.Errorf("the terminal counts widths by Unicode %q, want 11", v)
+	}
 	mid := sh.MiddleAt().Milliseconds() + 200
 	b.Do(chromedp.SetValue(chromedp.CSS("#seek"), fmt.Sprint(mid)),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("seek").dispatchEvent(new Event("change"))`),

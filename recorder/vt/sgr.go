@@ -1,6 +1,9 @@
 package vt
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // sgr applies Select Graphic Rendition parameters to the current attribute.
 func (s *Screen) sgr() {
@@ -99,7 +102,7 @@ func (s *Screen) Snapshot() []byte {
 	for y, line := range s.lines {
 		last := -1
 		for x, c := range line {
-			if (c.R != 0 && c.R != ' ') || c.A != (Attr{}) {
+			if (c.R != 0 && c.R != ' ') || c.comb != 0 || c.A != (Attr{}) {
 				last = x
 			}
 		}
@@ -115,11 +118,7 @@ func (s *Screen) Snapshot() []byte {
 				b = appendSGR(b, c.A)
 				cur = c.A
 			}
-			if c.R == 0 {
-				b = append(b, ' ')
-			} else {
-				b = append(b, string(c.R)...)
-			}
+			b = s.appendCell(b, c)
 		}
 		if cur != (Attr{}) {
 			b = append(b, "\x1b[0m"...)
@@ -132,21 +131,22 @@ func (s *Screen) Snapshot() []byte {
 		b = strconv.AppendInt(b, int64(s.bot+1), 10)
 		b = append(b, 'r')
 	}
+	x := s.x
+	reprint := s.wrapNext && !s.noWrap
+	if reprint && x > 0 && s.lines[s.y][x].R == Tail {
+		x-- // the wide character whose right half the cursor is on
+	}
 	b = append(b, "\x1b["...)
 	b = strconv.AppendInt(b, int64(s.y+1), 10)
 	b = append(b, ';')
-	b = strconv.AppendInt(b, int64(s.x+1), 10)
+	b = strconv.AppendInt(b, int64(x+1), 10)
 	b = append(b, 'H')
-	if s.wrapNext && !s.noWrap {
-		// re-print the last cell so the terminal is left with the same
-		// pending wrap
-		c := s.lines[s.y][s.x]
+	if reprint {
+		// re-print the last character so the terminal is left with the
+		// same pending wrap
+		c := s.lines[s.y][x]
 		b = appendSGR(b, c.A)
-		if c.R == 0 {
-			b = append(b, ' ')
-		} else {
-			b = append(b, string(c.R)...)
-		}
+		b = s.appendCell(b, c)
 		b = append(b, "\x1b[0m"...)
 	}
 	if s.noWrap {
@@ -161,4 +161,17 @@ func (s *Screen) Snapshot() []byte {
 		b = append(b, "\x1b[?25h"...)
 	}
 	return b
+}
+
+// appendCell appends what draws c: a space for a blank, nothing for the
+// right half of a wide character (drawing its left half filled it).
+func (s *Screen) appendCell(b []byte, c Cell) []byte {
+	switch c.R {
+	case 0:
+		return append(b, ' ')
+	case Tail:
+		return b
+	}
+	b = utf8.AppendRune(b, c.R)
+	return append(b, s.comb(c)...)
 }

@@ -4,8 +4,12 @@
 // cells, and renders that grid back as escape sequences that reproduce it on
 // a fresh terminal. The recorder uses it to write screen keyframes.
 //
-// It is deliberately small: every rune is one column wide, character sets and
-// most modes are ignored, and OSC/DCS strings are skipped.
+// Characters take the columns wcwidth(3) gives them (see runeWidth): a wide
+// one takes a cell and the Tail cell after it, and combining marks and other
+// zero-width characters are kept with the cell before, as xterm and
+// xterm.js (with its Unicode 11 widths) do. It is deliberately small
+// otherwise: character sets and most modes are ignored, OSC/DCS strings are
+// skipped, and lines are not re-wrapped on resize.
 package vt
 
 import (
@@ -35,11 +39,24 @@ const (
 	Strike
 )
 
-// Cell is one character position.
+// Cell is one character position. It holds no pointers, so that writing
+// cells costs the garbage collector nothing: the zero-width characters
+// drawn with R (Screen.Chars) are kept in the screen, and the cell names
+// them.
 type Cell struct {
-	R rune // 0 means blank
-	A Attr
+	R    rune // 0 means blank; Tail: the right half of the wide character before
+	A    Attr
+	comb uint32 // 0, or 1 + the index of its zero-width characters in Screen.combs
 }
+
+// Tail is the R of the cell taken by the right half of a wide character:
+// the one after the cell that holds it.
+const Tail rune = -1
+
+// maxComb bounds the zero-width characters one cell keeps (more are
+// dropped), so that output of endless combining marks cannot grow the
+// screen.
+const maxComb = 32
 
 // Screen is a terminal screen. It is not safe for concurrent use.
 type Screen struct {
@@ -53,6 +70,14 @@ type Screen struct {
 	saved      cursorState
 	hidden     bool
 	noWrap     bool
+
+	// combs holds the zero-width characters of cells (Cell.comb), at most
+	// maxComb bytes each. An entry is never changed, so cells copied by
+	// scrolling and editing may share it; adding a character to a cell
+	// adds an entry. When combsLimit entries are reached the ones still
+	// named are kept and the rest dropped (compactCombs).
+	combs      []string
+	combsLimit int
 
 	// parser state
 	state  int
@@ -115,6 +140,15 @@ func blankLines(cols, rows int) [][]Cell {
 // Size returns the screen's columns and rows.
 func (s *Screen) Size() (cols, rows int) { return s.cols, s.rows }
 
+// Cell returns the cell at zero-based column x and row y (a blank one
+// outside the screen).
+func (s *Screen) Cell(x, y int) Cell {
+	if y < 0 || y >= s.rows || x < 0 || x >= s.cols {
+		return Cell{}
+	}
+	return s.lines[y][x]
+}
+
 // Cursor returns the zero-based cursor column and row.
 func (s *Screen) Cursor() (x, y int) { return s.x, s.y }
 
@@ -145,7 +179,11 @@ func (s *Screen) Resize(cols, rows int) {
 	}
 	nl := blankLines(cols, rows)
 	for y := 0; y < rows && y+shift < len(old); y++ {
-		copy(nl[y], old[y+shift])
+		ol := old[y+shift]
+		copy(nl[y], ol)
+		if len(ol) > cols && ol[cols].R == Tail { // a wide character cut in half
+			nl[y][cols-1] = Cell{A: ol[cols-1].A}
+		}
 	}
 	s.lines = nl
 	s.cols, s.rows = cols, rows
@@ -165,7 +203,7 @@ func (s *Screen) Write(p []byte) (int, error) {
 				// fast path: a run of printable ASCII
 				j := i
 				for j < len(p) && p[j] >= 0x20 && p[j] < 0x7f {
-					s.put(rune(p[j]))
+					s.putWidth(rune(p[j]), 1)
 					j++
 				}
 				i = j - 1
@@ -426,18 +464,139 @@ func (s *Screen) moveTo(x, y int) {
 }
 
 func (s *Screen) put(r rune) {
-	if s.wrapNext {
-		if !s.noWrap {
-			s.x = 0
-			s.lineFeed()
-		}
-		s.wrapNext = false
+	w := runeWidth(r)
+	if w == 0 {
+		s.combine(r)
+		return
 	}
-	s.lines[s.y][s.x] = Cell{R: r, A: s.attr}
-	if s.x == s.cols-1 {
-		s.wrapNext = true
+	s.putWidth(r, w)
+}
+
+// putWidth prints r, which takes w columns (1 or 2).
+func (s *Screen) putWidth(r rune, w int) {
+	if s.wrapNext {
+		s.wrap()
+	}
+	if w == 2 && s.x == s.cols-1 { // it does not fit
+		if s.noWrap || s.cols < 2 {
+			return // dropped, as xterm.js does
+		}
+		s.unsplit(s.y, s.x, s.cols)
+		s.lines[s.y][s.x] = Cell{A: s.attr}
+		s.wrap()
+	}
+	line := s.lines[s.y]
+	if line[s.x].R == Tail || (s.x+w < s.cols && line[s.x+w].R == Tail) {
+		s.unsplit(s.y, s.x, s.x+w)
+	}
+	line[s.x] = Cell{R: r, A: s.attr}
+	if w == 2 {
+		line[s.x+1] = Cell{R: Tail, A: s.attr}
+	}
+	if s.x+w >= s.cols {
+		s.x, s.wrapNext = s.cols-1, true
 	} else {
-		s.x++
+		s.x += w
+	}
+}
+
+// wrap ends a pending wrap: the cursor goes to the start of the next line,
+// unless autowrap is off.
+func (s *Screen) wrap() {
+	if !s.noWrap {
+		s.x = 0
+		s.lineFeed()
+	}
+	s.wrapNext = false
+}
+
+// combine adds the zero-width character r to the character before the
+// cursor. With none there (the start of a line, or a blank), r is
+// dropped.
+func (s *Screen) combine(r rune) {
+	x := s.x - 1
+	if s.wrapNext {
+		x = s.x
+	}
+	line := s.lines[s.y]
+	if x > 0 && line[x].R == Tail {
+		x--
+	}
+	if x < 0 {
+		return
+	}
+	c := &line[x]
+	if c.R == 0 || c.R == Tail {
+		return
+	}
+	cur := s.comb(*c)
+	if len(cur)+utf8.RuneLen(r) > maxComb {
+		return
+	}
+	if len(s.combs) >= s.combsLimit {
+		s.compactCombs()
+	}
+	s.combs = append(s.combs, cur+string(r))
+	c.comb = uint32(len(s.combs))
+}
+
+// comb returns the zero-width characters drawn with c.
+func (s *Screen) comb(c Cell) string {
+	if c.comb == 0 {
+		return ""
+	}
+	return s.combs[c.comb-1]
+}
+
+// compactCombs drops the entries of combs no cell names any more and sets
+// the next limit at twice what is left (at least 1024), so that the work
+// is constant per entry added and combs stays within twice the cells that
+// have any.
+func (s *Screen) compactCombs() {
+	var kept []string
+	moved := map[uint32]uint32{}
+	for _, buf := range [][][]Cell{s.lines, s.main} {
+		for _, line := range buf {
+			for i := range line {
+				c := &line[i]
+				if c.comb == 0 {
+					continue
+				}
+				n, ok := moved[c.comb]
+				if !ok {
+					kept = append(kept, s.combs[c.comb-1])
+					n = uint32(len(kept))
+					moved[c.comb] = n
+				}
+				c.comb = n
+			}
+		}
+	}
+	s.combs = kept
+	s.combsLimit = max(2*len(kept), 1024)
+}
+
+// Chars returns the characters of the cell at zero-based column x and row
+// y: its character and the zero-width ones drawn with it; "" for a blank
+// cell or the right half of a wide character.
+func (s *Screen) Chars(x, y int) string {
+	c := s.Cell(x, y)
+	if c.R == 0 || c.R == Tail {
+		return ""
+	}
+	return string(c.R) + s.comb(c)
+}
+
+// unsplit blanks the halves, outside cells from..to-1 of row y, of the
+// wide characters those cells cut through, before the cells are
+// overwritten or cleared.
+func (s *Screen) unsplit(y, from, to int) {
+	line := s.lines[y]
+	if from > 0 && from < len(line) && line[from].R == Tail {
+		line[from-1] = Cell{A: line[from-1].A}
+	}
+	if to > 0 && to < len(line) && line[to].R == Tail {
+		line[to] = Cell{A: line[to].A}
 	}
 }
 
@@ -491,6 +650,7 @@ func (s *Screen) scrollDown(top, bot, n int) {
 
 func (s *Screen) clearCells(y, from, to int) {
 	if from < to {
+		s.unsplit(y, from, to)
 		line := s.lines[y][from:to]
 		for i := range line {
 			line[i] = Cell{A: Attr{BG: s.attr.BG}}
@@ -533,6 +693,8 @@ func (s *Screen) eraseLine(mode int) {
 func (s *Screen) insertChars(n int) {
 	line := s.lines[s.y]
 	n = min(n, s.cols-s.x)
+	s.unsplit(s.y, s.x, s.x)           // a wide character the insertion splits
+	s.unsplit(s.y, s.cols-n, s.cols-n) // one split where the line's end cuts it off
 	copy(line[s.x+n:], line[s.x:])
 	s.clearCells(s.y, s.x, s.x+n)
 }
@@ -540,6 +702,7 @@ func (s *Screen) insertChars(n int) {
 func (s *Screen) deleteChars(n int) {
 	line := s.lines[s.y]
 	n = min(n, s.cols-s.x)
+	s.unsplit(s.y, s.x, s.x+n) // wide characters cut by the deleted cells
 	copy(line[s.x:], line[s.x+n:])
 	s.clearCells(s.y, s.cols-n, s.cols)
 }
@@ -551,10 +714,13 @@ func (s *Screen) Line(y int) string {
 	}
 	var b strings.Builder
 	for _, c := range s.lines[y] {
-		if c.R == 0 {
+		switch c.R {
+		case 0:
 			b.WriteByte(' ')
-		} else {
+		case Tail:
+		default:
 			b.WriteRune(c.R)
+			b.WriteString(s.comb(c))
 		}
 	}
 	return strings.TrimRight(b.String(), " ")

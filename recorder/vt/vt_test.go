@@ -3,6 +3,9 @@ package vt
 import (
 	"strings"
 	"testing"
+	"unicode"
+
+	"golang.org/x/text/width"
 )
 
 func TestScreen(t *testing.T) {
@@ -30,6 +33,28 @@ func TestScreen(t *testing.T) {
 		{"insert line", 10, 3, "a\r\nb\x1b[1;1H\x1b[L", "\na\nb", 0, 0},
 		{"reverse index", 10, 3, "a\x1b[H\x1bMz", "z\na", 1, 0},
 		{"tab", 20, 2, "a\tb", "a       b", 9, 0},
+		{"wide", 10, 2, "日本語x", "日本語x", 7, 0},
+		{"wide does not fit", 5, 3, "abcd日e", "abcd\n日e", 3, 1},
+		{"wide pending wrap", 4, 3, "ab日", "ab日", 3, 0},
+		{"wide then wrap", 4, 3, "ab日c", "ab日\nc", 1, 1},
+		{"wide dropped without autowrap", 5, 2, "\x1b[?7labcd日", "abcd", 4, 0},
+		{"overwrite right half", 10, 2, "日本\x1b[1;2HX", " X本", 2, 0},
+		{"overwrite left half", 10, 2, "日本\x1b[1;3HX", "日X", 3, 0},
+		{"wide over wide offset", 10, 2, "日本\x1b[1;2H語", " 語", 3, 0},
+		{"combining", 10, 2, "e\u0301a\u0308", "e\u0301a\u0308", 2, 0},
+		{"combining on wide", 10, 2, "日\u0301x", "日\u0301x", 3, 0},
+		{"combining at pending wrap", 3, 2, "abc\u0301", "abc\u0301", 2, 0},
+		{"combining on blank dropped", 10, 2, "\x1b[3G\u0301", "", 2, 0},
+		{"zwj sequence", 10, 2, "\U0001F468\u200d\U0001F469", "\U0001F468\u200d\U0001F469", 4, 0},
+		{"variation selector", 10, 2, "\u2764\ufe0fx", "\u2764\ufe0fx", 2, 0},
+		{"erase right half", 10, 2, "日本語\x1b[1;4H\x1b[K", "日", 3, 0},
+		{"erase chars through left half", 10, 2, "日本語\x1b[1;2H\x1b[2X", "    語", 1, 0},
+		{"delete chars at right half", 10, 2, "日本語\x1b[1;2H\x1b[P", " 本語", 1, 0},
+		{"delete chars before right half", 10, 2, "a日本\x1b[1;1H\x1b[2P", " 本", 0, 0},
+		{"insert chars at right half", 10, 2, "日本\x1b[1;2H\x1b[2@", "    本", 1, 0},
+		{"insert chars push wide off", 5, 2, "abc日\x1b[1;1H\x1b[@", " abc", 0, 0},
+		{"halfwidth katakana", 10, 2, "ｱｲｳ", "ｱｲｳ", 3, 0},
+		{"fullwidth", 10, 2, "ＡＢ", "ＡＢ", 4, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +78,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		"\x1b[1;32mgreen\x1b[0m and \x1b[38;2;1;2;3mrgb\x1b[48;5;200m bg",
 		"\x1b[5;10Hmiddle\x1b[?25l\x1b[7mrev",
 		strings.Repeat("line of text\r\n", 40) + "\x1b[2;4r",
+		"日本語のテキスト \U0001F600\U0001F44D\U0001F3FD e\u0301 \u2764\ufe0f",
+		strings.Repeat("x", 38) + "漢", // a wide character in the last two columns: pending wrap
+		strings.Repeat("x", 38) + "漢\u0301",
+		"\x1b[44m" + strings.Repeat("x", 39) + "漢", // did not fit: a blank with the background left
 	}
 	for _, in := range inputs {
 		a := New(40, 10)
@@ -76,12 +105,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				if cb.R == 0 {
 					cb.R = ' '
 				}
-				if ca != cb {
-					t.Fatalf("%q: cell %d,%d: got %v, want %v", in, x, y, cb, ca)
+				if ca.R != cb.R || ca.A != cb.A || chars(a, x, y) != chars(b, x, y) {
+					t.Fatalf("%q: cell %d,%d: got %v %q, want %v %q", in, x, y, cb, chars(b, x, y), ca, chars(a, x, y))
 				}
 			}
 		}
 	}
+}
+
+// chars is s.Chars, with a blank cell's "" as " ": a snapshot draws
+// blanks as spaces.
+func chars(s *Screen, x, y int) string {
+	if s.Cell(x, y).R == 0 {
+		return " "
+	}
+	return s.Chars(x, y)
 }
 
 func TestResize(t *testing.T) {
@@ -99,6 +137,7 @@ func TestResize(t *testing.T) {
 
 func FuzzScreen(f *testing.F) {
 	f.Add([]byte("\x1b[2J\x1b[10;10Hhi\x1b[?1049h\x1b[1;2;3;4;5;38;5;9m"), 10, 5)
+	f.Add([]byte("abc日本語e\u0301\U0001F468\u200d\U0001F469\x1b[1;2H\x1b[2@\x1b[1;5H\x1b[P\x1b[?7l漢字"), 7, 3)
 	f.Fuzz(func(t *testing.T, p []byte, cols, rows int) {
 		s := New(cols%300, rows%300)
 		s.Write(p)
@@ -106,6 +145,25 @@ func FuzzScreen(f *testing.F) {
 		s2.Write(s.Snapshot())
 		if s.String() != s2.String() {
 			t.Fatalf("snapshot mismatch")
+		}
+		for y := range s.lines {
+			for x, c := range s.lines[y] {
+				c2 := s2.lines[y][x]
+				if c.R == 0 {
+					c.R = ' '
+				}
+				if c2.R == 0 {
+					c2.R = ' '
+				}
+				if c.R != c2.R || chars(s, x, y) != chars(s2, x, y) {
+					t.Fatalf("cell %d,%d: %q %q after the snapshot, %q %q before", x, y, c2.R, chars(s2, x, y), c.R, chars(s, x, y))
+				}
+			}
+		}
+		if x, y := s.Cursor(); s.wrapNext == s2.wrapNext && !s.noWrap {
+			if x2, y2 := s2.Cursor(); x != x2 || y != y2 {
+				t.Fatalf("cursor %d,%d after the snapshot, %d,%d before", x2, y2, x, y)
+			}
 		}
 	})
 }
@@ -119,5 +177,67 @@ func TestSnapshotPendingWrap(t *testing.T) {
 	b.Write([]byte("f"))
 	if a.String() != b.String() {
 		t.Errorf("got %q, want %q", b.String(), a.String())
+	}
+}
+
+// BenchmarkScreenWrite interprets terminal output: ASCII lines with
+// colours, and the same with CJK text.
+func BenchmarkScreenWrite(b *testing.B) {
+	for _, bc := range []struct{ name, line string }{
+		{"ascii", "\x1b[1;32muser@host\x1b[0m:~$ ls -l /var/log/some/longer/path.txt 12345 67890\r\n"},
+		{"cjk", "\x1b[1;32muser@host\x1b[0m:~$ cat 日本語のファイル名.txt 한국어 텍스트 😀\r\n"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := []byte(strings.Repeat(bc.line, 64<<10/len(bc.line)))
+			s := New(120, 40)
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				s.Write(p)
+			}
+		})
+	}
+}
+
+// TestRuneWidth checks the shortcuts of runeWidth against its lookups.
+func TestRuneWidth(t *testing.T) {
+	for _, r := range []struct{ lo, hi rune }{{0x4e00, 0x9fff}, {0xac00, 0xd7a3}, {0x3041, 0x3096}, {0x30a1, 0x30fa}} {
+		for c := r.lo; c <= r.hi; c++ {
+			if unicode.In(c, unicode.Mn, unicode.Me, unicode.Cf) {
+				t.Fatalf("%U is zero-width", c)
+			}
+			if k := width.LookupRune(c).Kind(); k != width.EastAsianWide && k != width.EastAsianFullwidth {
+				t.Fatalf("%U is not wide: %v", c, k)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		r    rune
+		want int
+	}{{'a', 1}, {0xad, 1}, {0x301, 0}, {0x200d, 0}, {0xfe0f, 0}, {0x1161, 0}, {'日', 2}, {'한', 2}, {0x1f600, 2}, {0xff21, 2}, {0xff71, 1}, {0x3099, 0}, {0x2764, 1}} {
+		if got := runeWidth(tt.r); got != tt.want {
+			t.Errorf("%U: width %d, want %d", tt.r, got, tt.want)
+		}
+	}
+}
+
+// TestCombsBounded redraws characters with combining marks over and over
+// (as a progress line does) and checks that the screen keeps only the
+// marks still on it, with the alternate screen's and the main screen's
+// both intact.
+func TestCombsBounded(t *testing.T) {
+	s := New(10, 2)
+	s.Write([]byte("o\u0308k\x1b[?1049h"))
+	for i := range 100000 {
+		s.Write([]byte("\re\u0301" + string(rune('a'+i%26)) + "\u0323"))
+	}
+	if got, want := s.Line(0), "e\u0301"+string(rune('a'+99999%26))+"\u0323"; got != want {
+		t.Errorf("alternate screen: %q, want %q", got, want)
+	}
+	if n := len(s.combs); n > 1024 {
+		t.Errorf("%d entries kept for 3 cells with marks", n)
+	}
+	s.Write([]byte("\x1b[?1049l"))
+	if got, want := s.Line(0), "o\u0308k"; got != want {
+		t.Errorf("main screen: %q, want %q", got, want)
 	}
 }

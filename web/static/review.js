@@ -142,8 +142,12 @@ rv.ensureTerminal = () => {
   if (rv.term) return rv.term;
   rv.term = new Terminal({
     cols: 80, rows: 24, convertEol: false, disableStdin: true, cursorBlink: false,
-    scrollback: 1000, fontSize: 14,
+    scrollback: 1000, fontSize: 14, allowProposedApi: true, // for term.unicode
   });
+  // Wide characters take two columns, as in the recorded terminal and in
+  // the recorder's keyframes.
+  rv.term.loadAddon(new Unicode11Addon.Unicode11Addon());
+  rv.term.unicode.activeVersion = "11";
   rv.term.open(sg.$("terminal"));
   return rv.term;
 };
