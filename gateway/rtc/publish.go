@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -160,6 +161,10 @@ func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP
 		defer mr.close()
 	}
 	b := new(pktBuf)
+	// pkt is parsed into afresh for each packet, reusing its header's
+	// extensions (TrackLocalStaticRTP.Write would parse into a pooled
+	// packet whose extensions it allocates anew each time).
+	var pkt rtp.Packet
 	for {
 		n, _, err := t.Read(b.b[:])
 		if err != nil {
@@ -167,7 +172,9 @@ func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP
 		}
 		b.n = n
 		rm.packets.Add(1)
-		video.Write(b.b[:n])
+		if pkt.Unmarshal(b.b[:n]) == nil {
+			video.WriteRTP(&pkt)
+		}
 		if mr != nil {
 			b = mr.swap(b) // the recording's now; read the next into another
 		}

@@ -196,6 +196,7 @@ func interceptors(me *webrtc.MediaEngine, role Role) (*interceptor.Registry, err
 	if role == Viewer {
 		ir.Add(nackResponderFactory{})
 	} else {
+		ir.Add(headerCacheFactory{}) // first: it parses each header for the rest
 		gen, err := nack.NewGeneratorInterceptor()
 		if err != nil {
 			return nil, err
