@@ -74,26 +74,39 @@ func (m *metrics) registerOpenGauge(reg prometheus.Registerer, open func() int) 
 
 // registerRelay exposes the screen share relay's counts.
 func (m *metrics) registerRelay(reg prometheus.Registerer, stats func() rtc.Stats) error {
-	for _, c := range []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "supportgate_screen_rooms_open", Help: "Screen share rooms (sessions with a share or a viewer connected) now.",
-		}, func() float64 { return float64(stats().Rooms) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "supportgate_screen_packets_total", Help: "RTP packets received from customers' screen shares and relayed.",
-		}, func() float64 { return float64(stats().Packets) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "supportgate_screen_frames_recorded_total", Help: "Screen share video frames recorded.",
-		}, func() float64 { return float64(stats().Frames) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "supportgate_screen_record_dropped_packets_total",
-			Help: "Screen share packets relayed to the viewers but dropped from the recording because it fell behind (the recording says so too).",
-		}, func() float64 { return float64(stats().RecordDropped) }),
-	} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return reg.Register(&relayCollector{
+		stats: stats,
+		rooms: prometheus.NewDesc("supportgate_screen_rooms_open",
+			"Screen share rooms (sessions with a share or a viewer connected) now.", nil, nil),
+		packets: prometheus.NewDesc("supportgate_screen_packets_total",
+			"RTP packets received from customers' screen shares and relayed.", nil, nil),
+		frames: prometheus.NewDesc("supportgate_screen_frames_recorded_total",
+			"Screen share video frames recorded.", nil, nil),
+		dropped: prometheus.NewDesc("supportgate_screen_record_dropped_packets_total",
+			"Screen share packets relayed to the viewers but dropped from the recording because it fell behind (the recording says so too).", nil, nil),
+	})
+}
+
+// relayCollector reads the relay's counts once per scrape (Relay.Stats
+// takes the relay's lock and visits every room).
+type relayCollector struct {
+	stats                           func() rtc.Stats
+	rooms, packets, frames, dropped *prometheus.Desc
+}
+
+func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.rooms
+	ch <- c.packets
+	ch <- c.frames
+	ch <- c.dropped
+}
+
+func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	ch <- prometheus.MustNewConstMetric(c.rooms, prometheus.GaugeValue, float64(st.Rooms))
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(st.Packets))
+	ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(st.Frames))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.RecordDropped))
 }
 
 // statusWriter remembers the status code for the request counter.
