@@ -61,15 +61,17 @@ type RecordingPart struct {
 }
 
 // Recordings lists the recordings of the newest approved sessions (the
-// gateway lists at most 10,000), newest first. Auditors only.
-func (c *Client) Recordings(ctx context.Context) ([]Recording, error) {
+// gateway lists at most 10,000; truncated says there are older ones),
+// newest first. Auditors only.
+func (c *Client) Recordings(ctx context.Context) (recs []Recording, truncated bool, err error) {
 	var out struct {
 		Recordings []Recording `json:"recordings"`
+		Truncated  bool        `json:"truncated"`
 	}
 	if err := c.Do(ctx, "GET", "/api/v1/recordings", nil, &out); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return out.Recordings, nil
+	return out.Recordings, out.Truncated, nil
 }
 
 // DownloadRecording streams the recording of session id, encrypted as the

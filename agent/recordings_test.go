@@ -40,7 +40,7 @@ func TestRecordingsCalls(t *testing.T) {
 		switch r.Method + " " + r.URL.Path {
 		case "GET /api/v1/recordings":
 			w.Write([]byte(`{"recordings":[{"session_id":"0123456789abcdef","agent":"alice","customer":"ACME","scopes":["view"],` +
-				`"state":"ended","end_reason":"revoked","approved_at":"2026-11-29T09:00:00Z","ended_at":null,"size":5,"modified":null,"missing":false}],"truncated":false}`))
+				`"state":"ended","end_reason":"revoked","approved_at":"2026-11-29T09:00:00Z","ended_at":null,"size":5,"modified":null,"missing":false}],"truncated":true}`))
 		case "GET /api/v1/recordings/0123456789abcdef":
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Write(big)
@@ -64,13 +64,16 @@ func TestRecordingsCalls(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	recs, err := c.Recordings(ctx)
+	recs, truncated, err := c.Recordings(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 1 || recs[0].SessionID != "0123456789abcdef" || recs[0].EndReason != "revoked" || recs[0].ApprovedAt == nil ||
 		recs[0].EndedAt != nil || recs[0].Size != 5 || len(recs[0].Scopes) != 1 {
 		t.Errorf("Recordings: got %+v", recs)
+	}
+	if !truncated {
+		t.Error("Recordings: the gateway's truncated flag was lost")
 	}
 
 	var buf bytes.Buffer

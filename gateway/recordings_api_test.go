@@ -523,13 +523,16 @@ func TestRecordingsClient(t *testing.T) {
 	}
 	c.Token = aud.token
 	ctx := context.Background()
-	recs, err := c.Recordings(ctx)
+	recs, truncated, err := c.Recordings(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 1 || recs[0].SessionID != s.ID || recs[0].Size != int64(len(data)) || recs[0].Missing ||
 		recs[0].State != "ended" || recs[0].EndReason != "revoked" || recs[0].ApprovedAt == nil || recs[0].Modified == nil {
 		t.Fatalf("Recordings: got %+v", recs)
+	}
+	if truncated {
+		t.Error("Recordings: truncated with one session")
 	}
 	var buf bytes.Buffer
 	if n, err := c.DownloadRecording(ctx, s.ID, &buf); err != nil || n != int64(len(data)) || !bytes.Equal(buf.Bytes(), data) {
@@ -553,7 +556,7 @@ func TestRecordingsClient(t *testing.T) {
 		t.Errorf("DownloadRecording(../keys): got %v, want a 400", err)
 	}
 	c.Token = alice.token
-	if _, err := c.Recordings(ctx); !errors.As(err, &ae) || ae.Status != 403 {
+	if _, _, err := c.Recordings(ctx); !errors.As(err, &ae) || ae.Status != 403 {
 		t.Errorf("Recordings as an agent: got %v, want a 403", err)
 	}
 }

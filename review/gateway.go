@@ -21,9 +21,10 @@ type Gateway struct {
 	name string
 	dir  string
 
-	mu    sync.Mutex // guards files, locks
-	files map[string]string
-	locks map[string]*sync.Mutex // one download at a time per recording
+	mu        sync.Mutex // guards files, locks, truncated
+	files     map[string]string
+	locks     map[string]*sync.Mutex // one download at a time per recording
+	truncated bool                   // the last List did not get every session
 }
 
 // NewGateway returns a Source over the gateway that c is logged in to;
@@ -39,10 +40,13 @@ func NewGateway(c *agent.Client, name string) (*Gateway, error) {
 func (g *Gateway) Name() string { return g.name }
 
 func (g *Gateway) List(ctx context.Context) ([]Item, error) {
-	recs, err := g.c.Recordings(ctx)
+	recs, truncated, err := g.c.Recordings(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("review: listing the gateway's recordings: %w", err)
 	}
+	g.mu.Lock()
+	g.truncated = truncated
+	g.mu.Unlock()
 	items := make([]Item, 0, len(recs))
 	for _, r := range recs {
 		it := Item{
@@ -61,6 +65,14 @@ func (g *Gateway) List(ctx context.Context) ([]Item, error) {
 		}
 	}
 	return items, nil
+}
+
+// Truncated reports whether the gateway left older sessions out of the
+// last List (it lists at most the newest 10,000).
+func (g *Gateway) Truncated() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.truncated
 }
 
 func (g *Gateway) Open(ctx context.Context, id string) (File, error) {

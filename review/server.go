@@ -202,8 +202,14 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
+// truncater is a Source that can say its list left recordings out.
+type truncater interface{ Truncated() bool }
+
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"source": s.cfg.Source.Name(), "recordings": s.cat.list()})
+	t, ok := s.cfg.Source.(truncater)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"source": s.cfg.Source.Name(), "recordings": s.cat.list(), "truncated": ok && t.Truncated(),
+	})
 }
 
 // openView is what the player loads when a recording is opened.

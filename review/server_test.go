@@ -264,3 +264,27 @@ func TestAccessNeedsTheLinkAndTheHost(t *testing.T) {
 		t.Errorf("path-like id: %d, want 404", code)
 	}
 }
+
+// truncatedFolder is a Folder whose list, like a gateway's past 10,000
+// sessions, left recordings out.
+type truncatedFolder struct{ *Folder }
+
+func (truncatedFolder) Truncated() bool { return true }
+
+// TestListSaysTruncated: the list API says when the source left
+// recordings out, and only then.
+func TestListSaysTruncated(t *testing.T) {
+	f := newFixtures(t, false)
+	for _, truncated := range []bool{false, true} {
+		folder, _ := NewFolder(f.dir)
+		var src Source = folder
+		if truncated {
+			src = truncatedFolder{folder}
+		}
+		srv := serve(t, src, f.keys.Identity)
+		var list struct{ Truncated bool }
+		if code := getJSON(t, client(t, srv), "http://"+srv.cfg.Host+"/api/recordings", &list); code != 200 || list.Truncated != truncated {
+			t.Errorf("source truncated %v: list says %v (status %d)", truncated, list.Truncated, code)
+		}
+	}
+}

@@ -63,6 +63,7 @@ rv.loadList = async () => {
   }
   showError("");
   sg.text("source", data.source || "");
+  sg.$("truncated").hidden = !data.truncated;
   rv.items = data.recordings || [];
   rv.renderList();
   if (rv.items.some((v) => v.status === "verifying")) setTimeout(rv.loadList, 1000);
