@@ -292,9 +292,15 @@ type Publisher struct {
 
 // Publish connects a publisher of VP8 over c (after the relay's hello).
 func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
+	return PublishConfig(api, c, webrtc.Configuration{})
+}
+
+// PublishConfig is Publish with the PeerConnection configured by cfg:
+// the ICE servers of the relay's hello, say, and a transport policy.
+func PublishConfig(api *webrtc.API, c rtc.Conn, cfg webrtc.Configuration) (*Publisher, error) {
 	p := &Publisher{}
 	p.track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "synthetic")
-	if err := p.connect(api, c, p.track); err != nil {
+	if err := p.connect(api, c, p.track, cfg); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -304,7 +310,7 @@ func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
 func PublishH264(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
 	p := &Publisher{}
 	p.sample, _ = webrtc.NewTrackLocalStaticSample(h264Codec.RTPCodecCapability, "screen", "synthetic")
-	if err := p.connect(api, c, p.sample); err != nil {
+	if err := p.connect(api, c, p.sample, webrtc.Configuration{}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -316,8 +322,8 @@ func (p *Publisher) WriteSample(au []byte, d time.Duration) error {
 	return p.sample.WriteSample(media.Sample{Data: au, Duration: d})
 }
 
-func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal) error {
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal, cfg webrtc.Configuration) error {
+	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return err
 	}
