@@ -42,7 +42,12 @@ type Config struct {
 	// customers whose networks block UDP. The caller opens and closes it.
 	TCP net.Listener
 	// ICEServers are STUN and TURN servers (for example coturn, see the
-	// README) handed to the browsers and used by the gateway itself.
+	// README) handed to the browsers. The gateway does not use them
+	// itself: it is reachable at its own addresses (PublicIPs, TCP), and a
+	// browser behind a strict network reaches those through its TURN
+	// relay. Gathering through them would cost a TURN allocation per
+	// PeerConnection and, with the TURN server down, hold every answer
+	// until the allocation timed out (5 s).
 	ICEServers []webrtc.ICEServer
 	// PublicIPs, if set, replace the host candidates' addresses (the
 	// gateway behind a 1:1 NAT).
@@ -227,7 +232,7 @@ func (r *Relay) newPC(role Role) (*webrtc.PeerConnection, error) {
 	if role == Publisher {
 		api = r.pubAPI
 	}
-	return api.NewPeerConnection(webrtc.Configuration{ICEServers: r.cfg.ICEServers})
+	return api.NewPeerConnection(webrtc.Configuration{}) // no ICE servers: see Config.ICEServers
 }
 
 // Room returns the session's room, creating it with rec as its recording

@@ -80,6 +80,11 @@ func turnThrough(t *testing.T, addr, transport, user, pass string, portMin uint1
 	if local := pub.PC.LocalDescription().SDP; !strings.Contains(local, " typ relay") || strings.Contains(local, " typ host") {
 		t.Fatalf("the publisher's candidates are not relayed only:\n%s", local)
 	}
+	// The relay offers its own addresses only: the TURN server is for the
+	// pages (see rtc.Config.ICEServers).
+	if remote := pub.PC.RemoteDescription().SDP; strings.Contains(remote, " typ relay") || strings.Contains(remote, " typ srflx") {
+		t.Errorf("the relay gathered through the ICE servers:\n%s", remote)
+	}
 	view, err := rtctest.View(rtctest.NewAPI(), serve(rtc.Viewer, "alice"), false)
 	if err != nil {
 		t.Fatal(err)
