@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +55,8 @@ func runReplay(env *cliEnv, args []string) error {
 	p := &player{r: r, out: env.stdout, speed: *speed, idle: *idle, total: total, keys: make(chan byte, 8)}
 	if isTerminal(env.stderr) {
 		p.status = env.stderr
+	} else {
+		p.notes = env.stderr
 	}
 	if f, ok := env.stdin.(*os.File); ok && isTerminal(f) {
 		stop, err := p.readKeys(f)
@@ -81,6 +86,7 @@ type player struct {
 	r      *recorder.Reader
 	out    io.Writer
 	status io.Writer // progress line, when stderr is a terminal
+	notes  io.Writer // chat and events as lines, when it is not
 	speed  float64
 	idle   time.Duration
 	total  time.Duration
@@ -90,7 +96,17 @@ type player struct {
 	prev     time.Duration // recording time of the last played record
 	paused   bool
 	lastDraw time.Time
+	note     string        // the last chat message or event, for the progress line
+	noteAt   time.Duration // its recording time
 }
+
+const (
+	// noteFor is how long, in recording time, a chat message or session
+	// event stays on the progress line.
+	noteFor = 5 * time.Second
+	// noteMax is how many characters of one the progress line shows.
+	noteMax = 72
+)
 
 const seekStep = 10 * time.Second
 
@@ -126,7 +142,9 @@ func (p *player) play(from time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if rec.Type != recorder.TypeOutput {
+		switch rec.Type {
+		case recorder.TypeOutput, recorder.TypeChat, recorder.TypeEvent:
+		default:
 			continue
 		}
 		if rec.Time > p.target {
@@ -143,10 +161,57 @@ func (p *player) play(from time.Duration) error {
 				continue
 			}
 		}
-		p.out.Write(rec.Data)
 		p.prev = rec.Time
+		if rec.Type != recorder.TypeOutput {
+			p.showNote(rec)
+			continue
+		}
+		p.out.Write(rec.Data)
 		p.drawStatus(rec.Time, false)
 	}
+}
+
+// showNote puts a chat message or session event on the progress line, or
+// writes it as a line of its own when there is no progress line.
+func (p *player) showNote(rec recorder.Record) {
+	p.note, p.noteAt = noteText(rec), rec.Time
+	if p.status == nil {
+		if p.notes != nil {
+			fmt.Fprintf(p.notes, "[%s] %s\n", clock(rec.Time), p.note)
+		}
+		return
+	}
+	p.drawStatus(rec.Time, true)
+}
+
+// noteText describes a chat message or session event in one line of at
+// most noteMax characters. Control characters are shown escaped: a chat
+// message is the customer's or agent's text and may carry escape
+// sequences meant for the reviewer's terminal.
+func noteText(rec recorder.Record) string {
+	s := "event " + rec.Kind
+	if rec.Type == recorder.TypeChat {
+		s = "chat " + rec.From + ": " + rec.Text
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(rec.Detail)) {
+			s += " " + k + "=" + rec.Detail[k]
+		}
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == noteMax {
+			b.WriteString("…")
+			break
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+		} else {
+			b.WriteRune(r)
+		}
+		n++
+	}
+	return b.String()
 }
 
 // wait sleeps for d while handling key commands; it reports whether a
@@ -196,8 +261,12 @@ func (p *player) drawStatus(at time.Duration, force bool) {
 	if p.total > 0 {
 		pct = int(at * 100 / p.total)
 	}
-	fmt.Fprintf(p.status, "\x1b7\x1b[999;1H\x1b[2K\x1b[7m %s %s / %s %3d%%  x%g  [space] pause  [←/→] seek 10s  [q] quit \x1b[0m\x1b8",
-		state, clock(at), clock(p.total), pct, p.speed)
+	tail := "[space] pause  [←/→] seek 10s  [q] quit"
+	if p.note != "" && at >= p.noteAt && at < p.noteAt+noteFor {
+		tail = p.note
+	}
+	fmt.Fprintf(p.status, "\x1b7\x1b[999;1H\x1b[2K\x1b[7m %s %s / %s %3d%%  x%g  %s \x1b[0m\x1b8",
+		state, clock(at), clock(p.total), pct, p.speed, tail)
 }
 
 func (p *player) clearStatus() {

@@ -250,6 +250,10 @@ func TestReplayCommand(t *testing.T) {
 	if slept < 19*time.Second || slept > 21*time.Second {
 		t.Errorf("waited %v at speed 2 for 40 s, want about 20 s", slept)
 	}
+	// stderr is not a terminal: the chat comes as a line of its own, redacted.
+	if !strings.Contains(stderr, "[00:00:06] chat agent: card ") || !strings.Contains(stderr, "1111") || strings.Contains(stderr, "4111 1111") {
+		t.Errorf("replay's stderr lacks the redacted chat message at 6 s:\n%s", stderr)
+	}
 
 	slept = 0
 	code, stdout, stderr = runTestCLI(t, "replay", "--identity", idFile, "--from", "30s", path)
@@ -269,4 +273,55 @@ func TestReplayCommand(t *testing.T) {
 
 func b64(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// TestReplayNoteText: chat and events on the progress line keep to one
+// line, escape control characters (a chat message could carry escape
+// sequences for the reviewer's terminal) and list event details.
+func TestReplayNoteText(t *testing.T) {
+	for _, tt := range []struct {
+		rec  recorder.Record
+		want string
+	}{
+		{recorder.Record{Type: recorder.TypeChat, From: "bob", Text: "hi\x1b[2J\x1b]0;pwned\x07\r\nthere\u009b"},
+			`chat bob: hi\x1b[2J\x1b]0;pwned\x07\x0d\x0athere\x9b`},
+		{recorder.Record{Type: recorder.TypeEvent, Kind: "participant.joined", Detail: map[string]string{"role": "supervisor", "name": "carol"}},
+			"event participant.joined name=carol role=supervisor"},
+		{recorder.Record{Type: recorder.TypeChat, From: "a", Text: strings.Repeat("x", 100)},
+			"chat a: " + strings.Repeat("x", noteMax-len("chat a: ")) + "…"},
+	} {
+		if got := noteText(tt.rec); got != tt.want {
+			t.Errorf("noteText(%+v) = %q, want %q", tt.rec, got, tt.want)
+		}
+	}
+}
+
+// TestReplayInTerminal runs the real binary's replay in a terminal
+// (script(1) gives it one): the progress line, drawn on stderr, carries
+// the chat message and events while they are recent, the key help
+// otherwise.
+func TestReplayInTerminal(t *testing.T) {
+	script := realpeer.Require(t, "script")
+	bin := gatewayBinary(t)
+	path, idFile, _ := writeCLISample(t)
+	cmd := exec.Command(script, "-qec", bin+" replay --identity "+idFile+" --speed 50 "+path, "/dev/null")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("replay in a terminal: %v\n%q", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "output line "+strings.Repeat("=", 39)) {
+		t.Errorf("the terminal lacks the last output line:\n%q", s)
+	}
+	if !strings.Contains(s, "00:00:06 / 00:00:40  15%  x50  chat agent: card ") {
+		t.Errorf("the progress line at 6 s lacks the chat message:\n%q", s)
+	}
+	if !strings.Contains(s, "x50  [space] pause  [←/→] seek 10s  [q] quit") {
+		t.Errorf("no progress line has the key help:\n%q", s)
+	}
+	// The writer's closing event, the count of redactions.
+	if !strings.Contains(s, "00:00:40 / 00:00:40 100%  x50  event recording.redactions count=1") {
+		t.Errorf("the progress line at the end lacks the redaction count event:\n%q", s)
+	}
 }
