@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"supportgate/recorder"
+	"supportgate/recorder/vt"
 )
 
 // replaySleep waits d or until a key arrives; it returns the key and
@@ -52,7 +53,9 @@ func runReplay(env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("replay: %s: %w", path, err)
 	}
-	p := &player{r: r, out: env.stdout, speed: *speed, idle: *idle, total: total, keys: make(chan byte, 8)}
+	// The recorded output goes through vt.Filter: what the customer or the
+	// agent printed must not reach the reviewer's clipboard or input.
+	p := &player{r: r, out: &vt.Filter{W: env.stdout}, speed: *speed, idle: *idle, total: total, keys: make(chan byte, 8)}
 	if isTerminal(env.stderr) {
 		p.status = env.stderr
 	} else {

@@ -325,3 +325,43 @@ func TestReplayInTerminal(t *testing.T) {
 		t.Errorf("the progress line at the end lacks the redaction count event:\n%q", s)
 	}
 }
+
+// TestReplayFilters: replay leaves out what recorded output could do to
+// the reviewer's terminal beyond drawing (here a clipboard write and a
+// cursor position request, which would answer on the reviewer's input),
+// and keeps the text and a window title.
+func TestReplayFilters(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	dir := t.TempDir()
+	idFile := filepath.Join(dir, "identity.txt")
+	if err := os.WriteFile(idFile, []byte(k.Identity.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	path := filepath.Join(dir, "rec.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Output([]byte("\x1b]0;customer@host\x07before "))
+	clk.Advance(time.Second)
+	w.Output([]byte("\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaAo=\x07\x1b[6n"))
+	clk.Advance(time.Second)
+	w.Output([]byte("after\r\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := replaySleep
+	replaySleep = func(time.Duration, <-chan byte) (byte, bool) { return 0, true }
+	t.Cleanup(func() { replaySleep = old })
+	code, stdout, stderr := runTestCLI(t, "replay", "--identity", idFile, path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "\x1b]0;customer@host\x07before ") || !strings.Contains(stdout, "after\r\n") {
+		t.Errorf("replay lost the text or the title: %q", stdout)
+	}
+	if strings.Contains(stdout, "\x1b]52") || strings.Contains(stdout, "\x1b[6n") {
+		t.Errorf("replay passed a clipboard write or a status request to the terminal: %q", stdout)
+	}
+}
