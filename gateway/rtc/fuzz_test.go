@@ -1,9 +1,7 @@
 package rtc_test
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,23 +25,9 @@ func FuzzPublishOffer(f *testing.F) {
 	f.Add("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n")
 	f.Add("")
 
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 41400, UDPPortMax: 41499})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer relay.Close()
-	ctx, end := context.WithCancel(context.Background())
-	defer end()
-	room, err := relay.Room(ctx, "s1", nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	defer end()
+	_, _, serve, _ := testRoom(f, 41400, nil)
 	offer := func(t *testing.T, sdp string) rtc.Message {
-		srv, cli := rtctest.NewPipe()
-		serving.Go(func() { room.Serve(srv, rtc.Publisher, "customer") })
+		cli := serve(rtc.Publisher, "customer")
 		defer cli.Close()
 		if _, err := rtctest.Message(cli, "hello", nil); err != nil {
 			t.Fatal(err)

@@ -276,19 +276,9 @@ func TestRelayResendsLost(t *testing.T) {
 	_, pub := publishTo(t, serve, rtctest.NewAPI())
 	defer pub.Close()
 	lossyAPI, loss := rtctest.NewLossyAPI(func(seq uint16) bool { return seq%40 == 5 })
-	view, err := rtctest.View(lossyAPI, serve(rtc.Viewer, "alice"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer view.Close()
-
 	// Frames until the viewer's track has started, then 90 more.
-	size := rtctest.FrameSize(2_500_000, 30)
-	tick := time.NewTicker(time.Second / 30)
-	defer tick.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	startViewing(t, ctx, tick, pub, view, size)
+	w := watch(t, serve, lossyAPI, pub, 10*time.Second)
+	tick, size, ctx := w.tick, w.size, w.ctx
 	for i := range 90 {
 		<-tick.C
 		if _, err := pub.WriteFrame(rtctest.Frame(size, i%30 == 0), 30); err != nil {
@@ -313,18 +303,8 @@ func TestRelayAsksPublisherForLost(t *testing.T) {
 	api, loss := rtctest.NewLossySenderAPI(func(seq uint16) bool { return seq%40 == 7 })
 	_, pub := publishTo(t, serve, api)
 	defer pub.Close()
-	view, err := rtctest.View(rtctest.NewAPI(), serve(rtc.Viewer, "alice"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer view.Close()
-
-	size := rtctest.FrameSize(2_500_000, 30)
-	tick := time.NewTicker(time.Second / 30)
-	defer tick.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	startViewing(t, ctx, tick, pub, view, size)
+	w := watch(t, serve, rtctest.NewAPI(), pub, 10*time.Second)
+	tick, size, ctx := w.tick, w.size, w.ctx
 	frames0 := room.Frames()
 	const frames = 60
 	for i := range frames {
@@ -344,27 +324,55 @@ func TestRelayAsksPublisherForLost(t *testing.T) {
 	}
 }
 
-// startViewing sends pub's key frames of size bytes, one a tick, until the
-// viewer's track has started; ctx bounds the wait.
-func startViewing(t *testing.T, ctx context.Context, tick *time.Ticker, pub *rtctest.Publisher, view *rtctest.Viewer, size int) {
+// watching is a viewer whose track has started, with what a test sends
+// it by: a ticker at 30 frames a second, the size of a 2.5 Mbit/s frame,
+// and a context that bounds the test.
+type watching struct {
+	view *rtctest.Viewer
+	tick *time.Ticker
+	size int
+	ctx  context.Context
+}
+
+// watch connects a viewer made with api and sends pub's key frames, one a
+// tick, until the viewer's track has started. The context ends after
+// timeout; all of it is closed when the test ends.
+func watch(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe, api *webrtc.API, pub *rtctest.Publisher, timeout time.Duration) watching {
 	t.Helper()
+	view, err := rtctest.View(api, serve(rtc.Viewer, "alice"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { view.Close() })
+	w := watching{view: view, tick: time.NewTicker(time.Second / 30), size: rtctest.FrameSize(2_500_000, 30)}
+	t.Cleanup(w.tick.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	w.ctx = ctx
 	for view.Packets.Load() == 0 {
 		select {
 		case <-ctx.Done():
 			t.Fatal("the viewer got nothing")
-		case <-tick.C:
+		case <-w.tick.C:
 		}
-		pub.WriteFrame(rtctest.Frame(size, true), 30)
+		pub.WriteFrame(rtctest.Frame(w.size, true), 30)
 	}
+	return w
 }
 
 // testRoom starts a relay on loopback with the 100 UDP ports from portMin
 // and the room of a session "s1" that records into rec. The session ends,
 // the participants' Serve calls return and the relay closes when the test
 // ends, or sooner through the cancel function returned.
-func testRoom(t *testing.T, portMin uint16, rec rtc.Recorder) (*rtc.Relay, *rtc.Room, func(rtc.Role, string) *rtctest.Pipe, context.CancelFunc) {
+func testRoom(t testing.TB, portMin uint16, rec rtc.Recorder) (*rtc.Relay, *rtc.Room, func(rtc.Role, string) *rtctest.Pipe, context.CancelFunc) {
 	t.Helper()
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: portMin, UDPPortMax: portMin + 100})
+	return testRoomConfig(t, rtc.Config{Loopback: true, UDPPortMin: portMin, UDPPortMax: portMin + 100}, rec)
+}
+
+// testRoomConfig is testRoom with the relay configured by cfg.
+func testRoomConfig(t testing.TB, cfg rtc.Config, rec rtc.Recorder) (*rtc.Relay, *rtc.Room, func(rtc.Role, string) *rtctest.Pipe, context.CancelFunc) {
+	t.Helper()
+	relay, err := rtc.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

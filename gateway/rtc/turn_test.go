@@ -2,7 +2,6 @@ package rtc_test
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -42,25 +41,7 @@ func TestRelayThroughTURN(t *testing.T) {
 func turnThrough(t *testing.T, addr, transport, user, pass string, portMin uint16) {
 	turnURL := "turn:" + addr + "?transport=" + transport
 	servers := []webrtc.ICEServer{{URLs: []string{turnURL}, Username: user, Credential: pass}}
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: portMin, UDPPortMax: portMin + 99, ICEServers: servers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	sctx, endSession := context.WithCancel(context.Background())
-	defer endSession()
-	room, err := relay.Room(sctx, "s1", &fakeRec{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serving sync.WaitGroup
-	defer serving.Wait()
-	defer endSession()
-	serve := func(role rtc.Role, name string) *rtctest.Pipe {
-		srv, cli := rtctest.NewPipe()
-		serving.Go(func() { room.Serve(srv, role, name) })
-		return cli
-	}
+	_, _, serve, _ := testRoomConfig(t, rtc.Config{Loopback: true, UDPPortMin: portMin, UDPPortMax: portMin + 99, ICEServers: servers}, &fakeRec{})
 
 	conn := serve(rtc.Publisher, "customer")
 	hello, err := rtctest.Message(conn, "hello", nil)
@@ -85,18 +66,8 @@ func turnThrough(t *testing.T, addr, transport, user, pass string, portMin uint1
 	if remote := pub.PC.RemoteDescription().SDP; strings.Contains(remote, " typ relay") || strings.Contains(remote, " typ srflx") {
 		t.Errorf("the relay gathered through the ICE servers:\n%s", remote)
 	}
-	view, err := rtctest.View(rtctest.NewAPI(), serve(rtc.Viewer, "alice"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer view.Close()
-
-	size := rtctest.FrameSize(2_500_000, 30)
-	tick := time.NewTicker(time.Second / 30)
-	defer tick.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	startViewing(t, ctx, tick, pub, view, size)
+	w := watch(t, serve, rtctest.NewAPI(), pub, 15*time.Second)
+	view, tick, size, ctx := w.view, w.tick, w.size, w.ctx
 	before := view.Packets.Load()
 	for i := range 30 {
 		<-tick.C
