@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,7 +276,7 @@ func TestRelayResendsLost(t *testing.T) {
 	_, _, serve, _ := testRoom(t, 40200, &fakeRec{})
 	_, pub := publishTo(t, serve, rtctest.NewAPI())
 	defer pub.Close()
-	lossyAPI, loss := rtctest.NewLossyAPI(func(seq uint16) bool { return seq%40 == 5 })
+	lossyAPI, loss := rtctest.NewLossyAPI(lossWindow(5))
 	// Frames until the viewer's track has started, then 90 more.
 	w := watch(t, serve, lossyAPI, pub, 10*time.Second)
 	tick, size, ctx := w.tick, w.size, w.ctx
@@ -300,7 +301,7 @@ func TestRelayResendsLost(t *testing.T) {
 func TestRelayAsksPublisherForLost(t *testing.T) {
 	rec := &fakeRec{}
 	_, room, serve, _ := testRoom(t, 40800, rec)
-	api, loss := rtctest.NewLossySenderAPI(func(seq uint16) bool { return seq%40 == 7 })
+	api, loss := rtctest.NewLossySenderAPI(lossWindow(7))
 	_, pub := publishTo(t, serve, api)
 	defer pub.Close()
 	w := watch(t, serve, rtctest.NewAPI(), pub, 10*time.Second)
@@ -321,6 +322,20 @@ func TestRelayAsksPublisherForLost(t *testing.T) {
 	}
 	if got := room.Frames() - frames0; got < frames {
 		t.Errorf("recorded %d of the %d frames sent after the start", got, frames)
+	}
+}
+
+// lossWindow chooses the packets with sequence numbers k modulo 40 among
+// the 40th to the 439th packet of a stream, counted from the first it is
+// asked about: ten of them. A NACK generator learns of a loss from the
+// packets after it, so none may be lost before the first packet it sees
+// or without enough after it (the tests send more than 540).
+func lossWindow(k uint16) func(seq uint16) bool {
+	var first atomic.Int32 // 1 + the first sequence number asked about
+	return func(seq uint16) bool {
+		first.CompareAndSwap(0, int32(seq)+1)
+		d := seq - uint16(first.Load()-1)
+		return d >= 40 && d < 440 && seq%40 == k
 	}
 }
 
