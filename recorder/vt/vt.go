@@ -651,10 +651,16 @@ func (s *Screen) scrollDown(top, bot, n int) {
 func (s *Screen) clearCells(y, from, to int) {
 	if from < to {
 		s.unsplit(y, from, to)
-		line := s.lines[y][from:to]
-		for i := range line {
-			line[i] = Cell{A: Attr{BG: s.attr.BG}}
-		}
+		s.blank(y, from, to)
+	}
+}
+
+// blank erases cells from..to-1 of row y to the background colour, as
+// they are: the caller has dealt with wide characters they cut.
+func (s *Screen) blank(y, from, to int) {
+	line := s.lines[y][from:to]
+	for i := range line {
+		line[i] = Cell{A: Attr{BG: s.attr.BG}}
 	}
 }
 
@@ -696,7 +702,7 @@ func (s *Screen) insertChars(n int) {
 	s.unsplit(s.y, s.x, s.x)           // a wide character the insertion splits
 	s.unsplit(s.y, s.cols-n, s.cols-n) // one split where the line's end cuts it off
 	copy(line[s.x+n:], line[s.x:])
-	s.clearCells(s.y, s.x, s.x+n)
+	s.blank(s.y, s.x, s.x+n) // what is left there are stale copies
 }
 
 func (s *Screen) deleteChars(n int) {
@@ -704,7 +710,7 @@ func (s *Screen) deleteChars(n int) {
 	n = min(n, s.cols-s.x)
 	s.unsplit(s.y, s.x, s.x+n) // wide characters cut by the deleted cells
 	copy(line[s.x:], line[s.x+n:])
-	s.clearCells(s.y, s.cols-n, s.cols)
+	s.blank(s.y, s.cols-n, s.cols) // stale copies, which unsplit would misread
 }
 
 // Line returns row y as plain text without trailing blanks.

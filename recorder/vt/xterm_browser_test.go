@@ -108,6 +108,7 @@ func TestScreenMatchesXterm(t *testing.T) {
 		{"delete chars before right half", 10, 2, "a日本\x1b[1;1H\x1b[2P"},
 		{"insert chars at right half", 10, 2, "日本\x1b[1;2H\x1b[2@"},
 		{"insert chars push wide off", 5, 2, "abc日\x1b[1;1H\x1b[@"},
+		{"insert then delete chars around wide", 7, 2, "000日\x1b[1;1H00\x1b[2@\x1b[P"},
 		{"half and full width", 10, 2, "ｱｲｳＡＢ"},
 		{"scrolling wide lines", 7, 3, strings.Repeat("漢字かな交じり文 ", 4)},
 		{"wide in the last two columns", 40, 3, strings.Repeat("x", 38) + "漢"},
