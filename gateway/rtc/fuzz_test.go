@@ -25,7 +25,7 @@ func FuzzPublishOffer(f *testing.F) {
 	f.Add("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n")
 	f.Add("")
 
-	_, _, serve, _ := testRoom(f, 41400, nil)
+	_, _, serve, _ := testRoom(f, 43400, nil)
 	offer := func(t *testing.T, sdp string) rtc.Message {
 		cli := serve(rtc.Publisher, "customer")
 		defer cli.Close()

@@ -3,6 +3,7 @@ package rtc_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -569,4 +570,84 @@ func TestRelayPrefersVP8(t *testing.T) {
 	if n < 3 {
 		t.Fatalf("the offer has %d feedback lines for VP8, want nack, nack pli and transport-cc:\n%s", n, offer)
 	}
+}
+
+// A publisher that trickles its candidates, as the pages do (an offer
+// without any, then one "candidate" message each), shares its screen;
+// candidates the relay cannot use, or too many, are refused with a
+// reason, and the share goes on.
+func TestRelayTrickle(t *testing.T) {
+	_, _, serve, _ := testRoom(t, 43500, &fakeRec{})
+	conn := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(conn, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	var errs []string
+	var mu sync.Mutex
+	pub, err := rtctest.PublishTrickle(rtctest.NewAPI(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	w := watch(t, serve, rtctest.NewAPI(), pub, 10*time.Second)
+	before := w.view.Packets.Load()
+	for i := range 10 {
+		<-w.tick.C
+		pub.WriteFrame(rtctest.Frame(w.size, i == 0), 30)
+	}
+	for w.view.Packets.Load() < before+90 && w.ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.view.Packets.Load() - before; got < 90 {
+		t.Errorf("the viewer got %d packets of 10 frames", got)
+	}
+
+	// Bad candidates and too many: a reason each, and the share goes on.
+	collect := make(chan struct{})
+	go func() {
+		defer close(collect)
+		for {
+			var m rtc.Message
+			if conn.ReadJSON(&m) != nil {
+				return
+			}
+			if m.Type == "error" {
+				mu.Lock()
+				errs = append(errs, m.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	bad := "candidate:1 1 udp 2130706431 not-an-address 9 typ host"
+	conn.WriteJSON(rtc.Message{Type: "candidate", Candidate: &webrtc.ICECandidateInit{Candidate: bad}})
+	for i := range 70 {
+		c := fmt.Sprintf("candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host", 100+i, 9+i)
+		conn.WriteJSON(rtc.Message{Type: "candidate", Candidate: &webrtc.ICECandidateInit{Candidate: c}})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n, text := len(errs), strings.Join(errs, "; ")
+		mu.Unlock()
+		if strings.Contains(text, "bad candidate") && strings.Contains(text, "more than 64 candidates") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("errors after bad and surplus candidates: %d: %s", n, text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before = w.view.Packets.Load()
+	for i := range 10 {
+		<-w.tick.C
+		pub.WriteFrame(rtctest.Frame(w.size, i == 0), 30)
+	}
+	for w.view.Packets.Load() < before+90 && w.ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := w.view.Packets.Load() - before; got < 90 {
+		t.Errorf("after the refused candidates the viewer got %d packets of 10 frames", got)
+	}
+	conn.Close()
+	<-collect
 }

@@ -47,28 +47,33 @@ const (
 // Server to page: "hello" (ice_servers, sharing), "offer" (to a viewer),
 // "answer" (to the publisher), "chat" (from, role, text, time),
 // "sharing" (sharing), "ended" (reason), "error" (text).
-// Page to server: "offer" (publisher), "answer" (viewer), "chat" (text),
-// "stop" (publisher stops sharing).
+// Page to server: "offer" (publisher), "answer" (viewer), "candidate"
+// (an ICE candidate the page gathered after its offer or answer: pages
+// trickle them rather than wait for gathering to end), "chat" (text),
+// "stop" (publisher stops sharing). The relay's own offers and answers
+// carry all its candidates.
 type Message struct {
-	Type       string             `json:"type"`
-	SDP        string             `json:"sdp,omitempty"`
-	From       string             `json:"from,omitempty"`
-	Role       Role               `json:"role,omitempty"`
-	Text       string             `json:"text,omitempty"`
-	Time       *time.Time         `json:"time,omitempty"`
-	Sharing    *bool              `json:"sharing,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
-	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
+	Type       string                   `json:"type"`
+	SDP        string                   `json:"sdp,omitempty"`
+	Candidate  *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	From       string                   `json:"from,omitempty"`
+	Role       Role                     `json:"role,omitempty"`
+	Text       string                   `json:"text,omitempty"`
+	Time       *time.Time               `json:"time,omitempty"`
+	Sharing    *bool                    `json:"sharing,omitempty"`
+	Reason     string                   `json:"reason,omitempty"`
+	ICEServers []webrtc.ICEServer       `json:"ice_servers,omitempty"`
 }
 
 // MaxChat is the longest chat message accepted, in characters.
 const MaxChat = 2000
 
 const (
-	memberQueue  = 64                     // messages buffered per participant
-	gatherWait   = 5 * time.Second        // ICE gathering limit
-	pliInterval  = 200 * time.Millisecond // at most one keyframe request per this
-	writeTimeout = 5 * time.Second
+	memberQueue   = 64                     // messages buffered per participant
+	maxCandidates = 64                     // trickled candidates taken per PeerConnection
+	gatherWait    = 5 * time.Second        // ICE gathering limit
+	pliInterval   = 200 * time.Millisecond // at most one keyframe request per this
+	writeTimeout  = 5 * time.Second
 )
 
 // Room is the relay of one session.
@@ -224,6 +229,7 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 			return err
 		}
 	}
+	candidates := 0 // trickled into the current PeerConnection
 	for {
 		var msg Message
 		if err := conn.ReadJSON(&msg); err != nil {
@@ -243,6 +249,7 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 			if pub != nil {
 				rm.unpublish(pub)
 			}
+			candidates = 0
 			var err error
 			if pub, err = rm.publish(ctx, m, msg.SDP); err != nil {
 				m.send(Message{Type: "error", Text: err.Error()})
@@ -252,6 +259,22 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 			if pub != nil {
 				rm.unpublish(pub)
 				pub = nil
+			}
+		case msg.Type == "candidate":
+			target := pc
+			if role == Publisher && pub != nil {
+				target = pub.pc
+			}
+			switch {
+			case target == nil || msg.Candidate == nil:
+				m.send(Message{Type: "error", Text: "a candidate before an offer"})
+			case candidates >= maxCandidates:
+				m.send(Message{Type: "error", Text: fmt.Sprintf("more than %d candidates", maxCandidates)})
+			default:
+				candidates++
+				if err := target.AddICECandidate(*msg.Candidate); err != nil {
+					m.send(Message{Type: "error", Text: "bad candidate"})
+				}
 			}
 		case msg.Type == "answer" && role == Viewer:
 			if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: msg.SDP}); err != nil {

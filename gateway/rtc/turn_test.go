@@ -30,7 +30,7 @@ func TestRelayThroughTURN(t *testing.T) {
 	turnAddr, user, pass := startCoturn(t)
 	for i, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			turnThrough(t, turnAddr, transport, user, pass, uint16(41000+i*100))
+			turnThrough(t, turnAddr, transport, user, pass, uint16(43000+i*100))
 		})
 	}
 }
@@ -116,7 +116,7 @@ func startCoturn(t *testing.T) (addr, user, pass string) {
 		var mu sync.Mutex
 		cmd := exec.Command(bin,
 			"--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
-			"--min-port", "41200", "--max-port", "41299",
+			"--min-port", "43200", "--max-port", "43299",
 			"--lt-cred-mech", "--user", user+":"+pass, "--realm", "supportgate.test", "--fingerprint",
 			// Loopback peers are refused unless allowed: the gateway is on
 			// loopback here. In production --allowed-peer-ip names it.

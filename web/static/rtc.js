@@ -6,15 +6,16 @@
 
 sg.rtc = {};
 
-// gathered resolves once ICE gathering is complete (or after 3 s), so that
-// one message carries every candidate.
-sg.rtc.gathered = (pc) => new Promise((resolve) => {
-  if (pc.iceGatheringState === "complete") { resolve(); return; }
-  const t = setTimeout(resolve, 3000);
-  pc.addEventListener("icegatheringstatechange", () => {
-    if (pc.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
-  });
-});
+// trickle sends the ICE candidates pc gathers to the gateway as they come,
+// in "candidate" messages after the offer or answer, so that the offer or
+// answer need not wait for gathering to end (a TURN server that does not
+// answer holds it for seconds). Set it before setLocalDescription: the
+// offer or answer is sent as soon as that resolves, before any candidate.
+sg.rtc.trickle = (pc, send) => {
+  pc.onicecandidate = (ev) => {
+    if (ev.candidate && ev.candidate.candidate) send({ type: "candidate", candidate: ev.candidate.toJSON() });
+  };
+};
 
 // socket opens a signaling websocket to path and calls on[msg.type](msg)
 // for each message; onclose(ended) runs when it closes.

@@ -64,9 +64,9 @@ const sgScreen = (() => {
         teardown();
         pc = new RTCPeerConnection({ iceServers: (sock && sock.ice) || [] });
         pc.ontrack = () => attach();
+        sg.rtc.trickle(pc, (msg) => { if (sock) sock.send(msg); });
         await pc.setRemoteDescription({ type: "offer", sdp: m.sdp });
         await pc.setLocalDescription(await pc.createAnswer());
-        await sg.rtc.gathered(pc);
         if (sock) sock.send({ type: "answer", sdp: pc.localDescription.sdp });
         statsTimer = setInterval(quality, 1000);
       },

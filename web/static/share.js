@@ -67,8 +67,8 @@
       if (pc.connectionState === "connected") status("");
       if (pc.connectionState === "failed") status("The video connection failed; retrying…");
     };
+    sg.rtc.trickle(pc, (m) => { if (sock) sock.send(m); });
     await pc.setLocalDescription(await pc.createOffer());
-    await sg.rtc.gathered(pc);
     if (sock) sock.send({ type: "offer", sdp: pc.localDescription.sdp });
   };
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,6 +269,56 @@ func gather(pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, err
 	return pc.LocalDescription().SDP, nil
 }
 
+// trickler sends a PeerConnection's candidates as "candidate" messages
+// once start is called (after the offer), holding back those gathered
+// before.
+type trickler struct {
+	c       rtc.Conn
+	mu      sync.Mutex
+	started bool
+	held    []webrtc.ICECandidateInit
+}
+
+func newTrickler(pc *webrtc.PeerConnection, c rtc.Conn) *trickler {
+	t := &trickler{c: c}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if !t.started {
+			t.held = append(t.held, init)
+			return
+		}
+		t.c.WriteJSON(rtc.Message{Type: "candidate", Candidate: &init})
+	})
+	return t
+}
+
+func (t *trickler) start() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.started = true
+	for i := range t.held {
+		t.c.WriteJSON(rtc.Message{Type: "candidate", Candidate: &t.held[i]})
+	}
+	t.held = nil
+}
+
+// withoutCandidates removes the candidate lines from sdp, as a page's
+// offer made before gathering has none.
+func withoutCandidates(sdp string) string {
+	var b strings.Builder
+	for line := range strings.Lines(sdp) {
+		if !strings.HasPrefix(line, "a=candidate:") && !strings.HasPrefix(line, "a=end-of-candidates") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // Publisher is a synthetic screen sharer.
 type Publisher struct {
 	PC     *webrtc.PeerConnection
@@ -300,7 +351,19 @@ func Publish(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
 func PublishConfig(api *webrtc.API, c rtc.Conn, cfg webrtc.Configuration) (*Publisher, error) {
 	p := &Publisher{}
 	p.track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "synthetic")
-	if err := p.connect(api, c, p.track, cfg); err != nil {
+	if err := p.connect(api, c, p.track, cfg, false); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// PublishTrickle is Publish as the pages do it: the offer goes at once,
+// without candidates, and each candidate follows in a "candidate" message
+// as it is gathered.
+func PublishTrickle(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
+	p := &Publisher{}
+	p.track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "synthetic")
+	if err := p.connect(api, c, p.track, webrtc.Configuration{}, true); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -310,7 +373,7 @@ func PublishConfig(api *webrtc.API, c rtc.Conn, cfg webrtc.Configuration) (*Publ
 func PublishH264(api *webrtc.API, c rtc.Conn) (*Publisher, error) {
 	p := &Publisher{}
 	p.sample, _ = webrtc.NewTrackLocalStaticSample(h264Codec.RTPCodecCapability, "screen", "synthetic")
-	if err := p.connect(api, c, p.sample, webrtc.Configuration{}); err != nil {
+	if err := p.connect(api, c, p.sample, webrtc.Configuration{}, false); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -322,7 +385,7 @@ func (p *Publisher) WriteSample(au []byte, d time.Duration) error {
 	return p.sample.WriteSample(media.Sample{Data: au, Duration: d})
 }
 
-func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal, cfg webrtc.Configuration) error {
+func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal, cfg webrtc.Configuration, trickle bool) error {
 	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return err
@@ -358,13 +421,25 @@ func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal
 			}
 		}
 	}()
+	var t *trickler
+	if trickle {
+		t = newTrickler(pc, c)
+	}
 	offer, err := pc.CreateOffer(nil)
 	var sdp string
-	if err == nil {
+	switch {
+	case err == nil && trickle:
+		if err = pc.SetLocalDescription(offer); err == nil {
+			sdp = withoutCandidates(pc.LocalDescription().SDP)
+		}
+	case err == nil:
 		sdp, err = gather(pc, offer)
 	}
 	if err == nil {
 		err = c.WriteJSON(rtc.Message{Type: "offer", SDP: sdp})
+	}
+	if err == nil && trickle {
+		t.start()
 	}
 	var ans rtc.Message
 	if err == nil {
