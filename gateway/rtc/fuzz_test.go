@@ -1,6 +1,7 @@
 package rtc_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,38 +28,11 @@ func FuzzPublishOffer(f *testing.F) {
 
 	_, _, serve, _ := testRoom(f, 43400, nil)
 	offer := func(t *testing.T, sdp string) rtc.Message {
-		cli := serve(rtc.Publisher, "customer")
+		cli := publisherConn(t, serve)
 		defer cli.Close()
-		if _, err := rtctest.Message(cli, "hello", nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := cli.WriteJSON(rtc.Message{Type: "offer", SDP: sdp}); err != nil {
-			t.Fatal(err)
-		}
-		reply := make(chan rtc.Message, 1)
-		go func() {
-			for {
-				var m rtc.Message
-				if cli.ReadJSON(&m) != nil {
-					close(reply)
-					return
-				}
-				if m.Type == "answer" || m.Type == "error" {
-					reply <- m
-					return
-				}
-			}
-		}()
-		select {
-		case m, ok := <-reply:
-			if !ok {
-				t.Fatal("the relay closed the signaling connection")
-			}
-			return m
-		case <-time.After(10 * time.Second):
-			t.Fatal("no answer and no error in 10 s")
-		}
-		return rtc.Message{}
+		cli.WriteJSON(rtc.Message{Type: "offer", SDP: sdp})
+		ms := reply(t, cli, "answer", "error")
+		return ms[len(ms)-1]
 	}
 	f.Fuzz(func(t *testing.T, sdp string) {
 		if len(sdp) > 64<<10 {
@@ -71,6 +45,88 @@ func FuzzPublishOffer(f *testing.F) {
 			t.Fatalf("a good offer after that one: %+v", m)
 		}
 	})
+}
+
+// FuzzTrickleCandidate sends the relay a customer page's trickled ICE
+// candidate with any text, after a good offer. The relay must take it or
+// refuse it with a reason, never panic, and go on serving the
+// connection: a chat message sent after it comes back.
+func FuzzTrickleCandidate(f *testing.F) {
+	for _, c := range []string{
+		"candidate:1 1 udp 2130706431 127.0.0.1 9 typ host",
+		"candidate:2 1 tcp 1518280447 192.0.2.7 9 typ host tcptype active",
+		"candidate:3 1 udp 1686052607 203.0.113.9 61000 typ srflx raddr 10.0.0.2 rport 61000 generation 0 ufrag abcd",
+		"candidate:4 1 udp 41885439 198.51.100.3 50000 typ relay raddr 203.0.113.9 rport 61000",
+		"candidate:5 1 udp 2130706431 f4d0c1b2-0000-4000-8000-123456789abc.local 54321 typ host",
+		"candidate:6 1 udp 2130706431 ::1 9 typ host",
+		"",
+	} {
+		f.Add(c)
+	}
+	good := pionOffer(f)
+	_, _, serve, _ := testRoom(f, 43600, nil)
+	f.Fuzz(func(t *testing.T, cand string) {
+		if len(cand) > 64<<10 {
+			return // signaling refuses it before the relay sees it
+		}
+		cli := publisherConn(t, serve)
+		defer cli.Close()
+		cli.WriteJSON(rtc.Message{Type: "offer", SDP: good})
+		if ms := reply(t, cli, "answer", "error"); ms[len(ms)-1].Type != "answer" {
+			t.Fatalf("the good offer: %+v", ms[len(ms)-1])
+		}
+		mid, line := "0", uint16(0)
+		cli.WriteJSON(rtc.Message{Type: "candidate", Candidate: &webrtc.ICECandidateInit{Candidate: cand, SDPMid: &mid, SDPMLineIndex: &line}})
+		cli.WriteJSON(rtc.Message{Type: "chat", Text: "still there?"})
+		for _, m := range reply(t, cli, "chat") {
+			if m.Type == "error" && m.Text == "" {
+				t.Error("an error without a reason")
+			}
+		}
+	})
+}
+
+// publisherConn connects a customer to the room and reads its hello.
+func publisherConn(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe) *rtctest.Pipe {
+	t.Helper()
+	cli := serve(rtc.Publisher, "customer")
+	if _, err := rtctest.Message(cli, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// reply reads messages from cli until one of the types until arrives and
+// returns them all, that one last, failing the test if none comes within
+// 10 s or the relay closes the connection.
+func reply(t *testing.T, cli *rtctest.Pipe, until ...string) []rtc.Message {
+	t.Helper()
+	got := make(chan []rtc.Message, 1)
+	go func() {
+		var ms []rtc.Message
+		for {
+			var m rtc.Message
+			if cli.ReadJSON(&m) != nil {
+				close(got)
+				return
+			}
+			ms = append(ms, m)
+			if slices.Contains(until, m.Type) {
+				got <- ms
+				return
+			}
+		}
+	}()
+	select {
+	case ms, ok := <-got:
+		if !ok {
+			t.Fatal("the relay closed the signaling connection")
+		}
+		return ms
+	case <-time.After(10 * time.Second):
+		t.Fatalf("none of %v in 10 s", until)
+	}
+	return nil
 }
 
 // pionOffer is the offer of a pion publisher of VP8 and H.264, with its
