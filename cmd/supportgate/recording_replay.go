@@ -146,7 +146,7 @@ func (p *player) play(from time.Duration) error {
 			return err
 		}
 		switch rec.Type {
-		case recorder.TypeOutput, recorder.TypeChat, recorder.TypeEvent:
+		case recorder.TypeOutput, recorder.TypeChat, recorder.TypeEvent, recorder.TypeResize:
 		default:
 			continue
 		}
@@ -187,15 +187,22 @@ func (p *player) showNote(rec recorder.Record) {
 	p.drawStatus(rec.Time, true)
 }
 
-// noteText describes a chat message or session event in one line of at
-// most noteMax characters. Control characters are shown escaped: a chat
-// message is the customer's or agent's text and may carry escape
-// sequences meant for the reviewer's terminal.
+// noteText describes a chat message, session event or the recorded
+// terminal's size in one line of at most noteMax characters. Control
+// characters are shown escaped: a chat message is the customer's or
+// agent's text and may carry escape sequences meant for the reviewer's
+// terminal.
 func noteText(rec recorder.Record) string {
-	s := "event " + rec.Kind
-	if rec.Type == recorder.TypeChat {
+	var s string
+	switch rec.Type {
+	case recorder.TypeChat:
 		s = "chat " + rec.From + ": " + rec.Text
-	} else {
+	case recorder.TypeResize:
+		// The reviewer's terminal keeps its own size: say what the
+		// recorded one was, since lines drawn for it may wrap here.
+		s = fmt.Sprintf("recorded terminal %dx%d", rec.Cols, rec.Rows)
+	default:
+		s = "event " + rec.Kind
 		for _, k := range slices.Sorted(maps.Keys(rec.Detail)) {
 			s += " " + k + "=" + rec.Detail[k]
 		}

@@ -287,6 +287,7 @@ func TestReplayNoteText(t *testing.T) {
 			`chat bob: hi\x1b[2J\x1b]0;pwned\x07\x0d\x0athere\x9b`},
 		{recorder.Record{Type: recorder.TypeEvent, Kind: "participant.joined", Detail: map[string]string{"role": "supervisor", "name": "carol"}},
 			"event participant.joined name=carol role=supervisor"},
+		{recorder.Record{Type: recorder.TypeResize, Cols: 132, Rows: 43}, "recorded terminal 132x43"},
 		{recorder.Record{Type: recorder.TypeChat, From: "a", Text: strings.Repeat("x", 100)},
 			"chat a: " + strings.Repeat("x", noteMax-len("chat a: ")) + "…"},
 	} {
