@@ -590,17 +590,21 @@ func TestRelayTrickle(t *testing.T) {
 	}
 	defer pub.Close()
 	w := watch(t, serve, rtctest.NewAPI(), pub, 10*time.Second)
-	before := w.view.Packets.Load()
-	for i := range 10 {
-		<-w.tick.C
-		pub.WriteFrame(rtctest.Frame(w.size, i == 0), 30)
+	// tenFrames sends ten frames (90 packets) and checks they arrive.
+	tenFrames := func(when string) {
+		before := w.view.Packets.Load()
+		for i := range 10 {
+			<-w.tick.C
+			pub.WriteFrame(rtctest.Frame(w.size, i == 0), 30)
+		}
+		for w.view.Packets.Load() < before+90 && w.ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := w.view.Packets.Load() - before; got < 90 {
+			t.Errorf("%s the viewer got %d packets of 10 frames", when, got)
+		}
 	}
-	for w.view.Packets.Load() < before+90 && w.ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := w.view.Packets.Load() - before; got < 90 {
-		t.Errorf("the viewer got %d packets of 10 frames", got)
-	}
+	tenFrames("trickled:")
 
 	// Bad candidates and too many: a reason each, and the share goes on.
 	collect := make(chan struct{})
@@ -637,17 +641,7 @@ func TestRelayTrickle(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	before = w.view.Packets.Load()
-	for i := range 10 {
-		<-w.tick.C
-		pub.WriteFrame(rtctest.Frame(w.size, i == 0), 30)
-	}
-	for w.view.Packets.Load() < before+90 && w.ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := w.view.Packets.Load() - before; got < 90 {
-		t.Errorf("after the refused candidates the viewer got %d packets of 10 frames", got)
-	}
+	tenFrames("after the refused candidates")
 	conn.Close()
 	<-collect
 }
