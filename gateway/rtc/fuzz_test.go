@@ -87,7 +87,7 @@ func FuzzTrickleCandidate(f *testing.F) {
 }
 
 // publisherConn connects a customer to the room and reads its hello.
-func publisherConn(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe) *rtctest.Pipe {
+func publisherConn(t testing.TB, serve func(rtc.Role, string) *rtctest.Pipe) *rtctest.Pipe {
 	t.Helper()
 	cli := serve(rtc.Publisher, "customer")
 	if _, err := rtctest.Message(cli, "hello", nil); err != nil {
@@ -99,7 +99,7 @@ func publisherConn(t *testing.T, serve func(rtc.Role, string) *rtctest.Pipe) *rt
 // reply reads messages from cli until one of the types until arrives and
 // returns them all, that one last, failing the test if none comes within
 // 10 s or the relay closes the connection.
-func reply(t *testing.T, cli *rtctest.Pipe, until ...string) []rtc.Message {
+func reply(t testing.TB, cli *rtctest.Pipe, until ...string) []rtc.Message {
 	t.Helper()
 	got := make(chan []rtc.Message, 1)
 	go func() {
@@ -151,4 +151,59 @@ func pionOffer(f *testing.F) string {
 	}
 	<-done
 	return pc.LocalDescription().SDP
+}
+
+// FuzzViewerAnswer sends the relay a viewer page's answer with any SDP,
+// after the relay's offer. The relay must take it or refuse it with a
+// reason, never panic, and go on serving the connection: a chat message
+// sent after it comes back.
+func FuzzViewerAnswer(f *testing.F) {
+	_, _, serve, _ := testRoom(f, 43700, nil)
+	viewerConn := func(t testing.TB) (*rtctest.Pipe, string) {
+		t.Helper()
+		cli := serve(rtc.Viewer, "alice")
+		ms := reply(t, cli, "offer")
+		return cli, ms[len(ms)-1].SDP
+	}
+	// A real answer to an offer of the relay's, for the seeds.
+	cli, offer := viewerConn(f)
+	pc, err := rtctest.NewAPI().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	answer := ""
+	if err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err == nil {
+		var a webrtc.SessionDescription
+		if a, err = pc.CreateAnswer(nil); err == nil {
+			done := webrtc.GatheringCompletePromise(pc)
+			if err = pc.SetLocalDescription(a); err == nil {
+				<-done
+				answer = pc.LocalDescription().SDP
+			}
+		}
+	}
+	pc.Close()
+	cli.Close()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(answer)
+	f.Add(strings.Replace(answer, "a=setup:active", "a=setup:actpass", 1))
+	f.Add(strings.Replace(answer, "a=recvonly", "a=sendonly", 1))
+	f.Add(strings.Replace(answer, "m=video 9", "m=audio 9", 1))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, sdp string) {
+		if len(sdp) > 64<<10 {
+			return // signaling refuses it before the relay sees it
+		}
+		cli, _ := viewerConn(t)
+		defer cli.Close()
+		cli.WriteJSON(rtc.Message{Type: "answer", SDP: sdp})
+		cli.WriteJSON(rtc.Message{Type: "chat", Text: "still there?"})
+		for _, m := range reply(t, cli, "chat") {
+			if m.Type == "error" && m.Text == "" {
+				t.Error("an error without a reason")
+			}
+		}
+	})
 }
