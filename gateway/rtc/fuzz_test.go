@@ -142,15 +142,14 @@ func pionOffer(f *testing.F) string {
 		f.Fatal(err)
 	}
 	o, err := pc.CreateOffer(nil)
+	var sdp string
+	if err == nil {
+		sdp, err = rtctest.Gather(pc, o)
+	}
 	if err != nil {
 		f.Fatal(err)
 	}
-	done := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(o); err != nil {
-		f.Fatal(err)
-	}
-	<-done
-	return pc.LocalDescription().SDP
+	return sdp
 }
 
 // FuzzViewerAnswer sends the relay a viewer page's answer with any SDP,
@@ -175,11 +174,7 @@ func FuzzViewerAnswer(f *testing.F) {
 	if err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err == nil {
 		var a webrtc.SessionDescription
 		if a, err = pc.CreateAnswer(nil); err == nil {
-			done := webrtc.GatheringCompletePromise(pc)
-			if err = pc.SetLocalDescription(a); err == nil {
-				<-done
-				answer = pc.LocalDescription().SDP
-			}
+			answer, err = rtctest.Gather(pc, a)
 		}
 	}
 	pc.Close()

@@ -260,7 +260,9 @@ func Message(c rtc.Conn, typ string, other func(rtc.Message)) (rtc.Message, erro
 	}
 }
 
-func gather(pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, error) {
+// Gather sets d as pc's local description, waits for ICE gathering to
+// end and returns the description with every candidate.
+func Gather(pc *webrtc.PeerConnection, d webrtc.SessionDescription) (string, error) {
 	done := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(d); err != nil {
 		return "", err
@@ -433,7 +435,7 @@ func (p *Publisher) connect(api *webrtc.API, c rtc.Conn, track webrtc.TrackLocal
 			sdp = withoutCandidates(pc.LocalDescription().SDP)
 		}
 	case err == nil:
-		sdp, err = gather(pc, offer)
+		sdp, err = Gather(pc, offer)
 	}
 	if err == nil {
 		err = c.WriteJSON(rtc.Message{Type: "offer", SDP: sdp})
@@ -571,7 +573,7 @@ func View(api *webrtc.API, c rtc.Conn, keepLatency bool) (*Viewer, error) {
 	}
 	var sdp string
 	if err == nil {
-		sdp, err = gather(pc, ans)
+		sdp, err = Gather(pc, ans)
 	}
 	if err == nil {
 		err = c.WriteJSON(rtc.Message{Type: "answer", SDP: sdp})
