@@ -194,6 +194,15 @@ func (s *Screen) Resize(cols, rows int) {
 	s.wrapNext = false
 }
 
+// restoreCursor moves the cursor back to where it was saved, and its
+// attributes. The screen may have shrunk since (or a snapshot may carry
+// any position), so the position is clamped to the screen as xterm does.
+func (s *Screen) restoreCursor() {
+	s.x = min(max(s.saved.x, 0), s.cols-1)
+	s.y = min(max(s.saved.y, 0), s.rows-1)
+	s.attr, s.wrapNext = s.saved.attr, false
+}
+
 // Write interprets p as terminal output. It never fails.
 func (s *Screen) Write(p []byte) (int, error) {
 	for i := 0; i < len(p); i++ {
@@ -297,7 +306,7 @@ func (s *Screen) escape(b byte) {
 	case '7':
 		s.saved = cursorState{s.x, s.y, s.attr}
 	case '8':
-		s.x, s.y, s.attr, s.wrapNext = s.saved.x, s.saved.y, s.saved.attr, false
+		s.restoreCursor()
 	case 'D':
 		s.lineFeed()
 	case 'E':
@@ -414,7 +423,7 @@ func (s *Screen) csi(final byte) {
 	case 's':
 		s.saved = cursorState{s.x, s.y, s.attr}
 	case 'u':
-		s.x, s.y, s.attr, s.wrapNext = s.saved.x, s.saved.y, s.saved.attr, false
+		s.restoreCursor()
 	}
 }
 
@@ -435,7 +444,7 @@ func (s *Screen) privateMode(set bool) {
 			} else if !set && s.main != nil {
 				s.lines, s.main = s.main, nil
 				if p == 1049 {
-					s.x, s.y, s.attr = s.saved.x, s.saved.y, s.saved.attr
+					s.restoreCursor()
 				}
 			}
 			s.wrapNext = false

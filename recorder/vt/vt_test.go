@@ -168,6 +168,49 @@ func FuzzScreen(f *testing.F) {
 	})
 }
 
+// TestRestoreCursorAfterShrink: a cursor saved on a larger screen is
+// restored inside the smaller one (it used to land outside and the next
+// character panicked, in the gateway's recording writer).
+func TestRestoreCursorAfterShrink(t *testing.T) {
+	for _, c := range []struct{ save, restore string }{
+		{"\x1b7", "\x1b8"},
+		{"\x1b[s", "\x1b[u"},
+		{"\x1b[?1049h", "\x1b[?1049l"},
+	} {
+		s := New(80, 24)
+		s.Write([]byte("\x1b[24;80H" + c.save))
+		s.Resize(10, 5)
+		s.Write([]byte(c.restore + "X"))
+		if x, y := s.Cursor(); x >= 10 || y >= 5 {
+			t.Errorf("%q then %q: cursor at %d,%d on a 10x5 screen", c.save, c.restore, x, y)
+		}
+		if !strings.Contains(s.String(), "X") {
+			t.Errorf("%q then %q: the X written after is not on the screen", c.save, c.restore)
+		}
+	}
+}
+
+// FuzzScreenResize writes a, resizes, writes b: the cursor stays on the
+// screen and the snapshot round trip holds, whatever a saved.
+func FuzzScreenResize(f *testing.F) {
+	f.Add([]byte("\x1b[24;80H\x1b7"), []byte("\x1b8X"), 80, 24, 10, 5)
+	f.Add([]byte("\x1b[?1049h\x1b[5;5Hab"), []byte("\x1b[?1049lcd\x1b[u"), 20, 10, 3, 2)
+	f.Fuzz(func(t *testing.T, a, b []byte, cols, rows, cols2, rows2 int) {
+		s := New(cols%300, rows%300)
+		s.Write(a)
+		s.Resize(cols2%300, rows2%300)
+		s.Write(b)
+		if x, y := s.Cursor(); x < 0 || y < 0 || x >= s.cols || y >= s.rows {
+			t.Fatalf("cursor %d,%d on a %dx%d screen", x, y, s.cols, s.rows)
+		}
+		s2 := New(s.cols, s.rows)
+		s2.Write(s.Snapshot())
+		if s.String() != s2.String() {
+			t.Fatalf("snapshot mismatch")
+		}
+	})
+}
+
 func TestSnapshotPendingWrap(t *testing.T) {
 	a := New(5, 3)
 	a.Write([]byte("abcde"))
