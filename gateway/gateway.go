@@ -91,6 +91,23 @@ type Config struct {
 	// RTC configures the WebRTC relay of screen shares: the ICE UDP port
 	// range, an ICE-TCP listener, TURN servers (see rtc.Config).
 	RTC rtc.Config
+
+	// Recording configures the recordings of sessions beyond their keys.
+	Recording RecordingConfig
+}
+
+// RecordingConfig configures every session's recording, shared by all its
+// transports.
+type RecordingConfig struct {
+	// Redact adds patterns to mask besides card numbers.
+	Redact recorder.RedactConfig
+	// RecordInput records what agents type in shells (off by default:
+	// keystrokes include passwords typed at prompts).
+	RecordInput bool
+	// MaxBytes caps a recording's size; 0 means recorder.DefaultMaxBytes.
+	// A session whose recording reaches it, or whose recording fails, is
+	// ended: nothing of a session goes unrecorded.
+	MaxBytes int64
 }
 
 // MaxTokenTTL caps bearer tokens and SSH certificates.
@@ -122,6 +139,7 @@ type Gateway struct {
 	handler http.Handler
 
 	recipients []age.Recipient
+	recCfg     RecordingConfig
 	onAudit    func(audit.Record)
 	detector   *detect.Detector  // nil without Config.Detect
 	locks      chan detect.Alert // critical alerts for runLocks; nil without AutoLock
@@ -155,7 +173,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
 		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
-		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients,
+		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients, recCfg: cfg.Recording,
 		onAudit: cfg.OnAudit, stop: func() {}, sshPort: cfg.SSHPort,
 	}
 	g.store = g.authCache.watch(cfg.Store)

@@ -65,6 +65,8 @@ func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
 	cfg := recorder.WriterConfig{
 		RecordingID: sessionID, SessionID: sessionID, Recipients: g.recipients,
 		Signer: g.keys.SigningKey, Now: g.clock.Now, Rand: g.rand, Logger: g.log,
+		Redact: g.recCfg.Redact, RecordInput: g.recCfg.RecordInput, MaxBytes: g.recCfg.MaxBytes,
+		OnFailure: func(err error) { g.endUnrecorded(sessionID, err) },
 	}
 	// A session resumed after a restart continues in the next free part.
 	var w *recorder.Writer
@@ -111,6 +113,22 @@ func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
 		}
 	})
 	return w, nil
+}
+
+// endUnrecorded ends a session whose recording refuses records (its size
+// cap reached, or its file failing): what the session did next would go
+// unrecorded, so it must stop, as the time box would stop it. The audit
+// log says why.
+func (g *Gateway) endUnrecorded(sessionID string, err error) {
+	g.log.Error("recording failed; ending the session", "session", sessionID, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	by := session.Actor{Name: "recorder", Role: "system"}
+	g.record(ctx, audit.Event{Type: "recording.failed", Actor: by.Name, Role: by.Role, Session: sessionID,
+		Detail: map[string]string{"error": err.Error()}})
+	if _, err := g.broker.Revoke(ctx, sessionID, by); err != nil && !errors.Is(err, session.ErrEnded) {
+		g.log.Error("ending a session whose recording failed", "session", sessionID, "err", err)
+	}
 }
 
 // close closes every open recording and waits for those closing.

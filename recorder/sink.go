@@ -138,6 +138,8 @@ type sink struct {
 
 	mu sync.Mutex // guards e
 	e  error
+
+	onFail func(error) // told of the first error (Writer.failed)
 }
 
 func newSink(dst io.Writer, z *sealer, signer ed25519.PrivateKey, recordingID string, h0 [chainLen]byte, offset int64, log *slog.Logger) *sink {
@@ -202,6 +204,9 @@ func (s *sink) fail(err error) {
 	if s.e == nil {
 		s.e = fmt.Errorf("recorder: writing: %w", err)
 		s.log.Error("recording write failed; recording is cut short", "err", err)
+		if s.onFail != nil {
+			s.onFail(s.e)
+		}
 	}
 }
 

@@ -66,6 +66,11 @@ type WriterConfig struct {
 	FlushInterval time.Duration
 	// Logger receives warnings (size cap, write errors); nil discards.
 	Logger *slog.Logger
+	// OnFailure, if set, is called once, on a goroutine of its own, when
+	// the Writer first refuses a record: MaxBytes reached (ErrSizeCap) or
+	// the file failing. What the session does after that is not recorded,
+	// so the owner should stop it: the gateway ends the session.
+	OnFailure func(error)
 }
 
 func (c *WriterConfig) check() error {
@@ -144,6 +149,7 @@ type Writer struct {
 	wg       sync.WaitGroup
 	closeErr error
 	once     sync.Once
+	failOnce sync.Once // OnFailure's
 }
 
 // Create creates the file at path (it must not exist) with mode 0600 and
@@ -207,6 +213,7 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	z := &sealer{aead: aead}
 	copy(z.prevTag[:], h0[:tagLen])
 	w.sink = newSink(dst, z, cfg.Signer, cfg.RecordingID, h0, int64(len(hdr)), cfg.Logger)
+	w.sink.onFail = w.failed
 	w.cur = w.sink.newBatch()
 	w.wg.Add(5)
 	go func() { defer w.wg.Done(); w.sink.seal() }()
@@ -468,6 +475,7 @@ func (w *Writer) frameLocked(n int, internal bool) ([]byte, error) {
 				"max_bytes": strconv.FormatInt(w.cfg.MaxBytes, 10),
 			}})
 			w.appendLocked(TypeEvent, ev, nil, true)
+			w.failed(ErrSizeCap)
 		}
 		return nil, ErrSizeCap
 	}
@@ -560,6 +568,23 @@ func (w *Writer) Close() error {
 		}
 	})
 	return w.closeErr
+}
+
+// failed calls OnFailure with err the first time a record is refused.
+// It runs on a goroutine of the Writer's, so that neither the Writer's
+// lock nor a sink goroutine is held while the owner reacts (the gateway
+// ends the session, which closes this Writer).
+func (w *Writer) failed(err error) {
+	if w.cfg.OnFailure == nil {
+		return
+	}
+	w.failOnce.Do(func() {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.cfg.OnFailure(err)
+		}()
+	})
 }
 
 // submitLocked hands the current batch to the sink and starts a new one.

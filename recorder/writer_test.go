@@ -271,6 +271,8 @@ func TestSizeCap(t *testing.T) {
 	clk := recordertest.NewClock(t0)
 	cfg := recordertest.Config(k, clk)
 	cfg.MaxBytes = 100 << 10
+	failures := make(chan error, 2)
+	cfg.OnFailure = func(err error) { failures <- err }
 	path := filepath.Join(t.TempDir(), "cap.sgrec")
 	w, err := recorder.Create(path, cfg)
 	if err != nil {
@@ -288,6 +290,10 @@ func TestSizeCap(t *testing.T) {
 	}
 	if !errors.Is(capErr, recorder.ErrSizeCap) {
 		t.Fatalf("got %v, want ErrSizeCap", capErr)
+	}
+	// Close waited for OnFailure, which was called once.
+	if len(failures) != 1 || !errors.Is(<-failures, recorder.ErrSizeCap) {
+		t.Errorf("OnFailure: want one call with ErrSizeCap")
 	}
 	st, _ := os.Stat(path)
 	if st.Size() > cfg.MaxBytes {
@@ -313,6 +319,55 @@ func TestSizeCap(t *testing.T) {
 	if !found {
 		t.Error("no recording.size_cap event")
 	}
+}
+
+// TestOnFailureWriteError: a file that fails is reported once through
+// OnFailure, and the records after it are refused.
+func TestOnFailureWriteError(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(t0)
+	cfg := recordertest.Config(k, clk)
+	failures := make(chan error, 2)
+	cfg.OnFailure = func(err error) { failures <- err }
+	dst := &failAfter{n: 64 << 10}
+	w, err := recorder.NewWriter(dst, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 32 { // 128 KiB, flushed: past what dst takes
+		w.Output(bytes.Repeat([]byte("z"), 4<<10))
+		w.Flush()
+	}
+	var got error
+	select {
+	case got = <-failures:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnFailure was not called")
+	}
+	if !errors.Is(got, errDiskFull) {
+		t.Fatalf("OnFailure: got %v, want the write error", got)
+	}
+	if err := w.Output([]byte("after")); err == nil {
+		t.Error("Output after the failure: no error")
+	}
+	w.Close()
+	if len(failures) != 0 {
+		t.Error("OnFailure called more than once")
+	}
+}
+
+var errDiskFull = errors.New("no space left on device")
+
+// failAfter takes n bytes, then fails every write.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		f.n = 0
+		return 0, errDiskFull
+	}
+	f.n -= len(p)
+	return len(p), nil
 }
 
 // TestLargeRecords reads frames larger than the reader's initial buffer.

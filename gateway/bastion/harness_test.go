@@ -64,6 +64,7 @@ type envOptions struct {
 	// wrapHelpers, if set, wraps the gateway's helpers (the hub) as the
 	// bastion sees them.
 	wrapHelpers func(bastion.Helpers) bastion.Helpers
+	recording   gateway.RecordingConfig // the gateway's recordings
 }
 
 func newEnv(t testing.TB, opt envOptions) *env {
@@ -93,7 +94,7 @@ func newEnv(t testing.TB, opt envOptions) *env {
 	e.g, err = gateway.New(gateway.Config{
 		Store: e.st, Keys: e.mat, PublicURL: e.srv.URL, Org: "ACME Support", Policy: pol,
 		WireGuard: uc, WireGuardEndpoint: uc.LocalAddr().String(),
-		Recipients: []age.Recipient{e.ident.Recipient()},
+		Recipients: []age.Recipient{e.ident.Recipient()}, Recording: opt.recording,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package bastion
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -98,17 +99,20 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		io.Copy(&tee{w: r.ch, st: r.st, n: &r.out}, r.up)
+		r.relayOutput(r.ch, r.up)
 	}()
 	go func() {
 		defer wg.Done()
-		io.Copy(&tee{w: r.ch.Stderr(), st: r.st, n: &r.out}, r.up.Stderr())
+		r.relayOutput(r.ch.Stderr(), r.up.Stderr())
 	}()
 	// Input from the agent.
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		io.Copy(&input{w: r.up, st: r.st, n: &r.in}, r.ch)
+		_, err := io.Copy(&input{w: r.up, st: r.st, n: &r.in}, r.ch)
+		if errors.Is(err, errUnrecorded) {
+			r.up.Close()
+		}
 		r.up.CloseWrite()
 	}()
 	// Requests from the agent; when the agent closes the channel, the
@@ -260,7 +264,24 @@ func (r *relay) banner(pty bool) {
 	}
 }
 
-// tee records output before it is sent to the agent.
+// errUnrecorded stops a relay whose recording refused what it carried:
+// the recording reached its size cap or its file failed. Nothing passes
+// unrecorded; the gateway ends the session as well.
+var errUnrecorded = errors.New("the recording failed, so nothing more is relayed")
+
+// relayOutput copies the helper's output src to the agent's dst through
+// the recording. If the recording refuses it, the helper's channel is
+// closed, which ends the other copies of this relay too.
+func (r *relay) relayOutput(dst io.Writer, src io.Reader) {
+	_, err := io.Copy(&tee{w: dst, st: r.st, n: &r.out}, src)
+	if errors.Is(err, errUnrecorded) {
+		r.cn.srv.log.Error("bastion: recording refused output; closing the channel", "session", r.cn.id, "err", err)
+		r.up.Close()
+	}
+}
+
+// tee records output before it is sent to the agent; what the recording
+// refuses is not sent.
 type tee struct {
 	w  io.Writer
 	st *sessState
@@ -268,7 +289,9 @@ type tee struct {
 }
 
 func (t *tee) Write(p []byte) (int, error) {
-	t.st.output(p)
+	if err := t.st.output(p); err != nil {
+		return 0, fmt.Errorf("%w: %w", errUnrecorded, err)
+	}
 	n, err := t.w.Write(p)
 	t.n.Add(int64(n))
 	return n, err
@@ -282,7 +305,9 @@ type input struct {
 }
 
 func (in *input) Write(p []byte) (int, error) {
-	in.st.rec.Input(p)
+	if err := in.st.rec.Input(p); err != nil {
+		return 0, fmt.Errorf("%w: %w", errUnrecorded, err)
+	}
 	n, err := in.w.Write(p)
 	in.n.Add(int64(n))
 	return n, err
