@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"time"
 
+	"supportgate/gateway"
 	"supportgate/session"
 )
 
@@ -23,11 +25,54 @@ type fileConfig struct {
 	LogLevel   string   `json:"log_level"`
 	// RecordInput records what agents type in shells too (off by default:
 	// keystrokes include passwords typed at prompts).
-	RecordInput bool         `json:"record_input"`
-	Policy      policyConfig `json:"policy"`
-	Detect      detectConfig `json:"detect"`
-	RTC         rtcConfig    `json:"rtc"`
+	RecordInput bool `json:"record_input"`
+	// RedactPatterns are regular expressions (Go syntax) masked in
+	// recordings besides card numbers: matched line by line in terminal
+	// output and on whole chat messages.
+	RedactPatterns []string `json:"redact_patterns"`
+	// RecordingMaxBytes caps each recording (default 4 GiB). A session
+	// whose recording reaches it is ended, not left unrecorded.
+	RecordingMaxBytes int64        `json:"recording_max_bytes"`
+	Policy            policyConfig `json:"policy"`
+	Detect            detectConfig `json:"detect"`
+	RTC               rtcConfig    `json:"rtc"`
 }
+
+// maxRedactPatterns bounds redact_patterns, each compiled and run over
+// every line a session prints.
+const (
+	maxRedactPatterns   = 64
+	maxRedactPatternLen = 1024
+)
+
+// recording returns the gateway's recording configuration.
+func (c *fileConfig) recording() (gateway.RecordingConfig, error) {
+	rc := gateway.RecordingConfig{RecordInput: c.RecordInput, MaxBytes: c.RecordingMaxBytes}
+	if c.RecordingMaxBytes < 0 || (c.RecordingMaxBytes > 0 && c.RecordingMaxBytes < minRecordingBytes) {
+		return rc, fmt.Errorf("config recording_max_bytes: %d is below the minimum of %d", c.RecordingMaxBytes, minRecordingBytes)
+	}
+	if len(c.RedactPatterns) > maxRedactPatterns {
+		return rc, fmt.Errorf("config redact_patterns: %d patterns, at most %d", len(c.RedactPatterns), maxRedactPatterns)
+	}
+	for i, p := range c.RedactPatterns {
+		if p == "" || len(p) > maxRedactPatternLen {
+			return rc, fmt.Errorf("config redact_patterns[%d]: empty or longer than %d bytes", i, maxRedactPatternLen)
+		}
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return rc, fmt.Errorf("config redact_patterns[%d]: %w", i, err)
+		}
+		if re.MatchString("") {
+			return rc, fmt.Errorf("config redact_patterns[%d]: %q matches the empty string", i, p)
+		}
+		rc.Redact.Patterns = append(rc.Redact.Patterns, re)
+	}
+	return rc, nil
+}
+
+// minRecordingBytes is the smallest recording_max_bytes: room for the
+// header, a few checkpoints and the end record.
+const minRecordingBytes = 1 << 20
 
 type policyConfig struct {
 	MaxDuration     duration `json:"max_duration"`

@@ -144,6 +144,10 @@ func runServe(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	recCfg, err := cfg.recording()
+	if err != nil {
+		return err
+	}
 	rtcCfg, iceTCP, err := cfg.RTC.relay()
 	if err != nil {
 		return err
@@ -156,6 +160,7 @@ func runServe(env *cliEnv, args []string) error {
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
 		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort, RTC: rtcCfg,
+		Recording: recCfg,
 	})
 	if err != nil {
 		return err
@@ -166,7 +171,7 @@ func runServe(env *cliEnv, args []string) error {
 		Sessions: g.Broker(), Users: store,
 		Recording: g.Recording, // shared with the session's other transports
 		Audit:     g.Audit, Logger: logger,
-		RecordInput: cfg.RecordInput,
+		RecordInput: cfg.RecordInput, Redact: recCfg.Redact,
 		Presence: func(id string, p bastion.Participant, joined bool) {
 			g.Presence(id, gateway.Participant(p), joined)
 		},
