@@ -260,12 +260,28 @@ func (g *Gateway) handleConsentRevoke(w http.ResponseWriter, r *http.Request, _ 
 func (g *Gateway) handleConsentExtension(w http.ResponseWriter, r *http.Request, _ *principal) {
 	var req struct {
 		Approve *bool `json:"approve"`
+		// By and RequestedAt, optional, name the pending request the
+		// customer was shown, as the view's "extension" gave them; the
+		// broker refuses the answer (409) if another request is pending.
+		By          string     `json:"by"`
+		RequestedAt *time.Time `json:"requested_at"`
 	}
 	g.consentPost(w, r, &req, func(token, key string, by session.Actor) (*session.Session, error) {
 		if req.Approve == nil {
 			return nil, errorf(http.StatusBadRequest, `send {"approve": true} or {"approve": false}`)
 		}
-		return g.broker.DecideExtension(r.Context(), token, key, *req.Approve, by)
+		a := session.ExtensionAnswer{Approve: *req.Approve}
+		if req.By != "" {
+			d, err := time.ParseDuration(req.By)
+			if err != nil || d <= 0 || len(req.By) > 32 {
+				return nil, errorf(http.StatusBadRequest, "by %q is not a duration like the view's 15m0s", truncate(req.By, 32))
+			}
+			a.By = d
+		}
+		if req.RequestedAt != nil {
+			a.RequestedAt = *req.RequestedAt
+		}
+		return g.broker.DecideExtension(r.Context(), token, key, a, by)
 	})
 }
 

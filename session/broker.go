@@ -521,8 +521,31 @@ func (b *Broker) LockAgent(ctx context.Context, agent string, by Actor) (int, er
 	return n, errors.Join(errs...)
 }
 
+// Errors about extensions. Both match ErrConflict as well, so transports
+// that map conflicts (HTTP 409) need no case of their own.
+var (
+	// ErrExtensionPending refuses a request for more time while an earlier
+	// one still awaits the customer. Replacing it would let an agent swap
+	// the amount under a customer who is about to say yes to the first.
+	ErrExtensionPending error = conflictError("an extension is already awaiting the customer")
+	// ErrExtensionChanged refuses a customer's answer that names another
+	// request than the one pending now (see ExtensionAnswer).
+	ErrExtensionChanged error = conflictError("the extension request has changed")
+)
+
+// conflictError is a sentinel that also matches ErrConflict.
+type conflictError string
+
+func (e conflictError) Error() string { return string(e) }
+
+// Is makes a conflictError match ErrConflict.
+func (e conflictError) Is(target error) bool { return target == ErrConflict }
+
 // RequestExtension asks the customer for more time. The current time box
-// runs on unchanged until the customer approves.
+// runs on unchanged until the customer approves. Only one request may wait
+// at a time: another fails with ErrExtensionPending until the customer
+// answers or the session ends; nothing withdraws or expires a pending
+// request before that.
 func (b *Broker) RequestExtension(ctx context.Context, id string, by Actor, d time.Duration) (*Session, error) {
 	if d <= 0 || d > b.policy.MaxDuration {
 		return nil, fmt.Errorf("%w: extension %v is outside (0, %v]", ErrBadDuration, d, b.policy.MaxDuration)
@@ -534,6 +557,10 @@ func (b *Broker) RequestExtension(ctx context.Context, id string, by Actor, d ti
 	return b.change(ctx, e, "extension.requested", by, map[string]string{"by": d.String()}, func(s *Session) error {
 		if s.State != Active {
 			return ErrNotActive
+		}
+		if x := s.Extension; x != nil {
+			return fmt.Errorf("%w: %v asked by %s at %s; the customer must answer it before more time can be asked",
+				ErrExtensionPending, x.By, x.RequestedBy, x.RequestedAt.UTC().Format(time.RFC3339))
 		}
 		if total := s.ExpiresAt.Add(d).Sub(s.ApprovedAt); total > HardMaxDuration {
 			return fmt.Errorf("%w: the session would last %v, over the hard maximum %v", ErrBadDuration, total.Round(time.Second), HardMaxDuration)

@@ -291,10 +291,10 @@ func TestExtensionNeedsConsent(t *testing.T) {
 	if got := h.get(s.ID).ExpiresAt; !got.Equal(t0.Add(30 * time.Minute)) {
 		t.Fatalf("extension took effect before consent: expires %v", got)
 	}
-	if _, err := h.b.DecideExtension(ctx, tok, key, true, customer); err != nil {
+	if _, err := h.b.DecideExtension(ctx, tok, key, session.ExtensionAnswer{Approve: true}, customer); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.b.DecideExtension(ctx, tok, key, true, customer); !errors.Is(err, session.ErrNoExtension) {
+	if _, err := h.b.DecideExtension(ctx, tok, key, session.ExtensionAnswer{Approve: true}, customer); !errors.Is(err, session.ErrNoExtension) {
 		t.Fatalf("second decision: got %v, want ErrNoExtension", err)
 	}
 	h.clock.Advance(44 * time.Minute)

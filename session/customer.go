@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The customer side of a session: everything here is reached with the
@@ -203,15 +204,30 @@ func (b *Broker) CustomerRevoke(ctx context.Context, token, clientKey string, by
 	})
 }
 
+// ExtensionAnswer is the customer's answer to a pending extension. By and
+// RequestedAt name the request the customer was shown (the consent view
+// carries both); each one set must match the request pending now, so that
+// a yes never grants an amount the customer did not see, even if the
+// pending request changed between showing and answering. Zero means the
+// client did not say; the answer then concerns whatever is pending, which
+// is safe only because a pending request cannot be replaced.
+type ExtensionAnswer struct {
+	Approve     bool
+	By          time.Duration
+	RequestedAt time.Time
+}
+
 // DecideExtension is the customer's answer to a pending extension. On yes
-// the time box grows by the requested amount from its current end.
-func (b *Broker) DecideExtension(ctx context.Context, token, clientKey string, approve bool, by Actor) (*Session, error) {
+// the time box grows by the requested amount from its current end. An
+// answer naming another request than the pending one fails with
+// ErrExtensionChanged and changes nothing.
+func (b *Broker) DecideExtension(ctx context.Context, token, clientKey string, a ExtensionAnswer, by Actor) (*Session, error) {
 	e, err := b.customerEntry(ctx, token)
 	if err != nil {
 		return nil, err
 	}
 	typ := "extension.denied"
-	if approve {
+	if a.Approve {
 		typ = "extension.approved"
 	}
 	detail := map[string]string{}
@@ -222,12 +238,19 @@ func (b *Broker) DecideExtension(ctx context.Context, token, clientKey string, a
 		if s.State != Active {
 			return ErrNotActive
 		}
-		if s.Extension == nil {
+		x := s.Extension
+		if x == nil {
 			return ErrNoExtension
 		}
-		detail["by"] = s.Extension.By.String()
-		if approve {
-			s.ExpiresAt = s.ExpiresAt.Add(s.Extension.By)
+		// A refusal is checked too, so the audit record names the request
+		// the customer actually refused.
+		if (a.By != 0 && a.By != x.By) || (!a.RequestedAt.IsZero() && !a.RequestedAt.Equal(x.RequestedAt)) {
+			return fmt.Errorf("%w: %v asked at %s is pending now; look at it again before answering",
+				ErrExtensionChanged, x.By, x.RequestedAt.UTC().Format(time.RFC3339))
+		}
+		detail["by"] = x.By.String()
+		if a.Approve {
+			s.ExpiresAt = s.ExpiresAt.Add(x.By)
 			detail["expires_at"] = s.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z07:00")
 		}
 		s.Extension = nil

@@ -14,6 +14,9 @@
   let socket = null;
   let stoppedHere = false;
   let ended = false;
+  // asked is the extension request the prompt shows; the answer names it,
+  // so a yes cannot grant another request that arrived in the meantime.
+  let asked = null;
 
   const problem = (msg) => {
     sg.show("loading", false);
@@ -75,6 +78,7 @@
     const wasAsking = !sg.$("extension").hidden;
     sg.show("extension", !!ext);
     if (ext && !wasAsking) sg.$("extension").focus();
+    asked = ext ? { by: ext.by, requested_at: ext.requested_at } : null;
     if (ext) {
       sg.text("ext-text", v.agent.name + " asks for " + sg.words(sg.goDuration(ext.by)) +
         " more. If you refuse or do nothing, the session ends at the time shown.");
@@ -192,8 +196,10 @@
   });
 
   const decide = async (approve) => {
-    const v = await post("extension", { approve });
+    if (!asked) return;
+    const v = await post("extension", Object.assign({ approve }, asked));
     if (v && v.state === "active") renderLive(v);
+    else if (!v) refresh(); // the request may have changed: show the one pending now
   };
   sg.$("ext-yes").addEventListener("click", () => decide(true));
   sg.$("ext-no").addEventListener("click", () => decide(false));
