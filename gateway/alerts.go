@@ -107,13 +107,13 @@ func (g *Gateway) runLocks(ctx context.Context) {
 }
 
 // alertVisible reports whether p may see alerts about agent: admins see
-// all, supervisors their team's.
+// all, supervisors their team's; a teamless supervisor none (sameTeam).
 func (g *Gateway) alertVisible(ctx context.Context, p *principal, agent string) bool {
 	if p.role == admin {
 		return true
 	}
 	u, err := g.store.GetUser(ctx, agent)
-	return err == nil && u.Team == p.user.Team
+	return err == nil && sameTeam(p.user.Team, u.Team)
 }
 
 func (g *Gateway) handleListAlerts(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -206,7 +206,7 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		g.writeErr(w, r, errorf(http.StatusForbidden, "account is locked by an administrator"))
 		return
 	}
-	state := identity.LoginState{Failures: u.Failures, LastFailure: u.LastFailure, LockedUntil: u.LockedUntil}
+	state := loginState(u)
 	if locked, until := g.lockout.Locked(state, now); locked {
 		g.metrics.logins.WithLabelValues("locked").Inc()
 		g.record(ctx, audit.Event{Type: "login.refused", Actor: u.Name, Role: u.Role, Remote: remote, Detail: map[string]string{"why": "too many failures"}})
@@ -225,27 +225,18 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 			why = "wrong or reused TOTP code"
 			g.record(ctx, audit.Event{Type: "login.mfa_failure", Actor: u.Name, Role: u.Role, Remote: remote})
 		}
-		next := g.lockout.Fail(state, now)
-		u.Failures, u.LastFailure, u.LockedUntil = next.Failures, next.LastFailure, next.LockedUntil
-		u.Version++
-		if err := g.store.UpdateUser(ctx, u); err != nil && !errors.Is(err, users.ErrConflict) {
-			g.log.Error("storing login failure", "user", u.Name, "err", err)
-		}
-		if locked, _ := g.lockout.Locked(next, now); locked {
-			g.record(ctx, audit.Event{Type: "user.lockout", Actor: "system", Role: "system", Remote: remote,
-				Detail: map[string]string{"user": u.Name, "until": next.LockedUntil.UTC().Format(time.RFC3339)}})
-		}
+		g.countFailure(ctx, u, now, remote)
 		fail(u, why)
 		return
 	}
-	next := g.lockout.Success(state, now)
-	u.Failures, u.LastFailure, u.LockedUntil = next.Failures, next.LastFailure, next.LockedUntil
+	setLoginState(u, g.lockout.Success(state, now))
 	u.TOTPLast = counter
 	u.Version++
 	if err := g.store.UpdateUser(ctx, u); err != nil {
 		if errors.Is(err, users.ErrConflict) {
 			// A concurrent login changed the account, possibly with this
-			// very code: refuse rather than accept a code twice.
+			// very code or with failures that just locked it: refuse rather
+			// than accept a code twice or lift a lock.
 			fail(u, "concurrent login")
 			return
 		}
@@ -275,6 +266,57 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 	}
 	g.record(ctx, audit.Event{Type: "login.success", Actor: u.Name, Role: u.Role, Remote: remote, Detail: detail})
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// loginFailureTries bounds how often a failed login re-reads its account
+// after a concurrent update won the version race. Each lost race is another
+// update stored, and failures stop writing once the account is locked, so
+// only a flood of other updates exhausts it.
+const loginFailureTries = 10
+
+// countFailure stores a failed login of u at now. When a concurrent login
+// changed the account first it re-reads the account and counts again:
+// dropping the failure would let parallel guesses count as one and never
+// reach the lock. A failure that finds the account locked stores nothing,
+// as Lockout.Fail would not extend the lock anyway.
+func (g *Gateway) countFailure(ctx context.Context, u *users.User, now time.Time, remote string) {
+	name := u.Name
+	for range loginFailureTries {
+		state := loginState(u)
+		if locked, _ := g.lockout.Locked(state, now); locked {
+			return
+		}
+		next := g.lockout.Fail(state, now)
+		setLoginState(u, next)
+		u.Version++
+		err := g.store.UpdateUser(ctx, u)
+		if err == nil {
+			if locked, _ := g.lockout.Locked(next, now); locked {
+				g.record(ctx, audit.Event{Type: "user.lockout", Actor: "system", Role: "system", Remote: remote,
+					Detail: map[string]string{"user": name, "until": next.LockedUntil.UTC().Format(time.RFC3339)}})
+			}
+			return
+		}
+		if !errors.Is(err, users.ErrConflict) {
+			g.log.Error("storing login failure", "user", name, "err", err)
+			return
+		}
+		if u, err = g.store.GetUser(ctx, name); err != nil {
+			g.log.Error("re-reading account to store login failure", "user", name, "err", err)
+			return
+		}
+	}
+	g.log.Error("storing login failure: account kept changing concurrently", "user", name, "tries", loginFailureTries)
+}
+
+// loginState is the lockout bookkeeping stored in u.
+func loginState(u *users.User) identity.LoginState {
+	return identity.LoginState{Failures: u.Failures, LastFailure: u.LastFailure, LockedUntil: u.LockedUntil}
+}
+
+// setLoginState stores s in u; the caller writes u back.
+func setLoginState(u *users.User, s identity.LoginState) {
+	u.Failures, u.LastFailure, u.LockedUntil = s.Failures, s.LastFailure, s.LockedUntil
 }
 
 // issueLogin creates the bearer token and, if asked, the SSH certificate.

@@ -82,17 +82,25 @@ func sessionView(s *session.Session) SessionView {
 }
 
 // canSee reports whether p may see s: agents their own, supervisors their
-// team's, auditors all.
+// own and their team's, auditors all.
 func canSee(p *principal, s *session.Session) bool {
 	switch p.role {
 	case auditor:
 		return true
 	case supervisor:
-		return s.Agent == p.user.Name || s.Team == p.user.Team
+		return s.Agent == p.user.Name || sameTeam(p.user.Team, s.Team)
 	case agent:
 		return s.Agent == p.user.Name
 	}
 	return false
+}
+
+// sameTeam reports whether a supervisor of team sup oversees a member of
+// team member. No team is not a team: a supervisor without one oversees
+// nobody, else they would reach every teamless agent (the bastion refuses
+// the same case).
+func sameTeam(sup, member string) bool {
+	return sup != "" && sup == member
 }
 
 // canAct reports whether p may revoke or extend s.
@@ -186,7 +194,12 @@ func (g *Gateway) handleListSessions(w http.ResponseWriter, r *http.Request, p *
 	case agent:
 		f.Agent = p.user.Name
 	case supervisor:
+		// A teamless supervisor oversees nobody (sameTeam): an empty
+		// Team would filter nothing, so list only their own sessions.
 		f.Team = p.user.Team
+		if f.Team == "" {
+			f.Agent = p.user.Name
+		}
 	}
 	ss, err := g.broker.List(r.Context(), f)
 	if err != nil {
