@@ -83,7 +83,7 @@ func (g *Gateway) serveRTC(w http.ResponseWriter, r *http.Request, s *session.Se
 		g.writeErr(w, r, errorf(http.StatusServiceUnavailable, "the session cannot be recorded; screen sharing is unavailable"))
 		return
 	}
-	room, err := g.rtc.Room(sctx, s.ID, rec)
+	room, err := g.rtc.Room(sctx, s.ID, rec, rtc.RoomOptions{Chat: s.Scopes.Has(session.Chat)})
 	if err != nil {
 		g.writeErr(w, r, session.ErrEnded)
 		return

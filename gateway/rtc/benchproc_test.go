@@ -244,7 +244,7 @@ func relayChild(stdin io.Reader, stdout io.Writer) error {
 				return err
 			}
 			recs = append(recs, w)
-			room, err := relay.Room(ctx, name, w)
+			room, err := relay.Room(ctx, name, w, rtc.RoomOptions{Chat: true})
 			if err != nil {
 				return err
 			}

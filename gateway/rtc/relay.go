@@ -110,6 +110,10 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.TCP != nil {
 		se.SetICETCPMux(webrtc.NewICETCPMux(nil, cfg.TCP, 8))
 	}
+	// The gateway's ICE-TCP is passive (the browsers dial it). Active TCP
+	// would have the gateway dial whatever address a page names in a
+	// candidate, from inside its network.
+	se.DisableActiveTCP(true)
 	// A viewer or publisher that vanishes without closing is dropped soon.
 	se.SetICETimeouts(3*time.Second, 6*time.Second, time.Second)
 
@@ -238,7 +242,7 @@ func (r *Relay) newPC(role Role) (*webrtc.PeerConnection, error) {
 // Room returns the session's room, creating it with rec as its recording
 // sink. The room ends, closing everything in it, when ctx (the session
 // context) is done or the relay closes. rec may be nil (nothing recorded).
-func (r *Relay) Room(ctx context.Context, id string, rec Recorder) (*Room, error) {
+func (r *Relay) Room(ctx context.Context, id string, rec Recorder, opt RoomOptions) (*Room, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || ctx.Err() != nil {
@@ -247,7 +251,7 @@ func (r *Relay) Room(ctx context.Context, id string, rec Recorder) (*Room, error
 	if rm := r.rooms[id]; rm != nil {
 		return rm, nil
 	}
-	rm, err := newRoom(r, ctx, id, rec)
+	rm, err := newRoom(r, ctx, id, rec, opt)
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func TestRelayPionToPion(t *testing.T) {
 	sctx, endSession := context.WithCancel(context.Background())
 	defer endSession()
 	rec := &fakeRec{}
-	room, err := relay.Room(sctx, "s1", rec)
+	room, err := relay.Room(sctx, "s1", rec, rtc.RoomOptions{Chat: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestRelaySlowRecorder(t *testing.T) {
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(rec.gate) }) }
 	defer unblock()
-	room, err := relay.Room(sctx, "s1", rec)
+	room, err := relay.Room(sctx, "s1", rec, rtc.RoomOptions{Chat: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func testRoomConfig(t testing.TB, cfg rtc.Config, rec rtc.Recorder) (*rtc.Relay,
 	}
 	t.Cleanup(func() { relay.Close() })
 	sctx, endSession := context.WithCancel(context.Background())
-	room, err := relay.Room(sctx, "s1", rec)
+	room, err := relay.Room(sctx, "s1", rec, rtc.RoomOptions{Chat: true})
 	if err != nil {
 		endSession()
 		t.Fatal(err)

@@ -63,10 +63,34 @@ type Message struct {
 	Sharing    *bool                    `json:"sharing,omitempty"`
 	Reason     string                   `json:"reason,omitempty"`
 	ICEServers []webrtc.ICEServer       `json:"ice_servers,omitempty"`
+	Chat       *bool                    `json:"chat,omitempty"` // hello: whether chat is allowed
 }
 
 // MaxChat is the longest chat message accepted, in characters.
 const MaxChat = 2000
+
+// Chat pace, per participant: chatBurst messages at once, then one every
+// chatEvery. A person types slower; a flood would fill the recording
+// (which ends the session at its size cap) and the others' queues.
+const (
+	chatBurst = 10
+	chatEvery = time.Second
+)
+
+// Participants of one room: at most maxMembers connections in all, and
+// maxPerName of one name (a viewer with a few tabs, a customer whose old
+// socket has yet to time out). Each viewer costs a PeerConnection.
+const (
+	maxMembers = 16
+	maxPerName = 4
+)
+
+// RoomOptions are what the session granted the room.
+type RoomOptions struct {
+	// Chat allows chat messages (the chat scope). Without it the room
+	// refuses them and its hello says so, so pages hide the chat.
+	Chat bool
+}
 
 const (
 	memberQueue   = 64                     // messages buffered per participant
@@ -81,6 +105,7 @@ type Room struct {
 	relay  *Relay
 	id     string
 	rec    Recorder
+	opt    RoomOptions
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
@@ -104,6 +129,11 @@ type member struct {
 	role   Role
 	out    chan Message
 	cancel context.CancelFunc
+
+	// chatTokens and chatAt pace the member's chat (chatBurst, chatEvery);
+	// only the member's own read loop uses them.
+	chatTokens float64
+	chatAt     time.Time
 }
 
 type publisher struct {
@@ -111,12 +141,12 @@ type publisher struct {
 	ssrc atomic.Uint32
 }
 
-func newRoom(r *Relay, ctx context.Context, id string, rec Recorder) (*Room, error) {
+func newRoom(r *Relay, ctx context.Context, id string, rec Recorder, opt RoomOptions) (*Room, error) {
 	video, err := webrtc.NewTrackLocalStaticRTP(videoCodecs[0].RTPCodecCapability, "screen", "supportgate-"+id)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
-	rm := &Room{relay: r, id: id, rec: rec, video: video, start: time.Now(),
+	rm := &Room{relay: r, id: id, rec: rec, opt: opt, video: video, start: time.Now(),
 		members: map[*member]struct{}{}, senders: map[*webrtc.RTPSender]struct{}{}}
 	rm.ctx, rm.cancel = context.WithCancel(ctx)
 	return rm, nil
@@ -166,13 +196,19 @@ func (rm *Room) shutdown() {
 func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	ctx, cancel := context.WithCancel(rm.ctx)
 	defer cancel()
-	m := &member{name: name, role: role, out: make(chan Message, memberQueue), cancel: cancel}
+	m := &member{name: name, role: role, out: make(chan Message, memberQueue), cancel: cancel, chatTokens: chatBurst, chatAt: time.Now()}
 	rm.mu.Lock()
 	if rm.closed {
 		rm.mu.Unlock()
 		conn.WriteJSON(Message{Type: "ended", Reason: "session ended"})
 		conn.Close()
 		return ErrClosed
+	}
+	if err := rm.admitLocked(name); err != nil {
+		rm.mu.Unlock()
+		conn.WriteJSON(Message{Type: "error", Text: err.Error()})
+		conn.Close()
+		return err
 	}
 	rm.members[m] = struct{}{}
 	sharing := rm.pub != nil
@@ -206,7 +242,8 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	defer wg.Wait()
 	defer cancel()
 
-	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers})
+	chat := rm.opt.Chat
+	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers, Chat: &chat})
 	if rm.rec != nil {
 		rm.rec.Event("participant.joined", map[string]string{"name": name, "role": string(role)})
 		defer rm.rec.Event("participant.left", map[string]string{"name": name, "role": string(role)})
@@ -288,6 +325,37 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	}
 }
 
+// ErrRoomFull refuses a connection past maxMembers or maxPerName.
+var ErrRoomFull = errors.New("rtc: too many connections to this screen share")
+
+// admitLocked refuses a new participant named name if the room is full.
+func (rm *Room) admitLocked(name string) error {
+	if len(rm.members) >= maxMembers {
+		return fmt.Errorf("%w (at most %d)", ErrRoomFull, maxMembers)
+	}
+	n := 0
+	for m := range rm.members {
+		if m.name == name {
+			n++
+		}
+	}
+	if n >= maxPerName {
+		return fmt.Errorf("%w (at most %d for %s)", ErrRoomFull, maxPerName, name)
+	}
+	return nil
+}
+
+// chatAllowed takes one of m's chat tokens, if it has one.
+func (m *member) chatAllowed(now time.Time) bool {
+	m.chatTokens = min(chatBurst, m.chatTokens+now.Sub(m.chatAt).Seconds()/chatEvery.Seconds())
+	m.chatAt = now
+	if m.chatTokens < 1 {
+		return false
+	}
+	m.chatTokens--
+	return true
+}
+
 // send queues msg; a participant too slow to take it is dropped.
 func (m *member) send(msg Message) {
 	select {
@@ -305,7 +373,13 @@ func (rm *Room) broadcast(msg Message) {
 	}
 }
 
+// chat records a chat message and passes it to everyone. A message the
+// recording refuses is not passed on: nothing goes unrecorded.
 func (rm *Room) chat(from *member, text string) {
+	if !rm.opt.Chat {
+		from.send(Message{Type: "error", Text: "chat is not part of this session"})
+		return
+	}
 	text = strings.TrimSpace(text)
 	if text == "" || !utf8.ValidString(text) {
 		return
@@ -314,9 +388,15 @@ func (rm *Room) chat(from *member, text string) {
 		from.send(Message{Type: "error", Text: fmt.Sprintf("chat messages are limited to %d characters", MaxChat)})
 		return
 	}
+	if !from.chatAllowed(time.Now()) {
+		from.send(Message{Type: "error", Text: "too many chat messages; wait a moment"})
+		return
+	}
 	if rm.rec != nil {
 		if err := rm.rec.Chat(from.name, text); err != nil {
 			rm.relay.log.Warn("recording chat", "room", rm.id, "err", err)
+			from.send(Message{Type: "error", Text: "the message could not be recorded, so it was not sent"})
+			return
 		}
 	}
 	now := time.Now().UTC()

@@ -59,6 +59,8 @@ const sgScreen = (() => {
         sg.$("screen").dataset.state = m.sharing ? "sharing" : "waiting";
         status(m.sharing ? "The customer is sharing their screen." : "Waiting for the customer to share their screen…");
         sock.ice = m.ice_servers || [];
+        // Chat only where the customer granted it (the chat scope).
+        sg.show("screen-chat", m.chat === true);
       },
       offer: async (m) => {
         teardown();

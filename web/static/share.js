@@ -31,6 +31,7 @@
     sock = sg.rtc.socket(base + "/rtc?csrf=" + encodeURIComponent(csrf), {
       hello: (m) => {
         ice = m.ice_servers || [];
+        if (m.chat !== true) sg.show("chat", false);
         sg.$("share-start").disabled = false;
         if (stream) publish(); // reconnected: share the same screen again
       },
@@ -116,7 +117,7 @@
     const scopes = v.scopes || [];
     if (v.state !== "active" || !scopes.includes("view")) return;
     sg.show("share", true);
-    sg.show("chat", true);
+    sg.show("chat", scopes.includes("chat")); // chat only if granted; the gateway enforces it
     connect();
   });
 

@@ -1,0 +1,119 @@
+package rtc_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"supportgate/gateway/rtc"
+	"supportgate/gateway/rtc/rtctest"
+)
+
+// limitsRoom is a room of session "s1" with opt, on a relay that never
+// needs a port here (the tests make no PeerConnections), serving
+// participants over pipes.
+func limitsRoom(t *testing.T, opt rtc.RoomOptions) func(rtc.Role, string) *rtctest.Pipe {
+	t.Helper()
+	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 44000, UDPPortMax: 44099})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Close() })
+	sctx, endSession := context.WithCancel(context.Background())
+	room, err := relay.Room(sctx, "s1", nil, opt)
+	if err != nil {
+		endSession()
+		t.Fatal(err)
+	}
+	serving := new(sync.WaitGroup)
+	t.Cleanup(serving.Wait)
+	t.Cleanup(endSession)
+	return servePipes(room, serving)
+}
+
+// hello reads a participant's hello and returns whether it allows chat.
+func hello(t *testing.T, c *rtctest.Pipe) bool {
+	t.Helper()
+	m, err := rtctest.Message(c, "hello", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Chat != nil && *m.Chat
+}
+
+// TestChatNeedsScope: in a session whose customer did not grant chat, the
+// room says so in its hello and passes no chat message on.
+func TestChatNeedsScope(t *testing.T) {
+	serve := limitsRoom(t, rtc.RoomOptions{})
+	cust := serve(rtc.Publisher, "customer")
+	agent := serve(rtc.Publisher, "alice")
+	if hello(t, cust) || hello(t, agent) {
+		t.Fatal("hello allows chat in a session without the chat scope")
+	}
+	agent.WriteJSON(rtc.Message{Type: "chat", Text: "please type your password here"})
+	m, err := rtctest.Message(agent, "error", nil)
+	if err != nil || !strings.Contains(m.Text, "chat is not part of this session") {
+		t.Fatalf("chat without the scope: %+v, %v", m, err)
+	}
+	// The customer gets nothing: the next message they see is the answer
+	// to their own chat, also refused.
+	cust.WriteJSON(rtc.Message{Type: "chat", Text: "hello?"})
+	if m, err := rtctest.Message(cust, "error", func(o rtc.Message) {
+		t.Errorf("the customer got %+v", o)
+	}); err != nil || !strings.Contains(m.Text, "chat is not part") {
+		t.Fatalf("the customer's chat: %+v, %v", m, err)
+	}
+}
+
+// TestChatPaced: a participant sends at most chatBurst (10) messages at
+// once; the rest are refused, not relayed.
+func TestChatPaced(t *testing.T) {
+	serve := limitsRoom(t, rtc.RoomOptions{Chat: true})
+	agent := serve(rtc.Publisher, "alice")
+	if !hello(t, agent) {
+		t.Fatal("hello does not allow chat in a session with the chat scope")
+	}
+	for i := range 15 {
+		agent.WriteJSON(rtc.Message{Type: "chat", Text: fmt.Sprint("line ", i)})
+	}
+	relayed, refused := 0, 0
+	for relayed+refused < 15 {
+		var m rtc.Message
+		if err := agent.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case m.Type == "chat":
+			relayed++
+		case m.Type == "error" && strings.Contains(m.Text, "too many chat messages"):
+			refused++
+		default:
+			t.Fatalf("unexpected %+v", m)
+		}
+	}
+	if relayed != 10 || refused != 5 {
+		t.Fatalf("15 messages at once: %d relayed, %d refused; want 10 and 5", relayed, refused)
+	}
+}
+
+// TestRoomFull: at most 4 connections of one name, 16 in all.
+func TestRoomFull(t *testing.T) {
+	serve := limitsRoom(t, rtc.RoomOptions{})
+	for range 4 {
+		hello(t, serve(rtc.Publisher, "alice"))
+	}
+	fifth := serve(rtc.Publisher, "alice")
+	if m, err := rtctest.Message(fifth, "error", nil); err != nil || !strings.Contains(m.Text, "too many connections") {
+		t.Fatalf("fifth connection of one name: %+v, %v", m, err)
+	}
+	for _, name := range []string{"bob", "carol", "dave"} {
+		for range 4 {
+			hello(t, serve(rtc.Viewer, name))
+		}
+	}
+	if m, err := rtctest.Message(serve(rtc.Viewer, "erin"), "error", nil); err != nil || !strings.Contains(m.Text, "at most 16") {
+		t.Fatalf("seventeenth connection: %+v, %v", m, err)
+	}
+}
