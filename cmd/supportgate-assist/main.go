@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("supportgate-assist", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	caFile := fs.String("ca", "", "PEM `file` of the CA that signed the gateway's certificate (default: system roots)")
-	yes := fs.Bool("yes", false, "approve without asking (for scripted use)")
+	yes := fs.Bool("yes", false, "approve without asking, also a session already approved on the web page (for scripted use; off by default)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: supportgate-assist [--ca CA.pem] [--yes] LINK")
 		fs.PrintDefaults()
@@ -59,6 +59,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
+	}
+	if !*yes && !isTerminal(stdin) {
+		// Checked before the link is opened, so that it stays free for the
+		// customer's browser (and a handoff code stays unspent).
+		fmt.Fprintln(stderr, "supportgate-assist: stdin is not a terminal, so the customer cannot be asked to approve: run the command yourself, in a terminal")
+		return 1
 	}
 	msg, err := assistSession(ctx, fs.Arg(0), *caFile, *yes, stdin, stdout)
 	if err != nil {
@@ -109,33 +115,27 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		return "", err
 	}
 	v := cs.View()
-	fmt.Fprintf(out, "%s asks for access to this machine.\n", v.Agent.Org)
-	fmt.Fprintf(out, "  agent:             %s\n", v.Agent.Name)
-	fmt.Fprintf(out, "  verification code: %s   (check it with the agent on the phone)\n", v.VerificationCode)
-	fmt.Fprintf(out, "  allowed:           %s\n", strings.Join(v.RequestedScopes, ", "))
-	fmt.Fprintf(out, "  for:               %s\n", v.Duration)
-	if v.Reason != "" {
-		fmt.Fprintf(out, "  reason:            %s\n", v.Reason)
-	}
-	fmt.Fprintln(out, "  Everything is recorded. Press Ctrl-C at any time to end the session.")
-	switch v.State {
-	case "ended":
+	if v.State == "ended" {
 		return "", fmt.Errorf("this session has ended (%s)", v.EndReason)
-	case "active":
-		fmt.Fprintln(out, "Already approved; connecting.")
-	default:
-		ok := yes
-		if !ok {
-			fmt.Fprint(out, "Allow this? [y/N] ")
-			line, _ := bufio.NewReader(stdin).ReadString('\n')
-			ok = strings.EqualFold(strings.TrimSpace(line), "y") || strings.EqualFold(strings.TrimSpace(line), "yes")
-		}
-		if !ok {
-			if err := cs.Deny(context.WithoutCancel(ctx)); err != nil {
-				return "", err
+	}
+	if !confirm(ctx, v, yes, stdin, out) {
+		// Tell the gateway, with this client's own key: a session waiting
+		// for consent is denied, one approved on the web page (a handoff)
+		// is revoked, as the customer's Stop button would.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if v.State == "active" {
+			if err := cs.Revoke(dctx); err != nil {
+				return "", fmt.Errorf("ending the session you refused: %w (end it on the web page, or call support)", err)
 			}
-			return "you denied the session; nothing was shared", nil
+			return "you refused the session and it is ended; this helper did not connect", nil
 		}
+		if err := cs.Deny(dctx); err != nil {
+			return "", err
+		}
+		return "you denied the session; nothing was shared", nil
+	}
+	if v.State != "active" {
 		if err := cs.Approve(ctx, nil); err != nil {
 			return "", err
 		}
@@ -301,6 +301,50 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 			status()
 		}
 	}
+}
+
+// confirm shows the customer who asks for access to this machine and for
+// what, as the gateway verified it, and asks y/N on the helper's terminal.
+// It is the helper's only way to a yes: for a session waiting for consent,
+// and as much for one already approved on the web page, since whoever
+// opened the link first approved it there, which may not be the customer.
+// Only y or yes is a yes; anything else, end of input or Ctrl-C is a no.
+// With yes (--yes) it says so and does not ask.
+func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out io.Writer) bool {
+	scopes := strings.Join(v.RequestedScopes, ", ")
+	if v.State == "active" {
+		scopes = strings.Join(v.Scopes, ", ") // what was approved, perhaps less than asked
+	}
+	fmt.Fprintf(out, "%s asks for access to this machine.\n", v.Agent.Org)
+	fmt.Fprintf(out, "  agent:             %s\n", v.Agent.Name)
+	fmt.Fprintf(out, "  verification code: %s   (check it with the agent on the phone)\n", v.VerificationCode)
+	fmt.Fprintf(out, "  allowed:           %s\n", scopes)
+	if v.State == "active" && v.ExpiresAt != nil {
+		fmt.Fprintf(out, "  for:               %s, until %s (%s left)\n", v.Duration,
+			v.ExpiresAt.Local().Format("15:04:05"), time.Until(*v.ExpiresAt).Truncate(time.Second))
+	} else {
+		fmt.Fprintf(out, "  for:               %s, from when you allow it\n", v.Duration)
+	}
+	if v.Reason != "" {
+		fmt.Fprintf(out, "  reason:            %s\n", v.Reason)
+	}
+	fmt.Fprintln(out, "  Everything is recorded. Press Ctrl-C at any time to end the session.")
+	if v.State == "active" {
+		at := ""
+		if v.ApprovedAt != nil {
+			at = " at " + v.ApprovedAt.Local().Format("15:04:05")
+		}
+		fmt.Fprintf(out, "This session was already approved on the web page%s, by whoever opened the link there.\n", at)
+		fmt.Fprintln(out, "If you did not approve it yourself, in your own browser, answer n and call support back on a number you trust.")
+	}
+	if yes {
+		fmt.Fprintln(out, "Allowed without asking (--yes).")
+		return true
+	}
+	fmt.Fprintf(out, "Allow %s to use %s on this machine? [y/N] ", v.Agent.Name, scopes)
+	line, _ := bufio.NewReader(stdin).ReadString('\n')
+	line = strings.TrimSpace(line)
+	return (strings.EqualFold(line, "y") || strings.EqualFold(line, "yes")) && ctx.Err() == nil
 }
 
 // How long and how often the helper tries to get back in contact with a

@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 
 	"supportgate/gateway"
@@ -123,6 +125,35 @@ func startHelper(t *testing.T, ctx context.Context, tg *testGateway, link string
 	return h
 }
 
+// terminal is a real terminal for the helper's stdin on which the customer
+// has typed answer.
+func terminal(t *testing.T, answer string) *os.File {
+	t.Helper()
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close(); ptmx.Close() })
+	if _, err := ptmx.WriteString(answer); err != nil {
+		t.Fatal(err)
+	}
+	return tty
+}
+
+// pipe is a stdin that is not a terminal, holding answer: what a helper
+// started by a script (or with its input redirected) reads.
+func pipe(t *testing.T, answer string) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	w.WriteString(answer)
+	w.Close()
+	return r
+}
+
 func (h *helperRun) waitFor(t *testing.T, text string) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(h.out.String(), text); {
@@ -181,9 +212,10 @@ func shellCommand(t *testing.T, tg *testGateway, id, cmd string) (string, error)
 func TestHelperShowsAsksAndServes(t *testing.T) {
 	tg := newTestGateway(t)
 	s, link := tg.newSession(t, "shell,tunnel:80", 30*time.Minute)
-	h := startHelper(t, context.Background(), tg, link, strings.NewReader("y\n"))
+	h := startHelper(t, context.Background(), tg, link, terminal(t, "y\n"))
 	h.waitFor(t, "Connected:")
-	for _, want := range []string{"ACME Support asks", "Alice Agent", s.VerificationCode, "shell, tunnel:80", "30m0s", "Allow this? [y/N]"} {
+	for _, want := range []string{"ACME Support asks", "Alice Agent", s.VerificationCode, "shell, tunnel:80", "30m0s",
+		"Allow Alice Agent to use shell, tunnel:80 on this machine? [y/N]"} {
 		if !strings.Contains(h.out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, h.out)
 		}
@@ -208,7 +240,7 @@ func TestHelperShowsAsksAndServes(t *testing.T) {
 func TestHelperDenies(t *testing.T) {
 	tg := newTestGateway(t)
 	s, link := tg.newSession(t, "shell", 30*time.Minute)
-	h := startHelper(t, context.Background(), tg, link, strings.NewReader("n\n"))
+	h := startHelper(t, context.Background(), tg, link, terminal(t, "n\n"))
 	if code := h.exit(t, 20*time.Second); code != 0 {
 		t.Errorf("exit %d: %s", code, h.errOut)
 	}
@@ -269,51 +301,80 @@ func TestHelperPinsLinkFingerprint(t *testing.T) {
 	h.exit(t, time.Second)
 }
 
-// TestHelperAfterBrowserApproval: the customer approved in the browser,
-// which the link is bound to; the page's handoff command brings in the
-// helper, which only enrolls, pins the gateway by the link's fingerprint,
-// and can end the session itself. Without the code the helper is refused.
-func TestHelperAfterBrowserApproval(t *testing.T) {
-	tg := newTestGateway(t)
-	s, link := tg.newSession(t, "shell,tunnel:8080", 30*time.Minute)
-
-	// The browser: open (binds the link), approve, ask for the handoff.
-	jar, _ := cookiejar.New(nil)
-	pool := x509.NewCertPool()
-	pool.AddCert(tg.keys.CA)
-	browser := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	api := tg.url + "/api/v1/consent/" + link[strings.LastIndex(link, "/")+1:]
-	var view struct {
+// browser is the customer's browser on a consent link: opening the link
+// bound it, and it acts on the consent API with its cookie and CSRF token.
+type browser struct {
+	t    *testing.T
+	hc   *http.Client
+	api  string
+	view struct {
 		CSRF    string `json:"csrf_token"`
 		Handoff struct {
 			Link, Command string
 		}
 	}
-	post := func(path, body string) int {
-		t.Helper()
-		req, _ := http.NewRequest("POST", api+path, strings.NewReader(body))
-		req.Header.Set("X-CSRF-Token", view.CSRF)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := browser.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		json.NewDecoder(resp.Body).Decode(&view)
-		return resp.StatusCode
-	}
-	resp, err := browser.Get(api)
+}
+
+func openBrowser(t *testing.T, tg *testGateway, link string) *browser {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	pool := x509.NewCertPool()
+	pool.AddCert(tg.keys.CA)
+	b := &browser{t: t, api: tg.url + "/api/v1/consent/" + link[strings.LastIndex(link, "/")+1:],
+		hc: &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	resp, err := b.hc.Get(b.api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.NewDecoder(resp.Body).Decode(&view)
+	json.NewDecoder(resp.Body).Decode(&b.view)
 	resp.Body.Close()
+	return b
+}
+
+func (b *browser) post(path, body string) int {
+	b.t.Helper()
+	req, _ := http.NewRequest("POST", b.api+path, strings.NewReader(body))
+	req.Header.Set("X-CSRF-Token", b.view.CSRF)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&b.view)
+	return resp.StatusCode
+}
+
+// approveAndHandoff approves scopes (a JSON array) in the browser and
+// returns the handoff link of the command the page shows.
+func (b *browser) approveAndHandoff(scopes string) string {
+	b.t.Helper()
+	if code := b.post("/approve", `{"scopes":`+scopes+`}`); code != 200 {
+		b.t.Fatalf("approve: HTTP %d", code)
+	}
+	if code := b.post("/handoff", ""); code != 200 || b.view.Handoff.Link == "" {
+		b.t.Fatalf("handoff: HTTP %d, link %q", code, b.view.Handoff.Link)
+	}
+	return b.view.Handoff.Link
+}
+
+// TestHelperAfterBrowserApproval: the customer approved in the browser,
+// which the link is bound to; the page's handoff command brings in the
+// helper, which pins the gateway by the link's fingerprint, asks the
+// customer once more on its own terminal, enrolls, and can end the session
+// itself. Without the code the helper is refused.
+func TestHelperAfterBrowserApproval(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell,tunnel:8080", 30*time.Minute)
+
+	// The browser: open (binds the link), approve, ask for the handoff.
+	b := openBrowser(t, tg, link)
 
 	// Before approval there is nothing to hand off.
-	if code := post("/handoff", ""); code != http.StatusConflict {
+	if code := b.post("/handoff", ""); code != http.StatusConflict {
 		t.Fatalf("handoff before approval: HTTP %d, want 409", code)
 	}
-	if code := post("/approve", `{"scopes":["shell","tunnel:8080"]}`); code != 200 {
+	if code := b.post("/approve", `{"scopes":["shell","tunnel:8080"]}`); code != 200 {
 		t.Fatalf("approve: HTTP %d", code)
 	}
 
@@ -323,26 +384,124 @@ func TestHelperAfterBrowserApproval(t *testing.T) {
 		t.Fatalf("helper without a handoff code: exit %d, %s", code, h.errOut)
 	}
 
-	if code := post("/handoff", ""); code != 200 || !strings.HasPrefix(view.Handoff.Command, "supportgate-assist '"+link+"#sha256=") {
-		t.Fatalf("handoff: HTTP %d, command %q", code, view.Handoff.Command)
+	if code := b.post("/handoff", ""); code != 200 || !strings.HasPrefix(b.view.Handoff.Command, "supportgate-assist '"+link+"#sha256=") {
+		t.Fatalf("handoff: HTTP %d, command %q", code, b.view.Handoff.Command)
 	}
-	h = startHelper(t, context.Background(), tg, view.Handoff.Link, strings.NewReader(""))
+	h = startHelper(t, context.Background(), tg, b.view.Handoff.Link, terminal(t, "y\n"))
 	h.waitFor(t, "Connected:")
-	if !strings.Contains(h.out.String(), "Already approved") || !tg.g.WireGuard().Enrolled(s.ID) {
-		t.Fatalf("helper did not just enroll:\n%s", h.out)
+	if !strings.Contains(h.out.String(), "already approved on the web page") || !tg.g.WireGuard().Enrolled(s.ID) {
+		t.Fatalf("helper did not ask, then enroll:\n%s", h.out)
 	}
 	// The code is spent: a second helper with the same command is refused.
-	h2 := startHelper(t, context.Background(), tg, view.Handoff.Link, strings.NewReader(""))
-	if code := h2.exit(t, 20*time.Second); code != 1 {
-		t.Errorf("second helper with a spent code: exit %d", code)
+	h2 := startHelper(t, context.Background(), tg, b.view.Handoff.Link, terminal(t, "y\n"))
+	if code := h2.exit(t, 20*time.Second); code != 1 || !strings.Contains(h2.errOut.String(), "another") {
+		t.Errorf("second helper with a spent code: exit %d, %s", code, h2.errOut)
 	}
 
 	// The browser still acts for the customer too: it revokes, and the
 	// helper ends.
-	if code := post("/revoke", ""); code != 200 {
+	if code := b.post("/revoke", ""); code != 200 {
 		t.Fatalf("browser revoke: HTTP %d", code)
 	}
 	if code := h.exit(t, 5*time.Second); code != 0 {
 		t.Errorf("helper after revoke: exit %d\n%s%s", code, h.out, h.errOut)
+	}
+}
+
+// TestHelperAsksAfterWebApproval: whoever opened the link first approved
+// it on the web page, perhaps the agent themselves, and handed the
+// customer the helper command. The helper connects only on the customer's
+// own y, typed on its terminal, after saying who asks for what and that
+// the approval came from the web page; anything else ends the session
+// without enrolling.
+func TestHelperAsksAfterWebApproval(t *testing.T) {
+	tg := newTestGateway(t)
+	for _, tc := range []struct {
+		name   string
+		stdin  func(t *testing.T) *os.File
+		args   []string
+		exit   int
+		joined bool   // the helper claimed the handoff code
+		state  string // the session's state afterwards
+		say    string // in stdout, or stderr when exit != 0
+	}{
+		{name: "y", stdin: func(t *testing.T) *os.File { return terminal(t, "y\n") },
+			exit: 0, joined: true, state: "active", say: "Connected:"},
+		{name: "n", stdin: func(t *testing.T) *os.File { return terminal(t, "n\n") },
+			exit: 0, joined: true, state: "ended", say: "you refused the session"},
+		{name: "enter", stdin: func(t *testing.T) *os.File { return terminal(t, "\n") },
+			exit: 0, joined: true, state: "ended", say: "you refused the session"},
+		{name: "no terminal", stdin: func(t *testing.T) *os.File { return pipe(t, "y\n") },
+			exit: 1, joined: false, state: "active", say: "not a terminal"},
+		{name: "no terminal, --yes", stdin: func(t *testing.T) *os.File { return pipe(t, "") }, args: []string{"--yes"},
+			exit: 0, joined: true, state: "active", say: "Connected:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, link := tg.newSession(t, "shell,tunnel:8080", 30*time.Minute)
+			handoff := openBrowser(t, tg, link).approveAndHandoff(`["shell","tunnel:8080"]`)
+			h := startHelper(t, context.Background(), tg, handoff, tc.stdin(t), tc.args...)
+			if tc.state == "active" && tc.exit == 0 {
+				h.waitFor(t, tc.say)
+				defer func() {
+					tg.g.Broker().Revoke(context.Background(), s.ID, session.Actor{Name: "alice", Role: "agent"})
+					h.exit(t, 5*time.Second)
+				}()
+			} else if code := h.exit(t, 20*time.Second); code != tc.exit {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.exit, h.out, h.errOut)
+			}
+			said := h.out.String()
+			if tc.exit != 0 {
+				said = h.errOut.String()
+				if n := strings.Count(strings.TrimSpace(said), "\n"); n != 0 {
+					t.Errorf("error takes %d lines, want 1:\n%s", n+1, said)
+				}
+			}
+			if !strings.Contains(said, tc.say) {
+				t.Errorf("helper did not say %q:\n%s%s", tc.say, h.out, h.errOut)
+			}
+			if got, want := tg.g.WireGuard().Enrolled(s.ID), tc.state == "active" && tc.joined; got != want {
+				t.Errorf("enrolled %v, want %v\n%s", got, want, h.out)
+			}
+			got, _ := tg.g.Broker().Get(context.Background(), s.ID)
+			if string(got.State) != tc.state {
+				t.Errorf("session %s/%s, want %s", got.State, got.EndReason, tc.state)
+			}
+			if tc.state == "ended" && got.EndReason != session.EndRevoked {
+				t.Errorf("session ended %s, want revoked by the customer", got.EndReason)
+			}
+			if claimed := got.HelperHash != [32]byte{}; claimed != tc.joined {
+				t.Errorf("handoff claimed %v, want %v", claimed, tc.joined)
+			}
+			if !tc.joined {
+				return
+			}
+			// The prompt names who asks and what for, and why to say no.
+			for _, want := range []string{"ACME Support asks", "Alice Agent", s.VerificationCode, "shell, tunnel:8080", "30m0s",
+				"already approved on the web page", "If you did not approve it yourself", "answer n and call support back",
+				"Allow Alice Agent to use shell, tunnel:8080 on this machine? [y/N]"} {
+				if tc.args == nil && !strings.Contains(h.out.String(), want) {
+					t.Errorf("prompt lacks %q:\n%s", want, h.out)
+				}
+			}
+		})
+	}
+}
+
+// TestHelperRefusesWithoutTerminal: with stdin not a terminal and no
+// --yes, the helper says so and stops before it opens the link, which
+// stays free for the customer's browser or a helper in a terminal.
+func TestHelperRefusesWithoutTerminal(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell", 30*time.Minute)
+	for _, stdin := range []io.Reader{pipe(t, "y\n"), strings.NewReader("y\n")} {
+		h := startHelper(t, context.Background(), tg, link, stdin)
+		if code := h.exit(t, 20*time.Second); code != 1 || !strings.Contains(h.errOut.String(), "not a terminal") {
+			t.Fatalf("exit %d, want 1 and a reason\n%s%s", code, h.out, h.errOut)
+		}
+	}
+	got, _ := tg.g.Broker().Get(context.Background(), s.ID)
+	if got.State != session.Requested || got.ClientHash != ([32]byte{}) || tg.g.WireGuard().Enrolled(s.ID) {
+		t.Errorf("session %s, bound %v, enrolled %v; want requested, unbound, not enrolled",
+			got.State, got.ClientHash != [32]byte{}, tg.g.WireGuard().Enrolled(s.ID))
 	}
 }

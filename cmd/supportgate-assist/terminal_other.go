@@ -1,0 +1,7 @@
+//go:build !linux && !darwin && !dragonfly && !freebsd && !netbsd && !openbsd
+
+package main
+
+// isTerminalFd cannot tell here, so it says no: the helper then needs
+// --yes, and never asks a question nobody may be there to answer.
+func isTerminalFd(fd uintptr) bool { return false }
