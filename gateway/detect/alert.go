@@ -65,6 +65,7 @@ const (
 	KindConcurrentAddr Kind = "concurrent_addresses" // one account active from two networks at once
 	KindRiskyCommand   Kind = "risky_command"        // a shell command from the risky list
 	KindNewCustomerNet Kind = "new_customer_network" // a known customer approved from a network never seen for them
+	KindSelfApproval   Kind = "self_approval"        // consent given from an address the agent itself was using
 )
 
 // State is where an alert is in its handling.

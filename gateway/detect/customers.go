@@ -26,6 +26,7 @@ type customerNets struct {
 }
 
 func (d *Detector) onApproved(a *agentState, rec audit.Record) {
+	d.selfApproval(a, rec)
 	s := a.sessions[rec.Session]
 	if s == nil || s.customer == "" || rec.Remote == "" {
 		return
@@ -50,4 +51,28 @@ func (d *Detector) onApproved(a *agentState, rec audit.Record) {
 	}
 	c.approvals++
 	see(c.nets, net, rec.Time, maxNetsPerCustomer)
+}
+
+// The self_approval rule: the customer's consent came from an address the
+// agent was itself using (signing in, creating sessions, running commands)
+// in the last selfApprovalWindow. An agent who opens the link they were
+// given and approves it has a session nobody consented to. A help desk
+// whose agents and customers share one NAT looks the same, so the alert is
+// medium and names the address for a person to judge.
+const selfApprovalWindow = time.Hour
+
+func (d *Detector) selfApproval(a *agentState, rec audit.Record) {
+	ip, ok := parseAddr(rec.Remote)
+	if !ok {
+		return
+	}
+	for addr, st := range a.active {
+		if mine, ok := parseAddr(addr); !ok || mine != ip || rec.Time.Sub(st.t) > selfApprovalWindow {
+			continue
+		}
+		what := fmt.Sprintf("%s's session %s was approved from %s, the address %s was using %s earlier; the agent may have approved it themselves",
+			a.name, rec.Session, rec.Remote, a.name, minutes(rec.Time.Sub(st.t)))
+		d.raise(a, rec, KindSelfApproval, rec.Session, Medium, what, st.seq, rec.Seq)
+		return
+	}
 }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +49,49 @@ func TestNewCustomerNetwork(t *testing.T) {
 	approve("s5", "ACME", "203.0.113.66", t0.Add(72*time.Hour))
 	if got := count(); got != 1 {
 		t.Fatalf("%d alerts for a new network of a known customer, want 1", got)
+	}
+}
+
+func TestSelfApproval(t *testing.T) {
+	d, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	observe := func(e audit.Event) {
+		seq++
+		d.ObserveWait(ctx, audit.Record{Seq: seq, Event: e})
+	}
+	session := func(id, agentAddr, customerAddr string, approveAfter time.Duration) {
+		observe(audit.Event{Time: t0, Type: "session.created", Actor: "alice", Role: "agent", Session: id, Remote: agentAddr,
+			Detail: map[string]string{"agent": "alice", "customer": "ACME"}})
+		observe(audit.Event{Time: t0.Add(approveAfter), Type: "session.approved", Actor: "customer", Role: "customer",
+			Session: id, Remote: customerAddr, Detail: map[string]string{"agent": "alice"}})
+	}
+	alerts := func() []Alert {
+		d.Flush(ctx)
+		var out []Alert
+		for _, a := range d.Alerts() {
+			if a.Kind == KindSelfApproval {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	session("s1", "203.0.113.10", "198.51.100.7", time.Minute)
+	if got := alerts(); len(got) != 0 {
+		t.Fatalf("a customer on their own network: %d alerts", len(got))
+	}
+	session("s2", "203.0.113.10", "203.0.113.10:51234", 2*time.Minute)
+	got := alerts()
+	if len(got) != 1 || got[0].Agent != "alice" || got[0].Severity != Medium || !strings.Contains(got[0].Summary, "203.0.113.10") {
+		t.Fatalf("approved from the agent's own address: %+v", got)
+	}
+	session("s3", "203.0.113.10", "203.0.113.10", 3*time.Hour) // the agent's use of it is long past
+	if n := len(alerts()); n != 1 {
+		t.Fatalf("approved hours after the agent used the address: %d alerts, want still 1", n)
 	}
 }

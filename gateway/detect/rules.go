@@ -245,17 +245,25 @@ func (d *Detector) usualHours(b *Baseline) string {
 	return fmt.Sprintf("%02d:00–%02d:00 %s", first, last+1, d.loc)
 }
 
-// network is the /24 of an IPv4 address or the /48 of an IPv6 one.
-func network(addr string) string {
+// parseAddr reads an audit record's address, with or without a port.
+func parseAddr(addr string) (netip.Addr, bool) {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		if ap, err2 := netip.ParseAddrPort(addr); err2 == nil {
-			ip = ap.Addr()
-		} else {
-			return addr
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil {
+			return netip.Addr{}, false
 		}
+		ip = ap.Addr()
 	}
-	ip = ip.Unmap()
+	return ip.Unmap(), true
+}
+
+// network is the /24 of an IPv4 address or the /48 of an IPv6 one.
+func network(addr string) string {
+	ip, ok := parseAddr(addr)
+	if !ok {
+		return addr
+	}
 	bits := 48
 	if ip.Is4() {
 		bits = 24
