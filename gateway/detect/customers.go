@@ -58,12 +58,14 @@ func (d *Detector) onApproved(a *agentState, rec audit.Record) {
 // in the last selfApprovalWindow. An agent who opens the link they were
 // given and approves it has a session nobody consented to. A help desk
 // whose agents and customers share one NAT looks the same, so the alert is
-// medium and names the address for a person to judge.
+// medium and names the address for a person to judge. A loopback address
+// names nobody: it is the gateway's own host, or a proxy in front of it
+// that every client shares.
 const selfApprovalWindow = time.Hour
 
 func (d *Detector) selfApproval(a *agentState, rec audit.Record) {
 	ip, ok := parseAddr(rec.Remote)
-	if !ok {
+	if !ok || ip.IsLoopback() || ip.IsUnspecified() {
 		return
 	}
 	for addr, st := range a.active {

@@ -94,4 +94,8 @@ func TestSelfApproval(t *testing.T) {
 	if n := len(alerts()); n != 1 {
 		t.Fatalf("approved hours after the agent used the address: %d alerts, want still 1", n)
 	}
+	session("s4", "127.0.0.1", "127.0.0.1", time.Minute) // a proxy on the gateway's host
+	if n := len(alerts()); n != 1 {
+		t.Fatalf("approved from loopback, which names nobody: %d alerts, want still 1", n)
+	}
 }
