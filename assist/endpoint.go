@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,8 +70,12 @@ type Status struct {
 	Forwards       int // forwarded TCP connections now
 }
 
-// StartEndpoint brings the tunnel up and serves SSH on the tunnel address
-// and the consented tunnel ports, forwarded to the customer's machine.
+// scopeShell is the enrollment scope that consents to shells and commands.
+const scopeShell = "shell"
+
+// StartEndpoint brings the tunnel up and serves, on the tunnel address,
+// SSH if a shell was consented and the consented tunnel ports, forwarded
+// to the customer's machine.
 func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	en := cfg.Enrollment
 	switch {
@@ -154,14 +159,19 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	if port == 0 {
 		port = 22
 	}
-	ln, err := e.tnet.ListenTCPAddrPort(netip.AddrPortFrom(e.addr, port))
-	if err != nil {
-		e.Close()
-		return nil, fmt.Errorf("assist: SSH listener: %w", err)
+	// The SSH endpoint runs only if the customer consented to a shell: a
+	// tunnel alone gives the gateway its ports and nothing else.
+	shell := slices.Contains(en.Scopes, scopeShell)
+	if shell {
+		ln, err := e.tnet.ListenTCPAddrPort(netip.AddrPortFrom(e.addr, port))
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("assist: SSH listener: %w", err)
+		}
+		e.serve(ln, e.serveSSH)
 	}
-	e.serve(ln, e.serveSSH)
 	for _, p := range tunnelPorts(en.Scopes) {
-		if p == port {
+		if shell && p == port {
 			e.log.Warn("tunnel port is the SSH endpoint's; not forwarded", "port", p)
 			continue
 		}

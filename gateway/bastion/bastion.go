@@ -10,7 +10,9 @@
 // recording. A tunnel scope gives direct-tcpip forwards to consented ports
 // on the helper's loopback, recorded as metadata. Everything else (remote
 // forwards, agent and X11 forwarding, subsystems) is refused with a message.
-// When the session ends every connection of it is told why and closed.
+// When the session ends every connection of it is told why and closed;
+// DropUser does the same to one user's connections when their account
+// changes.
 //
 // The Server does not listen: ServeSSH takes a listener from cmd.
 package bastion
@@ -22,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -57,7 +62,9 @@ type Helpers interface {
 	HostKey(sessionID string) (ssh.PublicKey, error)
 }
 
-// Users looks up accounts, for supervisors joining a session.
+// Users looks up accounts: authentication checks that an agent's is
+// enabled and still an agent's (or a supervisor's), and that a
+// supervisor's is enabled and of the session's team.
 type Users interface {
 	GetUser(ctx context.Context, name string) (*users.User, error)
 }
@@ -70,7 +77,7 @@ type Config struct {
 	UserCA   ssh.PublicKey // required: the CA that signs login certificates
 	Sessions Sessions      // required
 	Helpers  Helpers       // nil: shells and tunnels are refused (device access disabled)
-	Users    Users         // nil: supervisors cannot join
+	Users    Users         // required: every login checks the account
 
 	// Recording, if set, returns the session's recording writer, shared
 	// with the session's other transports and closed by its owner when
@@ -98,11 +105,18 @@ type Config struct {
 	Now    func() time.Time // nil means time.Now
 	Logger *slog.Logger     // nil discards
 
-	// HandshakeTimeout bounds authentication (default 30 s).
+	// HandshakeTimeout bounds authentication (default 10 s).
 	HandshakeTimeout time.Duration
-	// MaxConns caps open connections, authenticated or not (default
-	// 4096); more are closed on accept.
+	// MaxConns caps authenticated connections (default 4096); more are
+	// closed once authenticated.
 	MaxConns int
+	// MaxHandshakes caps connections not yet authenticated (default 256)
+	// and MaxHandshakesPerSource those from one source, an IPv4 address
+	// or an IPv6 /64 (default 16); more are closed on accept. They are
+	// counted apart from MaxConns so that clients who never authenticate
+	// cannot take agents' places, and one source cannot take them all.
+	MaxHandshakes          int
+	MaxHandshakesPerSource int
 	// WarnBefore is how long before the end the agent is warned (default 1 min).
 	WarnBefore time.Duration
 }
@@ -114,8 +128,13 @@ type Participant struct {
 	Channel string `json:"channel"` // shell, watch or forward
 }
 
-// DefaultMaxConns is Config.MaxConns's default.
-const DefaultMaxConns = 4096
+// Config's defaults.
+const (
+	DefaultHandshakeTimeout       = 10 * time.Second
+	DefaultMaxConns               = 4096
+	DefaultMaxHandshakes          = 256
+	DefaultMaxHandshakesPerSource = 16
+)
 
 // Server is the SSH bastion. ServeSSH may be called for several listeners.
 type Server struct {
@@ -129,7 +148,13 @@ type Server struct {
 
 	mu       sync.Mutex // guards the fields below
 	lns      map[net.Listener]struct{}
-	conns    map[net.Conn]struct{}
+	conns    map[net.Conn]struct{} // every open connection, for Close
+	shaking  map[netip.Prefix]int  // connections in the handshake, by source
+	nshaking int                   // the sum of shaking
+	byUser   map[string]map[*conn]struct{}
+	nauthed  int               // authenticated connections: the sum of byUser's
+	drops    uint64            // DropUser calls so far
+	dropped  map[string]uint64 // drops at each user's last DropUser; one entry per account at most
 	sessions map[string]*sessState
 	closed   bool
 }
@@ -143,6 +168,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("bastion: Config.UserCA is required")
 	case cfg.Sessions == nil:
 		return nil, errors.New("bastion: Config.Sessions is required")
+	case cfg.Users == nil:
+		return nil, errors.New("bastion: Config.Users is required")
 	case cfg.Recording == nil && (cfg.RecordingsDir == "" || len(cfg.Recipients) == 0 || len(cfg.Signer) != ed25519.PrivateKeySize):
 		return nil, errors.New("bastion: Config.Recording, or RecordingsDir, Recipients and Signer, are required")
 	}
@@ -153,10 +180,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.Audit = func(context.Context, audit.Event) {}
 	}
 	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 30 * time.Second
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.MaxHandshakesPerSource <= 0 {
+		cfg.MaxHandshakesPerSource = DefaultMaxHandshakesPerSource
 	}
 	if cfg.WarnBefore <= 0 {
 		cfg.WarnBefore = time.Minute
@@ -164,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, sessions: map[string]*sessState{},
+		shaking: map[netip.Prefix]int{}, byUser: map[string]map[*conn]struct{}{}, dropped: map[string]uint64{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -217,34 +251,131 @@ func (s *Server) ServeSSH(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("bastion: accept: %w", err)
 		}
-		if !s.track(c) {
+		src, ok := s.track(c)
+		if !ok {
 			c.Close()
 			if s.ctx.Err() != nil {
 				return nil
 			}
-			continue // over MaxConns
+			continue // over MaxHandshakes or MaxHandshakesPerSource
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
-			s.serveConn(c)
+			s.serveConn(c, src)
 		}()
 	}
 }
 
-func (s *Server) track(c net.Conn) bool {
+// track admits a new connection to the handshake, if neither its source
+// nor all sources together are at their cap, and returns its source.
+func (s *Server) track(c net.Conn) (netip.Prefix, bool) {
+	src := sourceOf(c.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	switch {
+	case s.closed:
+		return src, false
+	case s.nshaking >= s.cfg.MaxHandshakes:
+		s.log.Warn("bastion: too many unauthenticated connections; refusing", "max", s.cfg.MaxHandshakes, "remote", c.RemoteAddr().String())
+		return src, false
+	case s.shaking[src] >= s.cfg.MaxHandshakesPerSource:
+		// Debug only: a source at its cap could otherwise flood the log.
+		s.log.Debug("bastion: too many unauthenticated connections from one source; refusing", "max", s.cfg.MaxHandshakesPerSource, "source", src.String())
+		return src, false
 	}
-	if len(s.conns) >= s.cfg.MaxConns {
-		s.log.Warn("bastion: too many connections; refusing", "max", s.cfg.MaxConns, "remote", c.RemoteAddr().String())
-		return false
-	}
+	s.shaking[src]++
+	s.nshaking++
 	s.conns[c] = struct{}{}
-	return true
+	return src, true
+}
+
+// handshakeDone releases the handshake place that track gave src.
+func (s *Server) handshakeDone(src netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nshaking--
+	if s.shaking[src]--; s.shaking[src] <= 0 {
+		delete(s.shaking, src)
+	}
+}
+
+// sourceOf is the source a connection counts against: its IPv4 address,
+// or its IPv6 /64, as one host commonly holds a whole /64. Addresses that
+// are not IP (pipes in tests) all share the zero prefix.
+func sourceOf(a net.Addr) netip.Prefix {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Prefix{}
+	}
+	ip := ap.Addr().Unmap()
+	bits := 64
+	if ip.Is4() {
+		bits = 32
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// admit registers an authenticated connection under its user, unless
+// MaxConns are already open or DropUser dropped the user after
+// authentication began (drops is the count it saw then).
+func (s *Server) admit(cn *conn, drops uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("gateway is shutting down")
+	case s.nauthed >= s.cfg.MaxConns:
+		return fmt.Errorf("too many connections (%d)", s.cfg.MaxConns)
+	case s.dropped[cn.principal] > drops:
+		return errors.New("the user was dropped during authentication")
+	}
+	m := s.byUser[cn.principal]
+	if m == nil {
+		m = map[*conn]struct{}{}
+		s.byUser[cn.principal] = m
+	}
+	m[cn] = struct{}{}
+	s.nauthed++
+	return nil
+}
+
+// leave undoes admit.
+func (s *Server) leave(cn *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.byUser[cn.principal]
+	if _, ok := m[cn]; !ok {
+		return
+	}
+	delete(m, cn)
+	if len(m) == 0 {
+		delete(s.byUser, cn.principal)
+	}
+	s.nauthed--
+}
+
+// DropUser closes every connection of the user name, as agent or as
+// supervisor, telling their shells why; they are gone within a second.
+// Call it when the user is locked, disabled or deleted, or their role or
+// team changes, after the change is stored: a new connection's
+// authentication then sees the change, and one whose authentication began
+// before DropUser is refused when it completes.
+func (s *Server) DropUser(name string) {
+	s.mu.Lock()
+	s.drops++
+	s.dropped[name] = s.drops
+	cns := make([]*conn, 0, len(s.byUser[name]))
+	for cn := range s.byUser[name] {
+		cns = append(cns, cn)
+	}
+	s.mu.Unlock()
+	for _, cn := range cns {
+		s.log.Info("bastion: dropping connection", "session", cn.id, "user", name, "role", cn.role)
+		cn.drop()
+	}
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -271,7 +402,7 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Conns reports how many SSH connections are open.
+// Conns reports how many SSH connections are open, authenticated or not.
 func (s *Server) Conns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -285,6 +416,7 @@ var fastCiphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
 const (
 	extPrincipal = "supportgate-principal"
 	extRole      = "supportgate-role"
+	extDrops     = "supportgate-drops" // Server.drops when authentication began
 )
 
 func refusePassword(ssh.ConnMetadata, []byte) (*ssh.Permissions, error) {
@@ -299,8 +431,10 @@ const msgNoPasswords = "supportgate: passwords are not accepted here. Run `suppo
 	"`supportgate ssh SESSION` (or ssh with its certificate).\r\n"
 
 // authKey accepts only a user certificate from the gateway's CA, valid
-// now, with one principal who is the session's agent or a supervisor of
-// its team. The SSH user name is the session id.
+// now, with one principal who is the session's agent, with an enabled
+// agent's or supervisor's account, or an enabled supervisor of its team.
+// The certificate's source-address, if any, is enforced. The SSH user
+// name is the session id.
 func (s *Server) authKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	refuse := func(format string, args ...any) (*ssh.Permissions, error) {
 		msg := fmt.Sprintf(format, args...)
@@ -310,9 +444,16 @@ func (s *Server) authKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permiss
 	if !ok {
 		return refuse("plain keys are not accepted: use the certificate from `supportgate login` (id_ed25519-cert.pub)")
 	}
+	// Read before the account is: a DropUser from now on refuses this
+	// connection in admit, even if the lookup below saw the old account.
+	drops := s.dropCount()
 	checker := &ssh.CertChecker{
 		IsUserAuthority: func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), s.cfg.UserCA.Marshal()) },
 		Clock:           s.cfg.Now,
+		// x/crypto enforces source-address on the returned Permissions'
+		// CriticalOptions; any other critical option (force-command) is
+		// refused, as the bastion cannot honour it.
+		SupportedCriticalOptions: []string{sourceAddress},
 	}
 	if cert.CertType != ssh.UserCert {
 		return refuse("not a user certificate")
@@ -340,20 +481,45 @@ func (s *Server) authKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permiss
 		// The same answer whether the session exists or not.
 		return refuse("no session %q for %s (the SSH user name is the session id)", id, principal)
 	}
+	role := "supervisor"
+	if sess.Agent == principal {
+		role = "agent"
+		if !s.mayServe(ctx, principal) {
+			return refuse("account %s may not connect (disabled, or no longer an agent)", principal)
+		}
+	}
 	if sess.State != session.Active {
 		return refuse("session %s is %s, not active", id, sess.State)
 	}
-	role := "agent"
-	if sess.Agent != principal {
-		role = "supervisor"
-	}
-	return &ssh.Permissions{Extensions: map[string]string{extPrincipal: principal, extRole: role}}, nil
+	return &ssh.Permissions{
+		CriticalOptions: maps.Clone(cert.CriticalOptions),
+		Extensions: map[string]string{
+			extPrincipal: principal, extRole: role, extDrops: strconv.FormatUint(drops, 10),
+		},
+	}, nil
+}
+
+// sourceAddress is the certificate critical option that limits where it
+// may be used from.
+const sourceAddress = "source-address"
+
+func (s *Server) dropCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drops
+}
+
+// mayServe reports whether name has an enabled account that may serve
+// customers as a session's agent: an agent's or a supervisor's.
+func (s *Server) mayServe(ctx context.Context, name string) bool {
+	u, err := s.cfg.Users.GetUser(ctx, name)
+	return err == nil && !u.Disabled && (u.Role == "agent" || u.Role == "supervisor")
 }
 
 // supervises reports whether name is an enabled supervisor of the
 // session's team.
 func (s *Server) supervises(ctx context.Context, name string, sess *session.Session) bool {
-	if s.cfg.Users == nil || sess.Team == "" {
+	if sess.Team == "" {
 		return false
 	}
 	u, err := s.cfg.Users.GetUser(ctx, name)

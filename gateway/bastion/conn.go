@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +38,10 @@ type conn struct {
 	told    map[ssh.Channel]*sync.Once // telling channels why the session ended
 
 	endOnce sync.Once
-	endMsg  string // why the session ended, set by endOnce
+	endMsg  string      // why the connection ended, set by endOnce
+	dropped atomic.Bool // DropUser ended the connection
+
+	slots chan struct{} // one per open channel, up to maxChansPerConn
 
 	upMu sync.Mutex  // guards up
 	up   *ssh.Client // to the helper's SSH endpoint, dialled on first use
@@ -46,13 +51,19 @@ type conn struct {
 
 var connSeq atomic.Int64
 
+// maxChansPerConn caps the channels one connection holds open at once:
+// each costs goroutines and, for a shell, a channel on the helper.
+const maxChansPerConn = 64
+
 // serveConn runs one connection: handshake, then channels until the
-// client leaves or the session ends.
-func (s *Server) serveConn(raw net.Conn) {
+// client leaves, the session ends or DropUser drops its user. src is the
+// handshake place that track gave it.
+func (s *Server) serveConn(raw net.Conn, src netip.Prefix) {
 	c := sshwire.Wrap(raw)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, s.sshCfg)
+	s.handshakeDone(src)
 	if err != nil {
 		s.log.Info("bastion: handshake refused", "remote", c.RemoteAddr().String(), "err", err)
 		return
@@ -70,8 +81,16 @@ func (s *Server) serveConn(raw net.Conn) {
 		role:      sc.Permissions.Extensions[extRole],
 		remote:    c.RemoteAddr().String(),
 		chans:     map[ssh.Channel]bool{},
+		slots:     make(chan struct{}, maxChansPerConn),
 	}
 	cn.ctx, cn.cancel = context.WithCancel(s.ctx)
+	defer cn.cancel()
+	drops, _ := strconv.ParseUint(sc.Permissions.Extensions[extDrops], 10, 64)
+	if err := s.admit(cn, drops); err != nil {
+		s.log.Warn("bastion: connection refused after authentication", "session", id, "user", cn.principal, "remote", cn.remote, "err", err)
+		return
+	}
+	defer s.leave(cn)
 	stop := context.AfterFunc(sctx, cn.cancel)
 	defer stop()
 	s.log.Info("bastion: connected", "session", id, "user", cn.principal, "role", cn.role, "remote", cn.remote)
@@ -87,9 +106,16 @@ func (s *Server) serveConn(raw net.Conn) {
 		cn.globalRequests(reqs)
 	}()
 	for nch := range chans {
+		select {
+		case cn.slots <- struct{}{}:
+		default:
+			nch.Reject(ssh.ResourceShortage, fmt.Sprintf("supportgate: at most %d channels at once on one connection", maxChansPerConn))
+			continue
+		}
 		cn.wg.Add(1)
 		go func() {
 			defer cn.wg.Done()
+			defer func() { <-cn.slots }()
 			cn.channel(nch)
 		}()
 	}
@@ -102,10 +128,16 @@ func (s *Server) serveConn(raw net.Conn) {
 	cn.upMu.Unlock()
 }
 
-// end closes the connection; if the session ended, every open channel is
-// told why first.
+// drop ends the connection because its user's access changed (DropUser).
+func (cn *conn) drop() {
+	cn.dropped.Store(true)
+	cn.cancel()
+}
+
+// end closes the connection; if the session ended or the user was
+// dropped, every open session channel is told why first.
 func (cn *conn) end() {
-	if cn.sctx.Err() != nil {
+	if cn.sctx.Err() != nil || cn.dropped.Load() {
 		cn.mu.Lock()
 		chans := make([]ssh.Channel, 0, len(cn.chans))
 		for ch, tell := range cn.chans {
@@ -136,7 +168,7 @@ func (cn *conn) end() {
 	cn.upMu.Unlock()
 }
 
-// sayEnded tells the agent on ch, once, why the session ended.
+// sayEnded tells the agent on ch, once, why the connection ends.
 func (cn *conn) sayEnded(ch ssh.Channel) {
 	cn.mu.Lock()
 	if cn.told == nil {
@@ -151,11 +183,20 @@ func (cn *conn) sayEnded(ch ssh.Channel) {
 	// Whoever comes second waits for the first to finish writing.
 	once.Do(func() {
 		cn.endOnce.Do(func() {
-			cn.endMsg = "\r\nsupportgate: connection closed: " + endMessage(cn.srv.ended(cn.id)) + ".\r\n"
+			cn.endMsg = "\r\nsupportgate: connection closed: " + cn.endReason() + ".\r\n"
 		})
 		io.WriteString(ch.Stderr(), cn.endMsg)
 		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{255}))
 	})
+}
+
+// endReason says why the connection ends: its session ended, or its
+// user's access changed.
+func (cn *conn) endReason() string {
+	if cn.sctx.Err() == nil && cn.dropped.Load() {
+		return "your access to this session was withdrawn"
+	}
+	return endMessage(cn.srv.ended(cn.id))
 }
 
 // register tracks an open channel; session channels (tell) are told why

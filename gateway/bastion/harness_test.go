@@ -65,6 +65,7 @@ type envOptions struct {
 	// bastion sees them.
 	wrapHelpers func(bastion.Helpers) bastion.Helpers
 	recording   gateway.RecordingConfig // the gateway's recordings
+	maxConns    int                     // bastion.Config.MaxConns; 0 for the default
 }
 
 func newEnv(t testing.TB, opt envOptions) *env {
@@ -115,6 +116,7 @@ func newEnv(t testing.TB, opt envOptions) *env {
 			e.g.Audit(ctx, ev)
 		},
 		WarnBefore: opt.warnBefore,
+		MaxConns:   opt.maxConns,
 	}
 	if opt.wrapHelpers != nil {
 		bc.Helpers = opt.wrapHelpers(bc.Helpers)
@@ -155,6 +157,21 @@ func newEnv(t testing.TB, opt envOptions) *env {
 func (e *env) addUser(name, role, team string) {
 	e.t.Helper()
 	if err := e.st.CreateUser(context.Background(), &users.User{Name: name, DisplayName: name, Role: role, Team: team, CreatedAt: time.Now()}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// updateUser changes the stored account name with change, as an admin would.
+func (e *env) updateUser(name string, change func(*users.User)) {
+	e.t.Helper()
+	ctx := context.Background()
+	u, err := e.st.GetUser(ctx, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	change(u)
+	u.Version++
+	if err := e.st.UpdateUser(ctx, u); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -229,6 +246,7 @@ type certOpts struct {
 	before     time.Time
 	ca         ssh.Signer // nil means the gateway's
 	hostCert   bool
+	critical   map[string]string // the certificate's critical options
 }
 
 // newIdentity writes a fresh key and, unless opt is nil, a certificate.
@@ -272,7 +290,10 @@ func (e *env) newIdentity(opt *certOpts) *identity {
 		Key: sp, Serial: binary.BigEndian.Uint64(serial[:]), CertType: typ, KeyId: "test",
 		ValidPrincipals: opt.principals,
 		ValidAfter:      uint64(opt.after.Unix()), ValidBefore: uint64(opt.before.Unix()),
-		Permissions: ssh.Permissions{Extensions: map[string]string{"permit-pty": "", "permit-port-forwarding": ""}},
+		Permissions: ssh.Permissions{
+			CriticalOptions: opt.critical,
+			Extensions:      map[string]string{"permit-pty": "", "permit-port-forwarding": ""},
+		},
 	}
 	if err := cert.SignCert(rand.Reader, ca); err != nil {
 		t.Fatal(err)

@@ -80,20 +80,13 @@ type relay struct {
 
 func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	var wg sync.WaitGroup
-	// Requests from the helper: exit-status and exit-signal are held
-	// until its output is all relayed.
-	var exits []*ssh.Request
+	// Requests from the helper: its exit is held until its output is
+	// all relayed.
+	var exit *ssh.Request
 	upReqsDone := make(chan struct{})
 	go func() {
 		defer close(upReqsDone)
-		for req := range ureqs {
-			if req.Type == "exit-status" || req.Type == "exit-signal" {
-				exits = append(exits, req)
-			}
-			if req.WantReply {
-				req.Reply(false, nil)
-			}
-		}
+		exit = lastExit(ureqs)
 	}()
 	// Output: stdout and stderr of the helper, recorded, then sent.
 	wg.Add(2)
@@ -132,10 +125,8 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 		// The session ended and took the helper's side with it: say why
 		// here, as the connection may not outlive this channel long.
 		r.cn.sayEnded(r.ch)
-	} else {
-		for _, req := range exits {
-			r.ch.SendRequest(req.Type, false, req.Payload)
-		}
+	} else if exit != nil {
+		r.ch.SendRequest(exit.Type, false, exit.Payload)
 	}
 	// No CloseWrite: x/crypto's is not safe beside the notices other
 	// goroutines may be writing; Close alone ends the channel.
@@ -157,6 +148,22 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 			"channel": kind, "bytes_out": strconv.FormatInt(r.out.Load(), 10), "bytes_in": strconv.FormatInt(r.in.Load(), 10),
 		})
 	}
+}
+
+// lastExit refuses the helper's requests until reqs closes and returns
+// the last exit-status or exit-signal, if any. A process exits once; the
+// last is kept so that a helper sending endless exits holds no memory.
+func lastExit(reqs <-chan *ssh.Request) *ssh.Request {
+	var exit *ssh.Request
+	for req := range reqs {
+		if req.Type == "exit-status" || req.Type == "exit-signal" {
+			exit = req
+		}
+		if req.WantReply {
+			req.Reply(false, nil)
+		}
+	}
+	return exit
 }
 
 // request handles one request of the agent's channel.
