@@ -366,13 +366,20 @@ func (r *Reader) indexFromEnd() error {
 	if string(foot[:8]) != footerMagic || off < r.hdrLen || off > r.size-footerLen-4-minFrameLen {
 		return errors.New("no footer")
 	}
-	f := make([]byte, r.size-footerLen-off)
-	if _, err := r.ra.ReadAt(f, off); err != nil {
+	// The footer is unsigned: check the frame header it points at before
+	// allocating, so a forged offset cannot cost the file's size in memory.
+	var hb [frameHeaderLen]byte
+	if _, err := r.ra.ReadAt(hb[:], off); err != nil {
 		return err
 	}
-	fh := parseFrameHeader(f)
-	if fh.kind != kindEnd || int64(fh.length)+4 != int64(len(f)) {
+	fh := parseFrameHeader(hb[:])
+	if fh.kind != kindEnd || fh.length < minFrameLen || fh.length > maxFrameLen ||
+		off+4+int64(fh.length) != r.size-footerLen {
 		return errors.New("no end record")
+	}
+	f := make([]byte, 4+int64(fh.length))
+	if _, err := r.ra.ReadAt(f, off); err != nil {
+		return err
 	}
 	body, err := verifySigned(r.hdr, endContext, f, f[frameHeaderLen:len(f)-chainLen])
 	if err != nil {
@@ -385,6 +392,7 @@ func (r *Reader) indexFromEnd() error {
 func (r *Reader) indexFromScan() error {
 	r.index = nil
 	var hb [frameHeaderLen]byte
+	var f []byte // one checkpoint frame at a time
 	for off := r.hdrLen; off+frameHeaderLen <= r.size; {
 		if _, err := r.ra.ReadAt(hb[:], off); err != nil {
 			return fmt.Errorf("recorder: %w", err)
@@ -396,7 +404,10 @@ func (r *Reader) indexFromScan() error {
 		}
 		r.total = time.Duration(fh.t)
 		if fh.kind == kindCheckpoint {
-			f := make([]byte, end-off)
+			if int64(cap(f)) < end-off {
+				f = make([]byte, end-off)
+			}
+			f = f[:end-off]
 			if _, err := r.ra.ReadAt(f, off); err != nil {
 				return fmt.Errorf("recorder: %w", err)
 			}

@@ -1,7 +1,6 @@
 package review
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -39,27 +38,57 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadGateway, "cannot record this export in the gateway's audit log: "+err.Error())
 		return
 	}
-	var buf bytes.Buffer
+	// The export goes to the response as it is made. Its headers go out
+	// with the first byte, so an error before it is still a JSON error; an
+	// error after it can only abort the response, which the browser shows
+	// as a failed download rather than a whole-looking file.
+	sw := &startWriter{w: w, start: func() {
+		w.Header().Set("Content-Type", ft.mime)
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"."+ft.ext))
+	}}
 	var err error
 	switch format {
 	case "asciicast":
-		err = recorder.ExportAsciicast(&buf, rd, recorder.ExportOptions{})
+		err = recorder.ExportAsciicast(sw, rd, recorder.ExportOptions{})
 	case "jsonl":
-		err = recorder.ExportJSONL(&buf, rd, recorder.ExportOptions{})
+		err = recorder.ExportJSONL(sw, rd, recorder.ExportOptions{})
 	case "ivf":
+		// IVF patches the frame count into its header at the end, so it
+		// is made in memory (the video records alone) and then sent.
 		ws := &memFile{}
 		err = recorder.ExportIVF(ws, rd, recorder.ExportOptions{})
-		buf.Write(ws.b)
+		if err == nil || errors.Is(err, recorder.ErrCutShort) {
+			if _, werr := sw.Write(ws.b); werr != nil {
+				err = werr
+			}
+		}
 	case "webm":
-		err = recorder.ExportWebM(&buf, rd, recorder.ExportOptions{})
+		err = recorder.ExportWebM(sw, rd, recorder.ExportOptions{})
 	}
-	if err != nil && !errors.Is(err, recorder.ErrCutShort) {
+	switch {
+	case err == nil || errors.Is(err, recorder.ErrCutShort):
+		sw.Write(nil) // an empty export still gets its headers
+	case !sw.started:
 		writeErr(w, http.StatusUnprocessableEntity, "export: "+damage(err))
-		return
+	default:
+		s.log.Error("export cut off", "id", id, "format", format, "err", err)
+		panic(http.ErrAbortHandler)
 	}
-	w.Header().Set("Content-Type", ft.mime)
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"."+ft.ext))
-	w.Write(buf.Bytes())
+}
+
+// startWriter calls start before the first write to w, even an empty one.
+type startWriter struct {
+	w       io.Writer
+	start   func()
+	started bool
+}
+
+func (s *startWriter) Write(p []byte) (int, error) {
+	if !s.started {
+		s.started = true
+		s.start()
+	}
+	return s.w.Write(p)
 }
 
 // handleEvidence streams the evidence bundle of a recording.

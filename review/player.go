@@ -53,7 +53,7 @@ func termWindow(r *recorder.Reader, from, to time.Duration, after uint64, screen
 		return out
 	}
 	if kf != nil && kf.Seq > after {
-		out.Keyframe = &termRecord{Seq: kf.Seq, MS: kf.Time.Milliseconds(), Kind: "f", Data: kf.Data, Cols: kf.Cols, Rows: kf.Rows}
+		out.Keyframe = &termRecord{Seq: kf.Seq, MS: kf.Time.Milliseconds(), Kind: "f", Data: kf.Data, Cols: termCols(kf.Cols), Rows: termRows(kf.Rows)}
 	}
 	var at *screenAt
 	if screen && after == 0 {
@@ -98,18 +98,43 @@ func termWindow(r *recorder.Reader, from, to time.Duration, after uint64, screen
 			size += len(rec.Data)
 			out.Records = append(out.Records, termRecord{Seq: rec.Seq, MS: rec.Time.Milliseconds(), Kind: "o", Data: append([]byte(nil), rec.Data...)})
 		case recorder.TypeResize:
-			out.Records = append(out.Records, termRecord{Seq: rec.Seq, MS: rec.Time.Milliseconds(), Kind: "r", Cols: rec.Cols, Rows: rec.Rows})
+			out.Records = append(out.Records, termRecord{Seq: rec.Seq, MS: rec.Time.Milliseconds(), Kind: "r", Cols: termCols(rec.Cols), Rows: termRows(rec.Rows)})
 		}
 	}
+}
+
+// maxTermSize is the largest width or height the recorder's screen model
+// (recorder/vt) takes; it clamps larger ones to it, and sizes of 0 to
+// 80x24. The browser gets the sizes clamped the same way.
+const maxTermSize = 1000
+
+func termCols(n int) int { return clampTerm(n, 80) }
+func termRows(n int) int { return clampTerm(n, 24) }
+
+func clampTerm(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return min(n, maxTermSize)
 }
 
 // screenAt plays records on the screen model the recorder takes its
 // keyframes from, starting at a keyframe or, without one, on the blank
 // 80x24 screen a recording starts with.
+//
+// A run of resizes without output between them (a window being dragged)
+// is applied as at most three resizes when the next output or the
+// keyframe needs the screen (see flush): each resize of a large screen
+// allocates all of its cells.
 type screenAt struct {
 	vt  *vt.Screen
 	seq uint64        // the last record played, or the keyframe; 0 for none
 	t   time.Duration // its time
+
+	pending      bool // resizes wait in minC..lastR
+	changed      bool // one of them changes the size
+	minC, minR   int  // the smallest width and height among them
+	lastC, lastR int  // the last of them
 }
 
 func newScreenAt(kf *recorder.Record) *screenAt {
@@ -124,15 +149,57 @@ func newScreenAt(kf *recorder.Record) *screenAt {
 func (s *screenAt) play(rec *recorder.Record) {
 	switch rec.Type {
 	case recorder.TypeOutput:
+		s.flush()
 		s.vt.Write(rec.Data)
 	case recorder.TypeResize:
-		s.vt.Resize(rec.Cols, rec.Rows)
+		s.resize(termCols(rec.Cols), termRows(rec.Rows))
 	}
 	s.seq, s.t = rec.Seq, rec.Time
 }
 
+// resize adds a resize to the pending run.
+func (s *screenAt) resize(cols, rows int) {
+	if !s.pending {
+		s.pending, s.changed = true, false
+		s.minC, s.minR = cols, rows
+		s.lastC, s.lastR = s.vt.Size()
+	}
+	s.changed = s.changed || cols != s.lastC || rows != s.lastR
+	s.minC, s.minR = min(s.minC, cols), min(s.minR, rows)
+	s.lastC, s.lastR = cols, rows
+}
+
+// flush applies the pending resizes. The screen ends as the resizes one
+// by one would leave it: a resize crops each line to its width, and
+// scrolls the lines up so the cursor stays on the screen, and lines left
+// out are gone for the resizes after it; so the run crops to its smallest
+// width and height (scrolling as far as the smallest height asks), then
+// takes the last size. The first resize that changes the size also leaves
+// the alternate screen and resets the margins: when neither of those two
+// does, growing by a row and back does, losing nothing.
+func (s *screenAt) flush() {
+	if !s.pending {
+		return
+	}
+	s.pending = false
+	if !s.changed {
+		return
+	}
+	cols, rows := s.vt.Size()
+	if s.minC == cols && s.minR == rows && s.lastC == cols && s.lastR == rows {
+		if rows < maxTermSize {
+			s.vt.Resize(cols, rows+1)
+		} else {
+			s.vt.Resize(cols+1, rows)
+		}
+	}
+	s.vt.Resize(s.minC, s.minR)
+	s.vt.Resize(s.lastC, s.lastR)
+}
+
 // keyframe returns the screen as a keyframe record.
 func (s *screenAt) keyframe() *termRecord {
+	s.flush()
 	cols, rows := s.vt.Size()
 	return &termRecord{Seq: s.seq, MS: s.t.Milliseconds(), Kind: "f", Data: s.vt.Snapshot(), Cols: cols, Rows: rows}
 }

@@ -20,8 +20,9 @@ import (
 type BundleReport struct {
 	Manifest  Manifest
 	Recording *recorder.Report // the recording's keyless verification
-	// RecordingErr is the recording's damage, if any (a *TamperError or
-	// *CutShortError): the bundle is intact but what it carries is not.
+	// RecordingErr is the recording's damage, if any (a *TamperError, a
+	// *CutShortError, or another error when it is not a recording at
+	// all): the bundle is intact but what it carries is not.
 	RecordingErr error
 	AuditRecords int // records in the audit slice, 0 without one
 }

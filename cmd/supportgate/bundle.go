@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"supportgate/recorder"
 	"supportgate/review"
@@ -24,47 +26,47 @@ func isZip(path string) bool {
 
 // verifyBundle checks an evidence bundle: its signed manifest and file
 // hashes, the recording inside (exit codes as for a recording), and the
-// audit slice. --signer, if given, must be the gateway key that signed
-// the recording.
-func verifyBundle(env *cliEnv, path, signer string) error {
+// audit slice. signer, if not nil, must be the gateway key that signed the
+// recording. The manifest may be signed by any key, so every field of it
+// is printed through printable.
+func verifyBundle(env *cliEnv, path string, signer ed25519.PublicKey) error {
+	p := printable(path)
 	f, err := os.Open(path)
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return &exitError{code: verifyTampered, msg: printable(err.Error())}
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return &exitError{code: 1, msg: err.Error()}
+		return &exitError{code: verifyTampered, msg: printable(err.Error())}
 	}
 	rep, err := review.VerifyBundle(f, st.Size(), nil)
 	if err != nil {
-		fmt.Fprintf(env.stdout, "%s: TAMPERED: %v\n", path, err)
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: %v", path, err)}
+		fmt.Fprintf(env.stdout, "%s: TAMPERED: %s\n", p, printable(err.Error()))
+		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: %s", p, printable(err.Error()))}
 	}
 	m := rep.Manifest
 	fmt.Fprintf(env.stdout, "bundle:     %s\nsession:    %s\nmade:       %s by %s\nmanifest:   signed by %s\n",
-		path, m.SessionID, m.CreatedAt.Format("2006-01-02 15:04:05Z07:00"), m.Reviewer, m.PublicKey)
+		p, printable(m.SessionID), m.CreatedAt.Format("2006-01-02 15:04:05Z07:00"), printable(m.Reviewer), printable(m.PublicKey))
 	if rep.AuditRecords > 0 {
 		fmt.Fprintf(env.stdout, "audit:      %d records, chain and checkpoint signature verified\n", rep.AuditRecords)
 	} else {
-		fmt.Fprintf(env.stdout, "audit:      %s\n", m.Audit)
+		fmt.Fprintf(env.stdout, "audit:      %s\n", printable(m.Audit))
 	}
 	printReport(env.stdout, rep.Recording)
-	if signer != "" {
-		want, kerr := loadSignerKey(signer)
-		if kerr != nil {
-			return &exitError{code: 2, msg: "verify: --signer: " + kerr.Error()}
-		}
-		if !want.Equal(rep.Recording.Signer) {
-			return &exitError{code: 1, msg: fmt.Sprintf("%s: tampered: the recording is signed by key %s, not the trusted gateway key", path, rep.Recording.SignerFingerprint())}
-		}
+	if signer != nil && !signer.Equal(rep.Recording.Signer) {
+		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: tampered: the recording is signed by key %s, not the trusted gateway key", p, rep.Recording.SignerFingerprint())}
 	}
 	var te *recorder.TamperError
+	var ce *recorder.CutShortError
 	switch {
 	case errors.As(rep.RecordingErr, &te):
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: the bundle is intact but its recording is tampered: %s", path, tamperText(te))}
+		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: the bundle is intact but its recording is tampered: %s", p, tamperText(te))}
+	case errors.As(rep.RecordingErr, &ce):
+		return &exitError{code: verifyCutShort, msg: fmt.Sprintf("%s: the bundle is intact; its recording is cut short after record %d (signed through record %d)", p, ce.Records, ce.Signed)}
 	case rep.RecordingErr != nil:
-		return &exitError{code: 2, msg: fmt.Sprintf("%s: the bundle is intact; its recording is cut short", path)}
+		// Not a recording at all, or unreadable: never "intact".
+		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: the bundle is intact but its recording does not verify: %s", p, printable(strings.TrimPrefix(rep.RecordingErr.Error(), "recorder: ")))}
 	}
 	return nil
 }

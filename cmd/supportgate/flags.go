@@ -29,8 +29,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
-				return errHelpShown
+				return errHelpShown // fs.Parse has printed the usage
 			}
 			msg := err.Error()
 			if rest, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"filippo.io/age"
 
@@ -24,61 +26,92 @@ func init() {
 	register(&command{name: "replay", summary: "play a recording back in the terminal", run: runReplay})
 }
 
+// Exit codes of verify: scripts tell "intact but cut short" (2) from a
+// command they called wrongly (3).
+const (
+	verifyTampered = 1
+	verifyCutShort = 2
+	verifyUsage    = 3
+)
+
 // runVerify implements `supportgate verify [--signer KEY] FILE`: exit 0
-// intact and complete, 1 tampered (naming the record), 2 intact but cut
-// short. FILE may also be an evidence bundle (a zip made by the review
-// player); see verifyBundle.
+// intact and complete, 1 tampered (naming the record) or unreadable, 2
+// intact but cut short, 3 usage error. FILE may also be an evidence bundle
+// (a zip made by the review player); see verifyBundle.
 func runVerify(env *cliEnv, args []string) error {
-	fs := newFlags(env, "verify", "[--signer KEY] FILE")
+	fs := newFlags(env, "verify", "[--signer KEY] FILE\n\n"+
+		"exit status: 0 intact and complete, 1 tampered (names the record) or unreadable,\n"+
+		"2 intact but cut short, 3 usage error (bad flag, argument or --signer key)")
 	signer := fs.String("signer", "", "trusted gateway signing key: base64 Ed25519 public key, or a file holding it")
 	if err := parseFlags(fs, args); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			ee.code = verifyUsage
+		}
 		return err
 	}
 	if fs.NArg() != 1 {
-		return &exitError{code: 2, msg: "verify: exactly one FILE is required"}
+		return &exitError{code: verifyUsage, msg: "verify: exactly one FILE is required"}
+	}
+	var want ed25519.PublicKey
+	if *signer != "" {
+		k, err := loadSignerKey(*signer)
+		if err != nil {
+			return &exitError{code: verifyUsage, msg: "verify: --signer: " + err.Error()}
+		}
+		want = k
 	}
 	path := fs.Arg(0)
 	if isZip(path) {
-		return verifyBundle(env, path, *signer)
+		return verifyBundle(env, path, want)
 	}
+	p := printable(path)
 	rep, err := recorder.VerifyFile(path)
 	var te *recorder.TamperError
 	var ce *recorder.CutShortError
 	switch {
 	case errors.As(err, &te):
-		fmt.Fprintf(env.stdout, "%s: TAMPERED: %s\n", path, tamperText(te))
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: tampered: %s", path, tamperText(te))}
+		fmt.Fprintf(env.stdout, "%s: TAMPERED: %s\n", p, tamperText(te))
+		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: tampered: %s", p, tamperText(te))}
 	case err != nil && !errors.As(err, &ce):
-		return &exitError{code: 1, msg: strings.TrimPrefix(err.Error(), "recorder: ")}
+		return &exitError{code: verifyTampered, msg: printable(strings.TrimPrefix(err.Error(), "recorder: "))}
 	}
 	printReport(env.stdout, rep)
-	if *signer != "" {
-		want, kerr := loadSignerKey(*signer)
-		if kerr != nil {
-			return &exitError{code: 2, msg: "verify: --signer: " + kerr.Error()}
-		}
-		if !want.Equal(rep.Signer) {
-			fmt.Fprintf(env.stdout, "status:     TAMPERED: signed by an untrusted key\n")
-			return &exitError{code: 1, msg: fmt.Sprintf("%s: tampered: signed by key %s, not the trusted gateway key", path, rep.SignerFingerprint())}
-		}
+	if want != nil && !want.Equal(rep.Signer) {
+		fmt.Fprintf(env.stdout, "status:     TAMPERED: signed by an untrusted key\n")
+		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: tampered: signed by key %s, not the trusted gateway key", p, rep.SignerFingerprint())}
 	}
 	if ce != nil {
 		fmt.Fprintf(env.stdout, "status:     intact but CUT SHORT after record %d (signed through record %d)\n", ce.Records, ce.Signed)
-		return &exitError{code: 2, msg: fmt.Sprintf("%s: intact but cut short after record %d (signed through record %d): %s", path, ce.Records, ce.Signed, ce.Reason)}
+		return &exitError{code: verifyCutShort, msg: fmt.Sprintf("%s: intact but cut short after record %d (signed through record %d): %s", p, ce.Records, ce.Signed, printable(ce.Reason))}
 	}
 	fmt.Fprintf(env.stdout, "status:     intact and complete\n")
 	return nil
 }
 
+// printable returns s unchanged when it is printable text, and otherwise
+// quoted with Go escapes (strconv.Quote). Text from a recording or a
+// bundle goes through it before it reaches a terminal, so that it cannot
+// start a line, move the cursor or hide what follows (C0 and C1 controls,
+// ESC, DEL, invalid UTF-8, bidirectional overrides).
+func printable(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
 func tamperText(te *recorder.TamperError) string {
 	if te.Record == 0 {
-		return "header: " + te.Reason
+		return "header: " + printable(te.Reason)
 	}
-	return fmt.Sprintf("record %d: %s", te.Record, te.Reason)
+	return fmt.Sprintf("record %d: %s", te.Record, printable(te.Reason))
 }
 
 func printReport(w io.Writer, rep *recorder.Report) {
-	fmt.Fprintf(w, "recording:  %s (session %s)\n", rep.RecordingID, rep.SessionID)
+	fmt.Fprintf(w, "recording:  %s (session %s)\n", printable(rep.RecordingID), printable(rep.SessionID))
 	fmt.Fprintf(w, "started:    %s\n", rep.Start.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "duration:   %s\n", rep.Duration.Round(time.Millisecond))
 	fmt.Fprintf(w, "records:    %d (%d signed checkpoints)\n", rep.Records, rep.Checkpoints)

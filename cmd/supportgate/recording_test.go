@@ -98,8 +98,16 @@ func TestVerifyCommand(t *testing.T) {
 		{"cut short", []string{"verify", write("cut.sgrec", orig[:offs[20]])}, 2, "intact but cut short after record 20"},
 		{"trusted signer", []string{"verify", "--signer", b64(pub), path}, 0, ""},
 		{"untrusted signer", []string{"verify", "--signer", b64([]byte(other.Signer.Public().(ed25519.PublicKey))), path}, 1, "not the trusted gateway key"},
-		{"no file", []string{"verify"}, 2, "exactly one FILE"},
 		{"not a recording", []string{"verify", write("junk", []byte("hello"))}, 1, "not a supportgate recording"},
+		// Usage errors exit 3, never 2 (intact but cut short) or 0.
+		{"no file", []string{"verify"}, 3, "exactly one FILE"},
+		{"two files", []string{"verify", path, path}, 3, "exactly one FILE"},
+		{"unknown flag", []string{"verify", "--sigen", b64(pub), path}, 3, "unknown flag"},
+		{"flag without value", []string{"verify", path, "--signer"}, 3, "flag needs an argument"},
+		{"malformed signer", []string{"verify", "--signer", "not-a-key", path}, 3, "--signer: not a base64 Ed25519 public key"},
+		{"malformed signer, cut short", []string{"verify", "--signer", "AAAA", write("cut2.sgrec", orig[:offs[20]])}, 3, "--signer"},
+		{"malformed signer, tampered", []string{"verify", "--signer", "AAAA", write("flip2.sgrec", flipped)}, 3, "--signer"},
+		{"malformed signer, bundle", []string{"verify", "--signer", "AAAA", write("b.zip", []byte("PK\x03\x04"))}, 3, "--signer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,10 @@
 package vt
 
-import "io"
+import (
+	"bytes"
+	"io"
+	"unicode/utf8"
+)
 
 // Filter copies terminal output to W, leaving out the sequences that act
 // beyond drawing the screen, so that replaying a recording cannot reach
@@ -18,19 +22,26 @@ import "io"
 //   - modes that make the terminal report mouse and focus events on its
 //     input (CSI ? 9, 1000-1006, 1015, 1016 h/l);
 //   - C1 controls written as UTF-8 (U+0080 to U+009F), which some
-//     terminals take as escape sequences.
+//     terminals take as escape sequences;
+//   - bytes that are not UTF-8, among them raw 8-bit C1 controls (0x9b
+//     CSI, 0x9d OSC, 0x90 DCS), which become U+FFFD, and a window title
+//     that is not UTF-8 or holds a C1 control;
+//   - charset switches (ESC % ...), which take the terminal out of UTF-8,
+//     where it would read 8-bit C1 controls in the text that follows.
 //
 // Everything else (text, C0 controls, cursor movement, erasing, colours,
-// the alternate screen, titles) passes unchanged. A sequence may be split
-// across writes. An OSC string longer than maxOSC or a CSI sequence longer
-// than maxCSI is left out whole.
+// the alternate screen, titles) passes unchanged, so the output is UTF-8
+// without C1 controls, for a terminal that decodes UTF-8. A sequence or a
+// character may be split across writes. An OSC string longer than maxOSC
+// or a CSI sequence longer than maxCSI is left out whole.
 type Filter struct {
 	W io.Writer
 
 	state   int
 	seq     []byte // the sequence being read, from its ESC
 	dropSeq bool   // the sequence is too long: leave it out
-	c2      bool   // the last byte was 0xc2, which may start a C1 control
+	u       [4]byte
+	un      int // bytes of a UTF-8 character in u, waiting for the rest
 	out     []byte
 }
 
@@ -67,43 +78,18 @@ func (f *Filter) Write(p []byte) (int, error) {
 func (f *Filter) byte(b byte) {
 	switch f.state {
 	case fGround:
-		if f.c2 {
-			f.c2 = false
-			switch {
-			case b >= 0x80 && b <= 0x9f:
-				return // U+0080-U+009F: a C1 control, left out
-			case b >= 0xa0 && b <= 0xbf:
-				f.out = append(f.out, 0xc2, b) // U+00A0-U+00BF
-				return
-			}
-			// A lone 0xc2 is not UTF-8. Passed on, a stray continuation
-			// byte after something left out could complete it into a C1
-			// control; U+FFFD is what a terminal would show anyway.
-			f.out = append(f.out, "\uFFFD"...)
-		}
-		switch {
-		case b == 0x1b:
-			f.start(fEsc, b)
-		case b == 0xc2:
-			f.c2 = true
-		default:
-			f.out = append(f.out, b)
-		}
+		f.text(b)
 	case fEsc, fEscInter, fCSI:
 		if b >= 0x80 {
 			// Not part of an escape sequence: the sequence is left out,
 			// and b is text (a terminal decoding UTF-8 would see a
 			// character here, perhaps a C1 control).
 			f.state = fGround
-			f.byte(b)
+			f.text(b)
 			return
 		}
 		f.sequence(b)
 	case fOSC:
-		if f.c2 && b >= 0x80 && b <= 0x9f {
-			f.dropSeq = true // a C1 control (ST, OSC) inside: left out
-		}
-		f.c2 = b == 0xc2
 		switch {
 		case b == 0x07:
 			f.endOSC(b)
@@ -136,6 +122,70 @@ func (f *Filter) byte(b byte) {
 			f.state = fString
 		}
 	}
+}
+
+// text handles byte b outside sequences: ASCII passes, ESC starts a
+// sequence, and the bytes from 0x80 are decoded as UTF-8 (Unicode table
+// 3-7, as utf8.Valid does): a character passes whole once complete, a C1
+// control (U+0080 to U+009F) is left out, and each byte that cannot start
+// or continue a character, or the start of a character cut off, becomes
+// U+FFFD.
+func (f *Filter) text(b byte) {
+	if f.un > 0 {
+		lo, hi := byte(0x80), byte(0xbf)
+		if f.un == 1 {
+			switch f.u[0] {
+			case 0xe0:
+				lo = 0xa0 // no overlong forms
+			case 0xed:
+				hi = 0x9f // no surrogates
+			case 0xf0:
+				lo = 0x90 // no overlong forms
+			case 0xf4:
+				hi = 0x8f // nothing above U+10FFFF
+			}
+		}
+		if b >= lo && b <= hi {
+			f.u[f.un] = b
+			f.un++
+			if f.un < utf8Len(f.u[0]) {
+				return
+			}
+			n := f.un
+			f.un = 0
+			if f.u[0] == 0xc2 && f.u[1] <= 0x9f {
+				return // U+0080-U+009F: a C1 control, left out
+			}
+			f.out = append(f.out, f.u[:n]...)
+			return
+		}
+		f.un = 0
+		f.out = append(f.out, "\uFFFD"...)
+	}
+	switch {
+	case b == 0x1b:
+		f.start(fEsc, b)
+	case b < 0x80:
+		f.out = append(f.out, b)
+	case b >= 0xc2 && b <= 0xf4:
+		f.u[0], f.un = b, 1
+	default:
+		// A continuation byte without a start (raw 8-bit C1 controls
+		// among them), an overlong start or no UTF-8 at all.
+		f.out = append(f.out, "\uFFFD"...)
+	}
+}
+
+// utf8Len returns the length of the UTF-8 character that lead byte b
+// (0xc2 to 0xf4) starts.
+func utf8Len(b byte) int {
+	switch {
+	case b < 0xe0:
+		return 2
+	case b < 0xf0:
+		return 3
+	}
+	return 4
 }
 
 // sequence handles byte b (ASCII) of an escape or CSI sequence.
@@ -171,7 +221,12 @@ func (f *Filter) sequence(b byte) {
 			f.control(b)
 		case b >= 0x30 && b <= 0x7e:
 			f.seq = append(f.seq, b)
-			f.keep()
+			if f.dropSeq || bytes.IndexByte(f.seq, '%') >= 0 {
+				// Too long, or a charset switch (ESC % @ leaves UTF-8).
+				f.state = fGround
+			} else {
+				f.keep()
+			}
 		default:
 			f.grow(b, maxCSI)
 		}
@@ -196,7 +251,7 @@ func (f *Filter) sequence(b byte) {
 
 // start begins a sequence in state st with its first byte b.
 func (f *Filter) start(st int, b byte) {
-	f.state, f.seq, f.dropSeq, f.c2 = st, append(f.seq[:0], b), false, false
+	f.state, f.seq, f.dropSeq = st, append(f.seq[:0], b), false
 }
 
 // grow adds b to the sequence, which is left out once it exceeds max.
@@ -225,7 +280,7 @@ func (f *Filter) keep() {
 }
 
 // endOSC ends an OSC string with terminator b, keeping it if it sets a
-// window title.
+// window title in UTF-8 without C1 controls.
 func (f *Filter) endOSC(b byte) {
 	f.seq = append(f.seq, b)
 	f.state = fGround
@@ -233,9 +288,22 @@ func (f *Filter) endOSC(b byte) {
 		return
 	}
 	body := f.seq[2:] // after ESC ]
-	if (body[0] == '0' || body[0] == '1' || body[0] == '2') && body[1] == ';' {
+	if (body[0] == '0' || body[0] == '1' || body[0] == '2') && body[1] == ';' && textOnly(body) {
 		f.out = append(f.out, f.seq...)
 	}
+}
+
+// textOnly reports whether b is UTF-8 without C1 controls.
+func textOnly(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == 0xc2 && b[i+1] <= 0x9f {
+			return false
+		}
+	}
+	return true
 }
 
 // csiAllowed reports whether the CSI sequence seq (ESC [ ... final) only

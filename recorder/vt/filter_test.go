@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func filterString(s string) string {
@@ -38,7 +39,16 @@ func TestFilter(t *testing.T) {
 		{"c1 inside a sequence", "\x1b[1\xc2\x9b6n", "6n"},
 		{"c1 inside a title", "\x1b]0;a\xc2\x9c\xc2\x9d52;c;x\x07ok", "ok"},
 		{"utf-8 title", "\x1b]2;café\x07", "\x1b]2;café\x07"},
-		{"lone c2", "\xc2\x1b[6n\x90", "\uFFFD\x90"},
+		{"lone c2", "\xc2\x1b[6n\x90", "\uFFFD\uFFFD"},
+		{"raw c1 csi", "a\x9b6nb\x9b21t", "a\uFFFD6nb\uFFFD21t"},
+		{"raw c1 osc and st", "\x9d52;c;aGVsbG8=\x07\x9c", "\uFFFD52;c;aGVsbG8=\x07\uFFFD"},
+		{"raw c1 dcs", "\x90$q m\x9c", "\uFFFD$q m\uFFFD"},
+		{"utf-8 passes", "é ✓ 東京 😀 \u00a0\U0010FFFF", "é ✓ 東京 😀 \u00a0\U0010FFFF"},
+		{"invalid utf-8", "\xc0\xaf \xe0\x80\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xf8 \xff", "\uFFFD\uFFFD \uFFFD\uFFFD\uFFFD \uFFFD\uFFFD\uFFFD \uFFFD\uFFFD\uFFFD\uFFFD \uFFFD \uFFFD"},
+		{"cut-off characters", "\xe2\x9c\x1b[1m\xf0\x9f\x98x\xe2\x9c\x93", "\uFFFD\x1b[1m\uFFFDx✓"},
+		{"leave utf-8", "\x1b%@\x9b6n\x1b%G\x1b%/Gok\x1b(0\x1b(B", "\uFFFD6nok\x1b(0\x1b(B"},
+		{"raw c1 in a title", "\x1b]0;a\x9cb\x07\x1b]2;\xc3\x07ok", "ok"},
+		{"long escape intermediates", "\x1b" + strings.Repeat(" ", 100) + "Fok", "ok"},
 	} {
 		if got := filterString(tt.in); got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
@@ -54,6 +64,9 @@ func FuzzFilter(f *testing.F) {
 		"hello \x1b[1;31mred\x1b[0m\r\n\x1b]0;title\x07",
 		"\x1b]52;c;cm0gLXJmIH4K\x07\x1bP$qm\x1b\\\x1b[6n\x1b[?1000h",
 		"a\xc2\x9b6nb\xc2\x9d52;c;x\x07\xc2\xa9\x1b[1\n5n",
+		"\x1b%@\x9b6n\x9d52;c;aGVsbG8=\x07\x9b21t\x90$q m\x9c",
+		"é✓😀\xe2\x9c\x1b[1m\xf0\x9f\x98x\xed\xa0\x80\xc0\xaf\xff",
+		"\x1b]0;t\x9c\x07\x1b]2;é\x07\x1b%G\x1b(0",
 	} {
 		f.Add([]byte(s), 3)
 	}
@@ -78,19 +91,21 @@ func FuzzFilter(f *testing.F) {
 		var again bytes.Buffer
 		(&Filter{W: &again}).Write(out)
 		if !bytes.Equal(again.Bytes(), out) {
-			// A trailing 0xc2 is held back for the next write.
-			if !(bytes.HasSuffix(out, []byte{0xc2}) && bytes.Equal(again.Bytes(), out[:len(out)-1])) {
-				t.Fatalf("filtering again changed %q to %q", out, again.Bytes())
-			}
+			t.Fatalf("filtering again changed %q to %q", out, again.Bytes())
 		}
-		for _, bad := range []string{"\x1bP", "\x1b_", "\x1b^", "\x1bX", "\x1bZ", "\x1b]52", "\x1b]8;"} {
+		for _, bad := range []string{"\x1bP", "\x1b_", "\x1b^", "\x1bX", "\x1bZ", "\x1b]52", "\x1b]8;", "\x1b%"} {
 			if bytes.Contains(out, []byte(bad)) {
 				t.Fatalf("%q survived in %q", bad, out)
 			}
 		}
-		for i := 0; i+1 < len(out); i++ {
-			if out[i] == 0xc2 && out[i+1] >= 0x80 && out[i+1] <= 0x9f {
-				t.Fatalf("a C1 control survived in %q", out)
+		// Neither raw 8-bit C1 controls nor any other byte that is not
+		// UTF-8, nor C1 controls written as UTF-8.
+		if !utf8.Valid(out) {
+			t.Fatalf("output is not UTF-8: %q", out)
+		}
+		for _, r := range string(out) {
+			if r >= 0x80 && r <= 0x9f {
+				t.Fatalf("C1 control %U survived in %q", r, out)
 			}
 		}
 	})
