@@ -386,6 +386,9 @@ func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request, p *princi
 		g.writeErr(w, r, err)
 		return
 	}
+	// Websockets this login opened end with it; other logins of the same
+	// user keep theirs.
+	g.staff.dropToken(p.token.Hash, errLoggedOut)
 	if _, err := r.Cookie(sessionCookie); err == nil {
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/",
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})

@@ -304,7 +304,7 @@ func (g *Gateway) handleConsentWatch(w http.ResponseWriter, r *http.Request, _ *
 	}
 	th := s.TokenHash
 	csrf := g.csrfToken(key)
-	g.serveWatch(w, r, func(x *session.Session) bool { return x.TokenHash == th },
+	g.serveWatch(r.Context(), w, r, func(x *session.Session) bool { return x.TokenHash == th },
 		[]any{g.consentView(s, csrf)}, !s.Open(),
 		func(x *session.Session) (any, bool) { return g.consentView(x, csrf), !x.Open() })
 }

@@ -77,6 +77,14 @@ type Config struct {
 	// must return quickly and must not call back into the gateway.
 	OnAudit func(audit.Record)
 
+	// OnUserDropped, if set, is called with a user's name after their
+	// access was cut (their account locked, their role or team changed),
+	// once the gateway has closed their websockets: the caller closes
+	// what it serves for them beside the gateway, such as their SSH
+	// connections. It is called in the goroutine that cut the access (an
+	// admin's request, the auto-lock), so it must not block for long.
+	OnUserDropped func(name string)
+
 	// Detect, if set, runs the anomaly detector over the audit stream
 	// (its OnAlert and OnCritical are the gateway's). AutoLock locks an
 	// agent, ending all their sessions, when an alert about them is
@@ -128,7 +136,10 @@ type Gateway struct {
 	hasher   *identity.Hasher
 	csrfKey  []byte
 
-	authCache authCache // API tokens resolved recently; see authcache.go
+	authCache authCache  // API tokens resolved recently; see authcache.go
+	staff     staffConns // open staff websockets, ended with their user's access; see staffconns.go
+
+	onUserDropped func(name string) // Config.OnUserDropped
 
 	broker  *session.Broker
 	audit   *audit.Log
@@ -174,7 +185,7 @@ func New(cfg Config) (*Gateway, error) {
 		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
 		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
 		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients, recCfg: cfg.Recording,
-		onAudit: cfg.OnAudit, stop: func() {}, sshPort: cfg.SSHPort,
+		onAudit: cfg.OnAudit, onUserDropped: cfg.OnUserDropped, stop: func() {}, sshPort: cfg.SSHPort,
 	}
 	g.store = g.authCache.watch(cfg.Store)
 	g.auditIndex, _ = cfg.Store.(sessionAuditStore)

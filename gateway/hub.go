@@ -104,9 +104,11 @@ func (g *Gateway) upgrader() *websocket.Upgrader {
 
 // serveWatch upgrades the request and streams each update that render
 // turns into a message, starting with initial. It returns when the client
-// goes away, the hub drops the watcher, or final reports the last message
-// was sent (the session ended); finished closes right after initial.
-func (g *Gateway) serveWatch(w http.ResponseWriter, r *http.Request, match func(*session.Session) bool,
+// goes away, the hub drops the watcher, access is done (the caller's
+// right to the feed ended: see openStaffConn), or final reports the last
+// message was sent (the session ended); finished closes right after
+// initial.
+func (g *Gateway) serveWatch(access context.Context, w http.ResponseWriter, r *http.Request, match func(*session.Session) bool,
 	initial []any, finished bool, render func(*session.Session) (msg any, final bool)) {
 	wt := g.hub.add(match)
 	if wt == nil {
@@ -121,7 +123,7 @@ func (g *Gateway) serveWatch(w http.ResponseWriter, r *http.Request, match func(
 	defer conn.Close()
 	conn.SetReadLimit(wsMaxMessage)
 
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(access)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -157,6 +159,9 @@ func (g *Gateway) serveWatch(w http.ResponseWriter, r *http.Request, match func(
 	for {
 		select {
 		case <-ctx.Done():
+			if access.Err() != nil {
+				conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, accessEndedReason(access)), time.Now().Add(time.Second))
+			}
 			return
 		case <-wt.done:
 			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "gateway closing"), time.Now().Add(time.Second))

@@ -20,7 +20,9 @@ import (
 // cannot set headers on a websocket); the agent's and supervisors' by
 // their login and Broker.Authorize with the view scope. Both select on the
 // session context through the relay's room, so the session ending closes
-// both PeerConnections and both sockets.
+// both PeerConnections and both sockets. A viewer's socket also ends with
+// its user's access (openStaffConn): a supervisor locked mid-session stops
+// seeing the screen and the chat at once.
 
 func init() { routeSets = append(routeSets, (*Gateway).rtcRoutes) }
 
@@ -53,7 +55,8 @@ func (g *Gateway) handleConsentRTC(w http.ResponseWriter, r *http.Request, _ *pr
 		g.consentErr(w, r, err)
 		return
 	}
-	g.serveRTC(w, r, s, rtc.Publisher, "customer", customerActor(r))
+	// The consent link and the session govern the customer's socket.
+	g.serveRTC(r.Context(), w, r, s, rtc.Publisher, "customer", customerActor(r))
 }
 
 func (g *Gateway) handleSessionRTC(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -61,17 +64,25 @@ func (g *Gateway) handleSessionRTC(w http.ResponseWriter, r *http.Request, p *pr
 	if err == nil && !canAct(p, s) {
 		err = session.ErrNotFound
 	}
+	var access context.Context
+	var release func()
+	if err == nil {
+		access, release, err = g.openStaffConn(r.Context(), p, false)
+	}
 	if err != nil {
 		g.writeErr(w, r, err)
 		return
 	}
-	g.serveRTC(w, r, s, rtc.Viewer, p.user.Name, session.Actor{Name: p.user.Name, Role: string(p.role), Remote: clientAddr(r)})
+	defer release()
+	g.serveRTC(access, w, r, s, rtc.Viewer, p.user.Name, session.Actor{Name: p.user.Name, Role: string(p.role), Remote: clientAddr(r)})
 }
 
 // serveRTC authorizes the view scope, opens the session's recording and
 // room, and serves the participant's websocket until it or the session
-// ends.
-func (g *Gateway) serveRTC(w http.ResponseWriter, r *http.Request, s *session.Session, role rtc.Role, name string, by session.Actor) {
+// ends, or access is done: then the page is told why and the socket
+// closed, which ends Room.Serve and with it the participant's
+// PeerConnection.
+func (g *Gateway) serveRTC(access context.Context, w http.ResponseWriter, r *http.Request, s *session.Session, role rtc.Role, name string, by session.Actor) {
 	sctx, s, err := g.broker.Authorize(r.Context(), s.ID, session.Need{Agent: s.Agent, Kind: session.View})
 	if err != nil {
 		g.writeErr(w, r, err)
@@ -115,6 +126,9 @@ func (g *Gateway) serveRTC(w http.ResponseWriter, r *http.Request, s *session.Se
 			select {
 			case <-ctx.Done():
 				return
+			case <-access.Done():
+				ws.end(accessEndedReason(access))
+				return
 			case <-t.C:
 			}
 			if conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wsWriteTimeout)) != nil {
@@ -139,6 +153,7 @@ type wsConn struct {
 	*websocket.Conn
 	touch func()
 	once  sync.Once
+	wmu   sync.Mutex // serializes WriteJSON: the room's writer and end both write
 }
 
 func (c *wsConn) ReadJSON(v any) error {
@@ -154,8 +169,18 @@ func (c *wsConn) ReadJSON(v any) error {
 }
 
 func (c *wsConn) WriteJSON(v any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
 	return c.Conn.WriteJSON(v)
+}
+
+// end tells the page its participation ended and why, then closes the
+// socket, which makes Room.Serve return.
+func (c *wsConn) end(reason string) {
+	c.WriteJSON(rtc.Message{Type: "ended", Reason: reason})
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, reason), time.Now().Add(time.Second))
+	c.Close()
 }
 
 var _ rtc.Conn = (*wsConn)(nil)

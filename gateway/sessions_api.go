@@ -288,9 +288,17 @@ func (g *Gateway) handleExtendSession(w http.ResponseWriter, r *http.Request, p 
 }
 
 // handleWatchSessions streams updates of every session the caller may see
-// over a websocket, one SessionView per message.
+// over a websocket, one SessionView per message. What the caller may see
+// is fixed when the feed opens, so the feed ends with the caller's access
+// (see openStaffConn) and the page reconnects as who they are then.
 func (g *Gateway) handleWatchSessions(w http.ResponseWriter, r *http.Request, p *principal) {
-	g.serveWatch(w, r, func(s *session.Session) bool { return canSee(p, s) }, nil, false,
+	access, release, err := g.openStaffConn(r.Context(), p, true)
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	defer release()
+	g.serveWatch(access, w, r, func(s *session.Session) bool { return canSee(p, s) }, nil, false,
 		func(s *session.Session) (any, bool) { return sessionView(s), false })
 }
 

@@ -77,7 +77,8 @@ func (g *Gateway) handleAddUser(w http.ResponseWriter, r *http.Request, p *princ
 	})
 }
 
-// handleUpdateUser changes role, team or display name.
+// handleUpdateUser changes role, team or display name. A new role or team
+// ends the user's staff websockets (see userAccessEnded).
 func (g *Gateway) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	var req struct {
 		DisplayName *string `json:"display_name,omitempty"`
@@ -94,6 +95,7 @@ func (g *Gateway) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *pr
 		return
 	}
 	detail := map[string]string{"user": u.Name}
+	oldRole, oldTeam := u.Role, u.Team
 	if req.Role != nil {
 		role, err := identity.ParseRole(*req.Role)
 		if err != nil {
@@ -128,6 +130,11 @@ func (g *Gateway) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *pr
 		g.writeErr(w, r, err)
 		return
 	}
+	if u.Role != oldRole || u.Team != oldTeam {
+		// Open feeds and screen shares were admitted for the old role or
+		// team; the user reconnects with the new one.
+		g.userAccessEnded(u.Name, errAccessChanged)
+	}
 	g.record(r.Context(), audit.Event{Type: "user.updated", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r), Detail: detail})
 	writeJSON(w, http.StatusOK, userView(u))
 }
@@ -153,8 +160,9 @@ func (g *Gateway) handleLockUser(w http.ResponseWriter, r *http.Request, p *prin
 	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u), "sessions_ended": n})
 }
 
-// lockUser locks an account: it is disabled, its tokens are revoked and
-// every open session of it ends at once with reason locked. It returns the
+// lockUser locks an account: it is disabled, its tokens are revoked, its
+// staff websockets close, every open session of it ends at once with
+// reason locked and Config.OnUserDropped is told. It returns the
 // number of sessions ended. detail adds to the audit event (the alert that
 // caused an automatic lock).
 func (g *Gateway) lockUser(ctx context.Context, name string, by session.Actor, detail map[string]string) (*users.User, int, error) {
@@ -162,6 +170,10 @@ func (g *Gateway) lockUser(ctx context.Context, name string, by session.Actor, d
 	if err != nil {
 		return nil, 0, err
 	}
+	// The account is disabled from here on, whatever fails below: its
+	// websockets and the caller's connections go too, not just the
+	// sessions where it is the agent.
+	defer g.userAccessEnded(name, errAccountLocked)
 	if err := g.store.DeleteUserTokens(ctx, name, ""); err != nil {
 		return nil, 0, err
 	}
