@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -155,12 +156,21 @@ func runServe(env *cliEnv, args []string) error {
 	if iceTCP != nil {
 		defer iceTCP.Close()
 	}
+	// The bastion is built after the gateway, which is told when a user's
+	// access ends (lock, role or team change) to close their SSH
+	// connections too.
+	var bastionRef atomic.Pointer[bastion.Server]
+	dropSSH := func(name string) {
+		if b := bastionRef.Load(); b != nil {
+			b.DropUser(name)
+		}
+	}
 	g, err := gateway.New(gateway.Config{
 		WireGuard: wgConn, WireGuardEndpoint: wgEndpoint,
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
 		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort, RTC: rtcCfg,
-		Recording: recCfg,
+		Recording: recCfg, OnUserDropped: dropSSH,
 	})
 	if err != nil {
 		return err
@@ -183,6 +193,7 @@ func runServe(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	bastionRef.Store(bst)
 	defer bst.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -143,10 +143,27 @@ func TestE2ESSH(t *testing.T) {
 	if !strings.Contains(helperOut.String(), "sam (supervisor) watching") {
 		t.Errorf("the helper's status line does not show the supervisor:\n%s", helperOut.String())
 	}
+	// An admin locks sam: their SSH connection is closed at once, while
+	// alice's session goes on.
+	root := g.user("root", "admin")
+	if out := g.mustRun(root, "", "admin", "user", "lock", "sam"); !strings.Contains(out, "ended 0") {
+		t.Errorf("lock sam: %q", out)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- watch.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-watch.Process.Pid, syscall.SIGKILL)
+		<-exited
+		t.Errorf("the locked supervisor's ssh was still connected 5 s after the lock:\n%s", watchOut.String())
+	}
 	watchIn.Close()
-	syscall.Kill(-watch.Process.Pid, syscall.SIGKILL)
-	watch.Wait()
+	syscall.Kill(-watch.Process.Pid, syscall.SIGKILL) // ssh's children, if any are left
 	waitOut("sam (supervisor, watching read-only) left")
+	if !strings.Contains(watchOut.String(), "access to this session was withdrawn") {
+		t.Errorf("the supervisor was not told why:\n%s", watchOut.String())
+	}
 
 	// The customer ends it (Ctrl-C revokes); the recording closes and verifies.
 	helper.Process.Signal(os.Interrupt)
