@@ -151,6 +151,7 @@ type Gateway struct {
 
 	recipients []age.Recipient
 	recCfg     RecordingConfig
+	locked     lockedAgents // accounts locked in this run (users_api.go)
 	onAudit    func(audit.Record)
 	detector   *detect.Detector  // nil without Config.Detect
 	locks      chan detect.Alert // critical alerts for runLocks; nil without AutoLock

@@ -149,6 +149,15 @@ func (g *Gateway) handleCreateSession(w http.ResponseWriter, r *http.Request, p 
 		g.writeErr(w, r, err)
 		return
 	}
+	if g.locked.has(p.user.Name) {
+		// Locked while this request was in flight, after the lock ended
+		// the agent's sessions: end this one too.
+		if _, err := g.broker.LockAgent(r.Context(), p.user.Name, session.System); err != nil {
+			g.log.Error("ending a session created during a lock", "session", s.ID, "err", err)
+		}
+		g.writeErr(w, r, errorf(http.StatusForbidden, "account locked by an administrator"))
+		return
+	}
 	writeJSON(w, http.StatusCreated, CreateResponse{
 		ID: s.ID, State: s.State, ConsentURL: g.consentURL(token), VerificationCode: s.VerificationCode,
 		ConsentExpiresAt: s.ConsentExpiresAt.UTC(), Scopes: s.Requested, Duration: s.Duration.String(),

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"strconv"
@@ -166,8 +167,13 @@ func (g *Gateway) handleLockUser(w http.ResponseWriter, r *http.Request, p *prin
 // number of sessions ended. detail adds to the audit event (the alert that
 // caused an automatic lock).
 func (g *Gateway) lockUser(ctx context.Context, name string, by session.Actor, detail map[string]string) (*users.User, int, error) {
+	// Marked first: a session this user is creating right now, authorized
+	// before the lock but not yet stored when LockAgent looks, is ended by
+	// handleCreateSession when it sees the mark.
+	g.locked.set(name, true)
 	u, err := g.setDisabled(ctx, name, true)
 	if err != nil {
+		g.locked.set(name, false)
 		return nil, 0, err
 	}
 	// The account is disabled from here on, whatever fails below: its
@@ -196,6 +202,7 @@ func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *pr
 		g.writeErr(w, r, err)
 		return
 	}
+	g.locked.set(u.Name, false)
 	g.record(r.Context(), audit.Event{Type: "user.unlocked", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
 		Detail: map[string]string{"user": u.Name}})
 	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u)})
@@ -218,3 +225,31 @@ func (g *Gateway) setDisabled(ctx context.Context, name string, disabled bool) (
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// lockedAgents are the accounts locked while this gateway runs. A lock
+// ends the sessions the Broker holds; one being created at that moment is
+// not among them yet, so its creation checks here once it is stored.
+// After a restart the set is empty, and a locked account cannot sign in.
+type lockedAgents struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+func (l *lockedAgents) set(name string, locked bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !locked {
+		delete(l.names, name)
+		return
+	}
+	if l.names == nil {
+		l.names = map[string]bool{}
+	}
+	l.names[name] = true
+}
+
+func (l *lockedAgents) has(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.names[name]
+}
