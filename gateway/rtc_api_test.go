@@ -14,6 +14,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 
 	"supportgate/gateway"
 	"supportgate/gateway/identity"
@@ -83,30 +84,8 @@ func TestRTCShareThroughGateway(t *testing.T) {
 		t.Fatalf("other agent: got %v, want 404", err)
 	}
 
-	pubWS, _, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pubWS.Close()
-	api := rtctest.NewAPI()
-	if _, err := rtctest.Message(pubWS, "hello", nil); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(api, pubWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	viewWS, _, err := e.dialWS(nil, alice, "/api/v1/sessions/"+c.ID+"/rtc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viewWS.Close()
-	view, err := rtctest.View(api, viewWS, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer view.Close()
+	sh := e.startShare(cu, c, alice)
+	api, pubWS, pub, viewWS, view := sh.api, sh.pubWS, sh.pub, sh.viewWS, sh.view
 
 	const frames = 90
 	size := rtctest.FrameSize(1_000_000, 30)
@@ -304,4 +283,42 @@ func (e *env) metricValues(t *testing.T, prefix string) map[string]float64 {
 		vals[name] = f
 	}
 	return vals
+}
+
+// share is a screen share through the gateway: the customer's socket and
+// pion publisher, a staff member's socket and pion viewer.
+type share struct {
+	api           *webrtc.API
+	pubWS, viewWS *websocket.Conn
+	pub           *rtctest.Publisher
+	view          *rtctest.Viewer
+}
+
+// startShare connects the approved customer cu of session c as the
+// publisher and viewer as a viewer; everything closes when the test ends.
+func (e *env) startShare(cu *customer, c created, viewer *testUser) *share {
+	t := e.t
+	t.Helper()
+	sh := &share{api: rtctest.NewAPI()}
+	var err error
+	if sh.pubWS, _, err = e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.pubWS.Close() })
+	if _, err := rtctest.Message(sh.pubWS, "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	if sh.pub, err = rtctest.Publish(sh.api, sh.pubWS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.pub.Close() })
+	if sh.viewWS, _, err = e.dialWS(nil, viewer, "/api/v1/sessions/"+c.ID+"/rtc"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.viewWS.Close() })
+	if sh.view, err = rtctest.View(sh.api, sh.viewWS, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.view.Close() })
+	return sh
 }

@@ -75,30 +75,8 @@ func TestStaffRTCLockedSupervisor(t *testing.T) {
 	if code, v := cu.post("approve", map[string]any{"scopes": []string{"view", "chat"}}); code != 200 {
 		t.Fatalf("approve: %d %v", code, v)
 	}
-	pubWS, _, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pubWS.Close()
-	api := rtctest.NewAPI()
-	if _, err := rtctest.Message(pubWS, "hello", nil); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := rtctest.Publish(api, pubWS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	viewWS, _, err := e.dialWS(nil, alice, "/api/v1/sessions/"+c.ID+"/rtc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viewWS.Close()
-	view, err := rtctest.View(api, viewWS, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer view.Close()
+	sh := e.startShare(cu, c, alice)
+	api, pubWS, viewWS := sh.api, sh.pubWS, sh.viewWS
 	sam := e.addUser("sam", identity.RoleSupervisor, "red")
 	supWS, _, err := e.dialWS(nil, sam, "/api/v1/sessions/"+c.ID+"/rtc")
 	if err != nil {
