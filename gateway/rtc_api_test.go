@@ -106,27 +106,9 @@ func TestRTCShareThroughGateway(t *testing.T) {
 	}
 	// A supervisor of the team watches too.
 	sam := e.addUser("sam", identity.RoleSupervisor, "red")
-	supWS, _, err := e.dialWS(nil, sam, "/api/v1/sessions/"+c.ID+"/rtc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer supWS.Close()
-	sup, err := rtctest.View(api, supWS, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close()
+	supWS, sup := e.joinShare(api, c, sam)
 	// The customer's page lists both as watching the screen.
-	watching := func() string {
-		_, v := cu.open()
-		var who []string
-		connected, _ := v["connected"].([]any)
-		for _, p := range connected {
-			p, _ := p.(map[string]any)
-			who = append(who, fmt.Sprint(p["name"], " ", p["role"], " ", p["channel"]))
-		}
-		return strings.Join(who, ", ")
-	}
+	watching := func() string { return connected(cu) }
 	if got, want := watching(), "alice agent screen, sam supervisor screen"; got != want {
 		t.Errorf("customer's view lists %q as connected, want %q", got, want)
 	}
@@ -135,7 +117,7 @@ func TestRTCShareThroughGateway(t *testing.T) {
 	// without a new consent, and the viewers' video continues.
 	pubWS.Close()
 	pub.Close()
-	pubWS, _, err = e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
+	pubWS, _, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
 	if err != nil {
 		t.Fatalf("reconnect: %v", err)
 	}
@@ -321,4 +303,35 @@ func (e *env) startShare(cu *customer, c created, viewer *testUser) *share {
 	}
 	t.Cleanup(func() { sh.view.Close() })
 	return sh
+}
+
+// joinShare connects u to the screen share of session c as a viewer;
+// both close when the test ends.
+func (e *env) joinShare(api *webrtc.API, c created, u *testUser) (*websocket.Conn, *rtctest.Viewer) {
+	t := e.t
+	t.Helper()
+	ws, _, err := e.dialWS(nil, u, "/api/v1/sessions/"+c.ID+"/rtc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	v, err := rtctest.View(api, ws, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return ws, v
+}
+
+// connected is who the customer's page lists as connected, each as
+// "name role channel".
+func connected(cu *customer) string {
+	_, v := cu.open()
+	var who []string
+	list, _ := v["connected"].([]any)
+	for _, p := range list {
+		p, _ := p.(map[string]any)
+		who = append(who, fmt.Sprint(p["name"], " ", p["role"], " ", p["channel"]))
+	}
+	return strings.Join(who, ", ")
 }

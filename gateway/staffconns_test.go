@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -78,27 +77,9 @@ func TestStaffRTCLockedSupervisor(t *testing.T) {
 	sh := e.startShare(cu, c, alice)
 	api, pubWS, viewWS := sh.api, sh.pubWS, sh.viewWS
 	sam := e.addUser("sam", identity.RoleSupervisor, "red")
-	supWS, _, err := e.dialWS(nil, sam, "/api/v1/sessions/"+c.ID+"/rtc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer supWS.Close()
-	sup, err := rtctest.View(api, supWS, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close()
-	watching := func() string {
-		_, v := cu.open()
-		var who []string
-		connected, _ := v["connected"].([]any)
-		for _, p := range connected {
-			p, _ := p.(map[string]any)
-			who = append(who, fmt.Sprint(p["name"], " ", p["channel"]))
-		}
-		return strings.Join(who, ", ")
-	}
-	if got, want := watching(), "alice screen, sam screen"; got != want {
+	supWS, _ := e.joinShare(api, c, sam)
+	watching := func() string { return connected(cu) }
+	if got, want := watching(), "alice agent screen, sam supervisor screen"; got != want {
 		t.Fatalf("before the lock the customer sees %q connected, want %q", got, want)
 	}
 
@@ -108,11 +89,11 @@ func TestStaffRTCLockedSupervisor(t *testing.T) {
 	// The gateway closed sam's side: the customer's page stops listing
 	// him (serveRTC returns only after the PeerConnection is closed).
 	got := watching()
-	for deadline := time.Now().Add(2 * time.Second); got != "alice screen" && time.Now().Before(deadline); got = watching() {
+	for deadline := time.Now().Add(2 * time.Second); got != "alice agent screen" && time.Now().Before(deadline); got = watching() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got != "alice screen" {
-		t.Errorf("after the lock the customer sees %q connected, want %q", got, "alice screen")
+	if got != "alice agent screen" {
+		t.Errorf("after the lock the customer sees %q connected, want %q", got, "alice agent screen")
 	}
 	// The agent's share and chat go on.
 	viewWS.SetReadDeadline(time.Now().Add(5 * time.Second))
