@@ -544,8 +544,8 @@ func (e conflictError) Is(target error) bool { return target == ErrConflict }
 // RequestExtension asks the customer for more time. The current time box
 // runs on unchanged until the customer approves. Only one request may wait
 // at a time: another fails with ErrExtensionPending until the customer
-// answers or the session ends; nothing withdraws or expires a pending
-// request before that.
+// answers, the session ends, or the pending one lapses, unanswered for
+// the policy's ConsentTTL; a request then replaces it.
 func (b *Broker) RequestExtension(ctx context.Context, id string, by Actor, d time.Duration) (*Session, error) {
 	if d <= 0 || d > b.policy.MaxDuration {
 		return nil, fmt.Errorf("%w: extension %v is outside (0, %v]", ErrBadDuration, d, b.policy.MaxDuration)
@@ -554,18 +554,26 @@ func (b *Broker) RequestExtension(ctx context.Context, id string, by Actor, d ti
 	if e == nil {
 		return b.endedOrMissing(ctx, id)
 	}
-	return b.change(ctx, e, "extension.requested", by, map[string]string{"by": d.String()}, func(s *Session) error {
+	detail := map[string]string{"by": d.String()}
+	return b.change(ctx, e, "extension.requested", by, detail, func(s *Session) error {
 		if s.State != Active {
 			return ErrNotActive
 		}
+		now := b.clock.Now()
 		if x := s.Extension; x != nil {
-			return fmt.Errorf("%w: %v asked by %s at %s; the customer must answer it before more time can be asked",
-				ErrExtensionPending, x.By, x.RequestedBy, x.RequestedAt.UTC().Format(time.RFC3339))
+			if now.Sub(x.RequestedAt) < b.policy.ConsentTTL {
+				return fmt.Errorf("%w: %v asked by %s at %s; the customer must answer it, or it lapses after %v, before more time can be asked",
+					ErrExtensionPending, x.By, x.RequestedBy, x.RequestedAt.UTC().Format(time.RFC3339), b.policy.ConsentTTL)
+			}
+			// Unanswered for as long as a consent link lives: it has
+			// lapsed. A page still showing it names it in its answer
+			// (ExtensionAnswer), which the new request then refuses.
+			detail["replaces"] = x.By.String()
 		}
 		if total := s.ExpiresAt.Add(d).Sub(s.ApprovedAt); total > HardMaxDuration {
 			return fmt.Errorf("%w: the session would last %v, over the hard maximum %v", ErrBadDuration, total.Round(time.Second), HardMaxDuration)
 		}
-		s.Extension = &Extension{By: d, RequestedBy: by.Name, RequestedAt: b.clock.Now()}
+		s.Extension = &Extension{By: d, RequestedBy: by.Name, RequestedAt: now}
 		return nil
 	})
 }

@@ -90,3 +90,35 @@ func TestExtensionAnswerNamesRequest(t *testing.T) {
 		t.Fatalf("time box: got %v, want %v", got, want)
 	}
 }
+
+// TestExtensionLapses: a request the customer leaves unanswered for the
+// consent TTL (15 minutes by default) lapses, and the agent may ask
+// again; a page still showing the lapsed one cannot grant the new one.
+func TestExtensionLapses(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, session.Policy{MaxDuration: 8 * time.Hour, IdleTimeout: -1})
+	s, tok, key := h.create("view", time.Hour)
+	h.approve(tok, key, "view")
+	if _, err := h.b.RequestExtension(ctx, s.ID, agent, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(15*time.Minute - time.Second)
+	if _, err := h.b.RequestExtension(ctx, s.ID, agent, 10*time.Minute); !errors.Is(err, session.ErrExtensionPending) {
+		t.Fatalf("a second request just before the first lapses: got %v, want ErrExtensionPending", err)
+	}
+	h.clock.Advance(time.Second)
+	if _, err := h.b.RequestExtension(ctx, s.ID, agent, 10*time.Minute); err != nil {
+		t.Fatalf("a request once the first lapsed: %v", err)
+	}
+	stale := session.ExtensionAnswer{Approve: true, By: 5 * time.Minute, RequestedAt: t0}
+	if _, err := h.b.DecideExtension(ctx, tok, key, stale, customer); !errors.Is(err, session.ErrExtensionChanged) {
+		t.Fatalf("a yes to the lapsed request: got %v, want ErrExtensionChanged", err)
+	}
+	seen := session.ExtensionAnswer{Approve: true, By: 10 * time.Minute, RequestedAt: t0.Add(15 * time.Minute)}
+	if _, err := h.b.DecideExtension(ctx, tok, key, seen, customer); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.get(s.ID).ExpiresAt, t0.Add(70*time.Minute); !got.Equal(want) {
+		t.Fatalf("time box: got %v, want %v (1h and the 10m granted)", got, want)
+	}
+}
