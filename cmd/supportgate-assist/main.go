@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("supportgate-assist", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	caFile := fs.String("ca", "", "PEM `file` of the CA that signed the gateway's certificate (default: system roots)")
-	yes := fs.Bool("yes", false, "approve without asking, also a session already approved on the web page (for scripted use; off by default)")
+	yes := fs.Bool("yes", false, "approve without asking (for scripted use; off by default); never for a session already approved on the web page (a handoff link), where the customer is always asked")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: supportgate-assist [--ca CA.pem] [--yes] LINK")
 		fs.PrintDefaults()
@@ -59,6 +59,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
+	}
+	if _, handoff := assist.LinkParams(fs.Arg(0)); *yes && handoff != "" {
+		// A handoff joins a session approved on the web page by whoever
+		// opened the link there, which may not be the customer: a
+		// dishonest agent could hand over the command with --yes added.
+		// The customer answers here, always.
+		fmt.Fprintln(stdout, "supportgate-assist: --yes does not apply to a session approved on the web page; you are asked below.")
+		*yes = false
 	}
 	if !*yes && !isTerminal(stdin) {
 		// Checked before the link is opened, so that it stays free for the

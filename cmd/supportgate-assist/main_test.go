@@ -433,8 +433,12 @@ func TestHelperAsksAfterWebApproval(t *testing.T) {
 			exit: 0, joined: true, state: "ended", say: "you refused the session"},
 		{name: "no terminal", stdin: func(t *testing.T) *os.File { return pipe(t, "y\n") },
 			exit: 1, joined: false, state: "active", say: "not a terminal"},
+		// --yes never skips the question for a session approved on the
+		// web page: an agent could hand the command over with it added.
 		{name: "no terminal, --yes", stdin: func(t *testing.T) *os.File { return pipe(t, "") }, args: []string{"--yes"},
-			exit: 0, joined: true, state: "active", say: "Connected:"},
+			exit: 1, joined: false, state: "active", say: "not a terminal"},
+		{name: "--yes, n", stdin: func(t *testing.T) *os.File { return terminal(t, "n\n") }, args: []string{"--yes"},
+			exit: 0, joined: true, state: "ended", say: "you refused the session"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, link := tg.newSession(t, "shell,tunnel:8080", 30*time.Minute)
