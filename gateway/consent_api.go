@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
 	"supportgate/session"
 )
 
@@ -153,6 +155,10 @@ func (g *Gateway) handleConsentGet(w http.ResponseWriter, r *http.Request, _ *pr
 		g.writeErr(w, r, err)
 		return
 	}
+	if err := g.refuseOwnAgent(r, token); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
 	var s *session.Session
 	var newKey string
 	if code := r.Header.Get(handoffHeader); code != "" && key == "" {
@@ -241,8 +247,35 @@ func (g *Gateway) handleConsentApprove(w http.ResponseWriter, r *http.Request, _
 		Scopes session.Scopes `json:"scopes"`
 	}
 	g.consentPost(w, r, &req, func(token, key string, by session.Actor) (*session.Session, error) {
+		if err := g.refuseOwnAgent(r, token); err != nil {
+			return nil, err
+		}
 		return g.broker.Approve(r.Context(), token, key, req.Scopes, by)
 	})
+}
+
+// refuseOwnAgent refuses a customer request from a browser signed in to
+// the gateway as the session's own agent: opening the link there would
+// bind it to the agent's browser, and approving there would be the agent
+// consenting for the customer. (A browser not signed in, a private window
+// say, is not recognised; the detector's self_approval rule looks at the
+// address.) A request without the staff cookie costs nothing here.
+func (g *Gateway) refuseOwnAgent(r *http.Request, token string) error {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || identity.ParseToken(identity.APITokenPrefix, c.Value) != nil {
+		return nil
+	}
+	p, err := g.principalOf(r.Context(), c.Value)
+	if err != nil {
+		return nil // a stale login is nobody
+	}
+	s, err := g.broker.Peek(r.Context(), token)
+	if err != nil || s.Agent != p.user.Name {
+		return nil
+	}
+	g.record(r.Context(), audit.Event{Type: "consent.refused", Actor: p.user.Name, Role: p.user.Role, Session: s.ID,
+		Remote: clientAddr(r), Detail: map[string]string{"why": "opened by the session's own agent"}})
+	return errorf(http.StatusForbidden, "you are signed in as %s, the agent of this session: send the link to the customer; only they may open and approve it", p.user.Name)
 }
 
 func (g *Gateway) handleConsentDeny(w http.ResponseWriter, r *http.Request, _ *principal) {

@@ -94,6 +94,26 @@ func checkClient(s *Session, clientKey string) error {
 	return nil
 }
 
+// Peek returns a copy of the session of a consent token without binding
+// the link or checking the client: for checks the gateway makes before it
+// acts on a customer's request (who the session's agent is). A malformed
+// or unknown token is ErrNotFound.
+func (b *Broker) Peek(ctx context.Context, token string) (*Session, error) {
+	th, err := ParseToken(token)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	b.mu.Lock()
+	e := b.byToken[th]
+	b.mu.Unlock()
+	if e == nil {
+		return b.store.SessionByToken(ctx, th)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.s.Clone(), nil
+}
+
 // customerEntry finds the open session of a consent token. The binding is
 // checked inside each transition, under the session's lock.
 func (b *Broker) customerEntry(ctx context.Context, token string) (*entry, error) {
