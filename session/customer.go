@@ -18,13 +18,10 @@ import (
 // ErrNotFound. Ended sessions are returned (the page says why) but never
 // bound.
 func (b *Broker) Open(ctx context.Context, token, clientKey string, by Actor) (*Session, string, error) {
-	th, err := ParseToken(token)
+	th, e, err := b.tokenEntry(token)
 	if err != nil {
-		return nil, "", ErrNotFound
+		return nil, "", err
 	}
-	b.mu.Lock()
-	e := b.byToken[th]
-	b.mu.Unlock()
 	if e == nil {
 		s, err := b.store.SessionByToken(ctx, th)
 		if err != nil {
@@ -99,13 +96,10 @@ func checkClient(s *Session, clientKey string) error {
 // acts on a customer's request (who the session's agent is). A malformed
 // or unknown token is ErrNotFound.
 func (b *Broker) Peek(ctx context.Context, token string) (*Session, error) {
-	th, err := ParseToken(token)
+	th, e, err := b.tokenEntry(token)
 	if err != nil {
-		return nil, ErrNotFound
+		return nil, err
 	}
-	b.mu.Lock()
-	e := b.byToken[th]
-	b.mu.Unlock()
 	if e == nil {
 		return b.store.SessionByToken(ctx, th)
 	}
@@ -114,16 +108,26 @@ func (b *Broker) Peek(ctx context.Context, token string) (*Session, error) {
 	return e.s.Clone(), nil
 }
 
+// tokenEntry parses a consent token and finds the entry of its open
+// session: nil when the session is not open (ended, or unknown). A
+// malformed token is ErrNotFound.
+func (b *Broker) tokenEntry(token string) ([32]byte, *entry, error) {
+	th, err := ParseToken(token)
+	if err != nil {
+		return th, nil, ErrNotFound
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return th, b.byToken[th], nil
+}
+
 // customerEntry finds the open session of a consent token. The binding is
 // checked inside each transition, under the session's lock.
 func (b *Broker) customerEntry(ctx context.Context, token string) (*entry, error) {
-	th, err := ParseToken(token)
+	th, e, err := b.tokenEntry(token)
 	if err != nil {
-		return nil, ErrNotFound
+		return nil, err
 	}
-	b.mu.Lock()
-	e := b.byToken[th]
-	b.mu.Unlock()
 	if e != nil {
 		return e, nil
 	}

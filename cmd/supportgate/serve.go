@@ -181,7 +181,6 @@ func runServe(env *cliEnv, args []string) error {
 		Sessions: g.Broker(), Users: store,
 		Recording: g.Recording, // shared with the session's other transports
 		Audit:     g.Audit, Logger: logger,
-		RecordInput: cfg.RecordInput, Redact: recCfg.Redact,
 		Presence: func(id string, p bastion.Participant, joined bool) {
 			g.Presence(id, gateway.Participant(p), joined)
 		},

@@ -83,7 +83,8 @@ type Config struct {
 	// with the session's other transports and closed by its owner when
 	// the session ends (gateway.Gateway.Recording). Without it the
 	// bastion writes its own: one file per session, RecordingsDir/ID.sgrec,
-	// encrypted to Recipients and signed with Signer, all three required.
+	// encrypted to Recipients and signed with Signer, all three required,
+	// with RecordInput and Redact (the shared recording has its owner's).
 	Recording     func(sessionID string) (*recorder.Writer, error)
 	RecordingsDir string
 	Recipients    []age.Recipient
