@@ -91,6 +91,9 @@ func TestSessionEnds(t *testing.T) {
 			cu.post("approve", map[string]any{"scopes": []string{"view"}})
 			e.do(e.users["alice"], "POST", "/api/v1/sessions/"+s.ID+"/revoke", nil, 200, nil)
 		}, "revoked"},
+		{"agent withdraws request", func(e *env, s created, cu *customer) {
+			e.do(e.users["alice"], "POST", "/api/v1/sessions/"+s.ID+"/revoke", nil, 200, nil)
+		}, "revoked"},
 		{"link expiry", func(e *env, s created, cu *customer) { e.clock.Advance(15 * time.Minute) }, "link_expired"},
 		{"lock", func(e *env, s created, cu *customer) {
 			cu.post("approve", map[string]any{"scopes": []string{"view"}})

@@ -326,6 +326,21 @@ func TestBrowserConsentEnds(t *testing.T) {
 		t.Errorf("after Deny the page says %q", got)
 	}
 
+	// The agent withdraws a request the customer is reading: the page
+	// must not say the customer denied it.
+	wid, withdrawn := create(time.Minute)
+	b.Do(
+		chromedp.Navigate(withdrawn),
+		chromedp.WaitVisible(chromedp.CSS("#request")),
+	)
+	if _, err := w.g.Broker().Revoke(context.Background(), wid, session.Actor{Name: "alice", Role: "agent"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Do(chromedp.WaitVisible(chromedp.CSS("#ended")))
+	if got, want := b.Text("#ended-why"), "The request was withdrawn by the agent or their organisation. Nobody was given access."; got != want {
+		t.Errorf("after the agent withdrew the request the page says %q, want %q", got, want)
+	}
+
 	id, short := create(2 * time.Second)
 	b.Do(
 		chromedp.Navigate(short),
@@ -495,5 +510,54 @@ func TestBrowserHelperHandoff(t *testing.T) {
 	got, _ := w.g.Broker().Get(context.Background(), s.ID)
 	if got.HelperHash == ([32]byte{}) || got.HandoffHash != ([32]byte{}) {
 		t.Errorf("after the claim: helper bound %v, code pending %v", got.HelperHash != [32]byte{}, got.HandoffHash != [32]byte{})
+	}
+}
+
+// keepSockets records every WebSocket the page opens in window.sgSockets,
+// so that a test can drop them as a network blip would.
+const keepSockets = `(() => {
+  const Real = window.WebSocket;
+  window.sgSockets = [];
+  window.WebSocket = function (...args) { const s = new Real(...args); window.sgSockets.push(s); return s; };
+  window.WebSocket.prototype = Real.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+})();`
+
+// TestBrowserConsentRedrawKeepsChoices: the consent page follows a request
+// over its websocket and, when the connection drops, fetches the session
+// again and redraws the request. The redraw must keep what the customer
+// unticked: ticking a scope again behind their back would have them
+// approve what they had refused.
+func TestBrowserConsentRedrawKeepsChoices(t *testing.T) {
+	t.Parallel()
+	w := newWebEnv(t)
+	s, token, err := w.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
+		session.NewRequest{Agent: "alice", AgentName: "Alice", Customer: "Bob",
+			Scopes: session.Scopes{{Kind: session.View}, {Kind: session.Chat}}, Duration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.browser()
+	b.Do(func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: keepSockets})
+		return chromedp.Void{}, err
+	})
+	b.Do(
+		chromedp.Navigate(w.srv.URL+"/c/"+token),
+		chromedp.WaitVisible(chromedp.CSS("#request")),
+		browsertest.Until(`window.sgSockets.length === 1 && window.sgSockets[0].readyState === 1`),
+		chromedp.Click(chromedp.CSS(`#scopes input[value="chat"]`)),
+		// Mark the drawn boxes: a redraw replaces them.
+		browsertest.Until(`(document.querySelectorAll("#scopes input").forEach((b) => b.dataset.old = "1"), true)`),
+		browsertest.Until(`(window.sgSockets[0].close(), true)`),
+		browsertest.Until(`window.sgSockets.length === 2 && document.querySelectorAll("#scopes input[data-old]").length === 0`),
+	)
+	got := browsertest.Eval[[]string](b, `[...document.querySelectorAll("#scopes input:checked")].map((x) => x.value)`)
+	if len(got) != 1 || got[0] != "view" {
+		t.Fatalf("after the redraw the ticked scopes are %q, want only view", got)
+	}
+	b.Do(chromedp.Click(chromedp.CSS("#approve")), chromedp.WaitVisible(chromedp.CSS("#live")))
+	if s, err := w.g.Broker().Get(context.Background(), s.ID); err != nil || s.Scopes.String() != "view" {
+		t.Fatalf("approved session: %v, %v; want scopes view", s, err)
 	}
 }

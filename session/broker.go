@@ -465,21 +465,20 @@ func endState(s *Session, reason EndReason, by string, now time.Time) {
 	s.Extension = nil
 }
 
-// Revoke ends a session at once. The gateway has already checked that by
-// may do so (the agent, a supervisor of the team, an admin).
+// Revoke ends a session at once, active or still waiting for consent. The
+// gateway has already checked that by may do so (the agent, a supervisor of
+// the team, an admin). The reason is revoked either way: denied is the
+// customer's answer alone, and the audit log, the detector's denial counts
+// and the customer's page must not read a request the agent withdrew as
+// one the customer refused.
 func (b *Broker) Revoke(ctx context.Context, id string, by Actor) (*Session, error) {
 	e := b.lookup(id)
 	if e == nil {
 		return b.endedOrMissing(ctx, id)
 	}
-	detail := map[string]string{}
+	detail := map[string]string{"reason": string(EndRevoked)}
 	return b.change(ctx, e, "session.ended", by, detail, func(s *Session) error {
-		reason := EndRevoked
-		if s.State == Requested {
-			reason = EndDenied
-		}
-		detail["reason"] = string(reason)
-		endState(s, reason, by.Name, b.clock.Now())
+		endState(s, EndRevoked, by.Name, b.clock.Now())
 		return nil
 	})
 }

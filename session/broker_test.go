@@ -182,6 +182,13 @@ func TestEndReasons(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, session.EndRevoked},
+		{"agent withdraws request", func(h *harness, s *session.Session, tok, key string) {
+			// Not denied: that is the customer's answer, and the
+			// detector counts denials against the agent.
+			if _, err := h.b.Revoke(ctx, s.ID, agent); err != nil {
+				t.Fatal(err)
+			}
+		}, session.EndRevoked},
 		{"idle", func(h *harness, s *session.Session, tok, key string) {
 			h.approve(tok, key, "view")
 			h.clock.Advance(10 * time.Minute)

@@ -80,13 +80,17 @@ sg.scopeWords = (scope) => {
   return "Unknown permission: " + scope;
 };
 
-// endWords explains why a session ended.
-sg.endWords = (reason, who) => {
+// endWords explains why a session ended; approved tells a session that
+// ran from a request withdrawn before anyone approved it.
+sg.endWords = (reason, who, approved) => {
   switch (reason) {
     case "denied": return "You denied the request. Nobody was given access.";
     case "link_expired": return "The link expired before anyone approved it. Nobody was given access.";
     case "expired": return "The time you allowed ran out.";
-    case "revoked": return who === "customer" ? "You stopped the session." : "The session was stopped" + (who ? " by " + who : "") + ".";
+    case "revoked":
+      if (who === "customer") return "You stopped the session.";
+      if (approved === false) return "The request was withdrawn" + (who ? " by " + who : "") + ". Nobody was given access.";
+      return "The session was stopped" + (who ? " by " + who : "") + ".";
     case "idle": return "The session ended because nothing happened for a while.";
     case "locked": return "The agent's account was locked by an administrator, which ended the session.";
     case "completed": return "The agent finished the session.";

@@ -49,13 +49,17 @@
       const t = new Date(Date.parse(v.consent_expires_at) - offset);
       sg.text("expires-line", "This request expires at " + t.toLocaleTimeString() + " if you do nothing. Nothing is allowed unless you approve.");
     }
+    // Drawn again (after a dropped connection), the list keeps what the
+    // customer unticked: a redraw must never tick a scope again behind
+    // their back.
     const list = sg.$("scopes");
+    const unticked = new Set([...list.querySelectorAll("input:not(:checked)")].map((b) => b.value));
     list.replaceChildren();
     (v.requested_scopes || v.scopes || []).forEach((scope, i) => {
       const li = document.createElement("li");
       const box = document.createElement("input");
       box.type = "checkbox";
-      box.checked = true;
+      box.checked = !unticked.has(scope);
       box.id = "scope-" + i;
       box.value = scope;
       box.name = "scope";
@@ -108,7 +112,7 @@
     sg.show("request", false);
     sg.show("live", false);
     sg.show("ended", true);
-    sg.text("ended-why", sg.endWords(v.end_reason, stoppedHere ? "customer" : "the agent or their organisation"));
+    sg.text("ended-why", sg.endWords(v.end_reason, stoppedHere ? "customer" : "the agent or their organisation", !!v.approved_at));
     document.title = "Session ended";
     document.dispatchEvent(new CustomEvent("sg:consent", { detail: v })); // share.js
     sg.$("ended-h").focus();
@@ -118,12 +122,14 @@
     view = v;
     if (v.csrf_token) csrf = v.csrf_token;
     sg.show("loading", false);
-    if (v.state === "requested") renderRequest(v);
+    if (v.state === "requested") { renderRequest(v); watch(); }
     else if (v.state === "active") { renderLive(v); watch(); }
     else renderEnded(v);
   };
 
-  // watch follows the session over the consent websocket until it ends.
+  // watch follows the session over the consent websocket until it ends,
+  // from the request on: a request the agent withdraws, or a link that
+  // expires, while the customer reads it ends the page there and then.
   const watch = () => {
     if (socket || ended) return;
     socket = new WebSocket(sg.wsURL(base + "/watch"));
