@@ -146,7 +146,7 @@ func (g *Gateway) handleAssistEnroll(w http.ResponseWriter, r *http.Request, _ *
 		return
 	}
 	remote := clientAddr(r)
-	if !g.limits.peek(probeLimit, "probe:"+remote) {
+	if !g.limits.peek(probeLimit, "probe:"+limitAddr(remote)) {
 		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many requests for unknown links; wait a minute"))
 		return
 	}

@@ -160,7 +160,7 @@ var dummyHash = sync.OnceValue(func() string {
 // lockout period; a TOTP code is accepted once.
 func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *principal) {
 	remote := clientAddr(r)
-	if !g.limits.allow(loginLimit, "login:"+remote) {
+	if !g.limits.allow(loginLimit, "login:"+limitAddr(remote)) {
 		g.metrics.logins.WithLabelValues("rate_limited").Inc()
 		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many login attempts; wait a minute"))
 		return
@@ -434,7 +434,7 @@ func (g *Gateway) enrollUser(r *http.Request) (*users.User, users.Token, error) 
 }
 
 func (g *Gateway) handleEnrollInfo(w http.ResponseWriter, r *http.Request, _ *principal) {
-	if !g.limits.allow(enrollLimit, "enroll:"+clientAddr(r)) {
+	if !g.limits.allow(enrollLimit, "enroll:"+limitAddr(clientAddr(r))) {
 		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many attempts; wait a minute"))
 		return
 	}
@@ -451,7 +451,7 @@ func (g *Gateway) handleEnrollInfo(w http.ResponseWriter, r *http.Request, _ *pr
 
 func (g *Gateway) handleEnroll(w http.ResponseWriter, r *http.Request, _ *principal) {
 	remote := clientAddr(r)
-	if !g.limits.allow(enrollLimit, "enroll:"+remote) {
+	if !g.limits.allow(enrollLimit, "enroll:"+limitAddr(remote)) {
 		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many attempts; wait a minute"))
 		return
 	}

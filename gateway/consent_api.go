@@ -123,13 +123,13 @@ func customerActor(r *http.Request) session.Actor {
 // links that do not exist, which is what guessing looks like.
 func (g *Gateway) consentRequest(r *http.Request) (token, clientKey string, err error) {
 	remote := clientAddr(r)
-	if !g.limits.peek(probeLimit, "probe:"+remote) {
+	if !g.limits.peek(probeLimit, "probe:"+limitAddr(remote)) {
 		return "", "", errorf(http.StatusTooManyRequests, "too many requests for unknown links; wait a minute")
 	}
 	token = r.PathValue("token")
 	th, err := session.ParseToken(token)
 	if err != nil {
-		g.limits.allow(probeLimit, "probe:"+remote)
+		g.limits.allow(probeLimit, "probe:"+limitAddr(remote))
 		return "", "", session.ErrNotFound
 	}
 	if !g.limits.allow(consentLimit, "consent:"+hex.EncodeToString(th[:16])) {
@@ -144,7 +144,7 @@ func (g *Gateway) consentRequest(r *http.Request) (token, clientKey string, err 
 // consentErr charges a request for an unknown link to its address.
 func (g *Gateway) consentErr(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, session.ErrNotFound) {
-		g.limits.allow(probeLimit, "probe:"+clientAddr(r))
+		g.limits.allow(probeLimit, "probe:"+limitAddr(clientAddr(r)))
 	}
 	g.writeErr(w, r, err)
 }

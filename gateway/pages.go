@@ -82,13 +82,13 @@ const qrScale = 8
 // guessing stays as slow as on the enrollment API.
 func (g *Gateway) handleEnrollQR(w http.ResponseWriter, r *http.Request, _ *principal) {
 	remote := clientAddr(r)
-	if !g.limits.peek(enrollLimit, "enroll:"+remote) {
+	if !g.limits.peek(enrollLimit, "enroll:"+limitAddr(remote)) {
 		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "too many attempts; wait a minute"))
 		return
 	}
 	u, _, err := g.enrollUser(r)
 	if err != nil {
-		g.limits.allow(enrollLimit, "enroll:"+remote)
+		g.limits.allow(enrollLimit, "enroll:"+limitAddr(remote))
 		g.writeErr(w, r, err)
 		return
 	}
