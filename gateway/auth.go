@@ -334,7 +334,7 @@ func (g *Gateway) issueLogin(ctx context.Context, u *users.User, sshKey string) 
 		SSHPort:    g.sshPort,
 	}
 	if sshKey != "" {
-		cert, err := g.signUserCert(u, sshKey, now, exp)
+		cert, err := g.signUserCert(u, sshKey, h, now, exp)
 		if err != nil {
 			return nil, err
 		}
@@ -347,8 +347,10 @@ func (g *Gateway) issueLogin(ctx context.Context, u *users.User, sshKey string) 
 }
 
 // signUserCert issues a user certificate for key, valid for the login's
-// lifetime (at most MaxTokenTTL), with the user name as its principal.
-func (g *Gateway) signUserCert(u *users.User, key string, now, exp time.Time) (string, error) {
+// lifetime (at most MaxTokenTTL), with the user name as its principal,
+// bound to the login whose token has hash h (users.SSHLoginExtension): the
+// bastion refuses it once that token is gone, so logout ends it.
+func (g *Gateway) signUserCert(u *users.User, key string, h [32]byte, now, exp time.Time) (string, error) {
 	if len(key) > 8<<10 {
 		return "", errorf(http.StatusBadRequest, "ssh_public_key too long")
 	}
@@ -373,6 +375,7 @@ func (g *Gateway) signUserCert(u *users.User, key string, now, exp time.Time) (s
 		ValidBefore:     uint64(exp.Unix()),
 		Permissions: ssh.Permissions{Extensions: map[string]string{
 			"permit-pty": "", "permit-port-forwarding": "",
+			users.SSHLoginExtension: users.LoginID(h),
 		}},
 	}
 	if err := cert.SignCert(g.rand, g.keys.SSHUserCA); err != nil {
@@ -386,9 +389,9 @@ func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request, p *princi
 		g.writeErr(w, r, err)
 		return
 	}
-	// Websockets this login opened end with it; other logins of the same
-	// user keep theirs.
-	g.staff.dropToken(p.token.Hash, errLoggedOut)
+	// Websockets and SSH connections this login opened end with it; other
+	// logins of the same user keep theirs.
+	g.loginEnded(p.token.Hash, errLoggedOut)
 	if _, err := r.Cookie(sessionCookie); err == nil {
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/",
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})

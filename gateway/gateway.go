@@ -85,6 +85,16 @@ type Config struct {
 	// admin's request, the auto-lock), so it must not block for long.
 	OnUserDropped func(name string)
 
+	// OnLoginDropped, if set, is called with a login's identifier
+	// (users.LoginID of its token's hash, which its SSH certificate names
+	// in users.SSHLoginExtension) after the login was signed out, once the
+	// gateway has deleted its token and closed its websockets: the caller
+	// closes what it serves for that login beside the gateway, such as its
+	// SSH connections (bastion.DropLogin). Other logins of the same user
+	// are not touched. It is called in the logout request's goroutine,
+	// holding no gateway lock, so it must not block for long.
+	OnLoginDropped func(login string)
+
 	// Detect, if set, runs the anomaly detector over the audit stream
 	// (its OnAlert and OnCritical are the gateway's). AutoLock locks an
 	// agent, ending all their sessions, when an alert about them is
@@ -139,7 +149,8 @@ type Gateway struct {
 	authCache authCache  // API tokens resolved recently; see authcache.go
 	staff     staffConns // open staff websockets, ended with their user's access; see staffconns.go
 
-	onUserDropped func(name string) // Config.OnUserDropped
+	onUserDropped  func(name string)  // Config.OnUserDropped
+	onLoginDropped func(login string) // Config.OnLoginDropped
 
 	broker  *session.Broker
 	audit   *audit.Log
@@ -186,7 +197,8 @@ func New(cfg Config) (*Gateway, error) {
 		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
 		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
 		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients, recCfg: cfg.Recording,
-		onAudit: cfg.OnAudit, onUserDropped: cfg.OnUserDropped, stop: func() {}, sshPort: cfg.SSHPort,
+		onAudit: cfg.OnAudit, onUserDropped: cfg.OnUserDropped, onLoginDropped: cfg.OnLoginDropped,
+		stop: func() {}, sshPort: cfg.SSHPort,
 	}
 	g.store = g.authCache.watch(cfg.Store)
 	g.auditIndex, _ = cfg.Store.(sessionAuditStore)

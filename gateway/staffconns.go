@@ -193,6 +193,20 @@ func (g *Gateway) userAccessEnded(user string, why error) {
 	}
 }
 
+// loginEnded ends what the login whose token has hash h holds open beyond
+// single requests, after its token was deleted (why: signed out): its staff
+// websockets here, and through OnLoginDropped whatever the caller serves
+// for it (its SSH connections). Other logins of the same user keep theirs.
+// It holds no lock while the caller's hook runs.
+func (g *Gateway) loginEnded(h [32]byte, why error) {
+	if n := g.staff.dropToken(h, why); n > 0 {
+		g.log.Info("staff connections ended", "count", n, "why", why.Error())
+	}
+	if g.onLoginDropped != nil {
+		g.onLoginDropped(users.LoginID(h))
+	}
+}
+
 // accessEndedReason is what a staff socket's close frame says when access
 // ended: the cause set by drop, dropToken or the expiry timer.
 func accessEndedReason(ctx context.Context) string {

@@ -158,11 +158,17 @@ func runServe(env *cliEnv, args []string) error {
 	}
 	// The bastion is built after the gateway, which is told when a user's
 	// access ends (lock, role or team change) to close their SSH
-	// connections too.
+	// connections too, and when a login is signed out to close that
+	// login's.
 	var bastionRef atomic.Pointer[bastion.Server]
 	dropSSH := func(name string) {
 		if b := bastionRef.Load(); b != nil {
 			b.DropUser(name)
+		}
+	}
+	dropLoginSSH := func(login string) {
+		if b := bastionRef.Load(); b != nil {
+			b.DropLogin(login)
 		}
 	}
 	g, err := gateway.New(gateway.Config{
@@ -170,7 +176,7 @@ func runServe(env *cliEnv, args []string) error {
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
 		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort, RTC: rtcCfg,
-		Recording: recCfg, OnUserDropped: dropSSH,
+		Recording: recCfg, OnUserDropped: dropSSH, OnLoginDropped: dropLoginSSH,
 	})
 	if err != nil {
 		return err
@@ -178,7 +184,7 @@ func runServe(env *cliEnv, args []string) error {
 	defer g.Close()
 	bcfg := bastion.Config{
 		HostKey: mat.SSHHostKey, UserCA: mat.SSHUserCA.PublicKey(),
-		Sessions: g.Broker(), Users: store,
+		Sessions: g.Broker(), Users: store, Logins: store,
 		Recording: g.Recording, // shared with the session's other transports
 		Audit:     g.Audit, Logger: logger,
 		Presence: func(id string, p bastion.Participant, joined bool) {

@@ -10,6 +10,10 @@
 // recording. A tunnel scope gives direct-tcpip forwards to consented ports
 // on the helper's loopback, recorded as metadata. Everything else (remote
 // forwards, agent and X11 forwarding, subsystems) is refused with a message.
+// Each certificate is bound to the login that asked for it
+// (users.SSHLoginExtension): it is refused once that login's token is gone
+// or expired, and the login's open connections close when it signs out
+// (DropLogin) or its token expires.
 // When the session ends every connection of it is told why and closed;
 // DropUser does the same to one user's connections when their account
 // changes.
@@ -69,7 +73,19 @@ type Users interface {
 	GetUser(ctx context.Context, name string) (*users.User, error)
 }
 
-var _ Sessions = (*session.Broker)(nil)
+// Logins looks up the login a certificate is bound to: the bearer token
+// whose hash the certificate's users.SSHLoginExtension names. Every
+// authentication looks, so that a certificate ends with its login.
+type Logins interface {
+	// GetToken returns the token with the hash, or an error wrapping
+	// users.ErrNotFound if there is none.
+	GetToken(ctx context.Context, hash [32]byte) (users.Token, error)
+}
+
+var (
+	_ Sessions = (*session.Broker)(nil)
+	_ Logins   = users.Store(nil) // the gateway's store (sqlite.Store) as it is
+)
 
 // Config configures a Server.
 type Config struct {
@@ -78,6 +94,7 @@ type Config struct {
 	Sessions Sessions      // required
 	Helpers  Helpers       // nil: shells and tunnels are refused (device access disabled)
 	Users    Users         // required: every login checks the account
+	Logins   Logins        // required: every login checks the certificate's login (token)
 
 	// Recording, if set, returns the session's recording writer, shared
 	// with the session's other transports and closed by its owner when
@@ -154,10 +171,17 @@ type Server struct {
 	nshaking int                   // the sum of shaking
 	byUser   map[string]map[*conn]struct{}
 	nauthed  int               // authenticated connections: the sum of byUser's
-	drops    uint64            // DropUser calls so far
+	drops    uint64            // DropUser and DropLogin calls so far
 	dropped  map[string]uint64 // drops at each user's last DropUser; one entry per account at most
 	sessions map[string]*sessState
 	closed   bool
+
+	// droppedLogins, guarded by mu too, is drops at each login's
+	// DropLogin. Logins are many, so an entry is kept only while it can
+	// refuse someone: while a connection accepted before it awaits
+	// admission (see forgetLoginDropsLocked).
+	droppedLogins map[string]uint64
+	unadmitted    map[net.Conn]uint64 // drops when each connection not yet admitted was accepted
 }
 
 // New checks cfg and returns a Server.
@@ -171,6 +195,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("bastion: Config.Sessions is required")
 	case cfg.Users == nil:
 		return nil, errors.New("bastion: Config.Users is required")
+	case cfg.Logins == nil:
+		return nil, errors.New("bastion: Config.Logins is required")
 	case cfg.Recording == nil && (cfg.RecordingsDir == "" || len(cfg.Recipients) == 0 || len(cfg.Signer) != ed25519.PrivateKeySize):
 		return nil, errors.New("bastion: Config.Recording, or RecordingsDir, Recipients and Signer, are required")
 	}
@@ -199,6 +225,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger,
 		lns: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, sessions: map[string]*sessState{},
 		shaking: map[netip.Prefix]int{}, byUser: map[string]map[*conn]struct{}{}, dropped: map[string]uint64{},
+		droppedLogins: map[string]uint64{}, unadmitted: map[net.Conn]uint64{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -289,6 +316,7 @@ func (s *Server) track(c net.Conn) (netip.Prefix, bool) {
 	s.shaking[src]++
 	s.nshaking++
 	s.conns[c] = struct{}{}
+	s.unadmitted[c] = s.drops
 	return src, true
 }
 
@@ -319,12 +347,14 @@ func sourceOf(a net.Addr) netip.Prefix {
 	return p
 }
 
-// admit registers an authenticated connection under its user, unless
-// MaxConns are already open or DropUser dropped the user after
-// authentication began (drops is the count it saw then).
-func (s *Server) admit(cn *conn, drops uint64) error {
+// admit registers an authenticated connection, raw, under its user,
+// unless MaxConns are already open or DropUser dropped the user, or
+// DropLogin its login, after authentication began (drops is the count it
+// saw then).
+func (s *Server) admit(cn *conn, raw net.Conn, drops uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.unadmitted, raw)
 	switch {
 	case s.closed:
 		return errors.New("gateway is shutting down")
@@ -332,6 +362,8 @@ func (s *Server) admit(cn *conn, drops uint64) error {
 		return fmt.Errorf("too many connections (%d)", s.cfg.MaxConns)
 	case s.dropped[cn.principal] > drops:
 		return errors.New("the user was dropped during authentication")
+	case s.droppedLogins[cn.login] > drops:
+		return errors.New("the login was signed out during authentication")
 	}
 	m := s.byUser[cn.principal]
 	if m == nil {
@@ -375,13 +407,61 @@ func (s *Server) DropUser(name string) {
 	s.mu.Unlock()
 	for _, cn := range cns {
 		s.log.Info("bastion: dropping connection", "session", cn.id, "user", name, "role", cn.role)
-		cn.drop()
+		cn.drop(msgAccessWithdrawn)
+	}
+}
+
+// DropLogin closes every connection authenticated with a certificate of
+// the login (users.LoginID of its token's hash), as agent or as
+// supervisor, telling their shells why; they are gone within a second.
+// Other logins of the same user keep theirs. Call it after the login's
+// token is deleted (logout): a new connection's authentication then finds
+// the token gone, and one whose authentication began before DropLogin is
+// refused when it completes.
+func (s *Server) DropLogin(login string) {
+	s.mu.Lock()
+	s.drops++
+	s.droppedLogins[login] = s.drops
+	s.forgetLoginDropsLocked()
+	// A scan rather than a second index: logouts are rare, and an index
+	// would have to be kept in step with byUser.
+	var cns []*conn
+	for _, m := range s.byUser {
+		for cn := range m {
+			if cn.login == login {
+				cns = append(cns, cn)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, cn := range cns {
+		s.log.Info("bastion: dropping connection: login signed out", "session", cn.id, "user", cn.principal, "role", cn.role)
+		cn.drop(msgSignedOut)
+	}
+}
+
+// forgetLoginDropsLocked forgets the DropLogin counts that can no longer
+// refuse anyone. An entry refuses a connection whose authentication read
+// a smaller drops; such a connection was accepted before the entry was
+// made, so once every connection still awaiting admission was accepted
+// at or after it, nothing remains for it to refuse. Connections accepted
+// later read drops at least as large.
+func (s *Server) forgetLoginDropsLocked() {
+	oldest := s.drops
+	for _, d := range s.unadmitted {
+		oldest = min(oldest, d)
+	}
+	for login, d := range s.droppedLogins {
+		if d <= oldest {
+			delete(s.droppedLogins, login)
+		}
 	}
 }
 
 func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	delete(s.unadmitted, c)
 	s.mu.Unlock()
 	c.Close()
 }
@@ -415,9 +495,18 @@ var fastCiphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
 
 // Permission extensions set by authentication.
 const (
-	extPrincipal = "supportgate-principal"
-	extRole      = "supportgate-role"
-	extDrops     = "supportgate-drops" // Server.drops when authentication began
+	extPrincipal    = "supportgate-principal"
+	extRole         = "supportgate-role"
+	extDrops        = "supportgate-drops"         // Server.drops when authentication began
+	extLogin        = "supportgate-login"         // the certificate's login (users.LoginID)
+	extLoginExpires = "supportgate-login-expires" // when its token expires, Unix nanoseconds
+)
+
+// Why a connection was dropped, for its shells.
+const (
+	msgAccessWithdrawn = "your access to this session was withdrawn"
+	msgSignedOut       = "your login was signed out; run `supportgate login` again"
+	msgLoginExpired    = "your login expired; run `supportgate login` again"
 )
 
 func refusePassword(ssh.ConnMetadata, []byte) (*ssh.Permissions, error) {
@@ -474,9 +563,20 @@ func (s *Server) authKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permiss
 		}
 		return refuse("certificate refused: %v", err)
 	}
-	id := meta.User()
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
+	// The signature is checked: the login is the gateway's word. It is
+	// checked before the session, so that a certificate whose login has
+	// ended learns nothing about sessions.
+	login, ok := cert.Extensions[users.SSHLoginExtension]
+	if !ok {
+		return refuse("certificate is not bound to a login (issued before logins were); run `supportgate login` again")
+	}
+	tok, err := s.loginOf(ctx, login, principal)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	id := meta.User()
 	sess, err := s.cfg.Sessions.Get(ctx, id)
 	if err != nil || (sess.Agent != principal && !s.supervises(ctx, principal, sess)) {
 		// The same answer whether the session exists or not.
@@ -496,8 +596,36 @@ func (s *Server) authKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permiss
 		CriticalOptions: maps.Clone(cert.CriticalOptions),
 		Extensions: map[string]string{
 			extPrincipal: principal, extRole: role, extDrops: strconv.FormatUint(drops, 10),
+			extLogin: login, extLoginExpires: strconv.FormatInt(tok.ExpiresAt.UnixNano(), 10),
 		},
 	}, nil
+}
+
+// errLoginEnded is the one answer for a certificate whose login is signed
+// out, expired, revoked or another user's: it tells the certificate's
+// holder what to do and a thief nothing about which it is.
+var errLoginEnded = errors.New("the login this certificate was issued to has ended (signed out or expired); run `supportgate login` again")
+
+// loginOf returns the token of the certificate's login, if it is an API
+// login of principal that has not expired by Config.Now. Anything else,
+// a failed look-up included, is refused.
+func (s *Server) loginOf(ctx context.Context, login, principal string) (users.Token, error) {
+	h, err := users.ParseLoginID(login)
+	if err != nil {
+		return users.Token{}, errLoginEnded
+	}
+	t, err := s.cfg.Logins.GetToken(ctx, h)
+	if err != nil {
+		if !errors.Is(err, users.ErrNotFound) {
+			s.log.Error("bastion: looking up a certificate's login", "user", principal, "err", err)
+			return users.Token{}, errors.New("the certificate's login cannot be checked now; try again shortly")
+		}
+		return users.Token{}, errLoginEnded
+	}
+	if t.Kind != users.KindAPI || t.User != principal || !s.cfg.Now().Before(t.ExpiresAt) {
+		return users.Token{}, errLoginEnded
+	}
+	return t, nil
 }
 
 // sourceAddress is the certificate critical option that limits where it

@@ -26,6 +26,7 @@ type conn struct {
 	id        string // the session
 	principal string
 	role      string // agent or supervisor
+	login     string // the certificate's login (users.LoginID), for DropLogin
 	remote    string
 	sctx      context.Context // the session's: cancelled when it ends
 	ctx       context.Context // the connection's: ends with the session, the server or the connection
@@ -38,8 +39,8 @@ type conn struct {
 	told    map[ssh.Channel]*sync.Once // telling channels why the session ended
 
 	endOnce sync.Once
-	endMsg  string      // why the connection ended, set by endOnce
-	dropped atomic.Bool // DropUser ended the connection
+	endMsg  string                 // why the connection ended, set by endOnce
+	dropped atomic.Pointer[string] // why DropUser, DropLogin or the login's expiry ended the connection; nil if none did
 
 	slots chan struct{} // one per open channel, up to maxChansPerConn
 
@@ -56,8 +57,9 @@ var connSeq atomic.Int64
 const maxChansPerConn = 64
 
 // serveConn runs one connection: handshake, then channels until the
-// client leaves, the session ends or DropUser drops its user. src is the
-// handshake place that track gave it.
+// client leaves, the session ends, DropUser drops its user, or its login
+// is signed out (DropLogin) or expires. src is the handshake place that
+// track gave it.
 func (s *Server) serveConn(raw net.Conn, src netip.Prefix) {
 	c := sshwire.Wrap(raw)
 	defer c.Close()
@@ -79,6 +81,7 @@ func (s *Server) serveConn(raw net.Conn, src netip.Prefix) {
 		srv: s, sc: sc, id: id, sctx: sctx,
 		principal: sc.Permissions.Extensions[extPrincipal],
 		role:      sc.Permissions.Extensions[extRole],
+		login:     sc.Permissions.Extensions[extLogin],
 		remote:    c.RemoteAddr().String(),
 		chans:     map[ssh.Channel]bool{},
 		slots:     make(chan struct{}, maxChansPerConn),
@@ -86,13 +89,18 @@ func (s *Server) serveConn(raw net.Conn, src netip.Prefix) {
 	cn.ctx, cn.cancel = context.WithCancel(s.ctx)
 	defer cn.cancel()
 	drops, _ := strconv.ParseUint(sc.Permissions.Extensions[extDrops], 10, 64)
-	if err := s.admit(cn, drops); err != nil {
+	if err := s.admit(cn, raw, drops); err != nil {
 		s.log.Warn("bastion: connection refused after authentication", "session", id, "user", cn.principal, "remote", cn.remote, "err", err)
 		return
 	}
 	defer s.leave(cn)
 	stop := context.AfterFunc(sctx, cn.cancel)
 	defer stop()
+	// The connection ends with its login, as the login's websockets do.
+	// The timer's callback only cancels, so nothing waits for it.
+	expires, _ := strconv.ParseInt(sc.Permissions.Extensions[extLoginExpires], 10, 64)
+	expiry := time.AfterFunc(time.Unix(0, expires).Sub(s.cfg.Now()), func() { cn.drop(msgLoginExpired) })
+	defer expiry.Stop()
 	s.log.Info("bastion: connected", "session", id, "user", cn.principal, "role", cn.role, "remote", cn.remote)
 
 	cn.wg.Add(2)
@@ -128,16 +136,18 @@ func (s *Server) serveConn(raw net.Conn, src netip.Prefix) {
 	cn.upMu.Unlock()
 }
 
-// drop ends the connection because its user's access changed (DropUser).
-func (cn *conn) drop() {
-	cn.dropped.Store(true)
+// drop ends the connection because its user's access changed (DropUser)
+// or its login ended (DropLogin, expiry); why is told to its shells. The
+// first reason given is the one told.
+func (cn *conn) drop(why string) {
+	cn.dropped.CompareAndSwap(nil, &why)
 	cn.cancel()
 }
 
 // end closes the connection; if the session ended or the user was
 // dropped, every open session channel is told why first.
 func (cn *conn) end() {
-	if cn.sctx.Err() != nil || cn.dropped.Load() {
+	if cn.sctx.Err() != nil || cn.dropped.Load() != nil {
 		cn.mu.Lock()
 		chans := make([]ssh.Channel, 0, len(cn.chans))
 		for ch, tell := range cn.chans {
@@ -190,11 +200,11 @@ func (cn *conn) sayEnded(ch ssh.Channel) {
 	})
 }
 
-// endReason says why the connection ends: its session ended, or its
-// user's access changed.
+// endReason says why the connection ends: its session ended, its user's
+// access changed or its login ended.
 func (cn *conn) endReason() string {
-	if cn.sctx.Err() == nil && cn.dropped.Load() {
-		return "your access to this session was withdrawn"
+	if why := cn.dropped.Load(); cn.sctx.Err() == nil && why != nil {
+		return *why
 	}
 	return endMessage(cn.srv.ended(cn.id))
 }

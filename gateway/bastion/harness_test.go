@@ -66,6 +66,10 @@ type envOptions struct {
 	wrapHelpers func(bastion.Helpers) bastion.Helpers
 	recording   gateway.RecordingConfig // the gateway's recordings
 	maxConns    int                     // bastion.Config.MaxConns; 0 for the default
+	// wrapLogins, if set, wraps the store as the bastion's Logins.
+	wrapLogins func(bastion.Logins) bastion.Logins
+	// skew puts the bastion's clock (Config.Now) ahead of the wall clock.
+	skew time.Duration
 }
 
 func newEnv(t testing.TB, opt envOptions) *env {
@@ -117,9 +121,14 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		},
 		WarnBefore: opt.warnBefore,
 		MaxConns:   opt.maxConns,
+		Logins:     e.st,
+		Now:        func() time.Time { return time.Now().Add(opt.skew) },
 	}
 	if opt.wrapHelpers != nil {
 		bc.Helpers = opt.wrapHelpers(bc.Helpers)
+	}
+	if opt.wrapLogins != nil {
+		bc.Logins = opt.wrapLogins(bc.Logins)
 	}
 	if opt.ownRecordings {
 		e.recDir = filepath.Join(e.dir, "own-recordings")
@@ -235,9 +244,11 @@ func (e *env) newSession(agent, scopes string, d time.Duration) *testSession {
 
 // identity is a key pair with a certificate, as supportgate login writes.
 type identity struct {
-	dir  string
-	key  string // private key file
-	cert string // certificate file ("" for none)
+	dir   string
+	key   string // private key file
+	cert  string // certificate file ("" for none)
+	login string // the certificate's login (users.SSHLoginExtension), if any
+	token users.Token
 }
 
 type certOpts struct {
@@ -247,6 +258,17 @@ type certOpts struct {
 	ca         ssh.Signer // nil means the gateway's
 	hostCert   bool
 	critical   map[string]string // the certificate's critical options
+
+	// The certificate is bound to a login, as the gateway's login binds
+	// it: a token stored for tokenUser (default the first principal) of
+	// tokenKind (default api), expiring at tokenExpires (default before).
+	// login, if set, is the extension's value instead, with no token
+	// stored; noLogin leaves the extension out.
+	tokenUser    string
+	tokenKind    string
+	tokenExpires time.Time
+	login        string
+	noLogin      bool
 }
 
 // newIdentity writes a fresh key and, unless opt is nil, a certificate.
@@ -286,13 +308,38 @@ func (e *env) newIdentity(opt *certOpts) *identity {
 	}
 	var serial [8]byte
 	rand.Read(serial[:])
+	ext := map[string]string{"permit-pty": "", "permit-port-forwarding": ""}
+	switch {
+	case opt.noLogin:
+	case opt.login != "":
+		id.login = opt.login
+	default:
+		id.token = users.Token{User: opt.tokenUser, Kind: opt.tokenKind, CreatedAt: now, ExpiresAt: opt.tokenExpires}
+		if id.token.User == "" && len(opt.principals) > 0 {
+			id.token.User = opt.principals[0]
+		}
+		if id.token.Kind == "" {
+			id.token.Kind = users.KindAPI
+		}
+		if id.token.ExpiresAt.IsZero() {
+			id.token.ExpiresAt = opt.before
+		}
+		rand.Read(id.token.Hash[:])
+		if err := e.st.CreateToken(context.Background(), id.token); err != nil {
+			t.Fatal(err)
+		}
+		id.login = users.LoginID(id.token.Hash)
+	}
+	if id.login != "" {
+		ext[users.SSHLoginExtension] = id.login
+	}
 	cert := &ssh.Certificate{
 		Key: sp, Serial: binary.BigEndian.Uint64(serial[:]), CertType: typ, KeyId: "test",
 		ValidPrincipals: opt.principals,
 		ValidAfter:      uint64(opt.after.Unix()), ValidBefore: uint64(opt.before.Unix()),
 		Permissions: ssh.Permissions{
 			CriticalOptions: opt.critical,
-			Extensions:      map[string]string{"permit-pty": "", "permit-port-forwarding": ""},
+			Extensions:      ext,
 		},
 	}
 	if err := cert.SignCert(rand.Reader, ca); err != nil {
@@ -303,8 +350,19 @@ func (e *env) newIdentity(opt *certOpts) *identity {
 	return id
 }
 
+// certFor issues user a certificate bound to a new login of theirs.
 func (e *env) certFor(user string) *identity {
 	return e.newIdentity(&certOpts{principals: []string{user}})
+}
+
+// logout deletes the login's token and drops its connections, as the
+// gateway's logout does.
+func (e *env) logout(id *identity) {
+	e.t.Helper()
+	if err := e.st.DeleteToken(context.Background(), id.token.Hash); err != nil {
+		e.t.Fatal(err)
+	}
+	e.b.DropLogin(id.login)
 }
 
 // sshArgs are OpenSSH options for the bastion with identity id, user

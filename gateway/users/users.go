@@ -5,6 +5,7 @@ package users
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -50,6 +51,37 @@ type Token struct {
 	Kind      string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+}
+
+// SSHLoginExtension is the SSH user certificate extension that binds a
+// certificate to the login that asked for it: its value is the LoginID of
+// the login's bearer token. The gateway's user CA signs it with the rest of
+// the certificate; the bastion refuses the certificate once that token is
+// gone (signed out, expired, revoked).
+const SSHLoginExtension = "login@supportgate"
+
+// ErrMalformedLoginID is returned by ParseLoginID.
+var ErrMalformedLoginID = errors.New("malformed login id")
+
+// LoginID names the login whose bearer token has hash h, outside the
+// store: 64 lowercase hex digits of the hash. It is the hash, never the
+// token, so it opens nothing (every route wants the token itself, and a
+// 256-bit random token cannot be found from its SHA-256); and it is the
+// key the store already finds tokens by, so the bastion needs no second
+// index or column to check a certificate's login. It goes only to the
+// token's own holder, in their certificate, and to the bastion.
+func LoginID(h [32]byte) string { return hex.EncodeToString(h[:]) }
+
+// ParseLoginID returns the token hash that LoginID encoded as s.
+func ParseLoginID(s string) ([32]byte, error) {
+	var h [32]byte
+	if len(s) != hex.EncodedLen(len(h)) {
+		return h, ErrMalformedLoginID
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil || LoginID(h) != s {
+		return [32]byte{}, ErrMalformedLoginID // not hex, or not in LoginID's (lowercase) form
+	}
+	return h, nil
 }
 
 // Store persists users and tokens. Implementations pass
