@@ -190,27 +190,49 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		return
 	}
 	u, err := g.store.GetUser(ctx, req.User)
-	if errors.Is(err, users.ErrNotFound) || (err == nil && !u.Enrolled) {
-		g.hasher.Check(ctx, dummyHash(), req.Password)
-		fail(nil, "unknown or unenrolled user")
-		return
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, users.ErrNotFound) {
 		g.writeErr(w, r, err)
 		return
 	}
 	now := g.clock.Now()
-	if u.Disabled {
+	refuseLocked := func(u *users.User, why string, until time.Time) {
 		g.metrics.logins.WithLabelValues("locked").Inc()
-		g.record(ctx, audit.Event{Type: "login.refused", Actor: u.Name, Role: u.Role, Remote: remote, Detail: map[string]string{"why": "locked by admin"}})
-		g.writeErr(w, r, errorf(http.StatusForbidden, "account is locked by an administrator"))
+		ev := audit.Event{Type: "login.refused", Actor: "unknown", Remote: remote, Detail: map[string]string{"why": why}}
+		if u != nil {
+			ev.Actor, ev.Role = u.Name, u.Role
+		}
+		g.record(ctx, ev)
+		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "account locked after repeated failures until %s", until.UTC().Format(time.RFC3339)))
+	}
+	if err != nil || !u.Enrolled || u.Disabled {
+		// Nobody can sign in as this name. The answers are those an
+		// account gives a wrong password, lockout included (ghosts.go),
+		// and cost the same password check: neither the status, the
+		// message, the time taken nor /metrics may tell which user names
+		// exist, or that an administrator locked one. The audit log does.
+		var who *users.User
+		why := "unknown or unenrolled user"
+		if err == nil && u.Enrolled {
+			who, why = u, "locked by admin"
+		}
+		if locked, until := g.ghosts.locked(g.lockout, req.User, now); locked {
+			refuseLocked(who, why+"; too many failures", until)
+			return
+		}
+		g.hasher.Check(ctx, dummyHash(), req.Password)
+		g.ghosts.fail(g.lockout, req.User, now)
+		if who == nil {
+			fail(nil, why)
+			return
+		}
+		g.metrics.logins.WithLabelValues("failure").Inc()
+		g.record(ctx, audit.Event{Type: "login.refused", Actor: who.Name, Role: who.Role, Remote: remote, Detail: map[string]string{"why": why}})
+		g.writeErr(w, r, errorf(http.StatusUnauthorized, "wrong user name, password or code"))
 		return
 	}
 	state := loginState(u)
 	if locked, until := g.lockout.Locked(state, now); locked {
-		g.metrics.logins.WithLabelValues("locked").Inc()
-		g.record(ctx, audit.Event{Type: "login.refused", Actor: u.Name, Role: u.Role, Remote: remote, Detail: map[string]string{"why": "too many failures"}})
-		g.writeErr(w, r, errorf(http.StatusTooManyRequests, "account locked after repeated failures until %s", until.UTC().Format(time.RFC3339)))
+		refuseLocked(u, "too many failures", until)
 		return
 	}
 	pwOK, _, err := g.hasher.Check(ctx, u.PasswordHash, req.Password)

@@ -158,6 +158,7 @@ type Gateway struct {
 	hub     *hub
 	wg      *wghub.Hub // nil without Config.WireGuard
 	limits  *limits
+	ghosts  *ghostLocks // login failures to names that cannot sign in (ghosts.go)
 	handler http.Handler
 
 	recipients []age.Recipient
@@ -257,6 +258,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.limits = newLimits(g.clock.Now)
+	g.ghosts = newGhostLocks()
 	g.broker, err = session.NewBroker(session.Config{
 		Store: newAuditedSessions(cfg.Store, g), Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
 		OnEvent: g.sessionEvent,
