@@ -76,6 +76,14 @@ type relay struct {
 	kind   string     // "shell" or "exec" once started
 	pty    bool
 	notice io.Writer // registered for notices
+
+	// forwarding is held while a request is forwarded to the helper and
+	// its answer relayed to the agent. A command that exits at once ends
+	// the helper's channel as soon as the helper has answered exec, and
+	// the agent's channel must not close before that answer reaches the
+	// agent: a client would see EOF from starting the command instead of
+	// its exit status.
+	forwarding sync.Mutex
 }
 
 func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
@@ -121,6 +129,10 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 
 	wg.Wait()
 	<-upReqsDone
+	// The helper's channel is closed: a request being forwarded has its
+	// answer (or an error) by now; let it reach the agent first.
+	r.forwarding.Lock()
+	r.forwarding.Unlock()
 	if r.cn.sctx.Err() != nil {
 		// The session ended and took the helper's side with it: say why
 		// here, as the connection may not outlive this channel long.
@@ -244,6 +256,8 @@ func (r *relay) request(req *ssh.Request) {
 		}
 		return
 	}
+	r.forwarding.Lock()
+	defer r.forwarding.Unlock()
 	ok, err := r.up.SendRequest(req.Type, req.WantReply, req.Payload)
 	if req.WantReply {
 		req.Reply(ok && err == nil, nil)
