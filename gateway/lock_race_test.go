@@ -75,7 +75,7 @@ func TestLockDuringCreate(t *testing.T) {
 	if err != nil || len(ss) != 1 {
 		t.Fatalf("alice's sessions: %d, %v", len(ss), err)
 	}
-	if s := ss[0]; s.State != session.Ended || s.EndReason != session.EndLocked {
-		t.Fatalf("the session created during the lock: %s/%s, want ended/locked", s.State, s.EndReason)
+	if s := ss[0]; s.State != session.Ended || s.EndReason != session.EndLocked || s.EndedBy != "root" {
+		t.Fatalf("the session created during the lock: %s/%s by %q, want ended/locked by root", s.State, s.EndReason, s.EndedBy)
 	}
 }

@@ -149,10 +149,10 @@ func (g *Gateway) handleCreateSession(w http.ResponseWriter, r *http.Request, p 
 		g.writeErr(w, r, err)
 		return
 	}
-	if g.locked.has(p.user.Name) {
+	if by, locked := g.locked.by(p.user.Name); locked {
 		// Locked while this request was in flight, after the lock ended
-		// the agent's sessions: end this one too.
-		if _, err := g.broker.LockAgent(r.Context(), p.user.Name, session.System); err != nil {
+		// the agent's sessions: end this one too, as the one who locked.
+		if _, err := g.broker.LockAgent(r.Context(), p.user.Name, by); err != nil {
 			g.log.Error("ending a session created during a lock", "session", s.ID, "err", err)
 		}
 		g.writeErr(w, r, errorf(http.StatusForbidden, "account locked by an administrator"))

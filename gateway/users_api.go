@@ -170,10 +170,10 @@ func (g *Gateway) lockUser(ctx context.Context, name string, by session.Actor, d
 	// Marked first: a session this user is creating right now, authorized
 	// before the lock but not yet stored when LockAgent looks, is ended by
 	// handleCreateSession when it sees the mark.
-	g.locked.set(name, true)
+	g.locked.set(name, true, by)
 	u, err := g.setDisabled(ctx, name, true)
 	if err != nil {
-		g.locked.set(name, false)
+		g.locked.set(name, false, by)
 		return nil, 0, err
 	}
 	// The account is disabled from here on, whatever fails below: its
@@ -202,7 +202,7 @@ func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *pr
 		g.writeErr(w, r, err)
 		return
 	}
-	g.locked.set(u.Name, false)
+	g.locked.set(u.Name, false, session.Actor{})
 	g.record(r.Context(), audit.Event{Type: "user.unlocked", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
 		Detail: map[string]string{"user": u.Name}})
 	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u)})
@@ -232,10 +232,10 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // After a restart the set is empty, and a locked account cannot sign in.
 type lockedAgents struct {
 	mu    sync.Mutex
-	names map[string]bool
+	names map[string]session.Actor // who locked each
 }
 
-func (l *lockedAgents) set(name string, locked bool) {
+func (l *lockedAgents) set(name string, locked bool, by session.Actor) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !locked {
@@ -243,13 +243,17 @@ func (l *lockedAgents) set(name string, locked bool) {
 		return
 	}
 	if l.names == nil {
-		l.names = map[string]bool{}
+		l.names = map[string]session.Actor{}
 	}
-	l.names[name] = true
+	l.names[name] = by
 }
 
-func (l *lockedAgents) has(name string) bool {
+// by reports whether name is locked in this run, and by whom: a session
+// created during the lock is ended in that one's name, whichever of the
+// two ends the agent's other sessions first.
+func (l *lockedAgents) by(name string) (session.Actor, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.names[name]
+	by, ok := l.names[name]
+	return by, ok
 }
