@@ -409,6 +409,27 @@ func (o *output) String() string {
 
 func (o *output) drain(r io.Reader) { io.Copy(o, r) }
 
+// expectEcho runs "echo in" as id with SSH user name user. With want
+// empty it must log in; otherwise it must be refused with want on stderr.
+// It returns stderr for further checks.
+func (e *env) expectEcho(t *testing.T, id *identity, user, want string) string {
+	t.Helper()
+	out, stderr, err := e.run(id, user, nil, "echo in")
+	if want == "" {
+		if err != nil || out != "in\n" {
+			t.Fatalf("got %q %v (stderr %q), want in", out, err, stderr)
+		}
+		return stderr
+	}
+	if err == nil || strings.Contains(out, "in") {
+		t.Fatalf("logged in: out %q", out)
+	}
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr: got %q, want %q", stderr, want)
+	}
+	return stderr
+}
+
 // waitFor polls cond until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
 	end := time.Now().Add(d)

@@ -168,19 +168,7 @@ func TestCertSourceAddress(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := e.newIdentity(&certOpts{principals: []string{"alice"}, critical: tc.critical})
-			out, stderr, err := e.run(id, s.ID, nil, "echo in")
-			if tc.want == "" {
-				if err != nil || out != "in\n" {
-					t.Fatalf("got %q %v (stderr %q), want in", out, err, stderr)
-				}
-				return
-			}
-			if err == nil || strings.Contains(out, "in") {
-				t.Fatalf("logged in: out %q", out)
-			}
-			if !strings.Contains(stderr, tc.want) {
-				t.Errorf("stderr: got %q, want %q", stderr, tc.want)
-			}
+			e.expectEcho(t, id, s.ID, tc.want)
 		})
 	}
 }
