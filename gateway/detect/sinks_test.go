@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -242,3 +243,49 @@ func TestFormatSyslogEscapes(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// TestWebhookSecretNotLogged: the path and query of a webhook URL are
+// often its secret, so neither a failed delivery's log lines nor a
+// configuration error show them; the host does, to say where it failed.
+func TestWebhookSecretNotLogged(t *testing.T) {
+	noLeak(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens: every delivery fails to connect
+	const secret = "T0SECRET/B0SECRET/XXXXsecretXXXX"
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	wh, err := detect.NewWebhook(detect.WebhookConfig{URL: "http://" + addr + "/services/" + secret + "?token=" + secret,
+		Secret: []byte("0123456789abcdef"), Backoff: time.Millisecond, MaxAttempts: 2, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh.Send(testAlert)
+	waitFor(t, "failure", func() bool { return wh.Stats().Failed == 1 })
+	wh.Close()
+	mu.Lock()
+	got := logs.String()
+	mu.Unlock()
+	if strings.Contains(got, "SECRET") || strings.Contains(got, "secret") {
+		t.Errorf("the webhook's secret path reached the log:\n%s", got)
+	}
+	if !strings.Contains(got, addr) {
+		t.Errorf("the log does not say which host failed:\n%s", got)
+	}
+	_, err = detect.NewWebhook(detect.WebhookConfig{URL: "ftp://" + addr + "/" + secret, Secret: []byte("0123456789abcdef")})
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("config error: %v", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

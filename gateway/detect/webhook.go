@@ -75,7 +75,9 @@ var _ Sink = (*Webhook)(nil)
 func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("detect: webhook URL %q: want http(s)://host/path", cfg.URL)
+		// Not the URL itself: its path or query is often the secret
+		// (Slack- and Teams-style hooks), and this error reaches logs.
+		return nil, errors.New("detect: webhook URL: want http(s)://host/path")
 	}
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("detect: webhook secret must be at least 16 bytes")
@@ -225,7 +227,7 @@ func (w *Webhook) post(a Alert, body []byte) error {
 	req.Header.Set(HeaderDelivery, a.ID+"."+a.Severity.String())
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
-		return err
+		return redactURLError(err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -237,4 +239,19 @@ func (w *Webhook) post(a Alert, body []byte) error {
 	default:
 		return errPermanent{fmt.Errorf("webhook: %s", resp.Status)}
 	}
+}
+
+// redactURLError keeps a delivery error's URL to its scheme and host: the
+// errors are logged, and the path or query of many webhook URLs is their
+// secret. (net/url hides a userinfo password, nothing else.)
+func redactURLError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	shown := "webhook URL"
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		shown = u.Scheme + "://" + u.Host + "/..."
+	}
+	return fmt.Errorf("webhook: %s %s: %w", ue.Op, shown, ue.Err)
 }
