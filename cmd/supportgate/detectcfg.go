@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,10 +30,12 @@ type webhookConfig struct {
 }
 
 type syslogConfig struct {
-	Network  string `json:"network"` // udp or tcp
-	Addr     string `json:"addr"`
-	Hostname string `json:"hostname"`
-	Facility int    `json:"facility"`
+	Network    string `json:"network"` // tls, or udp or tcp to a loopback collector
+	Addr       string `json:"addr"`
+	CAFile     string `json:"ca_file"`     // tls: PEM roots to trust instead of the system's
+	ServerName string `json:"server_name"` // tls: name in the collector's certificate; default addr's host
+	Hostname   string `json:"hostname"`
+	Facility   int    `json:"facility"`
 }
 
 // baselinesDir holds the detector's per-agent baselines in the data dir.
@@ -64,7 +68,24 @@ func (c detectConfig) detector(dataDir string, log *slog.Logger) (*detect.Config
 		dc.Sinks = append(dc.Sinks, hook)
 	}
 	for _, s := range c.Syslog {
-		sl, err := detect.NewSyslog(detect.SyslogConfig{Network: s.Network, Addr: s.Addr, Hostname: s.Hostname, Facility: s.Facility, Log: log})
+		var tc *tls.Config
+		if s.CAFile != "" || s.ServerName != "" {
+			if s.Network != "tls" {
+				return nil, fmt.Errorf("config detect.syslog: ca_file and server_name are for network tls")
+			}
+			tc = &tls.Config{ServerName: s.ServerName}
+			if s.CAFile != "" {
+				pem, err := os.ReadFile(s.CAFile)
+				if err != nil {
+					return nil, fmt.Errorf("config detect.syslog: ca_file: %w", err)
+				}
+				tc.RootCAs = x509.NewCertPool()
+				if !tc.RootCAs.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("config detect.syslog: ca_file %s: no PEM certificate in it", s.CAFile)
+				}
+			}
+		}
+		sl, err := detect.NewSyslog(detect.SyslogConfig{Network: s.Network, Addr: s.Addr, TLS: tc, Hostname: s.Hostname, Facility: s.Facility, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("config detect.syslog: %w", err)
 		}

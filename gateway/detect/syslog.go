@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,14 +21,20 @@ const SyslogEnterpriseID = 32473
 
 // SyslogConfig configures a Syslog sink.
 type SyslogConfig struct {
-	Network   string // "udp" or "tcp" (octet-counted framing, RFC 6587)
-	Addr      string // host:port of the collector
-	Hostname  string // HOSTNAME field; default "supportgate"
-	AppName   string // APP-NAME field; default "supportgate"
-	Facility  int    // 0–23; default 10 (authpriv)
-	SDID      string // structured data ID; default "alert@32473"
-	QueueSize int    // default 256; beyond it Send drops
-	// Dial opens the connection; nil means a net.Dialer with a 5 s timeout.
+	// Network is "tls" (RFC 5425: TCP with TLS, octet-counted framing),
+	// or "udp" or "tcp" (octet-counted framing, RFC 6587), which carry
+	// alerts in plaintext and so are allowed to a loopback collector only
+	// (a local relay such as rsyslog, which forwards them over TLS).
+	Network   string
+	Addr      string      // host:port of the collector
+	TLS       *tls.Config // for "tls": roots and server name; nil means the system roots and Addr's host
+	Hostname  string      // HOSTNAME field; default "supportgate"
+	AppName   string      // APP-NAME field; default "supportgate"
+	Facility  int         // 0–23; default 10 (authpriv)
+	SDID      string      // structured data ID; default "alert@32473"
+	QueueSize int         // default 256; beyond it Send drops
+	// Dial opens the TCP or UDP connection (TLS runs over it); nil means a
+	// net.Dialer with a 5 s timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	Log  *slog.Logger // nil means discard
 }
@@ -51,11 +58,28 @@ var _ Sink = (*Syslog)(nil)
 // NewSyslog checks cfg and starts the sender. It does not dial until the
 // first alert.
 func NewSyslog(cfg SyslogConfig) (*Syslog, error) {
-	if cfg.Network != "udp" && cfg.Network != "tcp" {
-		return nil, fmt.Errorf("detect: syslog network %q: want udp or tcp", cfg.Network)
+	if cfg.Network != "tls" && cfg.Network != "udp" && cfg.Network != "tcp" {
+		return nil, fmt.Errorf("detect: syslog network %q: want tls, or udp or tcp to a loopback collector", cfg.Network)
 	}
-	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
 		return nil, fmt.Errorf("detect: syslog address %q: %w", cfg.Addr, err)
+	}
+	if cfg.Network != "tls" && !isLoopbackHost(host) {
+		// Alerts name agents, customers and commands: no plaintext
+		// channel off the machine (DESIGN.md section 6).
+		return nil, fmt.Errorf("detect: syslog over %s to %s would be plaintext off this machine: use tls, or a local relay", cfg.Network, cfg.Addr)
+	}
+	if cfg.Network == "tls" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.TLS != nil {
+			tc = cfg.TLS.Clone()
+			tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = host
+		}
+		cfg.TLS = tc
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = "supportgate"
@@ -151,14 +175,14 @@ func (s *Syslog) run() {
 // send writes one message, redialling once on a write error.
 func (s *Syslog) send(ctx context.Context, a Alert) {
 	msg := FormatSyslog(a, s.cfg.Hostname, s.cfg.AppName, s.cfg.SDID, s.cfg.Facility)
-	if s.cfg.Network == "tcp" {
+	if s.cfg.Network != "udp" {
 		msg = append([]byte(strconv.Itoa(len(msg))+" "), msg...)
 	}
 	var err error
 	for try := 0; try < 2; try++ {
 		if s.conn == nil {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s.conn, err = s.cfg.Dial(dctx, s.cfg.Network, s.cfg.Addr)
+			s.conn, err = s.dial(dctx)
 			cancel()
 			if err != nil {
 				s.conn = nil
@@ -175,6 +199,33 @@ func (s *Syslog) send(ctx context.Context, a Alert) {
 	}
 	s.failed.Add(1)
 	s.cfg.Log.Warn("syslog: sending alert", "id", a.ID, "err", err)
+}
+
+// dial connects to the collector, with TLS for "tls".
+func (s *Syslog) dial(ctx context.Context) (net.Conn, error) {
+	if s.cfg.Network != "tls" {
+		return s.cfg.Dial(ctx, s.cfg.Network, s.cfg.Addr)
+	}
+	raw, err := s.cfg.Dial(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	c := tls.Client(raw, s.cfg.TLS)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("syslog tls handshake: %w", err)
+	}
+	return c, nil
+}
+
+// isLoopbackHost reports whether host, from a host:port, names this
+// machine: localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // maxSyslogMsg bounds a message so it fits one UDP datagram everywhere.

@@ -36,7 +36,7 @@ type WebhookPayload struct {
 
 // WebhookConfig configures a Webhook.
 type WebhookConfig struct {
-	URL         string           // required: http or https
+	URL         string           // required: https, or http to a loopback receiver
 	Secret      []byte           // required: at least 16 bytes, shared with the receiver
 	Client      *http.Client     // nil: a client with a 10 s timeout
 	QueueSize   int              // alerts waiting for delivery; default 256, beyond it Send drops
@@ -78,6 +78,11 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		// Not the URL itself: its path or query is often the secret
 		// (Slack- and Teams-style hooks), and this error reaches logs.
 		return nil, errors.New("detect: webhook URL: want http(s)://host/path")
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		// Alerts name agents, customers and commands: no plaintext
+		// channel off the machine (DESIGN.md section 6).
+		return nil, fmt.Errorf("detect: webhook URL: http to %s would be plaintext off this machine: use https", u.Host)
 	}
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("detect: webhook secret must be at least 16 bytes")
