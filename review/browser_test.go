@@ -3,6 +3,9 @@ package review
 import (
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,8 +47,8 @@ func TestReviewInBrowser(t *testing.T) {
 			t.Errorf("%s: integrity %q, want %q", id, got, want)
 		}
 	}
-	if got := browsertest.Eval[string](b, `location.search`); got != "" {
-		t.Errorf("the access token stayed in the address bar: %q", got)
+	if got := browsertest.Eval[string](b, `document.cookie`); got != "" {
+		t.Errorf("the player set cookies: %q", got)
 	}
 
 	// Open the shell recording and seek to its middle.
@@ -143,5 +146,70 @@ func TestReviewH264InBrowser(t *testing.T) {
 	}
 	if href := browsertest.Eval[string](b, `document.getElementById("video-h264-ivf").getAttribute("href")`); !strings.HasSuffix(href, "/export?format=ivf") {
 		t.Errorf("IVF link %q", href)
+	}
+}
+
+// TestReviewTokenStaysWithThePlayer: another server on 127.0.0.1, at
+// another port, that the reviewer's browser visits while the player is
+// open (by a link from the player, or typed) learns nothing of the
+// player's access token: no cookie (browsers do not isolate cookies by
+// port), no Referer. With the token it could read decrypted recordings.
+func TestReviewTokenStaysWithThePlayer(t *testing.T) {
+	f := newFixtures(t, false)
+	src, _ := NewFolder(f.dir)
+	srv := serve(t, src, f.keys.Identity)
+	token := strings.TrimSuffix(strings.TrimPrefix(srv.URL(), "http://"+srv.cfg.Host+"/r/"), "/")
+
+	// other records the headers of each request it gets.
+	type visit struct{ path, cookie, referer string }
+	visits := make(chan visit, 10)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case visits <- visit{r.URL.Path, r.Header.Get("Cookie"), r.Header.Get("Referer")}:
+		default: // a favicon too many; the test reads the first few
+		}
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<!doctype html><title>other</title><p>another local server</p>")
+	}))
+	defer other.Close()
+	if !strings.HasPrefix(other.URL, "http://127.0.0.1:") {
+		t.Fatalf("the other server is at %s, want 127.0.0.1", other.URL)
+	}
+
+	b := browsertest.New(t, "")
+	b.Do(chromedp.Navigate(srv.URL()),
+		browsertest.Until(`document.querySelectorAll("#rows tr").length > 0`))
+	// next waits for the other server's request for path.
+	next := func(path string) visit {
+		t.Helper()
+		for {
+			select {
+			case v := <-visits:
+				if v.path == path {
+					return v
+				}
+			case <-time.After(browsertest.Timeout):
+				t.Fatalf("the other server got no request for %s", path)
+			}
+		}
+	}
+	// A plain link from the player's page, then the address typed.
+	b.Do(chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const a = document.createElement("a");
+		a.id = "out"; a.href = %q; a.textContent = "elsewhere";
+		document.body.append(a);
+	})()`, other.URL+"/linked")),
+		chromedp.Click(chromedp.CSS("#out")))
+	got := []visit{next("/linked")}
+	b.Do(chromedp.Navigate(other.URL + "/typed"))
+	got = append(got, next("/typed"))
+	for _, v := range got {
+		want := v.path
+		if strings.Contains(v.cookie, token) || strings.Contains(v.cookie, "sg_review") {
+			t.Errorf("%s: the other server got the player's token in Cookie: %q", want, v.cookie)
+		}
+		if strings.Contains(v.referer, token) || strings.Contains(v.referer, srv.cfg.Host) {
+			t.Errorf("%s: the other server got the player's address in Referer: %q", want, v.referer)
+		}
 	}
 }

@@ -178,7 +178,7 @@ func (s *Server) verification(ctx context.Context, f File, id string) (*Verifica
 	if err != nil {
 		return nil, fmt.Errorf("%s", damage(err))
 	}
-	sum := scan(ctx, r)
+	sum := scan(ctx, r, nil) // the bundle needs the status, not the search text
 	if sum.Status != StatusVerified {
 		v.Status, v.Problem, v.TamperedAt = sum.Status, sum.Problem, sum.TamperedAt
 	} else if kerr != nil {

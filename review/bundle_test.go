@@ -3,12 +3,20 @@ package review
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -30,7 +38,7 @@ func fetch(t *testing.T, c *http.Client, url string) ([]byte, *http.Response) {
 	return b, resp
 }
 
-// rezip rewrites a bundle with edit applied to the named file's bytes.
+// rezip rewrites a bundle, each file compressed or not as it was, with edit applied to the named file's bytes.
 func rezip(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
@@ -46,7 +54,7 @@ func rezip(t *testing.T, b []byte, name string, edit func([]byte) []byte) []byte
 		if f.Name == name {
 			data = edit(data)
 		}
-		fw, _ := zw.Create(f.Name)
+		fw, _ := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: f.Method})
 		fw.Write(data)
 	}
 	zw.Close()
@@ -73,7 +81,7 @@ func TestEvidenceBundle(t *testing.T) {
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
 	c := client(t, srv)
-	base := "http://" + srv.cfg.Host
+	base := apiBase(srv)
 	waitVerified(t, c, base)
 
 	b, resp := fetch(t, c, base+"/api/recordings/"+shellID+"/evidence.zip")
@@ -135,7 +143,7 @@ func TestExports(t *testing.T) {
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
 	c := client(t, srv)
-	base := "http://" + srv.cfg.Host
+	base := apiBase(srv)
 
 	b, resp := fetch(t, c, base+"/api/recordings/"+shellID+"/export?format=asciicast")
 	if resp.StatusCode != 200 || !strings.Contains(strings.SplitN(string(b), "\n", 2)[0], `"version":2`) || !strings.Contains(string(b), f.shell.MiddleOutput) {
@@ -160,7 +168,7 @@ func TestH264ScreenShare(t *testing.T) {
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
 	c := client(t, srv)
-	base := "http://" + srv.cfg.Host
+	base := apiBase(srv)
 	waitVerified(t, c, base)
 
 	var v struct {
@@ -183,5 +191,156 @@ func TestH264ScreenShare(t *testing.T) {
 	b, resp = fetch(t, c, base+"/api/recordings/"+id+"/export?format=ivf")
 	if resp.StatusCode != 200 || len(b) < 32 || string(b[8:12]) != "H264" {
 		t.Errorf("IVF export: %s, fourcc %q", resp.Status, b[8:min(12, len(b))])
+	}
+}
+
+// bundleEntry is one file of a hand-made bundle: its bytes, or for raw
+// its zip header and compressed bytes as they are.
+type bundleEntry struct {
+	name   string
+	data   []byte
+	method uint16
+	raw    *zip.FileHeader
+}
+
+// signedBundle makes a bundle of session sessionID holding entries, every
+// one listed in its manifest with the size and hash given (sha256 of data
+// unless raw), signed by a fresh key.
+func signedBundle(t *testing.T, sessionID string, entries []bundleEntry, sums map[string]string) []byte {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	m := Manifest{Format: BundleFormat, SessionID: sessionID, Reviewer: "carol", Audit: "not available",
+		PublicKey: base64.StdEncoding.EncodeToString(pub)}
+	for _, e := range entries {
+		if e.raw != nil {
+			m.Files = append(m.Files, ManifestFile{Name: e.name, Size: int64(e.raw.UncompressedSize64), SHA256: sums[e.name]})
+			continue
+		}
+		sum := sha256.Sum256(e.data)
+		m.Files = append(m.Files, ManifestFile{Name: e.name, Size: int64(len(e.data)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	mb, _ := json.Marshal(m)
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, e := range append([]bundleEntry{
+		{name: "manifest.json", data: mb, method: zip.Deflate},
+		{name: "manifest.sig", data: []byte(base64.StdEncoding.EncodeToString(ed25519.Sign(priv, mb))), method: zip.Deflate},
+	}, entries...) {
+		var w io.Writer
+		var err error
+		if e.raw != nil {
+			w, err = zw.CreateRaw(e.raw)
+		} else {
+			w, err = zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: e.method})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// deflateZeros returns a deflate stream of n MiB of zeros, about a
+// thousandth of that, made without compressing n MiB: the same
+// non-final blocks of one MiB, repeated, and a final empty block.
+func deflateZeros(t *testing.T, n int) []byte {
+	t.Helper()
+	var blk bytes.Buffer
+	fw, _ := flate.NewWriter(&blk, flate.BestCompression)
+	fw.Write(make([]byte, 1<<20))
+	fw.Flush() // ends on a byte boundary, the stream still open
+	var out bytes.Buffer
+	for range n {
+		out.Write(blk.Bytes())
+	}
+	out.Write([]byte{0x03, 0x00}) // a final, empty, fixed-Huffman block
+	return out.Bytes()
+}
+
+// TestVerifyBundleBomb checks that a bundle whose recording is a deflate
+// bomb, signed by any key with its true size and hash, is refused without
+// inflating it into memory.
+func TestVerifyBundleBomb(t *testing.T) {
+	const mib = 64
+	bomb := deflateZeros(t, mib)
+	h, crc := sha256.New(), crc32.NewIEEE()
+	zeros := make([]byte, 1<<20)
+	for range mib {
+		h.Write(zeros)
+		crc.Write(zeros)
+	}
+	// The stream really inflates to that.
+	if n, err := io.Copy(io.Discard, flate.NewReader(bytes.NewReader(bomb))); err != nil || n != mib<<20 {
+		t.Fatalf("the bomb inflates to %d bytes (%v), want %d", n, err, mib<<20)
+	}
+	name := "recording/" + shellID + ".sgrec"
+	b := signedBundle(t, shellID, []bundleEntry{{name: name, data: bomb, raw: &zip.FileHeader{
+		Name: name, Method: zip.Deflate, CRC32: crc.Sum32(),
+		CompressedSize64: uint64(len(bomb)), UncompressedSize64: mib << 20,
+	}}}, map[string]string{name: hex.EncodeToString(h.Sum(nil))})
+	t.Logf("a %d-byte bundle whose recording inflates to %d MiB", len(b), mib)
+
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err := VerifyBundle(bytes.NewReader(b), int64(len(b)), nil)
+	runtime.ReadMemStats(&m1)
+	alloc := m1.TotalAlloc - m0.TotalAlloc
+	if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), "compressed") {
+		t.Errorf("got %v, want a bundle error for the compressed recording", err)
+	}
+	if alloc > 4<<20 {
+		t.Errorf("verifying allocated %d bytes, want at most 4 MiB", alloc)
+	}
+}
+
+// TestVerifyBundleOneRecording checks that a bundle carrying a second
+// recording, which its verification would not cover, is refused: here a
+// tampered copy listed before the intact one that used to be the only one
+// verified.
+func TestVerifyBundleOneRecording(t *testing.T) {
+	f := newFixtures(t, false)
+	read := func(id string) []byte {
+		b, err := os.ReadFile(filepath.Join(f.dir, id+".sgrec"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tt := range []struct {
+		name    string
+		entries []bundleEntry
+		want    string // in the error; "" for none
+	}{
+		{"one", []bundleEntry{{name: "recording/a.sgrec", data: read(shellID)}}, ""},
+		{"two", []bundleEntry{
+			{name: "recording/a.sgrec", data: read(tamperedID)},
+			{name: "recording/b.sgrec", data: read(shellID)},
+		}, "more than one recording"},
+		{"another name", []bundleEntry{
+			{name: "recording/a.sgrec", data: read(shellID)},
+			{name: "recording/b.bin", data: read(tamperedID)},
+		}, "not a recording"},
+		{"compressed", []bundleEntry{{name: "recording/a.sgrec", data: read(shellID), method: zip.Deflate}}, "compressed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := signedBundle(t, shellID, tt.entries, nil)
+			rep, err := VerifyBundle(bytes.NewReader(b), int64(len(b)), nil)
+			if tt.want == "" {
+				if err != nil || rep.RecordingErr != nil || !rep.Recording.Complete {
+					t.Fatalf("got %v, recording %v; want an intact bundle", err, rep)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBundle) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v (report %+v), want a bundle error with %q", err, rep, tt.want)
+			}
+		})
 	}
 }

@@ -18,9 +18,10 @@ import (
 // found in each. Passes run in the background, scanWorkers at a time;
 // the player does not wait for them.
 type catalog struct {
-	src Source
-	ids []age.Identity
-	log *slog.Logger
+	src  Source
+	ids  []age.Identity
+	log  *slog.Logger
+	text *textBudget // the search text of every pass
 
 	mu      sync.Mutex // guards entries, order
 	entries map[string]*entry
@@ -50,12 +51,12 @@ type view struct {
 	Summary    *Summary `json:"-"`
 }
 
-func newCatalog(ctx context.Context, src Source, ids []age.Identity, log *slog.Logger) (*catalog, error) {
+func newCatalog(ctx context.Context, src Source, ids []age.Identity, text *textBudget, log *slog.Logger) (*catalog, error) {
 	items, err := src.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &catalog{src: src, ids: ids, log: log, entries: map[string]*entry{}}
+	c := &catalog{src: src, ids: ids, log: log, text: text, entries: map[string]*entry{}}
 	for _, it := range items {
 		if _, dup := c.entries[it.ID]; dup || !validID(it.ID) {
 			continue
@@ -117,7 +118,7 @@ func (c *catalog) scanOne(ctx context.Context, id string) {
 	if err != nil {
 		sum.Status, sum.Problem = StatusUnreadable, err.Error()
 	} else {
-		sum = scan(ctx, r)
+		sum = scan(ctx, r, c.text)
 		closeFn()
 	}
 	if ctx.Err() != nil {
@@ -230,12 +231,10 @@ type Hit struct {
 const maxHits = 200
 
 // search finds q, case-insensitively, in the terminal text and chat of
-// every recording whose pass has finished.
-func (c *catalog) search(q string) []Hit {
+// every recording whose pass has finished. cut counts the recordings
+// whose text the review's budget for search text cut short.
+func (c *catalog) search(q string) (hits []Hit, cut int) {
 	q = strings.ToLower(strings.TrimSpace(q))
-	if q == "" {
-		return []Hit{}
-	}
 	c.mu.Lock()
 	type src struct {
 		id    string
@@ -245,21 +244,27 @@ func (c *catalog) search(q string) []Hit {
 	for _, id := range c.order {
 		if s := c.entries[id].sum; s != nil {
 			srcs = append(srcs, src{id, s.lines})
+			if s.TextCut {
+				cut++
+			}
 		}
 	}
 	c.mu.Unlock()
-	hits := []Hit{}
+	hits = []Hit{}
+	if q == "" {
+		return hits, cut
+	}
 	for _, s := range srcs {
 		for _, l := range s.lines {
 			if containsFold(l.text, q) {
 				hits = append(hits, Hit{ID: s.id, MS: l.t.Milliseconds(), Text: l.text})
 				if len(hits) == maxHits {
-					return hits
+					return hits, cut
 				}
 			}
 		}
 	}
-	return hits
+	return hits, cut
 }
 
 // containsFold reports whether s contains the lower-case needle q, ignoring

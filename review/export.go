@@ -1,6 +1,7 @@
 package review
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -53,15 +54,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	case "jsonl":
 		err = recorder.ExportJSONL(sw, rd, recorder.ExportOptions{})
 	case "ivf":
-		// IVF patches the frame count into its header at the end, so it
-		// is made in memory (the video records alone) and then sent.
-		ws := &memFile{}
-		err = recorder.ExportIVF(ws, rd, recorder.ExportOptions{})
-		if err == nil || errors.Is(err, recorder.ErrCutShort) {
-			if _, werr := sw.Write(ws.b); werr != nil {
-				err = werr
-			}
-		}
+		err = exportIVF(sw, rd)
 	case "webm":
 		err = recorder.ExportWebM(sw, rd, recorder.ExportOptions{})
 	}
@@ -118,32 +111,105 @@ func (s *Server) handleEvidence(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// memFile is an in-memory io.WriteSeeker for exporters that patch headers.
-type memFile struct {
-	b   []byte
-	off int64
+// exportIVF streams the IVF export of r to w. IVF patches its frame count
+// into its header at the end; rather than build the file in memory, or on
+// disk where it would be decrypted content, the export runs twice: the
+// first pass keeps only the finished header, the second sends that header
+// and then the frames as they are made. The second pass must end with the
+// same header, or the response is aborted.
+func exportIVF(w io.Writer, r *recorder.Reader) error {
+	var first ivfHeader
+	if err := recorder.ExportIVF(&first, r, recorder.ExportOptions{}); err != nil && !errors.Is(err, recorder.ErrCutShort) {
+		return err
+	}
+	second := &ivfStream{w: w, hdr: first.hdr}
+	err := recorder.ExportIVF(second, r, recorder.ExportOptions{})
+	if err == nil || errors.Is(err, recorder.ErrCutShort) {
+		if !second.checked {
+			return errors.New("the IVF export did not finish its header")
+		}
+	}
+	return err
 }
 
-func (m *memFile) Write(p []byte) (int, error) {
-	if end := m.off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+// ivfHeaderSize is the size of an IVF file header.
+const ivfHeaderSize = 32
+
+// ivfHeader is an io.WriteSeeker for recorder.ExportIVF that keeps the
+// file header, as patched last, and discards the frames.
+type ivfHeader struct {
+	hdr      [ivfHeaderSize]byte
+	off, end int64
+}
+
+func (h *ivfHeader) Write(p []byte) (int, error) {
+	if h.off < ivfHeaderSize {
+		copy(h.hdr[h.off:], p)
 	}
-	copy(m.b[m.off:], p)
-	m.off += int64(len(p))
+	h.off += int64(len(p))
+	h.end = max(h.end, h.off)
 	return len(p), nil
 }
 
-func (m *memFile) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += m.off
-	case io.SeekEnd:
-		off += int64(len(m.b))
+func (h *ivfHeader) Seek(off int64, whence int) (int64, error) {
+	switch {
+	case whence == io.SeekStart && off == 0:
+		h.off = 0
+	case whence == io.SeekEnd && off == 0:
+		h.off = h.end
+	default:
+		return 0, errors.New("ivf export: unexpected seek")
 	}
-	if off < 0 {
-		return 0, errors.New("seek before start")
+	return h.off, nil
+}
+
+// ivfStream is an io.WriteSeeker for recorder.ExportIVF that writes to w
+// the header hdr in place of the one the export starts with, then the
+// frames as they come; the header the export patches in at the end is
+// checked against hdr instead of written.
+type ivfStream struct {
+	w        io.Writer
+	hdr      [ivfHeaderSize]byte
+	off      int64
+	patching bool // after the seek back to the header
+	checked  bool // the patched header matched hdr
+}
+
+func (s *ivfStream) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.patching {
+		if s.off+int64(n) > ivfHeaderSize || !bytes.Equal(p, s.hdr[s.off:s.off+int64(n)]) {
+			return 0, errors.New("ivf export: the recording read differently the second time")
+		}
+		s.off += int64(n)
+		s.checked = s.off == ivfHeaderSize
+		return n, nil
 	}
-	m.off = off
-	return off, nil
+	if s.off < ivfHeaderSize {
+		k := min(ivfHeaderSize-s.off, int64(n))
+		if _, err := s.w.Write(s.hdr[s.off : s.off+k]); err != nil {
+			return 0, err
+		}
+		s.off += k
+		p = p[k:]
+	}
+	if len(p) > 0 {
+		if _, err := s.w.Write(p); err != nil {
+			return 0, err
+		}
+		s.off += int64(len(p))
+	}
+	return n, nil
+}
+
+func (s *ivfStream) Seek(off int64, whence int) (int64, error) {
+	switch {
+	case whence == io.SeekStart && off == 0 && !s.patching:
+		s.patching, s.off = true, 0
+	case whence == io.SeekEnd && off == 0 && s.patching:
+		s.patching = false // nothing is written after this
+	default:
+		return 0, errors.New("ivf export: unexpected seek")
+	}
+	return s.off, nil
 }

@@ -2,11 +2,17 @@ package review
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"supportgate/recorder"
 )
 
 // countingWriter is a ResponseWriter that keeps what a handler sends and
@@ -62,8 +68,18 @@ func TestExportStreams(t *testing.T) {
 		if ct := w.Header().Get("Content-Type"); ct != exportFormats[format].mime {
 			t.Errorf("%s: Content-Type %q, want %q", format, ct, exportFormats[format].mime)
 		}
-		if format == "jsonl" && w.largest > n/2 {
+		if (format == "jsonl" || format == "ivf") && w.largest > n/2 {
 			t.Errorf("%s: %d bytes in %d writes, the largest %d: not streamed", format, n, w.writes, w.largest)
+		}
+		if format == "ivf" {
+			// Streamed in two passes, it is the file the exporter makes.
+			want := exportFile(t, f, screenID)
+			if !bytes.Equal(w.Body.Bytes(), want) {
+				t.Errorf("ivf: %d bytes streamed differ from the %d bytes of recorder.ExportIVF", n, len(want))
+			}
+			if frames := int(binary.LittleEndian.Uint32(w.Body.Bytes()[24:28])); frames != f.screenN {
+				t.Errorf("ivf: header says %d frames, want %d", frames, f.screenN)
+			}
 		}
 	}
 
@@ -82,4 +98,50 @@ func TestExportStreams(t *testing.T) {
 	if aborted || w.Code != http.StatusUnprocessableEntity || json.NewDecoder(bytes.NewReader(w.Body.Bytes())).Decode(&e) != nil || e.Error == "" {
 		t.Errorf("ivf of a shell recording: aborted %v, status %d, body %q", aborted, w.Code, w.Body.String())
 	}
+}
+
+// exportFile is recorder.ExportIVF of recording id made in memory.
+func exportFile(t *testing.T, f *fixtures, id string) []byte {
+	t.Helper()
+	rf, err := os.Open(filepath.Join(f.dir, id+".sgrec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	st, _ := rf.Stat()
+	r, err := recorder.Open(rf, st.Size(), f.keys.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m memFile
+	if err := recorder.ExportIVF(&m, r, recorder.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return m.b
+}
+
+// memFile is an in-memory io.WriteSeeker.
+type memFile struct {
+	b   []byte
+	off int64
+}
+
+func (m *memFile) Write(p []byte) (int, error) {
+	if end := m.off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	copy(m.b[m.off:], p)
+	m.off += int64(len(p))
+	return len(p), nil
+}
+
+func (m *memFile) Seek(off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += m.off
+	case io.SeekEnd:
+		off += int64(len(m.b))
+	}
+	m.off = off
+	return off, nil
 }

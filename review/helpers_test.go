@@ -71,12 +71,22 @@ func newFixtures(t testing.TB, withScreen bool) *fixtures {
 // serve starts a review server over src on a loopback port.
 func serve(t testing.TB, src Source, ids ...age.Identity) *Server {
 	t.Helper()
+	return serveConfig(t, src, nil, ids...)
+}
+
+// serveConfig is serve with edit applied to the server's Config.
+func serveConfig(t testing.TB, src Source, edit func(*Config), ids ...age.Identity) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	srv, err := New(context.Background(), Config{Source: src, Identities: ids, Host: ln.Addr().String(), EvidenceKey: key, Reviewer: "carol"})
+	cfg := Config{Source: src, Identities: ids, Host: ln.Addr().String(), EvidenceKey: key, Reviewer: "carol"}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

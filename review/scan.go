@@ -10,8 +10,10 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"supportgate/recorder"
 )
@@ -98,14 +100,49 @@ type Summary struct {
 	Video       Video             `json:"video"`
 	HasTerminal bool              `json:"has_terminal"`
 	Truncated   bool              `json:"truncated,omitempty"` // a memory limit cut the timeline or search text
+	// TextCut is set when the review's budget for search text, shared by
+	// every recording, ran out during this pass: search sees only the
+	// text before the cut.
+	TextCut bool `json:"text_cut,omitempty"`
 
 	lines []textLine
+	keep  *textBudget // what lines may take; nil keeps none
 }
+
+// textBudget is the memory that the search text of every recording of a
+// review shares, in bytes. Passes run concurrently and take from it.
+type textBudget struct {
+	total int64
+	left  atomic.Int64
+}
+
+func newTextBudget(n int64) *textBudget {
+	b := &textBudget{total: n}
+	b.left.Store(n)
+	return b
+}
+
+// take takes n bytes, or reports that fewer are left.
+func (b *textBudget) take(n int64) bool {
+	for {
+		left := b.left.Load()
+		if left < n {
+			return false
+		}
+		if b.left.CompareAndSwap(left, left-n) {
+			return true
+		}
+	}
+}
+
+// lineCost is what keeping a line costs: its text and its textLine.
+func lineCost(l textLine) int64 { return int64(len(l.text)) + int64(unsafe.Sizeof(l)) }
 
 // scan reads r from the start to its end or first damage. It never returns
 // an error for a damaged recording: the damage is the Summary's status.
-func scan(ctx context.Context, r *recorder.Reader) *Summary {
-	s := &Summary{Status: StatusVerified, Markers: []Marker{}, Chat: []ChatLine{}}
+// The search text it keeps takes from keep; with keep nil it keeps none.
+func scan(ctx context.Context, r *recorder.Reader, keep *textBudget) *Summary {
+	s := &Summary{Status: StatusVerified, Markers: []Marker{}, Chat: []ChatLine{}, keep: keep}
 	s.Signer = fingerprint(r.Header().Signer)
 	var tx textExtractor
 	var last time.Duration
@@ -260,8 +297,15 @@ func (s *Summary) addLine(l textLine) {
 	if strings.TrimSpace(l.text) == "" {
 		return
 	}
+	if s.keep == nil || s.TextCut {
+		return
+	}
 	if len(s.lines) >= maxLines {
 		s.Truncated = true
+		return
+	}
+	if !s.keep.take(lineCost(l)) {
+		s.Truncated, s.TextCut = true, true
 		return
 	}
 	s.lines = append(s.lines, l)

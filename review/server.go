@@ -45,7 +45,15 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxSearchText caps the memory, in bytes, that the search text of all
+	// recordings together takes; 0 means DefaultMaxSearchText. Recordings
+	// verified after it runs out are searched only up to where it did.
+	MaxSearchText int64
 }
+
+// DefaultMaxSearchText is the search text a review keeps when
+// Config.MaxSearchText is 0.
+const DefaultMaxSearchText = 512 << 20
 
 // Server serves the review page and its API. Create with New, serve
 // Handler on a loopback listener, and Close when done.
@@ -61,9 +69,6 @@ type Server struct {
 
 	closeOnce sync.Once
 }
-
-// cookieName carries the access token after the first visit.
-const cookieName = "sg_review"
 
 // New lists the source's recordings and starts verifying them in the
 // background.
@@ -87,6 +92,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxSearchText <= 0 {
+		cfg.MaxSearchText = DefaultMaxSearchText
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -95,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if _, err := io.ReadFull(cfg.Rand, tok[:]); err != nil {
 		return nil, fmt.Errorf("review: %w", err)
 	}
-	cat, err := newCatalog(ctx, cfg.Source, cfg.Identities, log)
+	cat, err := newCatalog(ctx, cfg.Source, cfg.Identities, newTextBudget(cfg.MaxSearchText), log)
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +123,20 @@ func loopback(hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// URL is the address to open in a browser; it carries the access token,
-// which the page trades for a cookie on first load.
-func (s *Server) URL() string { return "http://" + s.cfg.Host + "/?k=" + s.token }
+// URL is the address to open in a browser: the page, under the secret
+// path prefix /r/TOKEN/ that everything the server answers lives under.
+//
+// The token is in the path rather than in a cookie because browsers do
+// not isolate cookies by port: any other server on 127.0.0.1 that the
+// browser visits would be sent a cookie of this one. A path is sent only
+// to this origin; Referrer-Policy: no-referrer keeps it out of requests
+// to others, and the page and its scripts use relative URLs only, so that
+// API calls, the video element's source and downloads all carry it
+// without a header.
+func (s *Server) URL() string { return "http://" + s.cfg.Host + s.prefix() + "/" }
+
+// prefix is the secret path prefix, without its trailing slash.
+func (s *Server) prefix() string { return "/r/" + s.token }
 
 // Close stops the background verification. It is idempotent.
 func (s *Server) Close() error {
@@ -125,26 +144,31 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Handler returns the HTTP handler of the page, its assets and the API.
+// Handler returns the HTTP handler of the page, its assets and the API,
+// all under the secret prefix of URL; every other path is not found.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(web.FS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", s.page)
-	mux.HandleFunc("GET /api/recordings", s.authed(s.handleList))
-	mux.HandleFunc("GET /api/recordings/{id}", s.authed(s.handleOpen))
-	mux.HandleFunc("GET /api/recordings/{id}/term", s.authed(s.handleTerm))
-	mux.HandleFunc("GET /api/recordings/{id}/video.webm", s.authed(s.handleVideo))
-	mux.HandleFunc("GET /api/recordings/{id}/export", s.authed(s.handleExport))
-	mux.HandleFunc("GET /api/recordings/{id}/evidence.zip", s.authed(s.handleEvidence))
-	mux.HandleFunc("GET /api/search", s.authed(s.handleSearch))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, "not found")
-	})
-	return s.guard(mux)
+	mux.HandleFunc("GET /api/recordings", s.handleList)
+	mux.HandleFunc("GET /api/recordings/{id}", s.handleOpen)
+	mux.HandleFunc("GET /api/recordings/{id}/term", s.handleTerm)
+	mux.HandleFunc("GET /api/recordings/{id}/video.webm", s.handleVideo)
+	mux.HandleFunc("GET /api/recordings/{id}/export", s.handleExport)
+	mux.HandleFunc("GET /api/recordings/{id}/evidence.zip", s.handleEvidence)
+	mux.HandleFunc("GET /api/search", s.handleSearch)
+	mux.HandleFunc("/", notFound)
+	return s.guard(s.secret(mux))
 }
 
-// guard sets the hardening headers and refuses requests for another host.
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	writeErr(w, http.StatusNotFound, "not found")
+}
+
+// guard sets the hardening headers (among them Referrer-Policy:
+// no-referrer, which keeps the secret prefix out of other sites'
+// requests) and refuses requests for another host (DNS rebinding).
 func (s *Server) guard(next http.Handler) http.Handler {
 	_, port, _ := net.SplitHostPort(s.cfg.Host)
 	hosts := map[string]bool{s.cfg.Host: true, "localhost:" + port: true, "127.0.0.1:" + port: true}
@@ -158,31 +182,29 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// authed admits requests carrying the access token's cookie.
-func (s *Server) authed(fn http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := r.Cookie(cookieName)
-		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.token)) != 1 {
-			writeErr(w, http.StatusUnauthorized, "open the link the review command printed")
+// secret admits requests under the secret prefix /r/TOKEN/, compared in
+// constant time, and serves them with the prefix stripped. Anything else,
+// a wrong token included, is answered as an unknown path is: 404.
+func (s *Server) secret(next http.Handler) http.Handler {
+	strip := http.StripPrefix(s.prefix(), next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, "/r/")
+		tok, _, slash := strings.Cut(rest, "/")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
+			notFound(w, r)
 			return
 		}
-		fn(w, r)
-	}
+		if !slash {
+			// The page's relative URLs need the trailing slash.
+			http.Redirect(w, r, s.prefix()+"/", http.StatusSeeOther)
+			return
+		}
+		strip.ServeHTTP(w, r)
+	})
 }
 
-// page serves the review page. The first visit carries the token in the
-// query; it becomes a cookie and the browser is sent to the bare URL so
-// the token leaves the address bar and history.
+// page serves the review page.
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
-	if k := r.URL.Query().Get("k"); k != "" {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(s.token)) != 1 {
-			writeErr(w, http.StatusUnauthorized, "this link is not valid for this player; use the one the review command printed")
-			return
-		}
-		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
 	b, err := web.FS.ReadFile("review.html")
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "page missing")
@@ -263,7 +285,17 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "search text is limited to 200 bytes")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hits": s.cat.search(q)})
+	hits, cut := s.cat.search(q)
+	out := map[string]any{"hits": hits}
+	if cut > 0 {
+		unit, n := "MiB", s.cfg.MaxSearchText>>20
+		if n == 0 {
+			unit, n = "bytes", s.cfg.MaxSearchText
+		}
+		out["incomplete"] = fmt.Sprintf("search text ran out of memory: the player keeps at most %d %s of it across all recordings, "+
+			"so %d of them are searched only in part; open a recording to review it in full, or review fewer at a time", n, unit, cut)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // msParam reads a non-negative millisecond query parameter.

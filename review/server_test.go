@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +13,11 @@ import (
 	"supportgate/review/reviewtest"
 )
 
-// client is a browser-like HTTP client that has followed the player's link.
+// client is an HTTP client that has opened the player's link. It keeps
+// no cookies: the link's secret path prefix is all the access there is.
 func client(t *testing.T, srv *Server) *http.Client {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Get(srv.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +28,10 @@ func client(t *testing.T, srv *Server) *http.Client {
 	}
 	return c
 }
+
+// apiBase is the player's URL without its trailing slash: the secret
+// prefix that every path of the player is under.
+func apiBase(srv *Server) string { return strings.TrimSuffix(srv.URL(), "/") }
 
 func getJSON(t *testing.T, c *http.Client, url string, out any) int {
 	t.Helper()
@@ -74,7 +77,7 @@ func TestListStatusesAndDetails(t *testing.T) {
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
 	c := client(t, srv)
-	base := "http://" + srv.cfg.Host
+	base := apiBase(srv)
 	got := waitVerified(t, c, base)
 
 	tests := []struct {
@@ -127,7 +130,7 @@ func TestTermWindowRebuildsTheScreenAtAnyTime(t *testing.T) {
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
 	c := client(t, srv)
-	base := "http://" + srv.cfg.Host
+	base := apiBase(srv)
 	sh := reviewtest.DefaultShell
 
 	at := sh.MiddleAt().Milliseconds()
@@ -178,7 +181,7 @@ func TestTermWindowRendersTheScreenAtFrom(t *testing.T) {
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
 	c := client(t, srv)
-	term := fmt.Sprintf("http://%s/api/recordings/%s/term", srv.cfg.Host, shellID)
+	term := apiBase(srv) + "/api/recordings/" + shellID + "/term"
 	sh := reviewtest.DefaultShell
 	for _, at := range []int64{0, 3000, sh.MiddleAt().Milliseconds() + 200, sh.Length.Milliseconds()} {
 		var replay, screen window
@@ -223,45 +226,86 @@ func TestTermWindowRendersTheScreenAtFrom(t *testing.T) {
 	}
 }
 
+// TestAccessNeedsTheLinkAndTheHost checks that the player answers only
+// under the secret prefix of its link, on its own host, and never sets a
+// cookie: browsers send a cookie of 127.0.0.1 to every port of it.
 func TestAccessNeedsTheLinkAndTheHost(t *testing.T) {
 	f := newFixtures(t, false)
 	src, _ := NewFolder(f.dir)
 	srv := serve(t, src, f.keys.Identity)
-	base := "http://" + srv.cfg.Host
+	root := "http://" + srv.cfg.Host
+	link := srv.URL()
+	if !strings.HasPrefix(link, root+"/r/") || !strings.HasSuffix(link, "/") || strings.ContainsAny(link, "?#") {
+		t.Fatalf("link %q, want %s/r/TOKEN/", link, root)
+	}
+	token := strings.TrimSuffix(strings.TrimPrefix(link, root+"/r/"), "/")
+	wrong := []byte(token)
+	wrong[0] ^= 1 // still base64url, same length
 
-	resp, err := http.Get(base + "/api/recordings")
-	if err != nil {
-		t.Fatal(err)
+	get := func(url string, edit func(*http.Request)) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(req)
+		}
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("without the link's cookie: %s, want 401", resp.Status)
+	withToken := func(r *http.Request) {
+		r.AddCookie(&http.Cookie{Name: "sg_review", Value: token})
+		r.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err = http.Get(base + "/?k=not-the-token")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("with a wrong token: %s, want 401", resp.Status)
-	}
-	// DNS rebinding: a page on evil.example resolving to 127.0.0.1.
-	req, _ := http.NewRequest("GET", srv.URL(), nil)
-	req.Host = "evil.example:80"
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMisdirectedRequest {
-		t.Errorf("foreign Host header: %s, want 421", resp.Status)
-	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
-		t.Errorf("CSP %q", csp)
-	}
-	c := client(t, srv)
-	if code := getJSON(t, c, base+"/api/recordings/..%2fetc", nil); code != http.StatusNotFound {
-		t.Errorf("path-like id: %d, want 404", code)
+	for _, tt := range []struct {
+		name string
+		url  string
+		edit func(*http.Request)
+		code int
+	}{
+		{"the link", link, nil, http.StatusOK},
+		{"the list under the prefix", link + "api/recordings", nil, http.StatusOK},
+		{"an asset under the prefix", link + "static/review.js", nil, http.StatusOK},
+		{"the prefix without its slash", root + "/r/" + token, nil, http.StatusSeeOther},
+		{"the root", root + "/", nil, http.StatusNotFound},
+		{"the old link", root + "/?k=" + token, withToken, http.StatusNotFound},
+		{"the list outside the prefix", root + "/api/recordings", withToken, http.StatusNotFound},
+		{"an asset outside the prefix", root + "/static/review.js", nil, http.StatusNotFound},
+		{"a wrong token", root + "/r/" + string(wrong) + "/api/recordings", withToken, http.StatusNotFound},
+		{"a shorter token", root + "/r/" + token[:len(token)-1] + "/api/recordings", nil, http.StatusNotFound},
+		{"a longer token", root + "/r/" + token + "x/api/recordings", nil, http.StatusNotFound},
+		{"an empty token", root + "/r//api/recordings", nil, http.StatusNotFound},
+		{"a path-like id", link + "api/recordings/..%2fetc", nil, http.StatusNotFound},
+		// DNS rebinding: a page on evil.example resolving to 127.0.0.1.
+		{"a foreign Host header", link, func(r *http.Request) { r.Host = "evil.example:80" }, http.StatusMisdirectedRequest},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := get(tt.url, tt.edit)
+			if resp.StatusCode != tt.code {
+				t.Errorf("got %s, want %d", resp.Status, tt.code)
+			}
+			if c := resp.Header.Values("Set-Cookie"); len(c) != 0 {
+				t.Errorf("Set-Cookie %q: the player must not set cookies", c)
+			}
+			if rp := resp.Header.Get("Referrer-Policy"); rp != "no-referrer" {
+				t.Errorf("Referrer-Policy %q, want no-referrer", rp)
+			}
+			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+				t.Errorf("CSP %q", csp)
+			}
+			if tt.code == http.StatusSeeOther {
+				if loc := resp.Header.Get("Location"); loc != "/r/"+token+"/" {
+					t.Errorf("redirect to %q, want the prefix with its slash", loc)
+				}
+			}
+		})
 	}
 }
 
@@ -283,8 +327,73 @@ func TestListSaysTruncated(t *testing.T) {
 		}
 		srv := serve(t, src, f.keys.Identity)
 		var list struct{ Truncated bool }
-		if code := getJSON(t, client(t, srv), "http://"+srv.cfg.Host+"/api/recordings", &list); code != 200 || list.Truncated != truncated {
+		if code := getJSON(t, client(t, srv), apiBase(srv)+"/api/recordings", &list); code != 200 || list.Truncated != truncated {
 			t.Errorf("source truncated %v: list says %v (status %d)", truncated, list.Truncated, code)
 		}
+	}
+}
+
+// keptText is the search text srv keeps for each recording, in bytes as
+// the budget counts them, and the recordings the budget cut.
+func keptText(srv *Server) (total int64, cut int) {
+	srv.cat.mu.Lock()
+	defer srv.cat.mu.Unlock()
+	for _, e := range srv.cat.entries {
+		if e.sum == nil {
+			continue
+		}
+		for _, l := range e.sum.lines {
+			total += lineCost(l)
+		}
+		if e.sum.TextCut {
+			cut++
+		}
+	}
+	return total, cut
+}
+
+// TestSearchTextBudget checks that the search text of all recordings
+// together stays within the review's budget, and that search says when
+// the budget left text out.
+func TestSearchTextBudget(t *testing.T) {
+	f := newFixtures(t, false)
+	search := func(srv *Server) (hits int, incomplete string) {
+		t.Helper()
+		c := client(t, srv)
+		waitVerified(t, c, apiBase(srv))
+		var res struct {
+			Hits       []Hit
+			Incomplete string
+		}
+		if code := getJSON(t, c, apiBase(srv)+"/api/search?q=step-", &res); code != 200 {
+			t.Fatalf("search: %d", code)
+		}
+		return len(res.Hits), res.Incomplete
+	}
+
+	// Unlimited: three recordings' text (the tampered and truncated
+	// copies hold part of the shell recording's).
+	src, _ := NewFolder(f.dir)
+	srv := serve(t, src, f.keys.Identity)
+	hits, incomplete := search(srv)
+	all, cut := keptText(srv)
+	if incomplete != "" || cut != 0 || hits == 0 {
+		t.Fatalf("default budget: %d bytes kept, %d recordings cut, %d hits, incomplete %q; want all kept", all, cut, hits, incomplete)
+	}
+
+	budget := all / 2
+	src, _ = NewFolder(f.dir)
+	srv = serveConfig(t, src, func(c *Config) { c.MaxSearchText = budget }, f.keys.Identity)
+	hits, incomplete = search(srv)
+	kept, cut := keptText(srv)
+	t.Logf("%d bytes of search text in all; with a budget of %d, %d kept, %d recordings cut, %d hits", all, budget, kept, cut, hits)
+	if kept > budget || kept == 0 {
+		t.Errorf("kept %d bytes of search text, want some and at most the budget of %d", kept, budget)
+	}
+	if cut == 0 || !strings.Contains(incomplete, "searched only in part") {
+		t.Errorf("%d recordings cut, search says %q; want it to say the budget left text out", cut, incomplete)
+	}
+	if hits == 0 {
+		t.Error("no hits in the text kept")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"supportgate/recorder"
@@ -27,10 +28,14 @@ type BundleReport struct {
 	AuditRecords int // records in the audit slice, 0 without one
 }
 
-// Limits on what VerifyBundle reads.
+// Limits on what VerifyBundle reads. Every file is also read only up to
+// the size its zip header and the manifest give it: a file longer than
+// that is an error, never a larger allocation.
 const (
 	maxBundleFiles = 16
-	maxSmallFile   = 64 << 20 // manifest, signature, verification, audit slice
+	maxManifest    = 1 << 20  // manifest.json
+	maxManifestSig = 4 << 10  // manifest.sig
+	maxSmallFile   = 64 << 20 // every other file but the recording
 )
 
 // ErrBundle wraps every way a bundle can fail its own checks.
@@ -45,6 +50,12 @@ func bundleErr(format string, args ...any) error {
 // hashes, the recording's chain and gateway signatures (no key needed),
 // and the audit slice's chain and checkpoint signature when present. If
 // trusted is set, the manifest must be signed by that key.
+//
+// A bundle carries exactly one recording, under recording/, stored
+// without compression as writeBundle stores it: it is verified in place
+// through ra, never read into memory, so a recording of gigabytes, or a
+// compressed one that would inflate to them, costs no memory. A second
+// recording, which the verification would not cover, is an error.
 func VerifyBundle(ra io.ReaderAt, size int64, trusted ed25519.PublicKey) (*BundleReport, error) {
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
@@ -60,11 +71,11 @@ func VerifyBundle(ra io.ReaderAt, size int64, trusted ed25519.PublicKey) (*Bundl
 		}
 		byName[f.Name] = f
 	}
-	mb, err := readSmall(byName, "manifest.json")
+	mb, err := readSmall(byName, "manifest.json", maxManifest)
 	if err != nil {
 		return nil, err
 	}
-	sb, err := readSmall(byName, "manifest.sig")
+	sb, err := readSmall(byName, "manifest.sig", maxManifestSig)
 	if err != nil {
 		return nil, err
 	}
@@ -82,15 +93,33 @@ func VerifyBundle(ra io.ReaderAt, size int64, trusted ed25519.PublicKey) (*Bundl
 		return nil, bundleErr("manifest signed by key %s, not the trusted key", m.PublicKey)
 	}
 	listed := map[string]bool{"manifest.json": true, "manifest.sig": true}
-	var recName string
+	var rec *zip.File
 	for _, mf := range m.Files {
+		if listed[mf.Name] {
+			return nil, bundleErr("%s is listed twice in the manifest", mf.Name)
+		}
 		listed[mf.Name] = true
 		f := byName[mf.Name]
 		if f == nil {
 			return nil, bundleErr("%s is listed in the manifest but missing", mf.Name)
 		}
-		if int64(f.UncompressedSize64) != mf.Size {
+		if f.UncompressedSize64 > math.MaxInt64 || int64(f.UncompressedSize64) != mf.Size {
 			return nil, bundleErr("%s: size %d, manifest says %d", mf.Name, f.UncompressedSize64, mf.Size)
+		}
+		limit := int64(maxSmallFile)
+		if strings.HasPrefix(mf.Name, "recording/") {
+			switch {
+			case !strings.HasSuffix(mf.Name, ".sgrec"):
+				return nil, bundleErr("%s is not a recording (recording/*.sgrec)", mf.Name)
+			case rec != nil:
+				return nil, bundleErr("%s and %s: more than one recording; a bundle carries one", rec.Name, mf.Name)
+			case f.Method != zip.Store || f.CompressedSize64 != f.UncompressedSize64:
+				return nil, bundleErr("%s is compressed; a bundle stores its recording uncompressed, as supportgate writes it", mf.Name)
+			}
+			rec, limit = f, maxBundleRecording
+		}
+		if mf.Size > limit {
+			return nil, bundleErr("%s is larger than %d bytes", mf.Name, limit)
 		}
 		rc, err := f.Open()
 		if err != nil {
@@ -102,28 +131,27 @@ func VerifyBundle(ra io.ReaderAt, size int64, trusted ed25519.PublicKey) (*Bundl
 		if err != nil || n != mf.Size || hex.EncodeToString(h.Sum(nil)) != mf.SHA256 {
 			return nil, bundleErr("%s does not match its hash in the manifest", mf.Name)
 		}
-		if strings.HasPrefix(mf.Name, "recording/") && strings.HasSuffix(mf.Name, ".sgrec") {
-			recName = mf.Name
-		}
 	}
 	for name := range byName {
 		if !listed[name] {
 			return nil, bundleErr("%s is not listed in the manifest", name)
 		}
 	}
-	if recName == "" {
+	if rec == nil {
 		return nil, bundleErr("no recording in the bundle")
 	}
-	rb, err := readAll(byName[recName], maxBundleRecording)
-	if err != nil {
-		return nil, err
+	// Stored, the recording is its bytes in the bundle: verify them there.
+	off, err := rec.DataOffset()
+	recSize := int64(rec.UncompressedSize64)
+	if err != nil || off < 0 || off > size || recSize > size-off {
+		return nil, bundleErr("%s lies outside the zip file", rec.Name)
 	}
-	rep.Recording, rep.RecordingErr = recorder.Verify(bytes.NewReader(rb), int64(len(rb)))
+	rep.Recording, rep.RecordingErr = recorder.Verify(io.NewSectionReader(ra, off, recSize), recSize)
 	if rep.Recording.SessionID != m.SessionID {
 		return nil, bundleErr("the recording is of session %q, the manifest says %q", rep.Recording.SessionID, m.SessionID)
 	}
 	if byName["audit.json"] != nil {
-		ab, err := readSmall(byName, "audit.json")
+		ab, err := readSmall(byName, "audit.json", maxSmallFile)
 		if err != nil {
 			return nil, err
 		}
@@ -136,29 +164,28 @@ func VerifyBundle(ra io.ReaderAt, size int64, trusted ed25519.PublicKey) (*Bundl
 	return rep, nil
 }
 
-func readSmall(byName map[string]*zip.File, name string) ([]byte, error) {
+// readSmall reads the named file of a bundle, which must exist and be at
+// most limit bytes.
+func readSmall(byName map[string]*zip.File, name string, limit int64) ([]byte, error) {
 	f := byName[name]
 	if f == nil {
 		return nil, bundleErr("%s is missing", name)
 	}
-	return readAll(f, maxSmallFile)
-}
-
-func readAll(f *zip.File, limit int64) ([]byte, error) {
 	if f.UncompressedSize64 > uint64(limit) {
 		return nil, bundleErr("%s is larger than %d bytes", f.Name, limit)
 	}
+	size := int64(f.UncompressedSize64)
 	rc, err := f.Open()
 	if err != nil {
 		return nil, bundleErr("%s: %v", f.Name, err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	b, err := io.ReadAll(io.LimitReader(rc, size+1))
 	if err != nil {
 		return nil, bundleErr("%s: %v", f.Name, err)
 	}
-	if int64(len(b)) > limit {
-		return nil, bundleErr("%s is larger than %d bytes", f.Name, limit)
+	if int64(len(b)) != size {
+		return nil, bundleErr("%s is not the %d bytes its zip header says", f.Name, size)
 	}
 	return b, nil
 }

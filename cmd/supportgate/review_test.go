@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"time"
 )
 
-var reviewURLRE = regexp.MustCompile(`Open (http://127\.0\.0\.1:\d+/\?k=\S+)`)
+var reviewURLRE = regexp.MustCompile(`Open (http://127\.0\.0\.1:\d+/r/[A-Za-z0-9_-]{43}/)\n`)
 
 // reviewThroughGateway runs `supportgate review` against the gateway as
 // an auditor and checks what a reviewer does with session id: it is listed
@@ -56,9 +55,10 @@ func reviewThroughGateway(t *testing.T, g *gw, id, want string) {
 			t.Fatalf("review printed no link:\n%s", out.String())
 		}
 	}
-	base := link[:strings.Index(link, "/?k=")]
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	// Every path of the player is under the link's secret prefix; it
+	// sets no cookie, so the client keeps none.
+	base := strings.TrimSuffix(link, "/")
+	c := &http.Client{Timeout: 30 * time.Second}
 	get := func(path string) []byte {
 		t.Helper()
 		resp, err := c.Get(base + path)
@@ -72,7 +72,12 @@ func reviewThroughGateway(t *testing.T, g *gw, id, want string) {
 		}
 		return b
 	}
-	get(strings.TrimPrefix(link, base))
+	get("/")
+	if resp, err := c.Get(link[:strings.Index(link, "/r/")] + "/api/recordings"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the API outside the link's prefix: %s, want 404", resp.Status)
+	}
 
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var list struct {

@@ -3,7 +3,7 @@
 "use strict";
 
 const rv = {
-  items: [],          // the list from /api/recordings
+  items: [],          // the list from api/recordings, relative to the page under its secret prefix
   sort: { key: "start", dir: -1 },
   term: null,         // the one xterm.js Terminal, reused for every recording
   cur: null,          // the open recording: see openRecording
@@ -56,7 +56,7 @@ const b64 = (s) => {
 // ---- the list -------------------------------------------------------------
 
 rv.loadList = async () => {
-  const { status, data } = await sg.api("GET", "/api/recordings");
+  const { status, data } = await sg.api("GET", "api/recordings");
   if (status !== 200) {
     showError(data.error || "cannot list recordings");
     return;
@@ -118,13 +118,14 @@ rv.renderList = () => {
 // ---- search ---------------------------------------------------------------
 
 rv.search = async (q) => {
-  const { status, data } = await sg.api("GET", "/api/search?q=" + encodeURIComponent(q));
+  const { status, data } = await sg.api("GET", "api/search?q=" + encodeURIComponent(q));
   const list = sg.$("hits");
   list.replaceChildren();
   if (status !== 200) {
     showError(data.error || "search failed");
     return;
   }
+  if (data.incomplete) list.append(el("li", data.incomplete, "problem"));
   if (!data.hits.length) list.append(el("li", "No matches (recordings still being verified are not searched yet).", "help"));
   for (const h of data.hits) {
     const v = rv.items.find((x) => x.id === h.id) || {};
@@ -166,7 +167,7 @@ rv.screenText = () => {
 
 rv.openRecording = async (id, at) => {
   rv.pause();
-  const { status, data } = await sg.api("GET", "/api/recordings/" + encodeURIComponent(id));
+  const { status, data } = await sg.api("GET", "api/recordings/" + encodeURIComponent(id));
   if (status !== 200) {
     showError(data.error || "cannot open the recording");
     return;
@@ -179,7 +180,7 @@ rv.openRecording = async (id, at) => {
   sg.show("player", true);
   sg.text("p-title", `${data.agent || ""} → ${data.customer || ""} (${data.session_id || id})`);
   rv.renderMeta();
-  const base = "/api/recordings/" + encodeURIComponent(id);
+  const base = "api/recordings/" + encodeURIComponent(id);
   sg.$("x-asciicast").href = base + "/export?format=asciicast";
   sg.$("x-jsonl").href = base + "/export?format=jsonl";
   sg.$("x-webm").href = base + "/export?format=webm";
@@ -219,7 +220,7 @@ rv.refreshOpen = async () => {
   const c = rv.cur;
   const v = rv.items.find((x) => x.id === c.id);
   if (!v || v.status === "verifying") return;
-  const { status, data } = await sg.api("GET", "/api/recordings/" + encodeURIComponent(c.id) + "?refresh=1");
+  const { status, data } = await sg.api("GET", "api/recordings/" + encodeURIComponent(c.id) + "?refresh=1");
   if (status !== 200 || rv.cur !== c) return;
   c.meta = data;
   c.waiting = !data.summary;
@@ -280,7 +281,7 @@ rv.renderMeta = () => {
 // recorded keyframe before it: a seek waits for one screenful, and
 // playing fetches the records after it.
 rv.fetchWindow = async (c, fresh) => {
-  const base = "/api/recordings/" + encodeURIComponent(c.id) + "/term";
+  const base = "api/recordings/" + encodeURIComponent(c.id) + "/term";
   const q = fresh ? `?from=${c.pos}&to=${c.pos}&screen=1`
     : `?from=${c.lastMs}&after=${c.lastSeq}&to=${Math.max(c.lastMs, c.pos) + WINDOW_MS}`;
   const { status, data } = await sg.api("GET", base + q);
