@@ -25,6 +25,7 @@ import (
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
 	"supportgate/gateway/sqlite"
+	"supportgate/internal/gctune"
 	"supportgate/session"
 )
 
@@ -99,6 +100,8 @@ func BenchmarkCreateApproveLean(b *testing.B) {
 }
 
 func benchCreateApprove(b *testing.B, mode connMode, lean bool) {
+	restoreGC, _ := gctune.Apply() // as serve runs (GOGC=100 in the environment measures Go's default)
+	defer restoreGC()
 	bg := newBenchGateway(b)
 	agents := make([]*benchAgent, benchAgents)
 	for i := range agents {

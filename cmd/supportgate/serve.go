@@ -25,6 +25,7 @@ import (
 	"supportgate/gateway/keys"
 	"supportgate/gateway/sqlite"
 	"supportgate/gateway/users"
+	"supportgate/internal/gctune"
 )
 
 func init() {
@@ -83,6 +84,8 @@ func runServe(env *cliEnv, args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	restoreGC, _ := gctune.Apply()
+	defer restoreGC()
 
 	// Listen first so that port 0 resolves before the public URL and the
 	// certificate are settled.
