@@ -93,10 +93,21 @@ type Consent struct {
 	token string
 	hc    *http.Client
 
-	mu      sync.Mutex // guards view, csrf, handoff
+	mu      sync.Mutex // guards view, csrf, handoff, skew
 	view    View
 	csrf    string
-	handoff string // a handoff code from the link, sent until the gateway has bound this client
+	handoff string        // a handoff code from the link, sent until the gateway has bound this client
+	skew    time.Duration // the gateway's clock minus ours, from its last answer's Date header
+}
+
+// Skew is how far the gateway's clock is ahead of this machine's, as the
+// Date header of its last answer says (to the second; zero if it sent
+// none). The time box is on the gateway's clock: it ends here at
+// ExpiresAt minus Skew.
+func (c *Consent) Skew() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.skew
 }
 
 // HandoffHeader carries a handoff code: the customer approved in the
@@ -293,6 +304,11 @@ func (c *Consent) call(ctx context.Context, method, path string, body, out any) 
 		return fmt.Errorf("assist: %w", err)
 	}
 	defer resp.Body.Close()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.mu.Lock()
+		c.skew = d.Sub(time.Now().Truncate(time.Second))
+		c.mu.Unlock()
+	}
 	if resp.StatusCode != http.StatusOK {
 		return apiError(resp)
 	}

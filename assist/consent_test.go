@@ -1,8 +1,12 @@
 package assist
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseLink(t *testing.T) {
@@ -52,4 +56,23 @@ func FuzzParseLink(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConsentSkew: the gateway's clock, from its Date header, is known to
+// the second.
+func TestConsentSkew(t *testing.T) {
+	ahead := time.Hour
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", time.Now().Add(ahead).UTC().Format(http.TimeFormat))
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"state":"requested"}`))
+	}))
+	defer srv.Close()
+	cs, err := Open(context.Background(), srv.Client(), srv.URL+"/c/token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.Skew(); got < ahead-time.Second || got > ahead+time.Second {
+		t.Errorf("skew %v, want %v to the second", got, ahead)
+	}
 }

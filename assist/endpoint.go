@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.zx2c4.com/wireguard/device"
@@ -33,6 +34,12 @@ type EndpointConfig struct {
 	Dir        string       // working directory of shells (default the process's)
 	MTU        int          // tunnel MTU; default: from the path to the gateway, as wg-quick does (see tunnelMTU)
 	Logger     *slog.Logger // nil discards
+	// Consented is the scopes the customer agreed to, as they were shown
+	// to the customer: the endpoint serves only what both these and the
+	// enrollment grant (see AllowedScopes), so a gateway cannot enroll
+	// for more than was asked. Nil serves the enrollment's scopes, for
+	// callers that did not ask anyone (tests, benchmarks).
+	Consented []string
 	// DialLocal reaches a consented port on the customer's machine
 	// (default: TCP to 127.0.0.1:port).
 	DialLocal func(ctx context.Context, port uint16) (net.Conn, error)
@@ -40,21 +47,23 @@ type EndpointConfig struct {
 
 // Endpoint is the running tunnel with its SSH endpoint and forwards.
 type Endpoint struct {
-	cfg   EndpointConfig
-	log   *slog.Logger
-	dev   *device.Device
-	tdev  tun.Device
-	tnet  *wgstack.Net
-	addr  netip.Addr
-	gw    netip.Addr
-	gwKey ssh.PublicKey
-	ssh   *ssh.ServerConfig
-	gwWG  string // the gateway's WireGuard key, hex, as UAPI names the peer
-	peer  string // the UAPI lines that configure the gateway as the peer
+	cfg    EndpointConfig
+	log    *slog.Logger
+	dev    *device.Device
+	tdev   tun.Device
+	tnet   *wgstack.Net
+	addr   netip.Addr
+	gw     netip.Addr
+	gwKey  ssh.PublicKey
+	ssh    *ssh.ServerConfig
+	gwWG   string   // the gateway's WireGuard key, hex, as UAPI names the peer
+	scopes []string // what it serves
+	peer   string   // the UAPI lines that configure the gateway as the peer
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the endpoint started
+	jobs   *jobs          // the processes it started
 
 	mu      sync.Mutex // guards conns, lns, shells
 	conns   map[net.Conn]struct{}
@@ -118,7 +127,8 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	if cfg.MTU <= 0 {
 		cfg.MTU = tunnelMTU(endpoint)
 	}
-	e := &Endpoint{cfg: cfg, log: cfg.Logger, addr: pfx.Addr(), gw: gw, gwKey: gwSSH, conns: map[net.Conn]struct{}{}}
+	e := &Endpoint{cfg: cfg, log: cfg.Logger, addr: pfx.Addr(), gw: gw, gwKey: gwSSH, conns: map[net.Conn]struct{}{}, jobs: newJobs()}
+	becomeSubreaper()
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -161,7 +171,11 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 	}
 	// The SSH endpoint runs only if the customer consented to a shell: a
 	// tunnel alone gives the gateway its ports and nothing else.
-	shell := slices.Contains(en.Scopes, scopeShell)
+	e.scopes = en.Scopes
+	if cfg.Consented != nil {
+		e.scopes, _ = AllowedScopes(en.Scopes, cfg.Consented)
+	}
+	shell := slices.Contains(e.scopes, scopeShell)
 	if shell {
 		ln, err := e.tnet.ListenTCPAddrPort(netip.AddrPortFrom(e.addr, port))
 		if err != nil {
@@ -170,7 +184,7 @@ func StartEndpoint(cfg EndpointConfig) (*Endpoint, error) {
 		}
 		e.serve(ln, e.serveSSH)
 	}
-	for _, p := range tunnelPorts(en.Scopes) {
+	for _, p := range tunnelPorts(e.scopes) {
 		if shell && p == port {
 			e.log.Warn("tunnel port is the SSH endpoint's; not forwarded", "port", p)
 			continue
@@ -213,6 +227,47 @@ func (e *Endpoint) kick() {
 		c.Write([]byte{0})
 		c.Close()
 	}
+}
+
+// Scopes is what the endpoint serves: the enrollment's scopes that the
+// customer consented to.
+func (e *Endpoint) Scopes() []string { return slices.Clone(e.scopes) }
+
+// AllowedScopes splits the scopes of an enrollment into those the
+// customer consented to and those refused. A tunnel scope is split by
+// port: "tunnel:80,22" with "tunnel:80" consented allows "tunnel:80" and
+// refuses "tunnel:22".
+func AllowedScopes(enrolled, consented []string) (allowed, refused []string) {
+	ports := map[uint16]bool{}
+	for _, p := range tunnelPorts(consented) {
+		ports[p] = true
+	}
+	for _, s := range enrolled {
+		if !strings.HasPrefix(s, "tunnel:") {
+			if slices.Contains(consented, s) {
+				allowed = append(allowed, s)
+			} else {
+				refused = append(refused, s)
+			}
+			continue
+		}
+		var yes, no []string
+		for _, p := range strings.Split(strings.TrimPrefix(s, "tunnel:"), ",") {
+			var n uint16
+			if _, err := fmt.Sscanf(p, "%d", &n); err == nil && ports[n] && fmt.Sprint(n) == p {
+				yes = append(yes, p)
+			} else {
+				no = append(no, p)
+			}
+		}
+		if yes != nil {
+			allowed = append(allowed, "tunnel:"+strings.Join(yes, ","))
+		}
+		if no != nil {
+			refused = append(refused, "tunnel:"+strings.Join(no, ","))
+		}
+	}
+	return allowed, refused
 }
 
 // MTU is the tunnel's MTU.
@@ -322,8 +377,11 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// Close stops the tunnel and ends every shell, command and forward. It is
-// idempotent and returns when all of them have stopped.
+// Close stops the tunnel and ends every shell, command and forward, and
+// kills every process the shells and commands started (see jobs). It is
+// idempotent and returns when all of them have stopped, or after
+// closeWait at most: it must not keep the tunnel up, nor the helper from
+// revoking.
 func (e *Endpoint) Close() error {
 	e.closing.Do(func() {
 		e.mu.Lock()
@@ -335,11 +393,25 @@ func (e *Endpoint) Close() error {
 			c.Close()
 		}
 		e.mu.Unlock()
-		e.wg.Wait()
+		// No shell starts after the cancel (start checks it under the
+		// jobs lock), so this sweep sees every one.
+		if left := e.jobs.sweep(nil); left > 0 {
+			e.log.Warn("close: processes could not be killed", "left", left)
+		}
+		stopped := make(chan struct{})
+		go func() { e.wg.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(closeWait):
+			e.log.Warn("close: shells or forwards still running; closing the tunnel anyway", "after", closeWait)
+		}
 		e.dev.Close()
 	})
 	return nil
 }
+
+// closeWait bounds how long Close waits for its goroutines after killing.
+const closeWait = 10 * time.Second
 
 // Done is closed when the endpoint starts closing.
 func (e *Endpoint) Done() <-chan struct{} { return e.ctx.Done() }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,13 @@ import (
 // startTestEndpoint starts an endpoint enrolled with scopes, its gateway a
 // UDP socket that never answers: enough to see what the endpoint listens on.
 func startTestEndpoint(t *testing.T, scopes []string) *Endpoint {
+	t.Helper()
+	return startConsentedEndpoint(t, scopes, nil)
+}
+
+// startConsentedEndpoint is startTestEndpoint for a customer who
+// consented to consented.
+func startConsentedEndpoint(t *testing.T, scopes, consented []string) *Endpoint {
 	t.Helper()
 	gw, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -39,7 +47,7 @@ func startTestEndpoint(t *testing.T, scopes []string) *Endpoint {
 			Address: "10.77.0.2/32", GatewayAddress: "10.77.0.1", SSHPort: 22,
 			GatewaySSHKey: string(ssh.MarshalAuthorizedKey(gwSSH)), Scopes: scopes,
 		},
-		PrivateKey: priv, HostKey: host, Conn: uc, MTU: 1420,
+		PrivateKey: priv, HostKey: host, Conn: uc, MTU: 1420, Consented: consented,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -52,18 +60,25 @@ func startTestEndpoint(t *testing.T, scopes []string) *Endpoint {
 // shell was consented; tunnel ports listen when consented.
 func TestEndpointServesConsentedOnly(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		scopes []string
-		ssh    bool
-		tunnel bool // port 8080
+		name      string
+		scopes    []string
+		consented []string // nil: not checked
+		ssh       bool
+		tunnel    bool // port 8080
 	}{
-		{"shell", []string{"shell"}, true, false},
-		{"tunnel only", []string{"tunnel:8080"}, false, true},
-		{"view and tunnel", []string{"view", "tunnel:8080"}, false, true},
-		{"shell and tunnel", []string{"shell", "tunnel:8080"}, true, true},
+		{"shell", []string{"shell"}, nil, true, false},
+		{"tunnel only", []string{"tunnel:8080"}, nil, false, true},
+		{"view and tunnel", []string{"view", "tunnel:8080"}, nil, false, true},
+		{"shell and tunnel", []string{"shell", "tunnel:8080"}, nil, true, true},
+		// A gateway that enrolls for more than the customer saw and
+		// agreed to gets only what was agreed.
+		{"shell enrolled, tunnel consented", []string{"shell", "tunnel:8080"}, []string{"tunnel:8080"}, false, true},
+		{"port enrolled, other port consented", []string{"tunnel:8080,9090"}, []string{"tunnel:9090"}, false, false},
+		{"nothing consented", []string{"shell", "tunnel:8080"}, []string{}, false, false},
+		{"both consented", []string{"shell", "tunnel:8080"}, []string{"shell", "tunnel:8080"}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := startTestEndpoint(t, tc.scopes)
+			e := startConsentedEndpoint(t, tc.scopes, tc.consented)
 			for _, p := range []struct {
 				port uint16
 				want bool
@@ -82,5 +97,28 @@ func TestEndpointServesConsentedOnly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAllowedScopes(t *testing.T) {
+	for _, tc := range []struct {
+		enrolled, consented []string
+		allowed, refused    string
+	}{
+		{[]string{"shell", "tunnel:80"}, []string{"shell", "tunnel:80"}, "shell tunnel:80", ""},
+		{[]string{"shell", "tunnel:80"}, []string{"tunnel:80"}, "tunnel:80", "shell"},
+		{[]string{"tunnel:80,22,443"}, []string{"tunnel:443,80"}, "tunnel:80,443", "tunnel:22"},
+		{[]string{"tunnel:80"}, []string{"tunnel:8080"}, "", "tunnel:80"},
+		{[]string{"view", "shell"}, []string{"view"}, "view", "shell"},
+		{[]string{"tunnel:080"}, []string{"tunnel:80"}, "", "tunnel:080"},
+		{nil, []string{"shell"}, "", ""},
+	} {
+		allowed, refused := AllowedScopes(tc.enrolled, tc.consented)
+		if got := strings.Join(allowed, " "); got != tc.allowed {
+			t.Errorf("AllowedScopes(%q, %q) allowed %q, want %q", tc.enrolled, tc.consented, got, tc.allowed)
+		}
+		if got := strings.Join(refused, " "); got != tc.refused {
+			t.Errorf("AllowedScopes(%q, %q) refused %q, want %q", tc.enrolled, tc.consented, got, tc.refused)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"supportgate/internal/sshwire"
 )
@@ -121,10 +122,7 @@ func (e *Endpoint) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				req.Reply(true, nil)
 			case "window-change":
 				if len(req.Payload) >= 8 && ptmx != nil {
-					pty.Setsize(ptmx, &pty.Winsize{
-						Cols: uint16(binary.BigEndian.Uint32(req.Payload)),
-						Rows: uint16(binary.BigEndian.Uint32(req.Payload[4:])),
-					})
+					setWinsize(ptmx, uint16(binary.BigEndian.Uint32(req.Payload)), uint16(binary.BigEndian.Uint32(req.Payload[4:])))
 				}
 				if req.WantReply {
 					req.Reply(true, nil)
@@ -166,7 +164,8 @@ func (e *Endpoint) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 }
 
 // start runs the customer's shell with args, on a PTY when one was asked
-// for, wired to ch. The process is killed when the session ends.
+// for, wired to ch. The process, and every process it started, is killed
+// when it exits or the session ends (see jobs).
 func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Winsize, env []string,
 	exitc chan<- int, procDone chan<- struct{}) (*os.File, error) {
 	cmd := exec.Command(e.cfg.Shell, args...)
@@ -175,11 +174,28 @@ func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Wi
 	if term != "" {
 		cmd.Env = append(cmd.Env, "TERM="+term)
 	}
+	// Held from the marker to the start, so that no sweep sees the
+	// process before it is recorded (and reaps it before os/exec can).
+	e.jobs.mu.Lock()
+	if e.ctx.Err() != nil {
+		e.jobs.mu.Unlock()
+		return nil, errors.New("endpoint closing")
+	}
+	marker := e.jobs.markerLocked()
+	cmd.Env = append(cmd.Env, jobMarkerEnv+"="+marker)
 	var ptmx *os.File
 	var copies sync.WaitGroup
 	if win != nil {
-		f, err := pty.StartWithSize(cmd, win)
+		f, err := pty.StartWithSize(cmd, win) // in a new session, with the PTY as its terminal
+		if err == nil {
+			f, err = pollable(f)
+			if err != nil {
+				kill(cmd)
+				cmd.Wait()
+			}
+		}
 		if err != nil {
+			e.jobs.mu.Unlock()
 			return nil, err
 		}
 		ptmx = f
@@ -187,20 +203,24 @@ func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Wi
 		go func() { defer copies.Done(); io.Copy(ch, f) }()
 		go func() { io.Copy(f, ch) }() // ends when the channel or pty closes
 	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		cmd.Stdout = bulkWriter{ch}
 		cmd.Stderr = ch.Stderr()
 		cmd.WaitDelay = time.Second // a background child holding stdout open cannot stall the exit status
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
+			e.jobs.mu.Unlock()
 			return nil, err
 		}
 		if err := cmd.Start(); err != nil {
+			e.jobs.mu.Unlock()
 			return nil, err
 		}
 		// Not waited for: it ends when the channel or the pipe closes.
 		go func() { io.Copy(stdin, ch); stdin.Close() }()
 	}
+	e.jobs.startedLocked(marker, cmd.Process.Pid)
+	e.jobs.mu.Unlock()
 	e.mu.Lock()
 	e.shells++
 	e.mu.Unlock()
@@ -217,7 +237,24 @@ func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Wi
 	go func() {
 		defer e.wg.Done()
 		err := cmd.Wait()
-		copies.Wait() // the PTY's output, up to the EIO that follows the exit
+		e.jobs.waited(marker)
+		// Its jobs go with it: one left in the background would hold the
+		// PTY open, and run on as the customer after the session.
+		if left := e.jobs.sweep([]string{marker}); left > 0 {
+			e.log.Warn("ssh: processes of an ended shell could not be killed", "left", left)
+		}
+		if ptmx != nil {
+			// The PTY's output, up to the EIO that follows the exit; a
+			// process that escaped the sweep must not hold the session.
+			drained := make(chan struct{})
+			go func() { copies.Wait(); close(drained) }()
+			select {
+			case <-drained:
+			case <-time.After(drainWait):
+				ptmx.Close() // in the runtime poller: interrupts the read
+				<-drained
+			}
+		}
 		close(stop)
 		e.mu.Lock()
 		e.shells--
@@ -234,6 +271,43 @@ func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Wi
 		exitc <- code
 	}()
 	return ptmx, nil
+}
+
+// pollable returns a PTY master that the runtime poller reads, so that
+// closing it interrupts a Read: creack/pty's ioctls call Fd, which leaves
+// the descriptor blocking, out of the poller. f is closed.
+func pollable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd := -1
+	cerr := rc.Control(func(fd uintptr) {
+		nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	f.Close()
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), "/dev/ptmx"), nil
+}
+
+// setWinsize resizes the PTY without Fd (see pollable).
+func setWinsize(f *os.File, cols, rows uint16) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Col: cols, Row: rows})
+	})
 }
 
 // A command's stdout pipe is grown to pipeSize (Linux's default limit for
@@ -258,14 +332,13 @@ func (b bulkWriter) ReadFrom(r io.Reader) (int64, error) {
 	return io.CopyBuffer(struct{ io.Writer }{b.w}, r, make([]byte, copyBuf))
 }
 
-// kill ends the process and, for commands, its process group.
+// kill ends the process and its process group (it leads both, and its
+// session: see jobs for the rest of its tree).
 func kill(cmd *exec.Cmd) {
 	if cmd.Process == nil {
 		return
 	}
-	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	cmd.Process.Signal(syscall.SIGHUP)
 	cmd.Process.Kill()
 }

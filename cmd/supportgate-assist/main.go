@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,7 +39,10 @@ import (
 func main() {
 	// Ctrl-C (or SIGTERM) cancels the context: the helper revokes the
 	// session and exits.
+	// A second Ctrl-C, once the first is being handled, kills the helper
+	// at once (the signals' default action is back).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -76,10 +80,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	msg, err := assistSession(ctx, fs.Arg(0), *caFile, *yes, stdin, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "\nsupportgate-assist: %v\n", err)
+		// Errors carry the gateway's words (its error answers).
+		fmt.Fprintf(stderr, "\nsupportgate-assist: %s\n", assist.Printable(err.Error(), maxError))
 		return 1
 	}
-	fmt.Fprintf(stdout, "\nsupportgate-assist: %s\n", msg)
+	fmt.Fprintf(stdout, "\nsupportgate-assist: %s\n", assist.Printable(msg, maxError))
 	return 0
 }
 
@@ -111,9 +116,43 @@ func httpClient(caFile, link string) (*http.Client, error) {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}, nil
 }
 
+// How much of a gateway-supplied text the helper prints (see untrusted).
+const (
+	maxField  = 120 // names, codes, scopes, durations, addresses
+	maxReason = 400 // the agent's reason
+	maxError  = 600 // a whole error or closing message
+)
+
+// untrusted is gateway-supplied text as it may be printed: a gateway (or
+// an agent, through the reason or a name) must not drive the customer's
+// terminal, nor make what it shows read otherwise than it is.
+func untrusted(s string) string { return assist.Printable(s, maxField) }
+
+func untrustedList(l []string) string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = untrusted(s)
+	}
+	return assist.Printable(strings.Join(out, ", "), maxReason)
+}
+
+// Clock and grace of the local time box: the helper closes the tunnel
+// once the session's end (as the gateway last said it) has passed by
+// expiryGrace, even if the gateway said nothing; the grace covers clocks
+// that differ a little between the machines. Variables for tests.
+var (
+	now         = time.Now
+	expiryGrace = 5 * time.Second
+)
+
+// revokeTimeout bounds each revoke the helper sends on its way out.
+const revokeTimeout = 5 * time.Second
+
 // assistSession runs one session from the link to its end and returns why
-// it ended.
-func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.Reader, out io.Writer) (string, error) {
+// it ended. Once the customer said yes, every way out that is not the
+// session's own end revokes it (best effort, bounded): a session must not
+// stay active with no helper to end it.
+func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.Reader, out io.Writer) (msg string, err error) {
 	hc, err := httpClient(caFile, link)
 	if err != nil {
 		return "", err
@@ -124,9 +163,10 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	}
 	v := cs.View()
 	if v.State == "ended" {
-		return "", fmt.Errorf("this session has ended (%s)", v.EndReason)
+		return "", fmt.Errorf("this session has ended (%s)", untrusted(v.EndReason))
 	}
-	if !confirm(ctx, v, yes, stdin, out) {
+	shown, ok := confirm(ctx, v, yes, stdin, out)
+	if !ok {
 		// Tell the gateway, with this client's own key: a session waiting
 		// for consent is denied, one approved on the web page (a handoff)
 		// is revoked, as the customer's Stop button would.
@@ -143,8 +183,18 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		}
 		return "you denied the session; nothing was shared", nil
 	}
+	over := false // the session ended, or the helper revoked it
+	defer func() {
+		if err != nil && !over {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+			defer cancel()
+			if rerr := cs.Revoke(rctx); rerr != nil {
+				err = fmt.Errorf("%w; revoking the session: %v (revoke it on the web page)", err, rerr)
+			}
+		}
+	}()
 	if v.State != "active" {
-		if err := cs.Approve(ctx, nil); err != nil {
+		if err := cs.Approve(ctx, shown); err != nil {
 			return "", err
 		}
 	}
@@ -182,14 +232,20 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	if shell == "" {
 		shell = "/bin/sh"
 	}
+	// Only what the customer saw and agreed to is served, whatever the
+	// enrollment says.
 	ep, err := assist.StartEndpoint(assist.EndpointConfig{
-		Enrollment: en, PrivateKey: wgPriv, HostKey: host, Conn: uc, Shell: shell,
+		Enrollment: en, PrivateKey: wgPriv, HostKey: host, Conn: uc, Shell: shell, Consented: shown,
 	})
 	if err != nil {
 		return "", err
 	}
 	defer ep.Close()
-	fmt.Fprintf(out, "Connected: tunnel %s to %s; %s may now use %s.\n", en.Address, en.Endpoint, v.Agent.Name, strings.Join(en.Scopes, ", "))
+	if _, refused := assist.AllowedScopes(en.Scopes, shown); len(refused) > 0 {
+		fmt.Fprintf(out, "The gateway asked for more than you allowed (%s): refused.\n", untrustedList(refused))
+	}
+	fmt.Fprintf(out, "Connected: tunnel %s to %s; %s may now use %s.\n", untrusted(en.Address), untrusted(en.Endpoint),
+		untrusted(v.Agent.Name), untrustedList(ep.Scopes()))
 
 	ended := make(chan assist.View, 1)
 	watchErr := make(chan error, 1)
@@ -211,7 +267,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				// forgotten the tunnel's keys, so handshake again now.
 				lost = time.Time{}
 				if err := ep.Rejoin(); err != nil {
-					say("could not renew the tunnel: " + err.Error())
+					say("could not renew the tunnel: " + untrusted(err.Error()))
 				}
 				say("in contact with the gateway again")
 			}
@@ -221,7 +277,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				now[p] = true
 				if !seen[p] {
 					select {
-					case joins <- p.String() + " joined":
+					case joins <- assist.Printable(p.String(), maxReason) + " joined":
 					default:
 					}
 				}
@@ -229,7 +285,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 			for p := range seen {
 				if !now[p] {
 					select {
-					case joins <- p.String() + " left":
+					case joins <- assist.Printable(p.String(), maxReason) + " left":
 					default:
 					}
 				}
@@ -268,35 +324,59 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// expiry is when the session ends as the gateway last said it (the
+	// latest view's, or else the enrollment's), on this machine's clock.
+	expiry := func() time.Time {
+		exp := en.ExpiresAt
+		if v := cs.View(); v.ExpiresAt != nil {
+			exp = *v.ExpiresAt
+		}
+		if exp.IsZero() {
+			return exp
+		}
+		return exp.Add(-cs.Skew())
+	}
 	status := func() {
 		st := ep.Status()
 		left := "?"
-		if v := cs.View(); v.ExpiresAt != nil {
-			left = time.Until(*v.ExpiresAt).Truncate(time.Second).String()
+		if exp := expiry(); !exp.IsZero() {
+			left = max(exp.Sub(now()), 0).Truncate(time.Second).String()
 		}
 		who := "nobody connected"
 		if st.SSHConnections > 0 || st.Forwards > 0 {
-			who = fmt.Sprintf("%s connected: %d ssh, %d shells, %d forwards", v.Agent.Name, st.SSHConnections, st.Shells, st.Forwards)
+			who = fmt.Sprintf("%s connected: %d ssh, %d shells, %d forwards", untrusted(v.Agent.Name), st.SSHConnections, st.Shells, st.Forwards)
 		}
 		for _, p := range cs.View().Connected {
 			if p.Role == "supervisor" {
-				who += "; " + p.Name + " (supervisor) watching"
+				who += "; " + untrusted(p.Name) + " (supervisor) watching"
 			}
 		}
 		fmt.Fprintf(out, "\r\033[K%s | time left %s | Ctrl-C ends it", who, left)
+	}
+	// revokeAndClose tells the gateway first, with its own timeout, while
+	// the endpoint closes: however long killing the shells takes, the
+	// session ends at the gateway.
+	revokeAndClose := func() error {
+		over = true
+		revoked := make(chan error, 1)
+		go func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+			defer cancel()
+			revoked <- cs.Revoke(rctx)
+		}()
+		ep.Close()
+		return <-revoked
 	}
 	status()
 	for {
 		select {
 		case <-ctx.Done():
-			ep.Close() // shells first, then tell the gateway
-			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := cs.Revoke(rctx); err != nil {
+			if err := revokeAndClose(); err != nil {
 				return "", fmt.Errorf("revoking: %w (the session may still be open: revoke it on the web page)", err)
 			}
 			return "you revoked the session; the tunnel is closed", nil
 		case last := <-ended:
+			over = true
 			ep.Close()
 			return "session ended: " + endReason(last), nil
 		case err := <-watchErr:
@@ -306,6 +386,12 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 			fmt.Fprintf(out, "\r\033[K%s %s\n", time.Now().Format("15:04:05"), msg)
 			status()
 		case <-tick.C:
+			if exp := expiry(); !exp.IsZero() && now().After(exp.Add(expiryGrace)) {
+				// The gateway should have ended it and did not say so. The
+				// revoke is best effort: an honest gateway ended it already.
+				revokeAndClose()
+				return fmt.Sprintf("the time box ran out at %s; closed the tunnel (the gateway had not said so)", exp.Local().Format("15:04:05")), nil
+			}
 			status()
 		}
 	}
@@ -316,25 +402,32 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 // It is the helper's only way to a yes: for a session waiting for consent,
 // and as much for one already approved on the web page, since whoever
 // opened the link first approved it there, which may not be the customer.
-// Only y or yes is a yes; anything else, end of input or Ctrl-C is a no.
-// With yes (--yes) it says so and does not ask.
-func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out io.Writer) bool {
-	scopes := strings.Join(v.RequestedScopes, ", ")
+// Only y or yes is a yes; anything else, end of input or Ctrl-C (at once,
+// without waiting for Enter) is a no. With yes (--yes) it says so and does
+// not ask. It returns the scopes it showed, which are all the customer
+// agreed to. Every text from the gateway goes through untrusted.
+func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out io.Writer) ([]string, bool) {
+	shown := v.RequestedScopes
 	if v.State == "active" {
-		scopes = strings.Join(v.Scopes, ", ") // what was approved, perhaps less than asked
+		shown = v.Scopes // what was approved, perhaps less than asked
 	}
-	fmt.Fprintf(out, "%s asks for access to this machine.\n", v.Agent.Org)
-	fmt.Fprintf(out, "  agent:             %s\n", v.Agent.Name)
-	fmt.Fprintf(out, "  verification code: %s   (check it with the agent on the phone)\n", v.VerificationCode)
+	shown = slices.Clone(shown)
+	if shown == nil {
+		shown = []string{}
+	}
+	scopes := untrustedList(shown)
+	fmt.Fprintf(out, "%s asks for access to this machine.\n", untrusted(v.Agent.Org))
+	fmt.Fprintf(out, "  agent:             %s\n", untrusted(v.Agent.Name))
+	fmt.Fprintf(out, "  verification code: %s   (check it with the agent on the phone)\n", untrusted(v.VerificationCode))
 	fmt.Fprintf(out, "  allowed:           %s\n", scopes)
 	if v.State == "active" && v.ExpiresAt != nil {
-		fmt.Fprintf(out, "  for:               %s, until %s (%s left)\n", v.Duration,
-			v.ExpiresAt.Local().Format("15:04:05"), time.Until(*v.ExpiresAt).Truncate(time.Second))
+		fmt.Fprintf(out, "  for:               %s, until %s (%s left)\n", untrusted(v.Duration),
+			v.ExpiresAt.Local().Format("15:04:05"), v.ExpiresAt.Sub(now()).Truncate(time.Second))
 	} else {
-		fmt.Fprintf(out, "  for:               %s, from when you allow it\n", v.Duration)
+		fmt.Fprintf(out, "  for:               %s, from when you allow it\n", untrusted(v.Duration))
 	}
 	if v.Reason != "" {
-		fmt.Fprintf(out, "  reason:            %s\n", v.Reason)
+		fmt.Fprintf(out, "  reason:            %s\n", assist.Printable(v.Reason, maxReason))
 	}
 	fmt.Fprintln(out, "  Everything is recorded. Press Ctrl-C at any time to end the session.")
 	if v.State == "active" {
@@ -347,12 +440,25 @@ func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out 
 	}
 	if yes {
 		fmt.Fprintln(out, "Allowed without asking (--yes).")
-		return true
+		return shown, ctx.Err() == nil
 	}
-	fmt.Fprintf(out, "Allow %s to use %s on this machine? [y/N] ", v.Agent.Name, scopes)
-	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	line = strings.TrimSpace(line)
-	return (strings.EqualFold(line, "y") || strings.EqualFold(line, "yes")) && ctx.Err() == nil
+	fmt.Fprintf(out, "Allow %s to use %s on this machine? [y/N] ", untrusted(v.Agent.Name), scopes)
+	// The answer is read aside, so that Ctrl-C is a no at once. If it
+	// comes first, the reader stays blocked on the terminal until the
+	// helper exits, which it then does.
+	answer := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdin).ReadString('\n')
+		answer <- line
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return shown, false
+	case line := <-answer:
+		line = strings.TrimSpace(line)
+		return shown, (strings.EqualFold(line, "y") || strings.EqualFold(line, "yes")) && ctx.Err() == nil
+	}
 }
 
 // How long and how often the helper tries to get back in contact with a
@@ -377,7 +483,7 @@ func endReason(v assist.View) string {
 	case "":
 		return "unknown reason"
 	}
-	return v.EndReason
+	return untrusted(v.EndReason)
 }
 
 func hasDeviceScope(scopes []string) bool {
