@@ -25,6 +25,21 @@ func startTestEndpoint(t *testing.T, scopes []string) *Endpoint {
 // consented to consented.
 func startConsentedEndpoint(t *testing.T, scopes, consented []string) *Endpoint {
 	t.Helper()
+	return startEndpointWith(t, scopes, func(c *EndpointConfig) { c.Consented = consented }).e
+}
+
+// testEndpoint is an endpoint on loopback with a made-up gateway: the
+// gateway's SSH key and the endpoint's host key, for a client of
+// ServeSSH.
+type testEndpoint struct {
+	e        *Endpoint
+	gw, host ssh.Signer
+}
+
+// startEndpointWith starts an endpoint enrolled for scopes, its config
+// adjusted by adjust, and closes it when the test ends.
+func startEndpointWith(t *testing.T, scopes []string, adjust func(*EndpointConfig)) testEndpoint {
+	t.Helper()
 	gw, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -37,23 +52,28 @@ func startConsentedEndpoint(t *testing.T, scopes, consented []string) *Endpoint 
 	var gwKey, priv [32]byte
 	rand.Read(gwKey[:])
 	rand.Read(priv[:])
-	gwPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	gwSSH, _ := ssh.NewPublicKey(gwPub)
+	_, gwPriv, _ := ed25519.GenerateKey(rand.Reader)
+	gwSigner, _ := ssh.NewSignerFromKey(gwPriv)
 	_, hk, _ := ed25519.GenerateKey(rand.Reader)
 	host, _ := ssh.NewSignerFromKey(hk)
-	e, err := StartEndpoint(EndpointConfig{
+	cfg := EndpointConfig{
 		Enrollment: &Enrollment{
 			GatewayKey: base64.StdEncoding.EncodeToString(gwKey[:]), Endpoint: gw.LocalAddr().String(),
 			Address: "10.77.0.2/32", GatewayAddress: "10.77.0.1", SSHPort: 22,
-			GatewaySSHKey: string(ssh.MarshalAuthorizedKey(gwSSH)), Scopes: scopes,
+			GatewaySSHKey: string(ssh.MarshalAuthorizedKey(gwSigner.PublicKey())), Scopes: scopes,
 		},
-		PrivateKey: priv, HostKey: host, Conn: uc, MTU: 1420, Consented: consented,
-	})
+		PrivateKey: priv, HostKey: host, Conn: uc, MTU: 1420,
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	e, err := StartEndpoint(cfg)
 	if err != nil {
+		uc.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(); uc.Close() })
-	return e
+	return testEndpoint{e: e, gw: gwSigner, host: host}
 }
 
 // TestEndpointServesConsentedOnly: the SSH endpoint listens only when a

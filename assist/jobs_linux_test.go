@@ -2,9 +2,7 @@ package assist
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"math/big"
@@ -29,34 +27,8 @@ type sshTestEndpoint struct {
 
 func startSSHTestEndpoint(t *testing.T) *sshTestEndpoint {
 	t.Helper()
-	gw, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
-	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { uc.Close() })
-	var gwKey, priv [32]byte
-	rand.Read(gwKey[:])
-	rand.Read(priv[:])
-	_, gwPriv, _ := ed25519.GenerateKey(rand.Reader)
-	gwSigner, _ := ssh.NewSignerFromKey(gwPriv)
-	_, hk, _ := ed25519.GenerateKey(rand.Reader)
-	host, _ := ssh.NewSignerFromKey(hk)
-	e, err := StartEndpoint(EndpointConfig{
-		Enrollment: &Enrollment{
-			GatewayKey: base64.StdEncoding.EncodeToString(gwKey[:]), Endpoint: gw.LocalAddr().String(),
-			Address: "10.77.0.2/32", GatewayAddress: "10.77.0.1", SSHPort: 22,
-			GatewaySSHKey: string(ssh.MarshalAuthorizedKey(gwSigner.PublicKey())), Scopes: []string{"shell"},
-		},
-		PrivateKey: priv, HostKey: host, Conn: uc, MTU: 1420, Shell: "/bin/sh",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	te := startEndpointWith(t, []string{"shell"}, func(c *EndpointConfig) { c.Shell = "/bin/sh" })
+	e, gwSigner, host := te.e, te.gw, te.host
 	a, b := net.Pipe()
 	var served sync.WaitGroup
 	served.Add(1)
@@ -160,6 +132,32 @@ func closeWithin(t *testing.T, e *Endpoint, d time.Duration, m string) {
 	<-closed
 }
 
+// startScript runs script and then then on te, typed into a PTY shell
+// (mode "pty") or as a command ("exec"), and returns the session and its
+// output.
+func startScript(t *testing.T, te *sshTestEndpoint, mode, script, then string) (*ssh.Session, *syncBuffer) {
+	t.Helper()
+	s, err := te.client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	s.Stdout, s.Stderr = out, out
+	if mode == "pty" {
+		if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		in, _ := s.StdinPipe()
+		if err := s.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(in, script+"; "+then+"\n")
+	} else if err := s.Start(script + "; " + then); err != nil {
+		t.Fatal(err)
+	}
+	return s, out
+}
+
 // TestCloseEndsBackgroundJobs: whatever the agent started in a shell or a
 // command, in the background, in a new session or through a double fork,
 // Close kills it, and returns promptly although a job kept the PTY open.
@@ -168,26 +166,9 @@ func TestCloseEndsBackgroundJobs(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			te := startSSHTestEndpoint(t)
 			m := sleepMarker(t)
-			s, err := te.client.NewSession()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, out := startScript(t, te, mode, backgroundJobs(m), "sleep "+m+"5")
 			defer s.Close()
-			var out syncBuffer
-			s.Stdout, s.Stderr = &out, &out
-			if mode == "pty" {
-				if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-					t.Fatal(err)
-				}
-				in, _ := s.StdinPipe()
-				if err := s.Shell(); err != nil {
-					t.Fatal(err)
-				}
-				io.WriteString(in, backgroundJobs(m)+"\n")
-			} else if err := s.Start(backgroundJobs(m) + "; sleep " + m + "5"); err != nil {
-				t.Fatal(err)
-			}
-			waitOutput(t, &out, "STARTED")
+			waitOutput(t, out, "STARTED")
 			for deadline := time.Now().Add(10 * time.Second); len(marked(m)) < 4 && time.Now().Before(deadline); {
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -208,25 +189,8 @@ func TestShellEndEndsItsJobs(t *testing.T) {
 			te := startSSHTestEndpoint(t)
 			defer te.e.Close()
 			m := sleepMarker(t)
-			s, err := te.client.NewSession()
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, _ := startScript(t, te, mode, backgroundJobs(m), "exit 3")
 			defer s.Close()
-			var out syncBuffer
-			s.Stdout, s.Stderr = &out, &out
-			if mode == "pty" {
-				if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-					t.Fatal(err)
-				}
-				in, _ := s.StdinPipe()
-				if err := s.Shell(); err != nil {
-					t.Fatal(err)
-				}
-				io.WriteString(in, backgroundJobs(m)+"; exit 3\n")
-			} else if err := s.Start(backgroundJobs(m) + "; exit 3"); err != nil {
-				t.Fatal(err)
-			}
 			done := make(chan error, 1)
 			go func() { done <- s.Wait() }()
 			select {
