@@ -199,19 +199,7 @@ func TestSyslogTCPOctetCounting(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		br := bufio.NewReader(c)
-		for {
-			lenStr, err := br.ReadString(' ')
-			if err != nil {
-				return
-			}
-			n, _ := strconv.Atoi(strings.TrimSpace(lenStr))
-			b := make([]byte, n)
-			if _, err := io.ReadFull(br, b); err != nil {
-				return
-			}
-			msgs <- string(b)
-		}
+		readOctetCounted(c, msgs)
 	}()
 	s, err := detect.NewSyslog(detect.SyslogConfig{Network: "tcp", Addr: ln.Addr().String(), Hostname: "gw1"})
 	if err != nil {
@@ -289,3 +277,24 @@ func TestWebhookSecretNotLogged(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// readOctetCounted sends each octet-counted syslog message read from r
+// (RFC 6587: "LEN MSG") to msgs, until r fails.
+func readOctetCounted(r io.Reader, msgs chan<- string) {
+	br := bufio.NewReader(r)
+	for {
+		lenStr, err := br.ReadString(' ')
+		if err != nil {
+			return
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(lenStr))
+		if err != nil || n < 0 || n > 1<<20 {
+			return
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return
+		}
+		msgs <- string(b)
+	}
+}

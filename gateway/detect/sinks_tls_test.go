@@ -1,18 +1,14 @@
 package detect_test
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
 	"math/big"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,19 +63,7 @@ func TestSyslogTLS(t *testing.T) {
 			}
 			wg.Go(func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					lenStr, err := br.ReadString(' ')
-					if err != nil {
-						return
-					}
-					n, _ := strconv.Atoi(strings.TrimSpace(lenStr))
-					b := make([]byte, n)
-					if _, err := io.ReadFull(br, b); err != nil {
-						return
-					}
-					msgs <- string(b)
-				}
+				readOctetCounted(c, msgs)
 			})
 		}
 	})
