@@ -133,7 +133,7 @@ type Writer struct {
 	seq         uint64
 	lastT       time.Duration
 	out, in     *streamRedactor
-	chatRedacts int
+	textRedacts int    // in chat and RedactText
 	redactBuf   []byte // redacted terminal bytes
 	size        int64  // bytes enqueued so far
 	capped      bool
@@ -349,7 +349,7 @@ func (w *Writer) Chat(from, text string) error {
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	w.chatRedacts += n
+	w.textRedacts += n
 	err = w.appendLocked(TypeChat, body, nil, false)
 	w.maybeCheckpointLocked()
 	return err
@@ -408,6 +408,21 @@ func (w *Writer) Forward(meta ForwardMeta) error {
 	return err
 }
 
+// RedactText returns text with this recording's redactions applied (card
+// numbers and the configured patterns), as chat is recorded, and counts
+// them with the recording's. It is for text that leaves with the
+// recording's session but not through it, such as a command line the
+// audit log keeps in the clear.
+func (w *Writer) RedactText(text string) string {
+	text, n := redactText(w.cfg.Redact, text)
+	if n > 0 {
+		w.mu.Lock()
+		w.textRedacts += n
+		w.mu.Unlock()
+	}
+	return text
+}
+
 // Redactions returns how many redactions were made so far.
 func (w *Writer) Redactions() int {
 	w.mu.Lock()
@@ -416,7 +431,7 @@ func (w *Writer) Redactions() int {
 }
 
 func (w *Writer) redactionsLocked() int {
-	return w.out.count() + w.in.count() + w.chatRedacts
+	return w.out.count() + w.in.count() + w.textRedacts
 }
 
 func (w *Writer) usableLocked() error {

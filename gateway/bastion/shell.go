@@ -218,8 +218,12 @@ func (r *relay) request(req *ssh.Request) {
 				refuse("malformed exec request")
 				return
 			}
-			r.cn.audit("shell.command", map[string]string{"command": truncate(c.Command, 1024)})
-			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": c.Command})
+			// The command line goes to the audit log, which is not
+			// encrypted, and to the recording's events: both get the
+			// recording's redactions (card numbers, configured patterns).
+			cmd := r.st.rec.RedactText(c.Command)
+			r.cn.audit("shell.command", map[string]string{"command": truncate(cmd, 1024)})
+			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": cmd})
 		} else {
 			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal})
 		}
