@@ -3,6 +3,7 @@ package assist
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,11 @@ type jobs struct {
 type jobShell struct {
 	pid     int  // its process id, which is also its session id
 	waiting bool // os/exec has not waited for it yet: never reaped here
+	// emptied: reaped, and a sweep then found nothing left of it. Linux
+	// does not reuse a pid while a process has it as its session id, so
+	// the session id names the shell's processes only until then; after,
+	// the pid may be any process's, and sweeps go by known alone.
+	emptied bool
 }
 
 // procKey names a process across pid reuse.
@@ -99,9 +105,24 @@ func (j *jobs) sweep(markers []string) int {
 	deadline := time.Now().Add(sweepFor)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		left := j.sweepOnce(markers)
+		if left == 0 {
+			j.emptied(markers)
+		}
 		if left == 0 || time.Now().After(deadline) {
 			return left
 		}
 		time.Sleep(wait)
+	}
+}
+
+// emptied marks the reaped shells with markers (all when nil), found
+// without processes by a sweep, as no longer owning their session ids.
+func (j *jobs) emptied(markers []string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for m, s := range j.shells {
+		if !s.waiting && (markers == nil || slices.Contains(markers, m)) {
+			s.emptied = true
+		}
 	}
 }

@@ -95,7 +95,9 @@ func (j *jobs) sweepOnce(markers []string) int {
 			continue
 		}
 		want[m] = true
-		bySid[s.pid] = m // a session id is not reused while a process is in it
+		if !s.emptied {
+			bySid[s.pid] = m // a session id is not reused while a process is in it
+		}
 		if s.waiting {
 			roots[s.pid] = m // its pid is its own until os/exec waited for it
 		}

@@ -225,18 +225,31 @@ func (e *Endpoint) start(ch ssh.Channel, args []string, term string, win *pty.Wi
 	e.shells++
 	e.mu.Unlock()
 	stop := make(chan struct{})
+	// reaped is set once os/exec has waited for the process: from then on
+	// its pid, and the process group it named, may be anyone's, so no
+	// group kill goes out (the sweep by marker and known processes does
+	// the rest).
+	var reapMu sync.Mutex
+	reaped := false
 	e.wg.Add(2)
 	go func() { // the session ends: the process goes
 		defer e.wg.Done()
 		select {
 		case <-e.ctx.Done():
-			kill(cmd)
+			reapMu.Lock()
+			if !reaped {
+				kill(cmd)
+			}
+			reapMu.Unlock()
 		case <-stop:
 		}
 	}()
 	go func() {
 		defer e.wg.Done()
 		err := cmd.Wait()
+		reapMu.Lock()
+		reaped = true
+		reapMu.Unlock()
 		e.jobs.waited(marker)
 		// Its jobs go with it: one left in the background would hold the
 		// PTY open, and run on as the customer after the session.
