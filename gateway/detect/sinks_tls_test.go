@@ -9,7 +9,10 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +146,30 @@ func TestNoPlaintextOffMachine(t *testing.T) {
 		if w != nil {
 			w.Close()
 		}
+	}
+}
+
+// TestWebhookNoRedirect: a receiver that redirects does not get the alert
+// sent on, where it could go anywhere, http:// off the machine included;
+// the delivery fails.
+func TestWebhookNoRedirect(t *testing.T) {
+	noLeak(t)
+	var got atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer plain.Close()
+	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/elsewhere", http.StatusTemporaryRedirect)
+	}))
+	defer recv.Close()
+	wh, err := detect.NewWebhook(detect.WebhookConfig{URL: recv.URL + "/hook", Secret: []byte("0123456789abcdef"),
+		Client: recv.Client(), Backoff: time.Millisecond, MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh.Send(testAlert)
+	waitFor(t, "failure", func() bool { return wh.Stats().Failed == 1 })
+	wh.Close()
+	if n := got.Load(); n != 0 {
+		t.Errorf("the redirect target got %d deliveries, want none", n)
 	}
 }

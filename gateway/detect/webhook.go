@@ -38,7 +38,7 @@ type WebhookPayload struct {
 type WebhookConfig struct {
 	URL         string           // required: https, or http to a loopback receiver
 	Secret      []byte           // required: at least 16 bytes, shared with the receiver
-	Client      *http.Client     // nil: a client with a 10 s timeout
+	Client      *http.Client     // nil: a client with a 10 s timeout; redirects are never followed
 	QueueSize   int              // alerts waiting for delivery; default 256, beyond it Send drops
 	MaxAttempts int              // per alert; default 6
 	Backoff     time.Duration    // wait before the first retry, doubling; default 500 ms
@@ -87,9 +87,15 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("detect: webhook secret must be at least 16 bytes")
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if cfg.Client != nil {
+		client = new(http.Client)
+		*client = *cfg.Client
 	}
+	// A redirect is a failure, not followed: it could lead the signed
+	// alert to any URL, http:// off this machine included.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cfg.Client = client
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 256
 	}
