@@ -38,18 +38,24 @@ func (g *ghostLocks) locked(l identity.Lockout, name string, now time.Time) (boo
 	return l.Locked(g.names[name], now)
 }
 
-// fail counts a failed login to name at now under l.
-func (g *ghostLocks) fail(l identity.Lockout, name string, now time.Time) {
+// fail counts a failed login to name at now under l, and reports
+// whether this failure locked the name, and until when.
+func (g *ghostLocks) fail(l identity.Lockout, name string, now time.Time) (bool, time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st, ok := g.names[name]
 	if !ok && len(g.names) >= maxGhosts {
 		g.pruneLocked(l, now)
 		if len(g.names) >= maxGhosts {
-			return
+			return false, time.Time{}
 		}
 	}
-	g.names[name] = l.Fail(st, now)
+	next := l.Fail(st, now)
+	g.names[name] = next
+	if was, _ := l.Locked(st, now); was {
+		return false, time.Time{}
+	}
+	return l.Locked(next, now)
 }
 
 // pruneLocked drops the names whose failures no longer count and, if that
