@@ -41,7 +41,19 @@ func startHelper(t *testing.T, g *gw, assistBin, link string) (*exec.Cmd, *syncB
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { helper.Process.Kill(); helper.Wait() })
+	t.Cleanup(func() {
+		// Ctrl-C, as a customer would: the helper revokes and kills what
+		// its shells started. Killed outright, it would leave them running.
+		helper.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { helper.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			helper.Process.Kill()
+			<-done
+		}
+	})
 	waitText(t, out, "Connected:", 30*time.Second)
 	return helper, out
 }
