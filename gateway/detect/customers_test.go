@@ -9,33 +9,50 @@ import (
 	"supportgate/gateway/audit"
 )
 
-func TestNewCustomerNetwork(t *testing.T) {
+// feed is a Detector under test and the audit records fed to it.
+type feed struct {
+	d   *Detector
+	seq uint64
+}
+
+func newFeed(t *testing.T) *feed {
+	t.Helper()
 	d, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	ctx := context.Background()
-	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	seq := uint64(0)
-	approve := func(id, customer, addr string, at time.Time) {
-		seq++
-		d.ObserveWait(ctx, audit.Record{Seq: seq, Event: audit.Event{Time: at, Type: "session.created", Actor: "alice", Session: id,
-			Detail: map[string]string{"agent": "alice", "customer": customer}}})
-		seq++
-		d.ObserveWait(ctx, audit.Record{Seq: seq, Event: audit.Event{Time: at.Add(time.Minute), Type: "session.approved", Actor: "customer",
-			Role: "customer", Session: id, Remote: addr, Detail: map[string]string{"agent": "alice"}}})
-	}
-	count := func() int {
-		d.Flush(ctx)
-		n := 0
-		for _, a := range d.Alerts() {
-			if a.Kind == KindNewCustomerNet {
-				n++
-			}
+	t.Cleanup(func() { d.Close() })
+	return &feed{d: d}
+}
+
+// observe feeds e as the next audit record and waits until it is taken.
+func (f *feed) observe(e audit.Event) {
+	f.seq++
+	f.d.ObserveWait(context.Background(), audit.Record{Seq: f.seq, Event: e})
+}
+
+// alerts returns the alerts of kind raised so far.
+func (f *feed) alerts(kind Kind) []Alert {
+	f.d.Flush(context.Background())
+	var out []Alert
+	for _, a := range f.d.Alerts() {
+		if a.Kind == kind {
+			out = append(out, a)
 		}
-		return n
 	}
+	return out
+}
+
+func TestNewCustomerNetwork(t *testing.T) {
+	f := newFeed(t)
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	approve := func(id, customer, addr string, at time.Time) {
+		f.observe(audit.Event{Time: at, Type: "session.created", Actor: "alice", Session: id,
+			Detail: map[string]string{"agent": "alice", "customer": customer}})
+		f.observe(audit.Event{Time: at.Add(time.Minute), Type: "session.approved", Actor: "customer",
+			Role: "customer", Session: id, Remote: addr, Detail: map[string]string{"agent": "alice"}})
+	}
+	count := func() int { return len(f.alerts(KindNewCustomerNet)) }
 	approve("s1", "ACME", "198.51.100.7", t0)
 	approve("s2", "ACME", "198.51.100.9", t0.Add(24*time.Hour))
 	approve("s3", "Globex", "203.0.113.5", t0.Add(25*time.Hour)) // a new customer: nothing to compare
@@ -53,34 +70,16 @@ func TestNewCustomerNetwork(t *testing.T) {
 }
 
 func TestSelfApproval(t *testing.T) {
-	d, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	ctx := context.Background()
+	f := newFeed(t)
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	seq := uint64(0)
-	observe := func(e audit.Event) {
-		seq++
-		d.ObserveWait(ctx, audit.Record{Seq: seq, Event: e})
-	}
+	observe := f.observe
 	session := func(id, agentAddr, customerAddr string, approveAfter time.Duration) {
 		observe(audit.Event{Time: t0, Type: "session.created", Actor: "alice", Role: "agent", Session: id, Remote: agentAddr,
 			Detail: map[string]string{"agent": "alice", "customer": "ACME"}})
 		observe(audit.Event{Time: t0.Add(approveAfter), Type: "session.approved", Actor: "customer", Role: "customer",
 			Session: id, Remote: customerAddr, Detail: map[string]string{"agent": "alice"}})
 	}
-	alerts := func() []Alert {
-		d.Flush(ctx)
-		var out []Alert
-		for _, a := range d.Alerts() {
-			if a.Kind == KindSelfApproval {
-				out = append(out, a)
-			}
-		}
-		return out
-	}
+	alerts := func() []Alert { return f.alerts(KindSelfApproval) }
 	session("s1", "203.0.113.10", "198.51.100.7", time.Minute)
 	if got := alerts(); len(got) != 0 {
 		t.Fatalf("a customer on their own network: %d alerts", len(got))
