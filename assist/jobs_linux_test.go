@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"supportgate/internal/proctest"
 )
 
 // sshTestEndpoint is an endpoint with a shell consented, reached over a
@@ -73,19 +75,7 @@ func waitOutput(t *testing.T, out *syncBuffer, text string) {
 
 // marked lists the processes whose command line holds marker.
 func marked(marker string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(b, []byte(marker)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return proctest.Matching(func(cmdline []byte) bool { return bytes.Contains(cmdline, []byte(marker)) })
 }
 
 // sleepMarker is an argument of sleep that no other process has: a test

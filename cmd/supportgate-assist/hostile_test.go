@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
 
+	"supportgate/internal/proctest"
 	"supportgate/session"
 )
 
@@ -302,17 +302,6 @@ func TestHelperCtrlCWithBackgroundJob(t *testing.T) {
 
 // sleeping lists the processes running sleep with the argument marker.
 func sleeping(marker string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Equal(b, []byte("sleep\x00"+marker+"\x00")) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	want := []byte("sleep\x00" + marker + "\x00")
+	return proctest.Matching(func(cmdline []byte) bool { return bytes.Equal(cmdline, want) })
 }
