@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	case len(cfg.EvidenceKey) != ed25519.PrivateKeySize:
 		return nil, errors.New("review: EvidenceKey is required")
 	}
-	if !loopback(cfg.Host) {
+	if !Loopback(cfg.Host) {
 		return nil, fmt.Errorf("review: %s is not a loopback address; the player serves decrypted recordings and listens on loopback only", cfg.Host)
 	}
 	if cfg.Rand == nil {
@@ -110,8 +110,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, cat: cat, token: base64.RawURLEncoding.EncodeToString(tok[:]), log: log, now: cfg.Now}, nil
 }
 
-// loopback reports whether hostport names a loopback address.
-func loopback(hostport string) bool {
+// Loopback reports whether hostport names a loopback address: the only
+// kind the review server listens on, as it serves decrypted recordings.
+func Loopback(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return false

@@ -67,11 +67,10 @@ func runReview(env *cliEnv, args []string) error {
 	}
 	defer src.Close()
 
-	host, _, err := net.SplitHostPort(*listen)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return &exitError{code: 2, msg: "review: --listen: " + err.Error()}
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !review.Loopback(*listen) {
 		return &exitError{code: 2, msg: "review: --listen must be a loopback address: the player serves decrypted recordings"}
 	}
 	ln, err := net.Listen("tcp", *listen)
