@@ -2,7 +2,8 @@
 // for access to this machine and what for, asks the customer, and for the
 // approved time box runs a WireGuard tunnel to the gateway with an SSH
 // endpoint (the customer's own shell, as the customer) and the consented
-// port forwards inside it. Ctrl-C revokes the session.
+// port forwards inside it. Ctrl-C, or closing the terminal, revokes the
+// session.
 //
 //	supportgate-assist [--ca CA.pem] [--yes] LINK
 package main
@@ -37,15 +38,28 @@ import (
 )
 
 func main() {
-	// Ctrl-C (or SIGTERM) cancels the context: the helper revokes the
-	// session and exits.
-	// A second Ctrl-C, once the first is being handled, kills the helper
+	// Ctrl-C, SIGTERM or the customer closing the terminal window (SIGHUP)
+	// cancels the context: the helper revokes the session, ends what its
+	// shells started and exits. SIGHUP's default action would end the
+	// helper at once, leaving the session open and the shells' background
+	// jobs running as the customer. A helper started with SIGHUP ignored
+	// (nohup) keeps it ignored: whoever started it so asked for that.
+	// A second signal, once the first is being handled, kills the helper
 	// at once (the signals' default action is back).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// stopSignals are the signals that stop the helper the way Ctrl-C does.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
