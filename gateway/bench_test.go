@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,16 +30,19 @@ import (
 	"supportgate/session"
 )
 
-// benchWorkers is how many clients run at once in BenchmarkCreateApproveHTTP,
-// and benchAgents how many agent accounts they share.
+// benchAgents is how many agent accounts the clients share.
 const (
-	benchWorkers = 16
-	benchAgents  = 8
+	benchAgents = 8
 	// benchPerConn is how many customers share one connection with
 	// conn=shared, the shape of the figures measured before the others
 	// existed.
 	benchPerConn = 14
 )
+
+// benchWorkers is how many clients run at once in BenchmarkCreateApproveHTTP
+// and BenchmarkCreateApproveLean. The default, 16, is what every figure in
+// bench/README.md before session 9 used.
+var benchWorkers = flag.Int("benchworkers", 16, "`clients` at once in BenchmarkCreateApproveHTTP and BenchmarkCreateApproveLean")
 
 const benchPassword = "bench horse battery staple"
 
@@ -198,9 +202,9 @@ func (bg *benchGateway) runWorkers(n int, mode connMode, group byte, iteration f
 		return tr
 	}
 	var next atomic.Int64
-	errs := make(chan error, benchWorkers)
+	errs := make(chan error, *benchWorkers)
 	var wg sync.WaitGroup
-	for w := range benchWorkers {
+	for w := range *benchWorkers {
 		wg.Go(func() {
 			var tr *http.Transport
 			served := 0
@@ -347,7 +351,7 @@ func (bg *benchGateway) agent(b *testing.B, i int) *benchAgent {
 		b.Fatal(err)
 	}
 	tr := bg.transport(net.IPv4(127, 1, 0, byte(i+1)))
-	tr.MaxIdleConnsPerHost = benchWorkers
+	tr.MaxIdleConnsPerHost = *benchWorkers
 	b.Cleanup(tr.CloseIdleConnections)
 	a := &benchAgent{c: &http.Client{Transport: tr}}
 	var resp struct {

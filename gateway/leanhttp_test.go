@@ -245,9 +245,9 @@ func (bg *benchGateway) runLeanWorkers(n int, mode connMode, group byte, agents 
 	tc := &tls.Config{RootCAs: bg.mat.CAPool()}
 	var addrs atomic.Uint32
 	var next atomic.Int64
-	errs := make(chan error, benchWorkers)
+	errs := make(chan error, *benchWorkers)
 	var wg sync.WaitGroup
-	for w := range benchWorkers {
+	for w := range *benchWorkers {
 		wg.Go(func() {
 			a, ai := agents[w%len(agents)], w%len(agents)
 			var ac, cc *leanConn
