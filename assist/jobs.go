@@ -32,8 +32,9 @@ import (
 // a terminal multiplexer server started elsewhere, ssh to another host);
 // and anything a process running as the customer may persist (a changed
 // ~/.bashrc, an autostart entry). That is the reach of shell access as the
-// customer's own user, which the customer consented to; the transcript at
-// the gateway records what was typed. Elsewhere than Linux only each
+// customer's own user, which the customer consented to; the gateway's
+// recording holds what the shell printed (a terminal echoes what is typed)
+// and everything sent to a shell or command without a terminal. Elsewhere than Linux only each
 // shell's process group is killed (see jobs_other.go).
 type jobs struct {
 	token string // this endpoint's marker prefix

@@ -282,6 +282,16 @@ func (w *Writer) Input(p []byte) error {
 	return w.terminal(TypeInput, p)
 }
 
+// Stdin records what is sent to a shell or command that has no terminal
+// (a script piped to sh, a file an upload streams) as input records,
+// redacted like input, whatever RecordInput says. Input is off by default
+// because on a terminal it holds what the terminal does not echo, such as
+// a password typed at a prompt; without a terminal nothing is echoed, and
+// what was sent is the only trace of what ran.
+func (w *Writer) Stdin(p []byte) error {
+	return w.terminal(TypeInput, p)
+}
+
 func (w *Writer) terminal(typ Type, p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -558,7 +568,7 @@ func (w *Writer) Close() error {
 				w.redactBuf = w.out.flush(w.redactBuf[:0])
 				w.terminalLocked(TypeOutput, w.redactBuf)
 			}
-			if w.in != nil && w.cfg.RecordInput {
+			if w.in != nil { // input, or Stdin's, held back
 				w.redactBuf = w.in.flush(w.redactBuf[:0])
 				w.terminalLocked(TypeInput, w.redactBuf)
 			}

@@ -150,6 +150,44 @@ func TestInputOffByDefault(t *testing.T) {
 	}
 }
 
+// TestStdinAlwaysRecorded: what is sent to a shell or command without a
+// terminal is recorded even with RecordInput off, redacted like input, and
+// a card number split across two writes, the second one the last before
+// Close, is masked whole.
+func TestStdinAlwaysRecorded(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	path := filepath.Join(t.TempDir(), "rec.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, recordertest.NewClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"typed at a prompt\r", "chmod 4755 /tmp/x; echo 4111 1111 ", "1111 1111"} {
+		write := w.Stdin
+		if p == "typed at a prompt\r" {
+			write = w.Input // on a terminal: off by default
+		}
+		if err := write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := recordertest.ReadAll(t, path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	for _, r := range recs {
+		if r.Type == recorder.TypeInput {
+			in.Write(r.Data)
+		}
+	}
+	if want := "chmod 4755 /tmp/x; echo **** **** **** 1111"; in.String() != want {
+		t.Errorf("input records: %q, want %q", in.String(), want)
+	}
+}
+
 // TestRedactionDisabled checks that RedactConfig.Disabled records terminal
 // bytes (also beyond one record's 32 KiB) and chat as they are, and that
 // the default redacts the same input.

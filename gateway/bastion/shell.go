@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"supportgate/gateway/detect"
 	"supportgate/session"
 )
 
@@ -110,7 +111,7 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		_, err := io.Copy(&input{w: r.up, st: r.st, n: &r.in}, r.ch)
+		_, err := io.Copy(&input{r: r}, r.ch)
 		if errors.Is(err, errUnrecorded) {
 			r.up.Close()
 		}
@@ -211,7 +212,11 @@ func (r *relay) request(req *ssh.Request) {
 			refuse("this channel already runs a " + r.kind)
 			return
 		}
-		detail := map[string]string{"channel": req.Type}
+		terminal := "no"
+		if r.hasPTY() {
+			terminal = "yes"
+		}
+		detail := map[string]string{"channel": req.Type, "pty": terminal}
 		if req.Type == "exec" {
 			var c struct{ Command string }
 			if ssh.Unmarshal(req.Payload, &c) != nil {
@@ -221,11 +226,18 @@ func (r *relay) request(req *ssh.Request) {
 			// The command line goes to the audit log, which is not
 			// encrypted, and to the recording's events: both get the
 			// recording's redactions (card numbers, configured patterns).
+			// The detector reads the audit log, where the line is cut:
+			// the whole line is classified here, so that padding cannot
+			// push what it does past the cut.
 			cmd := r.st.rec.RedactText(c.Command)
-			r.cn.audit("shell.command", map[string]string{"command": truncate(cmd, 1024)})
-			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": cmd})
+			ad := map[string]string{"command": truncate(cmd, 1024)}
+			if risk := detect.ClassifyCommand(cmd); len(risk) > 0 {
+				ad["risk"] = detect.Categories(risk)
+			}
+			r.cn.audit("shell.command", ad)
+			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": cmd, "pty": terminal})
 		} else {
-			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal})
+			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal, "pty": terminal})
 		}
 		r.cn.audit("channel.opened", detail)
 		r.cn.presence("shell", true)
@@ -244,7 +256,7 @@ func (r *relay) request(req *ssh.Request) {
 		if req.WantReply {
 			req.Reply(true, nil)
 		}
-		fmt.Fprintf(r.ch.Stderr(), "supportgate: subsystem %q is not allowed (no sftp or scp through the bastion): only recorded shells and commands\r\n", sub.Name)
+		fmt.Fprintf(r.ch.Stderr(), "supportgate: subsystem %q is not allowed: the bastion runs recorded shells and commands only\r\n", sub.Name)
 		r.ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{1}))
 		r.ch.Close()
 		return
@@ -322,20 +334,31 @@ func (t *tee) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// input passes keystrokes to the helper, recorded if configured.
-type input struct {
-	w  io.Writer
-	st *sessState
-	n  *atomic.Int64
-}
+// input passes what the agent sends to the helper. On a terminal that is
+// keystrokes, recorded only if configured (the terminal echoes what it
+// shows; what it does not, such as a password at a prompt, stays out).
+// Without a terminal nothing is echoed, so everything sent is recorded: a
+// script piped into sh, or a file an upload streams, would otherwise run
+// on the customer's machine without a trace.
+type input struct{ r *relay }
 
 func (in *input) Write(p []byte) (int, error) {
-	if err := in.st.rec.Input(p); err != nil {
+	rec := in.r.st.rec.Stdin
+	if in.r.hasPTY() {
+		rec = in.r.st.rec.Input
+	}
+	if err := rec(p); err != nil {
 		return 0, fmt.Errorf("%w: %w", errUnrecorded, err)
 	}
-	n, err := in.w.Write(p)
-	in.n.Add(int64(n))
+	n, err := in.r.up.Write(p)
+	in.r.in.Add(int64(n))
 	return n, err
+}
+
+func (r *relay) hasPTY() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pty
 }
 
 // watch serves a supervisor's session channel: a read-only view of the

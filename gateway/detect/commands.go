@@ -2,6 +2,7 @@ package detect
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -37,11 +38,9 @@ type RiskyMatch struct {
 
 // ClassifyCommand returns the risky categories of a shell command line, in
 // the order of the pattern list; none for an ordinary command. The input is
-// untrusted (whatever a shell user typed).
+// untrusted (whatever a shell user typed) and is read whole, in time linear
+// in its length: a cut would let padding push the risky part past it.
 func ClassifyCommand(cmd string) []RiskyMatch {
-	if len(cmd) > 4096 {
-		cmd = cmd[:4096]
-	}
 	norm := strings.ToLower(strings.Join(strings.Fields(cmd), " "))
 	var out []RiskyMatch
 	for _, p := range riskyPatterns {
@@ -59,4 +58,28 @@ func containsAny(s string, words []string) bool {
 		}
 	}
 	return false
+}
+
+// Categories names ms' categories, comma-separated: the "risk" of a
+// shell.command event, for a line too long for the audit log to hold
+// whole.
+func Categories(ms []RiskyMatch) string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.Category
+	}
+	return strings.Join(names, ",")
+}
+
+// categoryMatches returns the matches of the categories a "risk" detail
+// names, in the order of the pattern list; unknown names are ignored.
+func categoryMatches(risk string) []RiskyMatch {
+	var out []RiskyMatch
+	names := strings.Split(risk, ",")
+	for _, p := range riskyPatterns {
+		if slices.Contains(names, p.category) {
+			out = append(out, RiskyMatch{Category: p.category, What: p.what, Severity: p.severity})
+		}
+	}
+	return out
 }

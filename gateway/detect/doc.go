@@ -17,11 +17,13 @@
 // consent.refused. Remote is the client address. login.success may carry
 // detail "user_agent"; if present it is learnt like addresses.
 //
-// From the SSH bastion (not built yet; it must emit exactly these shapes):
+// From the SSH bastion (gateway/bastion):
 //
 //	shell.command   Actor: agent, Session: id, Remote: agent address,
 //	                Detail: {"agent": name, "command": the command line,
-//	                truncated to audit.MaxDetailValBytes}
+//	                truncated to audit.MaxDetailValBytes, "risk": the
+//	                categories ClassifyCommand gave the whole line,
+//	                comma-separated, when it gave any}
 //	channel.closed  Actor: agent, Session: id, Remote: agent address,
 //	                Detail: {"agent": name, "channel": "shell"|"exec"|"sftp"|
 //	                "direct-tcpip", "bytes_out": decimal bytes sent from the

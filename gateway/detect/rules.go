@@ -506,7 +506,15 @@ func (d *Detector) session(a *agentState, rec audit.Record) *sessState {
 
 func (d *Detector) onCommand(a *agentState, rec audit.Record) {
 	cmd := rec.Detail["command"]
+	// The gateway classified the whole line ("risk") where the audit log
+	// holds only its start; the text is classified too, for records
+	// without it.
 	matches := ClassifyCommand(cmd)
+	for _, m := range categoryMatches(rec.Detail["risk"]) {
+		if !slices.ContainsFunc(matches, func(x RiskyMatch) bool { return x.Category == m.Category }) {
+			matches = append(matches, m)
+		}
+	}
 	if len(matches) == 0 {
 		return
 	}

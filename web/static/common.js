@@ -72,7 +72,7 @@ sg.scopeWords = (scope) => {
   switch (kind) {
     case "view": return "See your screen (you choose what to share)";
     case "chat": return "Chat with you in text";
-    case "shell": return "Type commands on your computer (a terminal)";
+    case "shell": return "Type commands on your computer, as you, in a terminal (this also lets them read, change and copy your files)";
     case "tunnel": return "Connect to network services on your computer only, on port" +
       (ports && ports.includes(",") ? "s " : " ") + (ports || "");
     case "files": return "Send and receive files";
