@@ -86,6 +86,13 @@ type APIError struct {
 
 func (e *APIError) Error() string { return fmt.Sprintf("gateway: %s (HTTP %d)", e.Message, e.Status) }
 
+// Transient reports whether the answer says to try again later rather
+// than that the request is refused: a server error (a reverse proxy's 502
+// while the gateway restarts, a 503), a timeout or a rate limit.
+func (e *APIError) Transient() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout
+}
+
 // Consent is one consent link opened by this client, which the gateway
 // has bound to it (its cookie jar holds the client key).
 type Consent struct {

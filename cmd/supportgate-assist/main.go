@@ -48,9 +48,32 @@ func main() {
 	// at once (the signals' default action is back).
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	context.AfterFunc(ctx, stop)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	// A stdout that can no longer be written (a pager quit, the pipe to
+	// tee broken) stops the helper too: the customer no longer sees who
+	// is connected, nor how to stop it.
+	ctx, gone := context.WithCancel(ctx)
+	out := &watchedOutput{w: os.Stdout, gone: gone}
+	release := keepRunning(out)
+	code := run(ctx, os.Args[1:], os.Stdin, out, os.Stderr)
+	release()
 	stop()
 	os.Exit(code)
+}
+
+// watchedOutput is the helper's stdout: once a write fails because nobody
+// reads it any more (EPIPE, or EIO from a terminal that hung up), it calls
+// gone.
+type watchedOutput struct {
+	w    io.Writer
+	gone func()
+}
+
+func (o *watchedOutput) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.EIO) {
+		o.gone()
+	}
+	return n, err
 }
 
 // stopSignals are the signals that stop the helper the way Ctrl-C does.
@@ -159,8 +182,40 @@ var (
 	expiryGrace = 5 * time.Second
 )
 
-// revokeTimeout bounds each revoke the helper sends on its way out.
-const revokeTimeout = 5 * time.Second
+// revokeTimeout bounds the revoke the helper sends on its way out,
+// tries again included.
+const revokeTimeout = 10 * time.Second
+
+// revoke revokes the session, trying again while the gateway is out of
+// reach or answers that it is busy (a restart behind a reverse proxy), for
+// at most revokeTimeout.
+func revoke(ctx context.Context, cs *assist.Consent) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+	defer cancel()
+	for {
+		err := cs.Revoke(ctx)
+		var apiErr *assist.APIError
+		if err == nil || errors.As(err, &apiErr) && !apiErr.Transient() {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// stillOpen says what the customer can do about a session the helper could
+// not revoke. One approved on the web page (a handoff link) can be stopped
+// there; a link the helper opened itself is bound to this helper alone,
+// so that the web page refuses it, and only support can end it.
+func stillOpen(link string) string {
+	if _, handoff := assist.LinkParams(link); handoff != "" {
+		return "the session may still be open: press Stop on the web page where you approved it"
+	}
+	return "the session may still be open: call support and ask them to end it"
+}
 
 // assistSession runs one session from the link to its end and returns why
 // it ended. Once the customer said yes, every way out that is not the
@@ -200,10 +255,8 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	over := false // the session ended, or the helper revoked it
 	defer func() {
 		if err != nil && !over {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
-			defer cancel()
-			if rerr := cs.Revoke(rctx); rerr != nil {
-				err = fmt.Errorf("%w; revoking the session: %v (revoke it on the web page)", err, rerr)
+			if rerr := revoke(ctx, cs); rerr != nil {
+				err = fmt.Errorf("%w; revoking the session: %v (%s)", err, rerr, stillOpen(link))
 			}
 		}
 	}()
@@ -312,12 +365,13 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				ended <- last
 				return
 			}
-			// The gateway answered with an error (the link is gone, say), the
-			// customer stopped, or it has been out of reach too long: stop.
-			// A gateway restarting is out of reach for a few seconds; the
-			// tunnel stays up meanwhile (nothing but the gateway can use it).
+			// The gateway refused (the link is gone, say), the customer
+			// stopped, or it has been out of reach too long: stop. A
+			// gateway restarting is out of reach for a few seconds, or
+			// answers 502 or 503 through a reverse proxy; the tunnel stays
+			// up meanwhile (nothing but the gateway can use it).
 			var apiErr *assist.APIError
-			if wctx.Err() != nil || errors.As(err, &apiErr) {
+			if wctx.Err() != nil || errors.As(err, &apiErr) && !apiErr.Transient() {
 				watchErr <- err
 				return
 			}
@@ -373,11 +427,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	revokeAndClose := func() error {
 		over = true
 		revoked := make(chan error, 1)
-		go func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
-			defer cancel()
-			revoked <- cs.Revoke(rctx)
-		}()
+		go func() { revoked <- revoke(ctx, cs) }()
 		ep.Close()
 		return <-revoked
 	}
@@ -386,7 +436,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		select {
 		case <-ctx.Done():
 			if err := revokeAndClose(); err != nil {
-				return "", fmt.Errorf("revoking: %w (the session may still be open: revoke it on the web page)", err)
+				return "", fmt.Errorf("revoking: %w (%s)", err, stillOpen(link))
 			}
 			return "you revoked the session; the tunnel is closed", nil
 		case last := <-ended:
@@ -404,7 +454,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				// The gateway should have ended it and did not say so. The
 				// revoke is best effort: an honest gateway ended it already.
 				revokeAndClose()
-				return fmt.Sprintf("the time box ran out at %s; closed the tunnel (the gateway had not said so)", exp.Local().Format("15:04:05")), nil
+				return fmt.Sprintf("the time box ran out at %s; closed the tunnel (no end heard from the gateway)", exp.Local().Format("15:04:05")), nil
 			}
 			status()
 		}

@@ -37,6 +37,7 @@ type testGateway struct {
 	url  string
 	ca   string
 	keys *keys.Material
+	srv  *httptest.Server
 }
 
 func newTestGateway(t *testing.T) *testGateway {
@@ -73,7 +74,7 @@ func newTestGateway(t *testing.T) *testGateway {
 	if _, err := g.Accounts().Create(context.Background(), gateway.NewUser{Name: "alice", DisplayName: "Alice Agent", Role: identity.RoleAgent, Password: "a long test passphrase"}); err != nil {
 		t.Fatal(err)
 	}
-	return &testGateway{g: g, url: srv.URL, ca: filepath.Join(dir, "data", keys.CACertFile), keys: mat}
+	return &testGateway{srv: srv, g: g, url: srv.URL, ca: filepath.Join(dir, "data", keys.CACertFile), keys: mat}
 }
 
 func (tg *testGateway) newSession(t *testing.T, scopes string, d time.Duration) (*session.Session, string) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,21 +65,8 @@ func TestE2EHelperTerminalClosed(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	agent := exec.Command(g.bin, "ssh", s.ID,
+	agentOut, agentDone := startAgentCommand(t, g, alice, s.ID,
 		"sleep "+marker+" & nohup sleep "+marker+" >/dev/null 2>&1 & setsid sleep "+marker+" & sleep "+marker)
-	agent.Env = append(os.Environ(), "SUPPORTGATE_HOME="+alice)
-	agentOut := &syncBuffer{}
-	agent.Stdout, agent.Stderr = agentOut, agentOut
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // ssh runs as its child: stop both
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	agentDone := make(chan struct{})
-	go func() { agent.Wait(); close(agentDone) }()
-	t.Cleanup(func() {
-		syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
-		<-agentDone
-	})
 	for deadline := time.Now().Add(30 * time.Second); len(left()) < 4; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the agent's jobs did not start (%v running); ssh said:\n%s", left(), agentOut.String())
@@ -104,5 +93,121 @@ func TestE2EHelperTerminalClosed(t *testing.T) {
 	case <-agentDone:
 	case <-time.After(10 * time.Second):
 		t.Errorf("the agent's ssh still runs 10 s after the helper stopped:\n%s", agentOut.String())
+	}
+}
+
+// startAgentCommand runs `supportgate ssh ID COMMAND` as the agent whose
+// home is home, until the test ends; it returns the command's output and a
+// channel closed when it exits.
+func startAgentCommand(t *testing.T, g *gw, home, id, command string) (*syncBuffer, <-chan struct{}) {
+	t.Helper()
+	agent := exec.Command(g.bin, "ssh", id, command)
+	agent.Env = append(os.Environ(), "SUPPORTGATE_HOME="+home)
+	out := &syncBuffer{}
+	agent.Stdout, agent.Stderr = out, out
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // ssh runs as its child: stop both
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { agent.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+	return out, done
+}
+
+// TestE2EHelperCtrlZ: the customer runs the helper from an interactive
+// shell and presses Ctrl-Z, a common reflex to make something stop. The
+// helper must not stop: stopped, it could neither revoke the session nor
+// end the agent's command, which would write on as the customer past the
+// time box (it did, until fg). It says how to end the session instead,
+// and the time box ends the agent's command.
+func TestE2EHelperCtrlZ(t *testing.T) {
+	g, alice, assistBin := sshE2E(t)
+	s := g.newSession(alice, "shell", "15s")
+	sh := exec.Command("bash", "--norc", "--noprofile", "-i") // job control needs an interactive shell
+	sh.Env = append(os.Environ(), "PS1=$ ")
+	window, err := pty.StartWithSize(sh, &pty.Winsize{Rows: 40, Cols: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen := &syncBuffer{}
+	go io.Copy(screen, window)
+	t.Cleanup(func() { window.Close(); sh.Process.Kill(); sh.Wait() })
+	fmt.Fprintf(window, "%s --ca %s --yes '%s'\n", assistBin, filepath.Join(g.data, "ca.pem"), s.ConsentURL)
+	waitText(t, screen, "Connected:", 30*time.Second)
+
+	file := filepath.Join(t.TempDir(), "agent-writes")
+	startAgentCommand(t, g, alice, s.ID, "while :; do date +%s%N >> "+file+"; sleep 0.2; done")
+	size := func() int64 {
+		fi, err := os.Stat(file)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	for deadline := time.Now().Add(20 * time.Second); size() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent's command never ran")
+		}
+	}
+	window.Write([]byte{0x1a}) // Ctrl-Z
+	waitText(t, screen, "Ctrl-Z does not pause a support session", 5*time.Second)
+	if strings.Contains(screen.String(), "Stopped") {
+		t.Fatalf("the shell stopped the helper:\n%s", screen.String())
+	}
+	if got := g.waitEnded(alice, s.ID, 30*time.Second); got.State != "ended" {
+		t.Fatalf("session still %s", got.State)
+	}
+	waitText(t, screen, "session ended", 10*time.Second)
+	before := size()
+	time.Sleep(2 * time.Second)
+	if after := size(); after > before {
+		t.Errorf("after the session ended the agent's command still runs as the customer: %d -> %d bytes", before, after)
+	}
+}
+
+// TestE2EHelperStdoutGone: the customer pipes the helper's output into a
+// pager and quits it, or the tee it wrote to dies. The next status line
+// cannot be written; the helper must stop the session as when its
+// terminal closes, not die of SIGPIPE with the session open (it did).
+func TestE2EHelperStdoutGone(t *testing.T) {
+	g, alice, assistBin := sshE2E(t)
+	s := g.newSession(alice, "shell", "30m")
+	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", s.ConsentURL)
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- helper.Wait() }()
+	for r := bufio.NewReader(stdout); ; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("helper output ended before it connected: %v", err)
+		}
+		if strings.Contains(line, "Connected:") {
+			break
+		}
+	}
+	stdout.Close() // the pager went away
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() {
+			t.Errorf("the helper died of %v with the session open", err)
+		}
+	case <-time.After(20 * time.Second):
+		helper.Process.Kill()
+		<-exited
+		t.Fatal("the helper still runs 20 s after its stdout went away")
+	}
+	if got := g.waitEnded(alice, s.ID, 10*time.Second); got.State != "ended" || got.EndReason != "revoked" {
+		t.Errorf("session after the helper's stdout went away: %s/%s, want ended/revoked", got.State, got.EndReason)
 	}
 }
