@@ -17,11 +17,34 @@
   // asked is the extension request the prompt shows; the answer names it,
   // so a yes cannot grant another request that arrived in the meantime.
   let asked = null;
+  // retries counts the refreshes since the socket last brought a view;
+  // retryTimer is the one pending.
+  let retries = 0;
+  let retryTimer = null;
 
   const problem = (msg) => {
     sg.show("loading", false);
     sg.text("problem", msg);
     sg.show("problem", true);
+  };
+
+  // reconnecting shows or clears the calm notice that the page lost the
+  // gateway and keeps trying; what the page shows stays as it was.
+  const reconnecting = (on) => {
+    sg.text("reconnecting", on ? "Connection to the gateway lost; reconnecting…" : "");
+    sg.show("reconnecting", on);
+  };
+
+  // retry fetches the session again after a dropped socket or a refresh
+  // that got no answer, a 5xx or a 429: after 1 s, 2 s, 4 s … at most
+  // 15 s, each give or take 10% so that pages cut off together do not all
+  // come back in the same instant.
+  const retry = () => {
+    if (ended || retryTimer) return;
+    reconnecting(true);
+    const delay = Math.min(1000 * 2 ** retries, 15000) * (0.9 + 0.2 * Math.random());
+    retries++;
+    retryTimer = setTimeout(() => { retryTimer = null; if (!ended) refresh(); }, delay);
   };
 
   const explain = (status, data) => {
@@ -109,6 +132,8 @@
   const renderEnded = (v) => {
     ended = true;
     if (ticker) { clearInterval(ticker); ticker = null; }
+    if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
+    reconnecting(false);
     sg.show("request", false);
     sg.show("live", false);
     sg.show("ended", true);
@@ -130,6 +155,8 @@
   // watch follows the session over the consent websocket until it ends,
   // from the request on: a request the agent withdraws, or a link that
   // expires, while the customer reads it ends the page there and then.
+  // A dropped socket is retried until the session ends; its first message
+  // after a drop is the fresh view, which clears the notice.
   const watch = () => {
     if (socket || ended) return;
     socket = new WebSocket(sg.wsURL(base + "/watch"));
@@ -137,18 +164,21 @@
       let v;
       try { v = JSON.parse(ev.data); } catch (e) { return; }
       view = v;
+      retries = 0;
+      reconnecting(false);
       if (v.state === "active") renderLive(v);
       else if (v.state === "ended") renderEnded(v);
     };
     socket.onclose = () => {
       socket = null;
-      if (!ended) setTimeout(refresh, 1000);
+      if (!ended) retry();
     };
   };
 
   const refresh = async () => {
     const r = await sg.api("GET", base);
-    if (r.status !== 200) { problem(explain(r.status, r.data)); return; }
+    if (r.status === 0 || r.status === 429 || r.status >= 500) { retry(); return; }
+    if (r.status !== 200) { reconnecting(false); problem(explain(r.status, r.data)); return; } // link gone, bound elsewhere, expired
     offset = sg.serverOffset(r.date);
     render(r.data);
   };
