@@ -267,7 +267,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.audit.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	err = g.metrics.registerOpenGauge(reg, g.broker.OpenCount)
+	err = g.metrics.registerBrokerGauges(reg, g.broker.OpenCount, g.broker.UnsavedEnds)
 	if err == nil {
 		err = g.metrics.registerRelay(reg, g.rtc.Stats)
 	}

@@ -65,11 +65,18 @@ func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer) (*metrics
 	return m, nil
 }
 
-// registerOpenGauge exposes the broker's count of open sessions.
-func (m *metrics) registerOpenGauge(reg prometheus.Registerer, open func() int) error {
-	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+// registerBrokerGauges exposes the broker's count of open sessions and of
+// ended sessions whose end is not stored yet.
+func (m *metrics) registerBrokerGauges(reg prometheus.Registerer, open, unsaved func() int) error {
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "supportgate_sessions_open", Help: "Sessions requested or active now.",
-	}, func() float64 { return float64(open()) }))
+	}, func() float64 { return float64(open()) })); err != nil {
+		return err
+	}
+	return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "supportgate_session_ends_unsaved",
+		Help: "Sessions ended here whose end could not be stored yet (a full disk?): the store still has them open, and a restart would bring them back.",
+	}, func() float64 { return float64(unsaved()) }))
 }
 
 // registerRelay exposes the screen share relay's counts.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -193,7 +194,16 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
+// handleHealth answers ok, or 503 while some session's end is not stored:
+// the gateway enforces it, but a restart now would open the session again,
+// and the store is failing (a full disk, most likely). It reads nothing
+// from the store, so that a probe costs a probe.
 func (g *Gateway) handleHealth(w http.ResponseWriter, r *http.Request, _ *principal) {
+	if n := g.broker.UnsavedEnds(); n > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy",
+			"problem": fmt.Sprintf("%d ended sessions could not be stored (is the disk full?); they would be open again after a restart", n)})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

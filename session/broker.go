@@ -70,6 +70,10 @@ type Broker struct {
 	timerGen  uint64
 	closed    bool
 
+	unsaved    map[string]Change // ends not stored yet, by session id (unsaved.go)
+	retryTimer Timer             // the pending retry of unsaved, if any
+	retryDelay time.Duration     // the delay before the next retry
+
 	sweeps sync.WaitGroup // in-flight timer callbacks
 }
 
@@ -166,11 +170,16 @@ func (b *Broker) Close() error {
 		b.sweeps.Done()
 	}
 	b.timer = nil
+	if b.retryTimer != nil && b.retryTimer.Stop() {
+		b.sweeps.Done()
+	}
+	b.retryTimer = nil
 	for _, e := range b.entries {
 		e.cancel(ErrClosed)
 	}
 	b.mu.Unlock()
 	b.sweeps.Wait()
+	b.closeUnsaved()
 	return nil
 }
 
@@ -293,6 +302,9 @@ func (b *Broker) Get(ctx context.Context, id string) (*Session, error) {
 		defer e.mu.Unlock()
 		return e.s.Clone(), nil
 	}
+	if s, ok := b.unsavedEnd(id); ok {
+		return s, nil
+	}
 	return b.store.GetSession(ctx, id)
 }
 
@@ -308,6 +320,8 @@ func (b *Broker) List(ctx context.Context, f Filter) ([]*Session, error) {
 			e.mu.Lock()
 			ss[i] = e.s.Clone()
 			e.mu.Unlock()
+		} else if u, ok := b.unsavedEnd(s.ID); ok {
+			ss[i] = u
 		}
 	}
 	return ss, nil
@@ -408,20 +422,17 @@ func (b *Broker) change(ctx context.Context, e *entry, typ string, by Actor, det
 		e.cancel(&EndedError{Reason: next.EndReason})
 	}
 	ev := b.event(typ, by, detail)
-	if err := b.store.UpdateSessions(ctx, Change{Session: next.Clone(), Event: ev, Before: e.s}); err != nil {
-		if next.State == Ended {
-			// The channels are already closed; keep the session ended
-			// here and say that storing failed.
-			e.s = next
+	c := Change{Session: next.Clone(), Event: ev, Before: e.s}
+	if err := b.store.UpdateSessions(ctx, c); err != nil {
+		if next.State != Ended {
 			e.mu.Unlock()
-			b.mu.Lock()
-			b.removeLocked(next)
-			b.mu.Unlock()
-			b.log.Error("session end not stored", "session", next.ID, "err", err)
 			return nil, fmt.Errorf("session: storing %s: %w", typ, err)
 		}
-		e.mu.Unlock()
-		return nil, fmt.Errorf("session: storing %s: %w", typ, err)
+		// The channels are already closed and the session is over here;
+		// the end is stored again until it works (unsaved.go), so that
+		// no restart brings the session back.
+		b.log.Error("session end not stored; retrying", "session", next.ID, "err", err)
+		b.keepUnsaved(c)
 	}
 	e.s = next
 	out := next.Clone()

@@ -360,20 +360,81 @@ func TestStoreFailureLeavesStateUnchanged(t *testing.T) {
 		t.Fatalf("state %s after failed approve, want requested", got)
 	}
 	h.store.SetFail(nil)
+}
+
+// TestUnstoredEndKeptAndRetried: a revoke whose end cannot be stored (a
+// full disk) is in force at once: the channels close, the broker refuses
+// the session and shows it ended. The store still says active, so that a
+// restart would bring the session back; the broker stores the end again,
+// with a growing delay, until it works. Before, the broker forgot it: a
+// restart gave the agent back the access the customer took away.
+func TestUnstoredEndKeptAndRetried(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, session.Policy{})
+	s, tok, key := h.create("view", 30*time.Minute)
 	h.approve(tok, key, "view")
 	c, _ := h.b.Context(s.ID)
 	h.store.SetFail(errors.New("disk full"))
-	if _, err := h.b.Revoke(ctx, s.ID, agent); err == nil {
-		t.Fatal("revoke reported success with a failing store")
+	got, err := h.b.Revoke(ctx, s.ID, agent)
+	if err != nil || got.State != session.Ended || got.EndReason != session.EndRevoked {
+		t.Fatalf("revoke with a failing store: %v, %v; want it ended (revoked), the end kept to store", got, err)
 	}
 	if c == nil || c.Err() == nil {
-		// A revoke that could not be stored still closes the channels.
 		t.Fatal("revoke did not cancel the session context")
 	}
 	if r, ok := session.EndReasonOf(c); !ok || r != session.EndRevoked {
 		t.Fatalf("EndReasonOf = %q, %v; want revoked", r, ok)
 	}
+	if _, _, err := h.b.Authorize(ctx, s.ID, session.Need{Agent: "alice", Kind: session.View}); err == nil {
+		t.Fatal("the revoked session is still authorized")
+	}
+	if g := h.get(s.ID); g.State != session.Ended || g.EndReason != session.EndRevoked {
+		t.Fatalf("Get: %s/%s, want ended/revoked", g.State, g.EndReason)
+	}
+	stored := func() *session.Session {
+		t.Helper()
+		st, err := h.store.GetSession(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if stored().State != session.Active || h.b.UnsavedEnds() != 1 {
+		t.Fatalf("stored %s with %d unsaved ends, want active and 1", stored().State, h.b.UnsavedEnds())
+	}
+	h.clock.Advance(3 * time.Second) // retries at 1 s and 3 s fail
+	if stored().State != session.Active || h.b.UnsavedEnds() != 1 {
+		t.Fatalf("after failed retries: stored %s, %d unsaved", stored().State, h.b.UnsavedEnds())
+	}
 	h.store.SetFail(nil)
+	h.clock.Advance(4 * time.Second) // the next retry, 4 s later
+	if st := stored(); st.State != session.Ended || st.EndReason != session.EndRevoked || h.b.UnsavedEnds() != 0 {
+		t.Fatalf("after the store recovered: stored %s/%s, %d unsaved; want ended/revoked, 0", st.State, st.EndReason, h.b.UnsavedEnds())
+	}
+	// A restart finds it ended.
+	if n := h.broker(session.Policy{}).OpenCount(); n != 0 {
+		t.Fatalf("a restarted broker has %d open sessions, want 0", n)
+	}
+}
+
+// TestUnstoredExpiryKept: a session the time box ended, whose end cannot
+// be stored, is kept the same way (an idle end would otherwise give the
+// session a fresh idle period after a restart), and Close tries once more.
+func TestUnstoredExpiryKept(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, session.Policy{})
+	s, tok, key := h.create("view", 10*time.Minute)
+	h.approve(tok, key, "view")
+	h.store.SetFail(errors.New("disk full"))
+	h.clock.Advance(10 * time.Minute)
+	if g := h.get(s.ID); g.State != session.Ended || g.EndReason != session.EndExpired || h.b.UnsavedEnds() != 1 {
+		t.Fatalf("after the deadline: %s/%s with %d unsaved", g.State, g.EndReason, h.b.UnsavedEnds())
+	}
+	h.store.SetFail(nil)
+	h.b.Close()
+	if st, err := h.store.GetSession(ctx, s.ID); err != nil || st.State != session.Ended {
+		t.Fatalf("after Close: stored %v, %v; want ended", st, err)
+	}
 }
 
 func TestConcurrentApproveOnce(t *testing.T) {

@@ -116,7 +116,9 @@ func (b *Broker) sweep() {
 
 // storeEnded writes sessions ended by the timers. A failed batch is retried
 // one session at a time so one bad row cannot keep the others active in
-// the store; what still fails is logged and ends again at the next start.
+// the store; what still fails is kept and stored again later (unsaved.go):
+// a session ended idle would otherwise start a fresh idle period after a
+// restart.
 func (b *Broker) storeEnded(ended []Change) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -129,7 +131,8 @@ func (b *Broker) storeEnded(ended []Change) {
 		}
 		for _, c := range batch {
 			if err := b.store.UpdateSessions(ctx, c); err != nil {
-				b.log.Error("storing ended session", "session", c.Session.ID, "err", err)
+				b.log.Error("session end not stored; retrying", "session", c.Session.ID, "err", err)
+				b.keepUnsaved(c)
 			}
 		}
 	}
