@@ -37,6 +37,7 @@ const (
 	dbFile             = "supportgate.db"
 	complianceIdentity = "compliance-identity.txt"
 	recordingsDir      = "recordings"
+	serveLockFile      = "serve.lock" // held by the running serve; see lockDataDir
 )
 
 type stringList []string
@@ -86,6 +87,13 @@ func runServe(env *cliEnv, args []string) error {
 	logger := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
 	restoreGC, _ := gctune.Apply()
 	defer restoreGC()
+
+	// Before anything else touches the data directory or a port.
+	lock, err := lockDataDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 
 	// Listen first so that port 0 resolves before the public URL and the
 	// certificate are settled.
@@ -203,7 +211,7 @@ func runServe(env *cliEnv, args []string) error {
 	}
 	bastionRef.Store(bst)
 	defer bst.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	if err := g.Start(ctx); err != nil {
 		return err
@@ -250,6 +258,19 @@ func runServe(env *cliEnv, args []string) error {
 	g.Close() // ends live channels and websockets first
 	srv.Shutdown(shutdownCtx)
 	return nil
+}
+
+// stopSignals are the signals that shut serve down cleanly, ending its
+// recordings and auditing gateway.stopped. SIGHUP is one (closing serve's
+// terminal sends it, as does a habitual `kill -HUP`; by default it would
+// kill serve outright) unless serve started with it ignored, as under
+// nohup: asking for it would undo that.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 // listenWireGuard opens the hub's UDP socket on addr (default :51820) and

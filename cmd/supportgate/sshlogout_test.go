@@ -74,16 +74,7 @@ func TestE2ESSHLogout(t *testing.T) {
 // its bearer token, as any API client may.
 func logout(t *testing.T, g *gw, home string) {
 	t.Helper()
-	var cfg struct {
-		Token string `json:"token"`
-	}
-	b, err := os.ReadFile(filepath.Join(home, "config.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
-	if err != nil || cfg.Token == "" {
-		t.Fatalf("reading the stored login: %v", err)
-	}
+	token := storedToken(t, home)
 	ca, err := os.ReadFile(filepath.Join(g.data, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +86,7 @@ func logout(t *testing.T, g *gw, home string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -105,4 +96,21 @@ func logout(t *testing.T, g *gw, home string) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("logout: %d %s", resp.StatusCode, body)
 	}
+}
+
+// storedToken is the bearer token of the login `supportgate login` stored
+// in home.
+func storedToken(t *testing.T, home string) string {
+	t.Helper()
+	var cfg struct {
+		Token string `json:"token"`
+	}
+	b, err := os.ReadFile(filepath.Join(home, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	if err != nil || cfg.Token == "" {
+		t.Fatalf("reading the stored login: %v", err)
+	}
+	return cfg.Token
 }
