@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"supportgate/gateway/audit"
+	"supportgate/gateway/keys"
+	"supportgate/gateway/sqlite"
 )
 
 func init() {
@@ -22,13 +26,18 @@ func runAudit(env *cliEnv, args []string) error {
 		return &exitError{code: 2, msg: "usage: supportgate audit verify|export --data DIR"}
 	}
 	sub := args[0]
-	fs := newFlags(env, "audit "+sub, "--data DIR")
-	dataDir := fs.String("data", "./data", "data `directory`")
-	out := fs.String("o", "", "write the export to `file` instead of standard output")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	synopsis := "--data DIR [-o FILE]\n\nreads DIR and changes nothing in it"
+	if sub == "verify" {
+		synopsis = "--data DIR\n\nreads DIR and changes nothing in it; exit status: 0 intact, 1 tampered (names\n" +
+			"the record) or unreadable (no DIR/" + dbFile + ", say), 2 usage error"
+	}
+	flags := newFlags(env, "audit "+sub, synopsis)
+	dataDir := flags.String("data", "./data", "data `directory`")
+	out := flags.String("o", "", "write the export to `file` instead of standard output")
+	if err := parseFlags(flags, args[1:]); err != nil {
 		return err
 	}
-	st, mat, err := openData(*dataDir)
+	st, err := openAuditStore(*dataDir)
 	if err != nil {
 		return err
 	}
@@ -46,7 +55,14 @@ func runAudit(env *cliEnv, args []string) error {
 		}
 		return audit.Export(ctx, st, w)
 	}
-	rep, err := audit.Verify(ctx, st, mat.SigningPublic)
+	pub, err := keys.LoadSigningPublic(*dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s does not exist: audit verify needs the gateway's public signing key", filepath.Join(*dataDir, keys.SigningPubFile))
+	}
+	if err != nil {
+		return err
+	}
+	rep, err := audit.Verify(ctx, st, pub)
 	var te *audit.TamperError
 	if errors.As(err, &te) {
 		return &exitError{code: 1, msg: te.Error()}
@@ -57,4 +73,21 @@ func runAudit(env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "audit log intact: %d records, %d signed checkpoints, last checkpoint at record %d, %d records after it\n",
 		rep.Records, rep.Checkpoints, rep.LastCheckpoint, rep.Unsigned)
 	return nil
+}
+
+// openAuditStore opens the database of the data directory dir read-only.
+// Unlike openData it creates nothing and reads no key, so a mistyped
+// --data or a deleted database is an error rather than a fresh, empty log,
+// and a read-only copy or a reviewer who cannot read the private keys
+// can still verify.
+func openAuditStore(dir string) (*sqlite.ReadOnly, error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("data directory %s does not exist: is --data right?", dir)
+	}
+	path := filepath.Join(dir, dbFile)
+	st, err := sqlite.OpenReadOnly(path, sqlite.Options{})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: is --data right, or was the database deleted?", path)
+	}
+	return st, err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 )
 
@@ -53,6 +54,23 @@ func (m *Material) loadOrCreateSigning(r io.Reader) error {
 		return fmt.Errorf("keys: %s does not hold the public key of %s", pubPath, path)
 	}
 	return nil
+}
+
+// LoadSigningPublic reads the public signing key from dir's signing.pub,
+// for verifiers of recordings and audit checkpoints: unlike LoadOrCreate it
+// reads no private key and creates nothing, so it needs neither the
+// gateway's user nor write access. A missing file is an error wrapping
+// fs.ErrNotExist.
+func LoadSigningPublic(dir string) (ed25519.PublicKey, error) {
+	path := filepath.Join(dir, SigningPubFile)
+	data, err := readPublic(path)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, fmt.Errorf("keys: %s: %w", path, fs.ErrNotExist)
+	}
+	return ParseSigningPublicKey(data)
 }
 
 // ParseSigningPublicKey parses the contents of signing.pub (a PKIX "PUBLIC
