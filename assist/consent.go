@@ -45,6 +45,16 @@ type View struct {
 	CSRFToken        string     `json:"csrf_token"`
 	// Connected is who uses the session through the gateway right now.
 	Connected []Participant `json:"connected"`
+	// Extension is the agent's pending request for more time, if any.
+	Extension *Extension `json:"extension"`
+}
+
+// Extension is an agent's request to extend an active session: By more,
+// asked at RequestedAt. Answering names it, so that a yes cannot grant
+// another request made in the meantime.
+type Extension struct {
+	By          string     `json:"by"`
+	RequestedAt *time.Time `json:"requested_at"`
 }
 
 // Participant is someone connected to the session: the agent in a shell
@@ -213,6 +223,17 @@ func (c *Consent) Approve(ctx context.Context, scopes []string) error {
 func (c *Consent) Deny(ctx context.Context) error {
 	var v View
 	if err := c.call(ctx, "POST", "/api/v1/consent/"+c.token+"/deny", nil, &v); err != nil {
+		return err
+	}
+	c.setView(v)
+	return nil
+}
+
+// AnswerExtension answers the pending extension request e, yes or no.
+func (c *Consent) AnswerExtension(ctx context.Context, e Extension, approve bool) error {
+	var v View
+	body := map[string]any{"approve": approve, "by": e.By, "requested_at": e.RequestedAt}
+	if err := c.call(ctx, "POST", "/api/v1/consent/"+c.token+"/extension", body, &v); err != nil {
 		return err
 	}
 	c.setView(v)

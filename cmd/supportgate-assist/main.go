@@ -319,6 +319,22 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	wctx, cancelWatch := context.WithCancel(context.Background())
 	defer cancelWatch()
 	joins := make(chan string, 16)
+	// exts carries the latest view's extension request to the main loop
+	// (the latest replaces one not taken yet).
+	exts := make(chan *assist.Extension, 1)
+	offer := func(e *assist.Extension) {
+		for {
+			select {
+			case exts <- e:
+				return
+			default:
+				select {
+				case <-exts:
+				default:
+				}
+			}
+		}
+	}
 	say := func(msg string) {
 		select {
 		case joins <- msg:
@@ -358,6 +374,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				}
 			}
 			seen = now
+			offer(v.Extension)
 		}
 		for {
 			last, err := cs.Watch(wctx, onView)
@@ -431,9 +448,28 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		ep.Close()
 		return <-revoked
 	}
+	ask := &extensionAsk{cs: cs, out: out, agent: untrusted(v.Agent.Name), tty: isTerminal(stdin)}
+	var lines <-chan string
+	if ask.tty {
+		lines = readLines(wctx, stdin)
+	}
 	status()
 	for {
 		select {
+		case e := <-exts:
+			ask.seen(e)
+			if !ask.asking() {
+				status()
+			}
+		case line, ok := <-lines:
+			if !ok {
+				lines = nil // the terminal is gone
+				continue
+			}
+			if ask.asking() {
+				ask.answer(ctx, line)
+				status()
+			}
 		case <-ctx.Done():
 			if err := revokeAndClose(); err != nil {
 				return "", fmt.Errorf("revoking: %w (%s)", err, stillOpen(link))
@@ -448,7 +484,11 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 			return "", fmt.Errorf("lost contact with the gateway, closed the tunnel: %w", err)
 		case msg := <-joins:
 			fmt.Fprintf(out, "\r\033[K%s %s\n", time.Now().Format("15:04:05"), msg)
-			status()
+			if ask.asking() {
+				ask.prompt()
+			} else {
+				status()
+			}
 		case <-tick.C:
 			if exp := expiry(); !exp.IsZero() && now().After(exp.Add(expiryGrace)) {
 				// The gateway should have ended it and did not say so. The
@@ -456,7 +496,9 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				revokeAndClose()
 				return fmt.Sprintf("the time box ran out at %s; closed the tunnel (no end heard from the gateway)", exp.Local().Format("15:04:05")), nil
 			}
-			status()
+			if !ask.asking() {
+				status()
+			}
 		}
 	}
 }
