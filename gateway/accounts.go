@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"time"
 
 	"supportgate/gateway/identity"
@@ -48,13 +49,22 @@ type Accounts struct {
 	Rand   io.Reader
 }
 
-// CheckUserName validates a login name.
+// CheckUserName validates a login name. The names the gateway records for
+// those who are not users (the customer, the system, the recorder) are
+// refused: a user so named would read in the audit log, and on the
+// customer's page, as one of them.
 func CheckUserName(name string) error {
 	if !userNameRE.MatchString(name) {
 		return fmt.Errorf("%w: user name must be 1-32 of a-z 0-9 . _ - starting with a letter", errBadInput)
 	}
+	if slices.Contains(reservedNames, name) {
+		return fmt.Errorf("%w: user name %q is reserved for the gateway's own records", errBadInput, name)
+	}
 	return nil
 }
+
+// reservedNames are the actors' names that no user may take.
+var reservedNames = []string{"customer", "system", "recorder"}
 
 var errBadInput = errors.New("invalid input")
 

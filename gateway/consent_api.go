@@ -28,6 +28,10 @@ type ConsentView struct {
 	VerificationCode string         `json:"verification_code"`
 	State            session.State  `json:"state"`
 	EndReason        string         `json:"end_reason,omitempty"`
+	// EndedBy says who ended an ended session, as a kind and never a
+	// name: "customer", "staff" (the agent, a supervisor, an admin) or
+	// "system" (the time box, the gateway).
+	EndedBy          string         `json:"ended_by,omitempty"`
 	Reason           string         `json:"reason,omitempty"`
 	Recorded         bool           `json:"recorded"`
 	ConsentExpiresAt *time.Time     `json:"consent_expires_at"`
@@ -75,6 +79,9 @@ func (g *Gateway) consentView(s *session.Session, csrf string) ConsentView {
 	if v.Agent.Name == "" {
 		v.Agent.Name = s.Agent
 	}
+	if s.State == session.Ended {
+		v.EndedBy = endedByKind(s.EndedBy)
+	}
 	if s.Extension != nil {
 		v.Extension = &ExtensionView{By: s.Extension.By.String(), RequestedAt: timePtr(s.Extension.RequestedAt)}
 	}
@@ -82,6 +89,19 @@ func (g *Gateway) consentView(s *session.Session, csrf string) ConsentView {
 		v.Connected = g.presence.list(s.ID)
 	}
 	return v
+}
+
+// endedByKind is the kind of who ended a session, for the customer's page:
+// the broker records the customer as "customer" and the gateway's own
+// ends under the system's name or a component's ("recorder").
+func endedByKind(by string) string {
+	switch by {
+	case "customer":
+		return "customer"
+	case session.System.Name, "recorder", "":
+		return "system"
+	}
+	return "staff"
 }
 
 // clientCookie names the cookie that binds one consent link to a client.

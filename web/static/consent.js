@@ -137,7 +137,8 @@
     sg.show("request", false);
     sg.show("live", false);
     sg.show("ended", true);
-    sg.text("ended-why", sg.endWords(v.end_reason, stoppedHere ? "customer" : "the agent or their organisation", !!v.approved_at));
+    const who = stoppedHere || v.ended_by === "customer" ? "customer" : "the agent or their organisation";
+    sg.text("ended-why", sg.endWords(v.end_reason, who, !!v.approved_at));
     document.title = "Session ended";
     document.dispatchEvent(new CustomEvent("sg:consent", { detail: v })); // share.js
     sg.$("ended-h").focus();
