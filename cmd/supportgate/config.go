@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"time"
@@ -119,7 +121,31 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err := dec.Decode(c); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	// A second object after the first (two configs pasted together) would
+	// otherwise be ignored, its recipients with it: serve would then keep
+	// a compliance identity on the host.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("config %s: more than one JSON value; write one object", path)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	return c, nil
+}
+
+// check refuses settings serve would otherwise quietly replace with its
+// defaults.
+func (c *fileConfig) check() error {
+	if c.LogLevel != "" {
+		var l slog.Level
+		if l.UnmarshalText([]byte(c.LogLevel)) != nil {
+			return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+		}
+	}
+	if ttl := time.Duration(c.TokenTTL); c.TokenTTL != 0 && (ttl < time.Minute || ttl > gateway.MaxTokenTTL) {
+		return fmt.Errorf("token_ttl %v: want 1m to %v", ttl, gateway.MaxTokenTTL)
+	}
+	return nil
 }
 
 func (p policyConfig) policy() (session.Policy, error) {

@@ -47,3 +47,31 @@ func TestRecordingConfigFile(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRefusesQuietDefaults: settings serve used to replace with its
+// defaults without a word are refused with the setting named: a second
+// JSON object (its recipients were ignored), an unknown log level, a token
+// lifetime outside 1m to 8h.
+func TestConfigRefusesQuietDefaults(t *testing.T) {
+	for _, c := range []struct{ js, want string }{
+		{`{"org": "A"} {"recipients": ["age1x"]}`, "more than one JSON value"},
+		{`{"org": "A"} x`, "more than one JSON value"},
+		{`{"log_level": "verbose"}`, "log_level"},
+		{`{"token_ttl": "24h"}`, "token_ttl"},
+		{`{"token_ttl": "-1h"}`, "token_ttl"},
+		{`{"token_ttl": "10s"}`, "token_ttl"},
+	} {
+		path := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(path, []byte(c.js), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error naming %q", c.js, err, c.want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(path, []byte(`{"log_level": "debug", "token_ttl": "2h"}`+"\n\n"), 0o600)
+	if _, err := loadConfig(path); err != nil {
+		t.Errorf("a good config: %v", err)
+	}
+}
