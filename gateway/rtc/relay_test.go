@@ -482,7 +482,7 @@ func TestRelayH264(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("recorded %d of %d frames", room.Frames(), len(aus))
+	t.Logf("recorded %d of %d frames, %d packets dropped from the recording", room.Frames(), len(aus), room.RecordDropped())
 
 	r, err := recorder.OpenFile(path, k.Identity)
 	if err != nil {
@@ -503,7 +503,11 @@ func TestRelayH264(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, want := recordertest.FrameMD5s(t, out), recordertest.FrameMD5s(t, src)
-	if len(got) < len(aus)-5 {
+	// A recording that fell behind on a starved machine drops packets, says
+	// so, and loses the pictures up to the next key frame; then only the
+	// order of what it kept is checked. (A CI run beside other tests once
+	// recorded 59 of 60 frames and decoded 30.)
+	if len(got) < len(aus)-5 && room.RecordDropped() == 0 {
 		t.Fatalf("decoded %d frames of the recording, want at least %d of %d", len(got), len(aus)-5, len(aus))
 	}
 	// Every picture decoded from the recording is one that was sent, in
