@@ -103,11 +103,15 @@ func (g *Gateway) recording(sessionID string) (*recorder.Writer, error) {
 			delete(rs.open, sessionID)
 		}
 		rs.mu.Unlock()
-		var detail map[string]string
+		// The gateway stopping ends this recording, not the session: a
+		// restart takes the session back and goes on in the next part.
+		kind, detail := "session.ended", map[string]string(nil)
 		if reason, ok := session.EndReasonOf(sctx); ok {
 			detail = map[string]string{"reason": string(reason)}
+		} else if errors.Is(context.Cause(sctx), session.ErrClosed) {
+			kind = "gateway.stopped"
 		}
-		w.Event("session.ended", detail)
+		w.Event(kind, detail)
 		if err := w.Close(); err != nil {
 			g.log.Error("closing recording", "session", sessionID, "err", err)
 		}

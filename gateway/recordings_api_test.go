@@ -23,6 +23,7 @@ import (
 	"supportgate/gateway"
 	"supportgate/gateway/audit"
 	"supportgate/gateway/identity"
+	"supportgate/recorder"
 	"supportgate/session"
 )
 
@@ -645,5 +646,47 @@ func TestCutShortFlaggedAtStart(t *testing.T) {
 	evs := e.auditOf("recording.cut_short")
 	if len(evs) != 1 || evs[0].Session != s.ID || evs[0].Detail["file"] != s.ID+".sgrec" {
 		t.Fatalf("recording.cut_short events: %+v", evs)
+	}
+}
+
+// TestRecordingGatewayStopped: the gateway stopping closes an active
+// session's recording with gateway.stopped, not session.ended: the session
+// goes on after a restart, in the recording's next part. A session's own
+// end still says session.ended with its reason.
+func TestRecordingGatewayStopped(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(c *gateway.Config) { c.Recipients = []age.Recipient{id.Recipient()} })
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	revoked, open := e.approved(alice), e.approved(alice)
+	for _, s := range []created{revoked, open} {
+		if _, err := e.g.Recording(s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.do(alice, "POST", "/api/v1/sessions/"+revoked.ID+"/revoke", nil, 200, nil)
+	e.g.Close()
+	for _, tt := range []struct {
+		s    created
+		want string
+	}{{revoked, `"kind":"session.ended","detail":{"reason":"revoked"}`}, {open, `"kind":"gateway.stopped"`}} {
+		var rec *recorder.Reader
+		waitFor(5*time.Second, func() bool {
+			rec, err = recorder.OpenFile(gateway.RecordingPath(e.mat.Dir, tt.s.ID), id)
+			return err == nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var js strings.Builder
+		if err := recorder.ExportJSONL(&js, rec, recorder.ExportOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rec.Close()
+		if !strings.Contains(js.String(), tt.want) {
+			t.Errorf("recording of %s lacks %s:\n%s", tt.s.ID, tt.want, js.String())
+		}
 	}
 }

@@ -256,6 +256,8 @@ func (s *Summary) event(rec *recorder.Record) {
 			s.EndReason = d["reason"]
 		}
 		s.mark(rec, MarkEnd, strings.TrimSpace("session ended "+d["reason"]))
+	case k == "gateway.stopped":
+		s.mark(rec, MarkEnd, "gateway stopped; the session goes on in the next part, if it was still open")
 	case k == "participant.joined":
 		s.mark(rec, MarkJoin, d["name"]+" joined ("+d["role"]+")")
 	case k == "participant.left":
