@@ -358,8 +358,8 @@ func complianceRecipients(env *cliEnv, dir string, given []string) ([]age.Recipi
 }
 
 // bootstrapAdmin creates the first admin on an empty database, or renews
-// the link while the only admin has not enrolled, and prints the one-time
-// enrollment link. Nothing else can create a first user: there is no setup
+// the link while that admin has not enrolled (whatever other users were
+// added meanwhile), and prints the one-time enrollment link. Nothing else can create a first user: there is no setup
 // endpoint.
 func bootstrapAdmin(ctx context.Context, env *cliEnv, g *gateway.Gateway, store users.Store, public string) error {
 	n, err := store.CountUsers(ctx)
@@ -375,16 +375,17 @@ func bootstrapAdmin(ctx context.Context, env *cliEnv, g *gateway.Gateway, store 
 			return err
 		}
 		token = a.EnrollToken
-	case 1:
+	default:
+		// The first admin has not enrolled yet: a new link, the old one
+		// void. Other users added meanwhile (the README's next step) do
+		// not change that.
 		u, err := store.GetUser(ctx, "admin")
-		if err != nil || u.Enrolled {
+		if err != nil || u.Enrolled || u.Role != string(identity.RoleAdmin) {
 			return nil
 		}
 		if token, err = acc.EnrollLink(ctx, "admin"); err != nil {
 			return err
 		}
-	default:
-		return nil
 	}
 	fmt.Fprintf(env.stderr, "supportgate: one-time admin enrollment link (valid %v): %s/enroll/%s\n", gateway.EnrollTTL, strings.TrimRight(public, "/"), token)
 	return nil
