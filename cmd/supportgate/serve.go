@@ -132,6 +132,9 @@ func runServe(env *cliEnv, args []string) error {
 		return err
 	}
 	defer store.Close()
+	if from, to := store.Migrated(); from > 0 && from < to {
+		fmt.Fprintf(env.stderr, "supportgate: upgraded the database schema from version %d to %d; older supportgate binaries refuse it now\n", from, to)
+	}
 
 	// The WireGuard hub gets its socket from here: libraries don't listen.
 	// An address that was asked for must work; the default may be taken

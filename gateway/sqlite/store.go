@@ -141,9 +141,17 @@ type Store struct {
 	ckptStop chan struct{} // closed by Close
 	ckptDone chan struct{} // closed when the checkpointer has returned
 
+	schemaFrom, schemaTo int // the schema versions before and after Open's migrations
+
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// Migrated returns the schema version the database had when Open found it
+// and the one Open left it at: from is 0 for a new database, and equal to
+// to when nothing was applied. A database migrated here is refused by
+// older binaries (ErrSchemaTooNew).
+func (s *Store) Migrated() (from, to int) { return s.schemaFrom, s.schemaTo }
 
 // Checkpoint pacing: see the package comment.
 const (
@@ -413,6 +421,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if cur > len(ms) {
 		return fmt.Errorf("sqlite: %s: schema version %d, this binary knows up to %d: %w", s.path, cur, len(ms), ErrSchemaTooNew)
 	}
+	s.schemaFrom, s.schemaTo = cur, len(ms)
 	for _, m := range ms[cur:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("sqlite: %s: applying migration %s: %w", s.path, m.name, err)

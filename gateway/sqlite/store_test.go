@@ -222,6 +222,52 @@ func TestReopenKeepsData(t *testing.T) {
 	if n != SchemaVersion() {
 		t.Errorf("schema_migrations rows: got %d, want %d (each migration once)", n, SchemaVersion())
 	}
+	if from, to := st.Migrated(); from != SchemaVersion() || to != SchemaVersion() {
+		t.Errorf("Migrated on reopen: %d to %d, want nothing applied at %d", from, to, SchemaVersion())
+	}
+}
+
+// TestMigratedReported: Open says which versions it migrated from and to,
+// so that serve can say a database was upgraded: a new one from 0, one
+// written by the first release from 1.
+func TestMigratedReported(t *testing.T) {
+	dir := t.TempDir()
+	st, err := Open(filepath.Join(dir, "new.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if from, to := st.Migrated(); from != 0 || to != SchemaVersion() {
+		t.Errorf("new database: migrated %d to %d, want 0 to %d", from, to, SchemaVersion())
+	}
+
+	old := filepath.Join(dir, "old.db")
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
+		ms[0].sql,
+		"INSERT INTO schema_migrations VALUES (1, '" + ms[0].name + "', 0)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	st, err = Open(old, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if from, to := st.Migrated(); from != 1 || to != SchemaVersion() {
+		t.Errorf("first release's database: migrated %d to %d, want 1 to %d", from, to, SchemaVersion())
+	}
 }
 
 func TestNewerSchemaRefused(t *testing.T) {
