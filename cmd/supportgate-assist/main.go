@@ -436,7 +436,8 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 				who += "; " + untrusted(p.Name) + " (supervisor) watching"
 			}
 		}
-		fmt.Fprintf(out, "\r\033[K%s | time left %s | Ctrl-C ends it", who, left)
+		line := fmt.Sprintf("%s | time left %s | Ctrl-C ends it", who, left)
+		fmt.Fprint(out, "\r\033[K"+fitLine(line, termWidth(out)))
 	}
 	// revokeAndClose tells the gateway first, with its own timeout, while
 	// the endpoint closes: however long killing the shells takes, the

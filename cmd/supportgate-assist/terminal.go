@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"unicode/utf8"
 )
 
 // isTerminal reports whether r is a terminal, where a person can be asked:
@@ -23,4 +24,44 @@ func isTerminal(r io.Reader) bool {
 		return false
 	}
 	return is
+}
+
+// termWidth returns the width in columns of the terminal w writes to, or 0
+// if w is not a terminal or the width is unknown.
+func termWidth(w io.Writer) int {
+	if o, ok := w.(*watchedOutput); ok {
+		w = o.w
+	}
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return 0
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	cols := 0
+	if rc.Control(func(fd uintptr) { cols = termCols(fd) }) != nil {
+		return 0
+	}
+	return cols
+}
+
+// fitLine cuts line to fit in width columns, leaving the last one free (a
+// line that fills it wraps on many terminals, and the status line, redrawn
+// with a carriage return each second, would then leave a copy behind per
+// redraw). It counts a rune as a column: the line is printable text
+// (assist.Printable). A width of 0 means unknown: no cut.
+func fitLine(line string, width int) string {
+	if width <= 1 || utf8.RuneCountInString(line) < width {
+		return line
+	}
+	keep := width - 2 // and the ellipsis
+	for i := range line {
+		if keep == 0 {
+			return line[:i] + "…"
+		}
+		keep--
+	}
+	return line
 }

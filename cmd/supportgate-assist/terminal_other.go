@@ -5,3 +5,6 @@ package main
 // isTerminalFd cannot tell here, so it says no: the helper then needs
 // --yes, and never asks a question nobody may be there to answer.
 func isTerminalFd(fd uintptr) bool { return false }
+
+// termCols cannot tell here.
+func termCols(fd uintptr) int { return 0 }
