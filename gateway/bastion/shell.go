@@ -60,7 +60,7 @@ func (cn *conn) sessionChannel(nch ssh.NewChannel) {
 	}
 	cn.register(ch, true)
 	defer cn.unregister(ch)
-	r := &relay{cn: cn, st: st, ch: ch, up: uch}
+	r := &relay{cn: cn, st: st, ch: ch, up: uch, started: make(chan struct{}), reqsDone: make(chan struct{})}
 	r.run(reqs, ureqs)
 }
 
@@ -85,6 +85,15 @@ type relay struct {
 	// agent: a client would see EOF from starting the command instead of
 	// its exit status.
 	forwarding sync.Mutex
+
+	// started is closed once a shell or command was asked for and
+	// forwarded: input waits for it, so that whether the channel has a
+	// terminal is settled before any input is recorded (data can arrive
+	// before the requests are handled). reqsDone is closed when the
+	// agent's requests end, with the channel.
+	started     chan struct{}
+	startedOnce sync.Once
+	reqsDone    chan struct{}
 }
 
 func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
@@ -119,9 +128,8 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	}()
 	// Requests from the agent; when the agent closes the channel, the
 	// helper's goes too.
-	reqsDone := make(chan struct{})
 	go func() {
-		defer close(reqsDone)
+		defer close(r.reqsDone)
 		for req := range reqs {
 			r.request(req)
 		}
@@ -146,7 +154,7 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	r.ch.Close()
 	r.up.Close()
 	<-inDone
-	<-reqsDone
+	<-r.reqsDone
 
 	r.mu.Lock()
 	kind, notice := r.kind, r.notice
@@ -278,6 +286,9 @@ func (r *relay) request(req *ssh.Request) {
 	if req.WantReply {
 		req.Reply(ok && err == nil, nil)
 	}
+	if req.Type == "shell" || req.Type == "exec" {
+		r.startedOnce.Do(func() { close(r.started) })
+	}
 }
 
 // banner tells the agent the session is recorded and when it ends: on
@@ -300,6 +311,10 @@ func (r *relay) banner(pty bool) {
 		io.WriteString(r.ch.Stderr(), msg)
 	}
 }
+
+// errNotStarted ends the input of a channel closed before it ran a shell
+// or a command: nothing it sent went anywhere.
+var errNotStarted = errors.New("the channel ran no shell or command")
 
 // errUnrecorded stops a relay whose recording refused what it carried:
 // the recording reached its size cap or its file failed. Nothing passes
@@ -343,6 +358,11 @@ func (t *tee) Write(p []byte) (int, error) {
 type input struct{ r *relay }
 
 func (in *input) Write(p []byte) (int, error) {
+	select {
+	case <-in.r.started:
+	case <-in.r.reqsDone:
+		return 0, errNotStarted
+	}
 	rec := in.r.st.rec.Stdin
 	if in.r.hasPTY() {
 		rec = in.r.st.rec.Input

@@ -139,3 +139,26 @@ func TestPaddedCommandClassified(t *testing.T) {
 		}
 	}
 }
+
+// TestTerminalInputNotRecordedEarly: with input recording off, keystrokes
+// on a terminal are not recorded, even those that reach the bastion before
+// it has handled the shell request (typed ahead, or pasted at once). The
+// first input used to be taken for input without a terminal, and recorded,
+// in two of three runs.
+func TestTerminalInputNotRecordedEarly(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	alice := e.certFor("alice")
+	for i := range 5 {
+		cmd := exec.Command(e.sshBin, e.sshArgs(alice, s.ID, "-tt")...)
+		cmd.Env = append(os.Environ(), "HOME="+alice.dir)
+		cmd.Stdin = strings.NewReader("echo typed-ahead-" + string(rune('a'+i)) + "; exit\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ssh -tt: %v\n%s", err, out)
+		}
+	}
+	if js := e.recordingJSONL(t, s); strings.Contains(js, `"type":"input"`) {
+		t.Errorf("keystrokes on a terminal were recorded with input recording off:\n%s", js)
+	}
+}
