@@ -41,6 +41,9 @@ const (
 	MarkEnd       = "end"
 	MarkForward   = "forward"
 	MarkEvent     = "event"
+	// MarkInput: input the agent sent begins (what a shell or command
+	// without a terminal was given, or keystrokes when they are recorded).
+	MarkInput = "input"
 )
 
 // Limits on what a pass keeps in memory for one recording.
@@ -107,6 +110,9 @@ type Summary struct {
 
 	lines []textLine
 	keep  *textBudget // what lines may take; nil keeps none
+
+	input   *textExtractor // lines of input, apart from the terminal's
+	inInput bool           // the last record was input: its run is marked
 }
 
 // textBudget is the memory that the search text of every recording of a
@@ -145,6 +151,7 @@ func scan(ctx context.Context, r *recorder.Reader, keep *textBudget) *Summary {
 	s := &Summary{Status: StatusVerified, Markers: []Marker{}, Chat: []ChatLine{}, keep: keep}
 	s.Signer = fingerprint(r.Header().Signer)
 	var tx textExtractor
+	s.input = &textExtractor{}
 	var last time.Duration
 	for n := 1; ; n++ {
 		rec, err := r.Next()
@@ -163,7 +170,16 @@ func scan(ctx context.Context, r *recorder.Reader, keep *textBudget) *Summary {
 	if l, ok := tx.flush(last); ok {
 		s.addLine(l)
 	}
+	if l, ok := s.input.flush(last); ok {
+		s.addLine(inputLine(l))
+	}
 	return s
+}
+
+// inputLine is a line of input as the search shows it.
+func inputLine(l textLine) textLine {
+	l.text = "input: " + l.text
+	return l
 }
 
 // finish sets the status from the error that ended the pass.
@@ -196,6 +212,7 @@ func (s *Summary) mark(rec *recorder.Record, kind, label string) {
 }
 
 func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
+	s.inInput = s.inInput && rec.Type == recorder.TypeInput
 	switch rec.Type {
 	case recorder.TypeOutput:
 		s.HasTerminal = true
@@ -205,6 +222,24 @@ func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
 		for _, l := range tx.write(rec.Time, rec.Data) {
 			s.addLine(l)
 		}
+	case recorder.TypeInput:
+		// Each run of input gets a marker (an upload is many records);
+		// its lines are searchable beside the terminal's.
+		lines := s.input.write(rec.Time, rec.Data)
+		if !s.inInput {
+			first := "(no text)"
+			if len(lines) > 0 {
+				first = lines[0].text
+			} else if t := strings.TrimSpace(strings.ToValidUTF8(string(s.input.line), "�")); t != "" {
+				first = t
+			}
+			s.mark(rec, MarkInput, "input sent: "+clip(first, 80))
+		}
+		for _, l := range lines {
+			s.addLine(inputLine(l))
+		}
+		s.inInput = true
+		return
 	case recorder.TypeResize:
 		s.HasTerminal = true
 	case recorder.TypeChat:
@@ -266,6 +301,10 @@ func (s *Summary) event(rec *recorder.Record) {
 		label := d["agent"] + " opened a shell"
 		if k == "ssh.exec" {
 			label = d["agent"] + " ran: " + clip(d["command"], 80)
+			s.addLine(textLine{t: rec.Time, text: d["agent"] + " ran: " + clip(d["command"], maxLineLen)})
+		}
+		if d["pty"] == "no" {
+			label += " (no terminal: what it was sent is marked as input)"
 		}
 		s.mark(rec, MarkJoin, label)
 	case strings.Contains(k, "scope") || strings.Contains(k, "extend"):

@@ -146,7 +146,7 @@ func (p *player) play(from time.Duration) error {
 			return err
 		}
 		switch rec.Type {
-		case recorder.TypeOutput, recorder.TypeChat, recorder.TypeEvent, recorder.TypeResize:
+		case recorder.TypeOutput, recorder.TypeInput, recorder.TypeChat, recorder.TypeEvent, recorder.TypeResize:
 		default:
 			continue
 		}
@@ -177,24 +177,30 @@ func (p *player) play(from time.Duration) error {
 // showNote puts a chat message or session event on the progress line, or
 // writes it as a line of its own when there is no progress line.
 func (p *player) showNote(rec recorder.Record) {
-	p.note, p.noteAt = noteText(rec), rec.Time
+	p.note, p.noteAt = noteText(rec, noteMax), rec.Time
 	if p.status == nil {
 		if p.notes != nil {
-			fmt.Fprintf(p.notes, "[%s] %s\n", clock(rec.Time), p.note)
+			// A line of its own is written whole: a command cut at the
+			// progress line's width could hide what it did.
+			fmt.Fprintf(p.notes, "[%s] %s\n", clock(rec.Time), noteText(rec, 0))
 		}
 		return
 	}
 	p.drawStatus(rec.Time, true)
 }
 
-// noteText describes a chat message, session event or the recorded
-// terminal's size in one line of at most noteMax characters. Control
-// characters are shown escaped: a chat message is the customer's or
-// agent's text and may carry escape sequences meant for the reviewer's
-// terminal.
-func noteText(rec recorder.Record) string {
+// noteText describes a chat message, session event, input sent or the
+// recorded terminal's size in one line of at most max characters (0: no
+// limit). Control characters are shown escaped: a chat message or input
+// is someone's text and may carry escape sequences meant for the
+// reviewer's terminal.
+func noteText(rec recorder.Record, max int) string {
 	var s string
 	switch rec.Type {
+	case recorder.TypeInput:
+		// What a shell or command without a terminal was sent (the only
+		// trace of what it ran), or keystrokes when they are recorded.
+		s = "input: " + strings.ToValidUTF8(string(rec.Data), "�")
 	case recorder.TypeChat:
 		s = "chat " + rec.From + ": " + rec.Text
 	case recorder.TypeResize:
@@ -210,7 +216,7 @@ func noteText(rec recorder.Record) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range s {
-		if n == noteMax {
+		if n == max && max > 0 {
 			b.WriteString("…")
 			break
 		}

@@ -298,10 +298,16 @@ func TestReplayNoteText(t *testing.T) {
 		{recorder.Record{Type: recorder.TypeResize, Cols: 132, Rows: 43}, "recorded terminal 132x43"},
 		{recorder.Record{Type: recorder.TypeChat, From: "a", Text: strings.Repeat("x", 100)},
 			"chat a: " + strings.Repeat("x", noteMax-len("chat a: ")) + "…"},
+		{recorder.Record{Type: recorder.TypeInput, Data: []byte("rm -rf /tmp/x\n\x1b[A")}, `input: rm -rf /tmp/x\x0a\x1b[A`},
 	} {
-		if got := noteText(tt.rec); got != tt.want {
+		if got := noteText(tt.rec, noteMax); got != tt.want {
 			t.Errorf("noteText(%+v) = %q, want %q", tt.rec, got, tt.want)
 		}
+	}
+	// A note written as a line of its own (no progress line) is whole.
+	long := recorder.Record{Type: recorder.TypeEvent, Kind: "ssh.exec", Detail: map[string]string{"command": strings.Repeat("y", 200) + " | base64"}}
+	if got := noteText(long, 0); !strings.HasSuffix(got, " | base64") {
+		t.Errorf("noteText without a limit cut the command: %q", got)
 	}
 }
 

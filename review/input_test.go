@@ -1,0 +1,70 @@
+package review
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"supportgate/recorder"
+	"supportgate/recorder/recordertest"
+)
+
+// TestScanInputAndCommands: what a shell without a terminal was sent (the
+// only trace of what it ran) gets a timeline marker per run of input and is
+// searchable, and so is a command run with ssh SESSION CMD; the shell's
+// marker says it had no terminal. Before, the player showed neither and
+// search found neither.
+func TestScanInputAndCommands(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "in.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Event("ssh.exec", map[string]string{"agent": "alice", "command": "tar czf - ./secrets | base64", "pty": "no"})
+	clk.Advance(time.Second)
+	w.Event("ssh.shell", map[string]string{"agent": "alice", "pty": "no"})
+	w.Stdin([]byte("rm -f /tmp/customer-file\nchmod 4755 "))
+	w.Stdin([]byte("/tmp/x\n"))
+	clk.Advance(time.Second)
+	w.Output([]byte("done\r\n"))
+	w.Stdin([]byte("exit\n"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recorder.OpenFile(path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := scan(context.Background(), r, newTextBudget(1<<20))
+	var texts []string
+	for _, l := range s.lines {
+		texts = append(texts, l.text)
+	}
+	for _, want := range []string{"alice ran: tar czf - ./secrets | base64", "input: rm -f /tmp/customer-file", "input: chmod 4755 /tmp/x", "input: exit"} {
+		if !slices.Contains(texts, want) {
+			t.Errorf("search text lacks %q: %q", want, texts)
+		}
+	}
+	var inputs []string
+	shell := ""
+	for _, m := range s.Markers {
+		switch {
+		case m.Kind == MarkInput:
+			inputs = append(inputs, m.Label)
+		case strings.Contains(m.Label, "opened a shell"):
+			shell = m.Label
+		}
+	}
+	if want := []string{"input sent: rm -f /tmp/customer-file", "input sent: exit"}; !slices.Equal(inputs, want) {
+		t.Errorf("input markers %q, want %q", inputs, want)
+	}
+	if !strings.Contains(shell, "no terminal") {
+		t.Errorf("shell marker %q does not say it had no terminal", shell)
+	}
+}
