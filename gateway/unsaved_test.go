@@ -65,6 +65,9 @@ func TestRevokeNotStored(t *testing.T) {
 	if state, reason := e.sessionState(alice, s.ID); state != "ended" || reason != "revoked" {
 		t.Fatalf("the agent sees %s/%s, want ended/revoked", state, reason)
 	}
+	if code, v := cu.open(); code != 200 || v["state"] != "ended" {
+		t.Fatalf("the customer's view after their revoke: %d %v, want ended", code, v["state"])
+	}
 	health := func() (int, string) {
 		resp, err := e.client().Get(e.srv.URL + "/healthz")
 		if err != nil {

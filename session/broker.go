@@ -423,22 +423,24 @@ func (b *Broker) change(ctx context.Context, e *entry, typ string, by Actor, det
 	}
 	ev := b.event(typ, by, detail)
 	c := Change{Session: next.Clone(), Event: ev, Before: e.s}
-	if err := b.store.UpdateSessions(ctx, c); err != nil {
-		if next.State != Ended {
-			e.mu.Unlock()
-			return nil, fmt.Errorf("session: storing %s: %w", typ, err)
-		}
-		// The channels are already closed and the session is over here;
-		// the end is stored again until it works (unsaved.go), so that
-		// no restart brings the session back.
-		b.log.Error("session end not stored; retrying", "session", next.ID, "err", err)
-		b.keepUnsaved(c)
+	err := b.store.UpdateSessions(ctx, c)
+	if err != nil && next.State != Ended {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("session: storing %s: %w", typ, err)
 	}
 	e.s = next
 	out := next.Clone()
 	e.mu.Unlock()
 
-	b.mu.Lock()
+	b.mu.Lock() // after e.mu is released: LockAgent takes b.mu, then e.mu
+	if err != nil {
+		// The channels are already closed and the session is over here;
+		// the end is stored again until it works (unsaved.go), so that
+		// no restart brings the session back. It is held in the same
+		// step as it leaves the open sessions, so that Get always finds it.
+		b.log.Error("session end not stored; retrying", "session", next.ID, "err", err)
+		b.keepUnsavedLocked(c)
+	}
 	if out.State == Ended {
 		b.removeLocked(out)
 	} else {

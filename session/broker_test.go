@@ -465,3 +465,71 @@ func TestPolicyRefusesUnenforcedFourEyes(t *testing.T) {
 		t.Fatal("a policy asking for four-eyes approval was accepted although nothing enforces it")
 	}
 }
+
+// gatedStore fails the first UpdateSessions after arm, once the test
+// releases it; the others go through.
+type gatedStore struct {
+	*sessiontest.MemStore
+	mu               sync.Mutex
+	entered, release chan struct{}
+}
+
+func (g *gatedStore) arm() (entered, release chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.entered, g.release = make(chan struct{}), make(chan struct{})
+	return g.entered, g.release
+}
+
+func (g *gatedStore) UpdateSessions(ctx context.Context, cs ...session.Change) error {
+	g.mu.Lock()
+	entered, release := g.entered, g.release
+	g.entered = nil
+	g.mu.Unlock()
+	if entered != nil {
+		close(entered)
+		<-release
+		return errors.New("disk full")
+	}
+	return g.MemStore.UpdateSessions(ctx, cs...)
+}
+
+// TestUnstoredEndDuringLock: an admin locks the agent while the end of
+// one of the agent's sessions fails to store. Keeping that end took the
+// broker's lock under the session's, the reverse of LockAgent's order,
+// and the whole broker hung.
+func TestUnstoredEndDuringLock(t *testing.T) {
+	ctx := context.Background()
+	st := &gatedStore{MemStore: sessiontest.NewMemStore()}
+	b, err := session.NewBroker(session.Config{Store: st, Clock: sessiontest.NewClock(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Start(ctx)
+	defer b.Close()
+	s, tok, err := b.Create(ctx, agent, session.NewRequest{Agent: "alice", Customer: "ACME", Scopes: mustScopes(t, "view"), Duration: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := b.Open(ctx, tok, "", customer)
+	if _, err := b.Approve(ctx, tok, key, mustScopes(t, "view"), customer); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := st.arm()
+	done := make(chan struct{}, 2)
+	go func() { b.Revoke(ctx, s.ID, agent); done <- struct{}{} }() // in the store call, holding the session's lock
+	<-entered
+	go func() { b.LockAgent(ctx, "alice", agent); done <- struct{}{} }() // takes the broker's lock, then the session's
+	time.Sleep(100 * time.Millisecond)
+	close(release) // the store fails: the end is kept
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Revoke and LockAgent never returned: deadlock")
+		}
+	}
+	if got, _ := b.Get(ctx, s.ID); got.State != session.Ended {
+		t.Errorf("session %s, want ended", got.State)
+	}
+}

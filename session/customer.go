@@ -23,7 +23,7 @@ func (b *Broker) Open(ctx context.Context, token, clientKey string, by Actor) (*
 		return nil, "", err
 	}
 	if e == nil {
-		s, err := b.store.SessionByToken(ctx, th)
+		s, err := b.endedByToken(ctx, th)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
 				return nil, "", ErrNotFound
@@ -101,7 +101,7 @@ func (b *Broker) Peek(ctx context.Context, token string) (*Session, error) {
 		return nil, err
 	}
 	if e == nil {
-		return b.store.SessionByToken(ctx, th)
+		return b.endedByToken(ctx, th)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -131,7 +131,7 @@ func (b *Broker) customerEntry(ctx context.Context, token string) (*entry, error
 	if e != nil {
 		return e, nil
 	}
-	if _, err := b.store.SessionByToken(ctx, th); err != nil {
+	if _, err := b.endedByToken(ctx, th); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrNotFound
 		}

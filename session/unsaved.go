@@ -27,9 +27,21 @@ const (
 )
 
 // keepUnsaved holds c, whose end could not be stored, and arms a retry.
+// It takes b.mu: the caller must hold no entry's lock.
 func (b *Broker) keepUnsaved(c Change) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.keepUnsavedLocked(c)
+}
+
+func (b *Broker) keepUnsavedLocked(c Change) {
+	if b.closed {
+		// Close has made its last attempt already: say so now, as it
+		// would have.
+		b.log.Error("session ended but its end is not stored: it will be open again after a restart; end it then",
+			"session", c.Session.ID, "reason", string(c.Session.EndReason), "ended_by", c.Session.EndedBy)
+		return
+	}
 	if b.unsaved == nil {
 		b.unsaved = make(map[string]Change)
 	}
@@ -103,6 +115,22 @@ func (b *Broker) unsavedEnd(id string) (*Session, bool) {
 		return nil, false
 	}
 	return c.Session.Clone(), true
+}
+
+// endedByToken returns the session of consent token hash th that is not
+// open here: its held end if storing that failed, as the store does not
+// have it yet, or else the stored session.
+func (b *Broker) endedByToken(ctx context.Context, th [32]byte) (*Session, error) {
+	b.mu.Lock()
+	for _, c := range b.unsaved {
+		if c.Session.TokenHash == th {
+			s := c.Session.Clone()
+			b.mu.Unlock()
+			return s, nil
+		}
+	}
+	b.mu.Unlock()
+	return b.store.SessionByToken(ctx, th)
 }
 
 // UnsavedEnds returns how many ended sessions the store still holds as
