@@ -93,6 +93,7 @@ type relay struct {
 	// agent's requests end, with the channel.
 	started     chan struct{}
 	startedOnce sync.Once
+	startedPTY  bool // whether the shell or command has a terminal; set before started closes
 	reqsDone    chan struct{}
 }
 
@@ -202,10 +203,33 @@ func (r *relay) request(req *ssh.Request) {
 			refuse("malformed pty request")
 			return
 		}
-		r.st.rec.Resize(int(p.Cols), int(p.Rows))
+		// A terminal comes before the shell or command, and counts only
+		// if the helper gave one: input is recorded as sent without a
+		// terminal otherwise (see input), and a pty-req after the start,
+		// which the helper refuses, must not switch that off.
 		r.mu.Lock()
-		r.pty = true
+		started := r.kind != ""
 		r.mu.Unlock()
+		if started {
+			refuse("a terminal must be asked for before the shell or command starts")
+			return
+		}
+		r.forwarding.Lock()
+		// Asked with a reply whatever the agent wanted: whether the
+		// helper gave a terminal must be known.
+		ok, err := r.up.SendRequest(req.Type, true, req.Payload)
+		r.forwarding.Unlock()
+		given := ok && err == nil
+		if given {
+			r.st.rec.Resize(int(p.Cols), int(p.Rows))
+			r.mu.Lock()
+			r.pty = true
+			r.mu.Unlock()
+		}
+		if req.WantReply {
+			req.Reply(given, nil)
+		}
+		return
 	case "window-change":
 		var w windowChange
 		if ssh.Unmarshal(req.Payload, &w) == nil {
@@ -287,7 +311,10 @@ func (r *relay) request(req *ssh.Request) {
 		req.Reply(ok && err == nil, nil)
 	}
 	if req.Type == "shell" || req.Type == "exec" {
-		r.startedOnce.Do(func() { close(r.started) })
+		r.startedOnce.Do(func() {
+			r.startedPTY = r.hasPTY() // settled: no pty-req is taken from now on
+			close(r.started)
+		})
 	}
 }
 
@@ -364,7 +391,7 @@ func (in *input) Write(p []byte) (int, error) {
 		return 0, errNotStarted
 	}
 	rec := in.r.st.rec.Stdin
-	if in.r.hasPTY() {
+	if in.r.startedPTY {
 		rec = in.r.st.rec.Input
 	}
 	if err := rec(p); err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"supportgate/internal/realpeer"
 	"supportgate/recorder"
 )
@@ -160,5 +162,44 @@ func TestTerminalInputNotRecordedEarly(t *testing.T) {
 	}
 	if js := e.recordingJSONL(t, s); strings.Contains(js, `"type":"input"`) {
 		t.Errorf("keystrokes on a terminal were recorded with input recording off:\n%s", js)
+	}
+}
+
+// TestLatePtyReqRefused: a pty-req after the command started, which the
+// helper refuses, used to make the bastion take the channel for a
+// terminal: what the agent then piped into the terminal-less command went
+// unrecorded (input recording being off). It is refused, and the input is
+// recorded.
+func TestLatePtyReqRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	c := e.goClient(t, e.certFor("alice"), s.ID)
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := sess.StdinPipe()
+	if err := sess.Start("sh"); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := sess.SendRequest("pty-req", true, ssh.Marshal(struct {
+		Term             string
+		Cols, Rows, W, H uint32
+		Modes            string
+	}{"xterm", 80, 24, 0, 0, ""}))
+	if ok || err != nil {
+		t.Errorf("a pty-req after the start: %v, %v; want refused", ok, err)
+	}
+	marker := filepath.Join(e.dir, "planted-late-pty")
+	in.Write([]byte("touch " + marker + "\nexit 0\n"))
+	in.Close()
+	sess.Wait()
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the piped command did not run: %v", err)
+	}
+	if js := e.recordingJSONL(t, s); !strings.Contains(js, `"type":"input","text":"touch `+marker) {
+		t.Errorf("what was piped into the terminal-less sh is not in the recording:\n%s", js)
 	}
 }
