@@ -44,10 +44,8 @@ func main() {
 	// helper at once, leaving the session open and the shells' background
 	// jobs running as the customer. A helper started with SIGHUP ignored
 	// (nohup) keeps it ignored: whoever started it so asked for that.
-	// A second signal, once the first is being handled, kills the helper
-	// at once (the signals' default action is back).
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopOnSignal(cancel)
 	// A stdout that can no longer be written (a pager quit, the pipe to
 	// tee broken) stops the helper too: the customer no longer sees who
 	// is connected, nor how to stop it.
@@ -56,8 +54,25 @@ func main() {
 	release := keepRunning(out)
 	code := run(ctx, os.Args[1:], os.Stdin, out, os.Stderr)
 	release()
-	stop()
 	os.Exit(code)
+}
+
+// stopOnSignal calls cancel at the first of stopSignals. A second Ctrl-C
+// then kills the helper at once (its default action is back), for a
+// customer who will not wait; a second hang-up or SIGTERM stays caught:
+// a terminal window closing under a shell sends the helper two (the
+// shell's and the kernel's), and the second must not cut short the revoke
+// and the sweep the first began.
+func stopOnSignal(cancel func()) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, stopSignals()...)
+	go func() {
+		<-sigs
+		cancel()
+		signal.Reset(os.Interrupt)
+		for range sigs {
+		}
+	}()
 }
 
 // watchedOutput is the helper's stdout: once a write fails because nobody
@@ -449,7 +464,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 		ep.Close()
 		return <-revoked
 	}
-	ask := &extensionAsk{cs: cs, out: out, agent: untrusted(v.Agent.Name), tty: isTerminal(stdin)}
+	ask := &extensionAsk{cs: cs, out: out, agent: untrusted(v.Agent.Name), tty: isTerminal(stdin) && foreground(stdin)}
 	var lines <-chan string
 	if ask.tty {
 		lines = readLines(wctx, stdin)

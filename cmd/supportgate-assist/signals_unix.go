@@ -10,14 +10,16 @@ import (
 	"syscall"
 )
 
-// keepRunning keeps the terminal's job control from stopping the helper,
-// until the returned func is called. A stopped helper can neither revoke
-// the session nor end what its shells started, and those run on in
-// sessions of their own: Ctrl-Z would freeze the only thing that can stop
-// the agent, past the time box. Ctrl-Z (SIGTSTP) is answered on out with
-// how to end the session; reading or writing the terminal from the
-// background goes ahead (SIGTTIN and SIGTTOU ignored: a read then fails,
-// which at the y/N prompt is a no).
+// keepRunning keeps Ctrl-Z from stopping the helper, until the returned
+// func is called. A stopped helper can neither revoke the session nor end
+// what its shells started, and those run on in sessions of their own:
+// Ctrl-Z would freeze the only thing that can stop the agent, past the
+// time box. Ctrl-Z (SIGTSTP) is answered on out with how to end the
+// session. SIGTTIN and SIGTTOU are left alone: ignored, they would be
+// inherited by the customer's shells and break their job control. The
+// helper cannot be put in the background once running (that takes a
+// stop), and it reads its terminal during a session only while in the
+// foreground (see foreground).
 //
 // SIGPIPE is caught and dropped, so that a write to a stdout whose reader
 // went away fails (see watchedOutput) instead of killing the helper with
@@ -25,7 +27,6 @@ import (
 // inherited by the customer's shells, where `yes | head` would then print
 // errors.
 func keepRunning(out io.Writer) (stop func()) {
-	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
 	pipe := make(chan os.Signal, 1)
 	signal.Notify(pipe, syscall.SIGPIPE)
 	tstp := make(chan os.Signal, 1)

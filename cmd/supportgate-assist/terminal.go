@@ -65,3 +65,23 @@ func fitLine(line string, width int) string {
 	}
 	return line
 }
+
+// foreground reports whether r is a terminal whose foreground process
+// group is this process's: reading it then does not stop the helper
+// (SIGTTIN). A helper started in the background (with &) must not read it
+// during a session.
+func foreground(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fg := false
+	if rc.Control(func(fd uintptr) { fg = isForegroundFd(fd) }) != nil {
+		return false
+	}
+	return fg
+}

@@ -16,3 +16,13 @@ func termCols(fd uintptr) int {
 	}
 	return int(ws.Col)
 }
+
+// isForegroundFd: ENOTTY means a terminal that is not this process's
+// controlling terminal, which cannot stop it for reading.
+func isForegroundFd(fd uintptr) bool {
+	pgrp, err := unix.IoctlGetInt(int(fd), unix.TIOCGPGRP)
+	if err == unix.ENOTTY {
+		return true
+	}
+	return err == nil && pgrp == unix.Getpgrp()
+}

@@ -8,3 +8,6 @@ func isTerminalFd(fd uintptr) bool { return false }
 
 // termCols cannot tell here.
 func termCols(fd uintptr) int { return 0 }
+
+// isForegroundFd cannot tell here.
+func isForegroundFd(fd uintptr) bool { return false }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -209,5 +210,71 @@ func TestE2EHelperStdoutGone(t *testing.T) {
 	}
 	if got := g.waitEnded(alice, s.ID, 10*time.Second); got.State != "ended" || got.EndReason != "revoked" {
 		t.Errorf("session after the helper's stdout went away: %s/%s, want ended/revoked", got.State, got.EndReason)
+	}
+}
+
+// TestE2EHelperTwoHangups: a terminal window closing under a shell sends
+// the helper two hang-ups (the shell's and the kernel's). The second used
+// to find SIGHUP's default action back and kill the helper in the middle
+// of its revoke and sweep.
+func TestE2EHelperTwoHangups(t *testing.T) {
+	g, alice, assistBin := sshE2E(t)
+	s := g.newSession(alice, "shell", "30m")
+	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", s.ConsentURL)
+	out := &syncBuffer{}
+	helper.Stdout, helper.Stderr = out, out
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- helper.Wait() }()
+	waitText(t, out, "Connected:", 30*time.Second)
+	helper.Process.Signal(syscall.SIGHUP)
+	time.Sleep(20 * time.Millisecond) // the helper is revoking and sweeping
+	helper.Process.Signal(syscall.SIGHUP)
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() {
+			t.Errorf("the second hang-up killed the helper (%v):\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		helper.Process.Kill()
+		<-exited
+		t.Fatalf("the helper still runs 20 s after two hang-ups:\n%s", out.String())
+	}
+	if got := g.waitEnded(alice, s.ID, 10*time.Second); got.State != "ended" || got.EndReason != "revoked" {
+		t.Errorf("session after two hang-ups: %s/%s, want ended/revoked", got.State, got.EndReason)
+	}
+}
+
+// TestE2EHelperShellsSignals: the customer's shells get the signal
+// dispositions a terminal would give them. The helper catches SIGPIPE and
+// SIGTSTP for itself; had it ignored them, or SIGTTIN and SIGTTOU, its
+// shells would inherit that (ignored signals survive exec) and job control
+// in them would break.
+func TestE2EHelperShellsSignals(t *testing.T) {
+	g, alice, assistBin := sshE2E(t)
+	s := g.newSession(alice, "shell", "30m")
+	startHelper(t, g, assistBin, s.ConsentURL)
+	var line string
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, _, code := g.run(alice, "", "ssh", s.ID, "grep SigIgn /proc/self/status")
+		if code == 0 && strings.HasPrefix(out, "SigIgn:") {
+			line = out
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("supportgate ssh: exit %d, %q", code, out)
+		}
+	}
+	mask, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(line, "SigIgn:")), 16, 64)
+	if err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGHUP} {
+		if mask&(1<<(sig-1)) != 0 {
+			t.Errorf("the customer's shell starts with %v ignored (SigIgn %#x)", sig, mask)
+		}
 	}
 }
