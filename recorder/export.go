@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -130,7 +132,7 @@ func ExportAsciicast(w io.Writer, r *Reader, opt ExportOptions) error {
 		case TypeChat:
 			return emit([]any{t, "m", fmt.Sprintf("chat %s: %s", rec.From, rec.Text)})
 		case TypeEvent:
-			return emit([]any{t, "m", "event " + rec.Kind})
+			return emit([]any{t, "m", eventLabel(rec)})
 		}
 		return nil
 	})
@@ -315,4 +317,15 @@ func ExportJSONL(w io.Writer, r *Reader, opt ExportOptions) error {
 		err = ferr
 	}
 	return err
+}
+
+// eventLabel is an asciicast marker for a session event: its kind and
+// details (the command of an ssh.exec, the reason of an end), sorted by
+// key, so that a player that shows only markers shows what happened.
+func eventLabel(rec *Record) string {
+	label := "event " + rec.Kind
+	for _, k := range slices.Sorted(maps.Keys(rec.Detail)) {
+		label += " " + k + "=" + rec.Detail[k]
+	}
+	return label
 }

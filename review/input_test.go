@@ -68,3 +68,43 @@ func TestScanInputAndCommands(t *testing.T) {
 		t.Errorf("shell marker %q does not say it had no terminal", shell)
 	}
 }
+
+// TestEventDetailsAndEndReason: an asciicast marker of an
+// event carries its details (asciinema shows markers, not the recording's
+// events), and the player's end reason is the gateway's word even when the
+// bastion's ssh.session_ended came first.
+func TestEventDetailsAndEndReason(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "ev.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Event("ssh.exec", map[string]string{"agent": "alice", "command": "tar czf - . | base64"})
+	w.Event("ssh.session_ended", map[string]string{"reason": "the customer revoked access"})
+	w.Event("session.ended", map[string]string{"reason": "revoked"})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := recorder.OpenFile(path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var cast strings.Builder
+	if err := recorder.ExportAsciicast(&cast, r, recorder.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cast.String(), `event ssh.exec agent=alice command=tar czf - . | base64`) {
+		t.Errorf("asciicast markers lack the command:\n%s", cast.String())
+	}
+	r2, err := recorder.OpenFile(path, k.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if s := scan(context.Background(), r2, nil); s.EndReason != "revoked" {
+		t.Errorf("end reason %q, want the gateway's revoked", s.EndReason)
+	}
+}

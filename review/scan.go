@@ -111,8 +111,9 @@ type Summary struct {
 	lines []textLine
 	keep  *textBudget // what lines may take; nil keeps none
 
-	input   *textExtractor // lines of input, apart from the terminal's
-	inInput bool           // the last record was input: its run is marked
+	input          *textExtractor // lines of input, apart from the terminal's
+	inInput        bool           // the last record was input: its run is marked
+	endFromGateway bool           // EndReason came from session.ended
 }
 
 // textBudget is the memory that the search text of every recording of a
@@ -287,8 +288,12 @@ func (s *Summary) event(rec *recorder.Record) {
 		}
 		s.mark(rec, MarkConsent, "approved by the customer: "+d["scopes"])
 	case k == "session.ended" || k == "ssh.session_ended":
-		if d["reason"] != "" && s.EndReason == "" {
+		// The gateway's session.ended names the reason in the broker's
+		// words; the bastion's ssh.session_ended, which may come first,
+		// in a sentence for the agent: the first is kept when both come.
+		if d["reason"] != "" && (s.EndReason == "" || k == "session.ended" && !s.endFromGateway) {
 			s.EndReason = d["reason"]
+			s.endFromGateway = k == "session.ended"
 		}
 		s.mark(rec, MarkEnd, strings.TrimSpace("session ended "+d["reason"]))
 	case k == "gateway.stopped":
