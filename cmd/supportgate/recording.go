@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"filippo.io/age"
 
 	"supportgate/recorder"
+	"supportgate/session"
 )
 
 func init() {
@@ -74,9 +76,15 @@ func runVerify(env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "%s: TAMPERED: %s\n", p, tamperText(te))
 		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: tampered: %s", p, tamperText(te))}
 	case err != nil && !errors.As(err, &ce):
-		return &exitError{code: verifyTampered, msg: printable(strings.TrimPrefix(err.Error(), "recorder: "))}
+		return &exitError{code: verifyTampered, msg: p + ": " + printable(strings.TrimPrefix(err.Error(), "recorder: "))}
 	}
 	printReport(env.stdout, rep)
+	if parts := sessionParts(path, rep.SessionID); len(parts) > 1 {
+		// A session resumed after a restart goes on in ID.1.sgrec and
+		// so on: each part verifies on its own, and this one alone is
+		// not the whole session.
+		fmt.Fprintf(env.stdout, "parts:      the session is recorded in %d files here: %s (verify each)\n", len(parts), strings.Join(parts, ", "))
+	}
 	if want != nil && !want.Equal(rep.Signer) {
 		fmt.Fprintf(env.stdout, "status:     TAMPERED: signed by an untrusted key\n")
 		return &exitError{code: verifyTampered, msg: fmt.Sprintf("%s: tampered: signed by key %s, not the trusted gateway key", p, rep.SignerFingerprint())}
@@ -105,7 +113,7 @@ func printable(s string) string {
 
 func tamperText(te *recorder.TamperError) string {
 	if te.Record == 0 {
-		return "header: " + printable(te.Reason)
+		return "header: " + printable(strings.TrimPrefix(te.Reason, "header: "))
 	}
 	return fmt.Sprintf("record %d: %s", te.Record, printable(te.Reason))
 }
@@ -278,5 +286,30 @@ func (p *progressBar) update(done, total int64) {
 func (p *progressBar) done() {
 	if p.shown {
 		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
+
+// sessionParts lists the recording files of session id in path's
+// directory, in order: ID.sgrec, then ID.1.sgrec, ID.2.sgrec and so on
+// while they exist. The id comes from the file and is used only if it is
+// a valid session id.
+func sessionParts(path, id string) []string {
+	if !session.ValidID(id) {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	var parts []string
+	for n := 0; ; n++ {
+		name := id + ".sgrec"
+		if n > 0 {
+			name = id + "." + strconv.Itoa(n) + ".sgrec"
+		}
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			if n == 0 {
+				continue // the first part may be elsewhere
+			}
+			return parts
+		}
+		parts = append(parts, name)
 	}
 }

@@ -380,3 +380,34 @@ func TestReplayFilters(t *testing.T) {
 		t.Errorf("replay passed a clipboard write or a status request to the terminal: %q", stdout)
 	}
 }
+
+// TestVerifyNamesParts: verify of one part of a session recorded in
+// several files (resumed after a restart) says so and names them all: the
+// first part alone reads as intact and complete. A file that is not a
+// recording is named in the error.
+func TestVerifyNamesParts(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	dir := t.TempDir()
+	const id = "0123456789abcdef"
+	for _, name := range []string{id + ".sgrec", id + ".1.sgrec"} {
+		cfg := recordertest.Config(k, recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)))
+		cfg.SessionID = id
+		w, err := recorder.Create(filepath.Join(dir, name), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Output([]byte("part\r\n"))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, _ := runTestCLI(t, "verify", filepath.Join(dir, id+".sgrec"))
+	if code != 0 || !strings.Contains(out, "recorded in 2 files here: "+id+".sgrec, "+id+".1.sgrec") {
+		t.Errorf("verify of the first part: exit %d:\n%s", code, out)
+	}
+	junk := filepath.Join(dir, "junk.sgrec")
+	os.WriteFile(junk, []byte("hello"), 0o600)
+	if _, _, stderr := runTestCLI(t, "verify", junk); !strings.Contains(stderr, junk+": ") {
+		t.Errorf("verify of a file that is not a recording does not name it: %q", stderr)
+	}
+}
