@@ -47,6 +47,10 @@ func TestReviewInBrowser(t *testing.T) {
 			t.Errorf("%s: integrity %q, want %q", id, got, want)
 		}
 	}
+	// Start times read in UTC, as verify and the audit log write them.
+	if got := browsertest.Eval[string](b, fmt.Sprintf(`document.querySelector('#rows tr[data-id=%q] td:nth-child(3)').textContent`, shellID)); !strings.HasSuffix(got, " UTC") {
+		t.Errorf("start shown as %q, want UTC", got)
+	}
 	if got := browsertest.Eval[string](b, `document.cookie`); got != "" {
 		t.Errorf("the player set cookies: %q", got)
 	}

@@ -79,7 +79,7 @@ rv.filtered = () => {
     if (agent && !(v.agent || "").toLowerCase().includes(agent)) return false;
     if (customer && !(v.customer || "").toLowerCase().includes(customer)) return false;
     if (st && v.status !== st) return false;
-    const day = (v.start || "").slice(0, 10);
+    const day = utcText(v.start).slice(0, 10);
     if (from && day < from) return false;
     if (to && day > to) return false;
     return true;
@@ -90,6 +90,13 @@ rv.filtered = () => {
     return (x < y ? -1 : x > y ? 1 : 0) * dir;
   });
   return out;
+};
+
+// utcText shows a time as "2026-03-01 09:00 UTC": in UTC, as verify and
+// the audit log do, and on the day the date filter compares.
+const utcText = (t) => {
+  const d = new Date(t || "");
+  return isNaN(d) ? "" : d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
 };
 
 rv.renderList = () => {
@@ -105,7 +112,7 @@ rv.renderList = () => {
     const td0 = el("td");
     td0.append(open);
     tr.append(td0, el("td", v.customer || ""),
-      el("td", v.start ? new Date(v.start).toLocaleString() : ""),
+      el("td", utcText(v.start)),
       el("td", v.duration_ms ? fmtClock(v.duration_ms) : ""),
       el("td", (v.scopes || []).join(", ")),
       el("td", v.end_reason || v.state || ""),
