@@ -175,10 +175,15 @@ func (c *catalog) open(ctx context.Context, id string) (*recorder.Reader, func()
 	}
 	h := r.Header()
 	c.mu.Lock()
-	if it := &c.entries[id].item; it.SessionID == "" {
+	it := &c.entries[id].item
+	if it.SessionID == "" {
 		// A folder knows only file names: the signed header says more.
-		it.SessionID, it.Start = h.SessionID, h.Start
+		it.SessionID = h.SessionID
 	}
+	// The file's own start, from its signed header: the player's times
+	// count from it, and a part resumed after a restart starts later
+	// than the session's approval.
+	it.Start = h.Start
 	c.mu.Unlock()
 	return r, func() { f.Close() }, nil
 }

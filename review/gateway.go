@@ -54,13 +54,22 @@ func (g *Gateway) List(ctx context.Context) ([]Item, error) {
 			Scopes: r.Scopes, State: r.State, EndReason: r.EndReason, Size: r.Size, Missing: r.Missing,
 		}
 		if r.ApprovedAt != nil {
-			it.Start = *r.ApprovedAt
+			it.Start = *r.ApprovedAt // until the file's own header is read (catalog.open)
 		}
-		items = append(items, it)
-		for _, p := range r.Parts {
+		// With parts, only the last one ends with the session: the
+		// others end where the gateway stopped.
+		base := it
+		if len(r.Parts) > 0 {
+			base.EndReason = ""
+		}
+		items = append(items, base)
+		for i, p := range r.Parts {
 			// A continuation after a gateway restart: its own recording.
 			part := it
 			part.ID, part.Size, part.Missing = p.ID, p.Size, false
+			if i < len(r.Parts)-1 {
+				part.EndReason = ""
+			}
 			items = append(items, part)
 		}
 	}

@@ -2,12 +2,17 @@ package review
 
 import (
 	"context"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"supportgate/agent"
 	"supportgate/recorder"
 	"supportgate/recorder/recordertest"
 )
@@ -106,5 +111,34 @@ func TestEventDetailsAndEndReason(t *testing.T) {
 	defer r2.Close()
 	if s := scan(context.Background(), r2, nil); s.EndReason != "revoked" {
 		t.Errorf("end reason %q, want the gateway's revoked", s.EndReason)
+	}
+}
+
+// TestGatewayListParts: listing through the gateway, a session recorded in
+// two parts gives its end reason to the last part only (the first ended
+// where the gateway stopped). Before, both read "revoked".
+func TestGatewayListParts(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"recordings":[{"session_id":"0123456789abcdef","agent":"alice","state":"ended","end_reason":"revoked",
+			"approved_at":"2026-03-01T09:00:30Z","size":100,"parts":[{"id":"0123456789abcdef.1","size":50}]}]}`)
+	}))
+	defer srv.Close()
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := agent.NewClient(srv.URL, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGateway(c, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	items, err := g.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].EndReason != "" || items[1].EndReason != "revoked" || items[1].ID != "0123456789abcdef.1" {
+		t.Fatalf("items: %+v", items)
 	}
 }
