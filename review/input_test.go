@@ -17,36 +17,49 @@ import (
 	"supportgate/recorder/recordertest"
 )
 
+// recorded writes a recording with write and returns a function that opens
+// it for reading (closed with the test).
+func recorded(t *testing.T, write func(w *recorder.Writer, clk *recordertest.Clock)) (open func() *recorder.Reader) {
+	t.Helper()
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "r.sgrec")
+	w, err := recorder.Create(path, recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(w, clk)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return func() *recorder.Reader {
+		t.Helper()
+		r, err := recorder.OpenFile(path, k.Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+}
+
 // TestScanInputAndCommands: what a shell without a terminal was sent (the
 // only trace of what it ran) gets a timeline marker per run of input and is
 // searchable, and so is a command run with ssh SESSION CMD; the shell's
 // marker says it had no terminal. Before, the player showed neither and
 // search found neither.
 func TestScanInputAndCommands(t *testing.T) {
-	k := recordertest.NewKeys(t)
-	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	path := filepath.Join(t.TempDir(), "in.sgrec")
-	w, err := recorder.Create(path, recordertest.Config(k, clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Event("ssh.exec", map[string]string{"agent": "alice", "command": "tar czf - ./secrets | base64", "pty": "no"})
-	clk.Advance(time.Second)
-	w.Event("ssh.shell", map[string]string{"agent": "alice", "pty": "no"})
-	w.Stdin([]byte("rm -f /tmp/customer-file\nchmod 4755 "))
-	w.Stdin([]byte("/tmp/x\n"))
-	clk.Advance(time.Second)
-	w.Output([]byte("done\r\n"))
-	w.Stdin([]byte("exit\n"))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := recorder.OpenFile(path, k.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	s := scan(context.Background(), r, newTextBudget(1<<20))
+	open := recorded(t, func(w *recorder.Writer, clk *recordertest.Clock) {
+		w.Event("ssh.exec", map[string]string{"agent": "alice", "command": "tar czf - ./secrets | base64", "pty": "no"})
+		clk.Advance(time.Second)
+		w.Event("ssh.shell", map[string]string{"agent": "alice", "pty": "no"})
+		w.Stdin([]byte("rm -f /tmp/customer-file\nchmod 4755 "))
+		w.Stdin([]byte("/tmp/x\n"))
+		clk.Advance(time.Second)
+		w.Output([]byte("done\r\n"))
+		w.Stdin([]byte("exit\n"))
+	})
+	s := scan(context.Background(), open(), newTextBudget(1<<20))
 	var texts []string
 	for _, l := range s.lines {
 		texts = append(texts, l.text)
@@ -79,37 +92,19 @@ func TestScanInputAndCommands(t *testing.T) {
 // events), and the player's end reason is the gateway's word even when the
 // bastion's ssh.session_ended came first.
 func TestEventDetailsAndEndReason(t *testing.T) {
-	k := recordertest.NewKeys(t)
-	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	path := filepath.Join(t.TempDir(), "ev.sgrec")
-	w, err := recorder.Create(path, recordertest.Config(k, clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Event("ssh.exec", map[string]string{"agent": "alice", "command": "tar czf - . | base64"})
-	w.Event("ssh.session_ended", map[string]string{"reason": "the customer revoked access"})
-	w.Event("session.ended", map[string]string{"reason": "revoked"})
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := recorder.OpenFile(path, k.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	open := recorded(t, func(w *recorder.Writer, _ *recordertest.Clock) {
+		w.Event("ssh.exec", map[string]string{"agent": "alice", "command": "tar czf - . | base64"})
+		w.Event("ssh.session_ended", map[string]string{"reason": "the customer revoked access"})
+		w.Event("session.ended", map[string]string{"reason": "revoked"})
+	})
 	var cast strings.Builder
-	if err := recorder.ExportAsciicast(&cast, r, recorder.ExportOptions{}); err != nil {
+	if err := recorder.ExportAsciicast(&cast, open(), recorder.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(cast.String(), `event ssh.exec agent=alice command=tar czf - . | base64`) {
 		t.Errorf("asciicast markers lack the command:\n%s", cast.String())
 	}
-	r2, err := recorder.OpenFile(path, k.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
-	if s := scan(context.Background(), r2, nil); s.EndReason != "revoked" {
+	if s := scan(context.Background(), open(), nil); s.EndReason != "revoked" {
 		t.Errorf("end reason %q, want the gateway's revoked", s.EndReason)
 	}
 }

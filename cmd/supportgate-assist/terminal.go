@@ -11,19 +11,24 @@ import (
 // /dev/null and readers that are not files are not. It does not call Fd,
 // which would take the file out of the runtime poller.
 func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok || f == nil {
+	is := false
+	withFd(r, func(fd uintptr) { is = isTerminalFd(fd) })
+	return is
+}
+
+// withFd calls f with x's file descriptor if x is an *os.File, without
+// Fd (which would take the file out of the runtime poller), and reports
+// whether it did.
+func withFd(x any, f func(fd uintptr)) bool {
+	file, ok := x.(*os.File)
+	if !ok || file == nil {
 		return false
 	}
-	rc, err := f.SyscallConn()
+	rc, err := file.SyscallConn()
 	if err != nil {
 		return false
 	}
-	is := false
-	if rc.Control(func(fd uintptr) { is = isTerminalFd(fd) }) != nil {
-		return false
-	}
-	return is
+	return rc.Control(f) == nil
 }
 
 // termWidth returns the width in columns of the terminal w writes to, or 0
@@ -32,18 +37,8 @@ func termWidth(w io.Writer) int {
 	if o, ok := w.(*watchedOutput); ok {
 		w = o.w
 	}
-	f, ok := w.(*os.File)
-	if !ok || f == nil {
-		return 0
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0
-	}
 	cols := 0
-	if rc.Control(func(fd uintptr) { cols = termCols(fd) }) != nil {
-		return 0
-	}
+	withFd(w, func(fd uintptr) { cols = termCols(fd) })
 	return cols
 }
 
@@ -71,17 +66,7 @@ func fitLine(line string, width int) string {
 // (SIGTTIN). A helper started in the background (with &) must not read it
 // during a session.
 func foreground(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok || f == nil {
-		return false
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return false
-	}
 	fg := false
-	if rc.Control(func(fd uintptr) { fg = isForegroundFd(fd) }) != nil {
-		return false
-	}
+	withFd(r, func(fd uintptr) { fg = isForegroundFd(fd) })
 	return fg
 }
