@@ -55,7 +55,7 @@ func TestScanInputAndCommands(t *testing.T) {
 		w.Event("ssh.shell", map[string]string{"agent": "alice", "pty": "no"})
 		w.Stdin([]byte("rm -f /tmp/customer-file\nchmod 4755 "))
 		w.Stdin([]byte("/tmp/x\n"))
-		clk.Advance(time.Second)
+		clk.Advance(3 * time.Second) // a pause: the next input is another run
 		w.Output([]byte("done\r\n"))
 		w.Stdin([]byte("exit\n"))
 	})
@@ -135,5 +135,36 @@ func TestGatewayListParts(t *testing.T) {
 	}
 	if len(items) != 2 || items[0].EndReason != "" || items[1].EndReason != "revoked" || items[1].ID != "0123456789abcdef.1" {
 		t.Fatalf("items: %+v", items)
+	}
+}
+
+// TestKeystrokeRunsOneMarker: keystrokes on a terminal (input recorded by
+// configuration) come one record at a time with the echo between: they
+// make one run of input, one marker, not one per keystroke, which filled
+// the timeline's cap and dropped the end marker.
+func TestKeystrokeRunsOneMarker(t *testing.T) {
+	open := recorded(t, func(w *recorder.Writer, clk *recordertest.Clock) {
+		for _, c := range "echo hello; ls -l /tmp\n" {
+			clk.Advance(100 * time.Millisecond)
+			w.Stdin([]byte(string(c)))
+			w.Output([]byte(string(c)))
+		}
+		clk.Advance(5 * time.Second)
+		w.Stdin([]byte("exit\n"))
+		w.Event("session.ended", map[string]string{"reason": "revoked"})
+	})
+	s := scan(context.Background(), open(), nil)
+	var inputs []string
+	ended := false
+	for _, m := range s.Markers {
+		switch m.Kind {
+		case MarkInput:
+			inputs = append(inputs, m.Label)
+		case MarkEnd:
+			ended = true
+		}
+	}
+	if len(inputs) != 2 || !ended {
+		t.Errorf("input markers %q (want 2: the typed line, then exit after a pause), end marker %v", inputs, ended)
 	}
 }

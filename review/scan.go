@@ -112,9 +112,19 @@ type Summary struct {
 	keep  *textBudget // what lines may take; nil keeps none
 
 	input          *textExtractor // lines of input, apart from the terminal's
-	inInput        bool           // the last record was input: its run is marked
+	inInput        bool           // in a run of input, which is marked at its start
+	lastInput      time.Duration  // when the last input was
+	inputMarks     int            // input markers so far
 	endFromGateway bool           // EndReason came from session.ended
 }
+
+// A run of input ends after inputPause without any; at most
+// maxInputMarkers runs are marked, so that input cannot crowd the
+// session's other markers out of the timeline.
+const (
+	inputPause      = 2 * time.Second
+	maxInputMarkers = 2000
+)
 
 // textBudget is the memory that the search text of every recording of a
 // review shares, in bytes. Passes run concurrently and take from it.
@@ -213,7 +223,15 @@ func (s *Summary) mark(rec *recorder.Record, kind, label string) {
 }
 
 func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
-	s.inInput = s.inInput && rec.Type == recorder.TypeInput
+	// A run of input goes on across output (a terminal echoes each
+	// keystroke between two input records) and ends at anything else or
+	// after a pause.
+	switch {
+	case rec.Type == recorder.TypeInput && rec.Time-s.lastInput > inputPause:
+		s.inInput = false
+	case rec.Type != recorder.TypeInput && rec.Type != recorder.TypeOutput:
+		s.inInput = false
+	}
 	switch rec.Type {
 	case recorder.TypeOutput:
 		s.HasTerminal = true
@@ -227,7 +245,9 @@ func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
 		// Each run of input gets a marker (an upload is many records);
 		// its lines are searchable beside the terminal's.
 		lines := s.input.write(rec.Time, rec.Data)
-		if !s.inInput {
+		s.lastInput = rec.Time
+		if !s.inInput && s.inputMarks < maxInputMarkers {
+			s.inputMarks++
 			first := "(no text)"
 			if len(lines) > 0 {
 				first = lines[0].text

@@ -73,6 +73,8 @@ type Broker struct {
 	unsaved    map[string]Change // ends not stored yet, by session id (unsaved.go)
 	retryTimer Timer             // the pending retry of unsaved, if any
 	retryDelay time.Duration     // the delay before the next retry
+	// unsavedFinal is set once Close has made its last attempt.
+	unsavedFinal bool
 
 	sweeps sync.WaitGroup // in-flight timer callbacks
 }

@@ -35,7 +35,7 @@ func (b *Broker) keepUnsaved(c Change) {
 }
 
 func (b *Broker) keepUnsavedLocked(c Change) {
-	if b.closed {
+	if b.unsavedFinal {
 		// Close has made its last attempt already: say so now, as it
 		// would have.
 		b.log.Error("session ended but its end is not stored: it will be open again after a restart; end it then",
@@ -149,6 +149,7 @@ func (b *Broker) closeUnsaved() {
 	b.storeUnsaved()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.unsavedFinal = true // an end failing from now on is logged at once
 	for id, c := range b.unsaved {
 		b.log.Error("session ended but its end is not stored: it will be open again after a restart; end it then",
 			"session", id, "reason", string(c.Session.EndReason), "ended_by", c.Session.EndedBy)

@@ -98,6 +98,7 @@ func (x *extensionAsk) answer(ctx context.Context, line string) {
 	defer cancel()
 	if err := x.cs.AnswerExtension(actx, *e, approve); err != nil {
 		fmt.Fprintf(x.out, "\r\033[KYour answer did not reach the gateway: %s\n", assist.Printable(err.Error(), maxError))
+		x.told = nil // the request is still pending there: ask again at the next view
 		return
 	}
 	if approve {

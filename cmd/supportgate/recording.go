@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,11 +80,14 @@ func runVerify(env *cliEnv, args []string) error {
 		return &exitError{code: verifyTampered, msg: p + ": " + printable(strings.TrimPrefix(err.Error(), "recorder: "))}
 	}
 	printReport(env.stdout, rep)
-	if parts := sessionParts(path, rep.SessionID); len(parts) > 1 {
+	if parts, missing := sessionParts(path, rep.SessionID); len(parts) > 1 || len(missing) > 0 {
 		// A session resumed after a restart goes on in ID.1.sgrec and
 		// so on: each part verifies on its own, and this one alone is
 		// not the whole session.
 		fmt.Fprintf(env.stdout, "parts:      the session is recorded in %d files here: %s (verify each)\n", len(parts), strings.Join(parts, ", "))
+		if len(missing) > 0 {
+			fmt.Fprintf(env.stdout, "missing:    %s\n", strings.Join(missing, ", "))
+		}
 	}
 	if want != nil && !want.Equal(rep.Signer) {
 		fmt.Fprintf(env.stdout, "status:     TAMPERED: signed by an untrusted key\n")
@@ -290,26 +294,53 @@ func (p *progressBar) done() {
 }
 
 // sessionParts lists the recording files of session id in path's
-// directory, in order: ID.sgrec, then ID.1.sgrec, ID.2.sgrec and so on
-// while they exist. The id comes from the file and is used only if it is
-// a valid session id.
-func sessionParts(path, id string) []string {
+// directory by part number: ID.sgrec, then ID.1.sgrec, ID.2.sgrec and so
+// on, every one there, and missing, those before the last one that are
+// not (a missing one in between does not hide the later ones). The id
+// comes from the file and is used only if it is a valid session id.
+func sessionParts(path, id string) (names, missing []string) {
 	if !session.ValidID(id) {
-		return nil
+		return nil, nil
 	}
-	dir := filepath.Dir(path)
-	var parts []string
-	for n := 0; ; n++ {
-		name := id + ".sgrec"
-		if n > 0 {
-			name = id + "." + strconv.Itoa(n) + ".sgrec"
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil, nil
+	}
+	type part struct {
+		n    int
+		name string
+	}
+	var parts []part
+	for _, e := range ents {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, id)
+		if !ok || !strings.HasSuffix(rest, ".sgrec") {
+			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			if n == 0 {
-				continue // the first part may be elsewhere
+		n := 0
+		if rest != ".sgrec" {
+			num := strings.TrimSuffix(strings.TrimPrefix(rest, "."), ".sgrec")
+			if n, err = strconv.Atoi(num); err != nil || n < 1 || strconv.Itoa(n) != num {
+				continue
 			}
-			return parts
 		}
-		parts = append(parts, name)
+		parts = append(parts, part{n, name})
 	}
+	slices.SortFunc(parts, func(a, b part) int { return a.n - b.n })
+	next := 0
+	for _, p := range parts {
+		for ; next < p.n; next++ {
+			missing = append(missing, partName(id, next))
+		}
+		names = append(names, p.name)
+		next = p.n + 1
+	}
+	return names, missing
+}
+
+func partName(id string, n int) string {
+	if n == 0 {
+		return id + ".sgrec"
+	}
+	return id + "." + strconv.Itoa(n) + ".sgrec"
 }

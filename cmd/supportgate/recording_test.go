@@ -405,6 +405,11 @@ func TestVerifyNamesParts(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "recorded in 2 files here: "+id+".sgrec, "+id+".1.sgrec") {
 		t.Errorf("verify of the first part: exit %d:\n%s", code, out)
 	}
+	// With the middle part gone, the last one says what is missing.
+	os.Rename(filepath.Join(dir, id+".1.sgrec"), filepath.Join(dir, id+".2.sgrec"))
+	if _, out, _ := runTestCLI(t, "verify", filepath.Join(dir, id+".2.sgrec")); !strings.Contains(out, "missing:    "+id+".1.sgrec") {
+		t.Errorf("verify with a part missing:\n%s", out)
+	}
 	junk := filepath.Join(dir, "junk.sgrec")
 	os.WriteFile(junk, []byte("hello"), 0o600)
 	if _, _, stderr := runTestCLI(t, "verify", junk); !strings.Contains(stderr, junk+": ") {
