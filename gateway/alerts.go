@@ -108,9 +108,15 @@ func (g *Gateway) runLocks(ctx context.Context) {
 
 // alertVisible reports whether p may see alerts about agent: admins see
 // all, supervisors their team's; a teamless supervisor none (sameTeam).
+// Nobody but an admin sees alerts about themselves: a supervisor also
+// runs sessions, and the one watched must not read, acknowledge or resolve
+// their own case.
 func (g *Gateway) alertVisible(ctx context.Context, p *principal, agent string) bool {
 	if p.role == admin {
 		return true
+	}
+	if agent == p.user.Name {
+		return false
 	}
 	u, err := g.store.GetUser(ctx, agent)
 	return err == nil && sameTeam(p.user.Team, u.Team)

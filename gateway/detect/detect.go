@@ -435,6 +435,10 @@ func (d *Detector) Alert(id string) (Alert, bool) {
 // ErrNoAlert is returned by Ack and Resolve for an unknown alert ID.
 var ErrNoAlert = errors.New("detect: no such alert")
 
+// ErrResolved is returned, wrapped, by Resolve for an alert resolved
+// already.
+var ErrResolved = errors.New("alert is resolved already")
+
 // MaxNoteBytes bounds an incident note, so the note fits an audit detail value.
 const MaxNoteBytes = audit.MaxDetailValBytes
 
@@ -463,6 +467,12 @@ func (d *Detector) setState(id, by, note string, st State) (Alert, error) {
 		out := a.clone()
 		d.mu.Unlock()
 		return out, nil
+	}
+	if a.State == Resolved && st == Resolved {
+		// Keep the first resolver and their note: a stale page or a
+		// second supervisor must not rewrite them.
+		d.mu.Unlock()
+		return Alert{}, fmt.Errorf("detect: alert %q was resolved by %s already: %w", id, a.By, ErrResolved)
 	}
 	a.State, a.By, a.Updated = st, by, d.now()
 	if note != "" {
