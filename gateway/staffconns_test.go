@@ -164,14 +164,17 @@ func TestStaffWatchEndsWithAccess(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
+		role   identity.Role
 		change map[string]string
 	}{
-		{"role change", map[string]string{"role": "supervisor"}},
-		{"team change", map[string]string{"team": "blue"}},
+		{"role change", identity.RoleAgent, map[string]string{"role": "supervisor"}},
+		// A supervisor's feed shows their team's sessions; an agent's,
+		// their own whatever the team (TestAgentMovedOrDemoted).
+		{"team change", identity.RoleSupervisor, map[string]string{"team": "blue"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "")
-			u := e.addUser(name, identity.RoleAgent, "red")
+			u := e.addUser(name, tc.role, "red")
 			ws := open(u)
 			e.do(root, "POST", "/api/v1/users/"+name, tc.change, 200, nil)
 			closedWithin(t, ws, 2*time.Second, "feed after "+tc.name)
@@ -257,7 +260,8 @@ func TestStaffWatchPerUserCap(t *testing.T) {
 }
 
 // TestOnUserDropped: Config.OnUserDropped hears of every cut of a user's
-// access (lock, role or team change) and of nothing else.
+// access (lock, role change, a supervisor's team change) and of nothing
+// else (an agent's team change, a display name, a logout).
 func TestOnUserDropped(t *testing.T) {
 	var mu sync.Mutex
 	var dropped []string
@@ -272,10 +276,12 @@ func TestOnUserDropped(t *testing.T) {
 	alice := e.addUser("alice", identity.RoleAgent, "red")
 	e.addUser("bob", identity.RoleAgent, "red")
 	e.addUser("carol", identity.RoleAgent, "red")
-	e.addUser("dan", identity.RoleAgent, "red")
+	e.addUser("dan", identity.RoleSupervisor, "red")
+	e.addUser("erin", identity.RoleAgent, "red")
 	e.do(root, "POST", "/api/v1/users/bob/lock", "{}", 200, nil)
 	e.do(root, "POST", "/api/v1/users/carol", map[string]string{"role": "supervisor"}, 200, nil)
 	e.do(root, "POST", "/api/v1/users/dan", map[string]string{"team": "blue"}, 200, nil)
+	e.do(root, "POST", "/api/v1/users/erin", map[string]string{"team": "blue"}, 200, nil) // an agent keeps their own sessions
 	e.do(root, "POST", "/api/v1/users/alice", map[string]string{"display_name": "Alice A.", "team": "red"}, 200, nil)
 	e.do(root, "POST", "/api/v1/users/bob/unlock", "{}", 200, nil)
 	e.do(alice, "POST", "/api/v1/logout", nil, 200, nil)

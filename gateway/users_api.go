@@ -131,10 +131,21 @@ func (g *Gateway) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *pr
 		g.writeErr(w, r, err)
 		return
 	}
-	if u.Role != oldRole || u.Team != oldTeam {
-		// Open feeds and screen shares were admitted for the old role or
-		// team; the user reconnects with the new one.
+	// Open feeds, screen shares and SSH watches were admitted for the old
+	// role or team; the user reconnects with the new one. An agent's own
+	// sessions do not depend on the team: moving an agent keeps their
+	// shell with the customer.
+	if u.Role != oldRole || u.Team != oldTeam && u.Role != string(identity.RoleAgent) {
 		g.userAccessEnded(u.Name, errAccessChanged)
+	}
+	if canRunSessions(oldRole) && !canRunSessions(u.Role) {
+		// Without the role the user could neither use nor end the
+		// sessions they run: they end now, as at a lock.
+		n, err := g.broker.EndAgent(r.Context(), u.Name, session.EndRevoked, actorOf(p, r))
+		if err != nil {
+			g.log.Error("ending the sessions of a user no longer an agent", "user", u.Name, "err", err)
+		}
+		detail["sessions_ended"] = itoa(n)
 	}
 	g.record(r.Context(), audit.Event{Type: "user.updated", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r), Detail: detail})
 	writeJSON(w, http.StatusOK, userView(u))
@@ -256,4 +267,10 @@ func (l *lockedAgents) by(name string) (session.Actor, bool) {
 	defer l.mu.Unlock()
 	by, ok := l.names[name]
 	return by, ok
+}
+
+// canRunSessions reports whether a user of role may run sessions (create
+// them and use them as their agent).
+func canRunSessions(role string) bool {
+	return role == string(identity.RoleAgent) || role == string(identity.RoleSupervisor)
 }

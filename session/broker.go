@@ -508,6 +508,13 @@ func (b *Broker) endedOrMissing(ctx context.Context, id string) (*Session, error
 // LockAgent ends every open session of the agent with reason locked and
 // returns how many it ended. The gateway locks the account itself.
 func (b *Broker) LockAgent(ctx context.Context, agent string, by Actor) (int, error) {
+	return b.EndAgent(ctx, agent, EndLocked, by)
+}
+
+// EndAgent ends every open session of the agent at once with reason and
+// returns how many it ended: LockAgent's, and revoked when an admin takes
+// the agent role away (the agent could then neither use nor end them).
+func (b *Broker) EndAgent(ctx context.Context, agent string, reason EndReason, by Actor) (int, error) {
 	b.mu.Lock()
 	var mine []*entry
 	for _, e := range b.entries {
@@ -521,8 +528,8 @@ func (b *Broker) LockAgent(ctx context.Context, agent string, by Actor) (int, er
 	n := 0
 	var errs []error
 	for _, e := range mine {
-		_, err := b.change(ctx, e, "session.ended", by, map[string]string{"reason": string(EndLocked)}, func(s *Session) error {
-			endState(s, EndLocked, by.Name, b.clock.Now())
+		_, err := b.change(ctx, e, "session.ended", by, map[string]string{"reason": string(reason)}, func(s *Session) error {
+			endState(s, reason, by.Name, b.clock.Now())
 			return nil
 		})
 		switch {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -165,6 +167,7 @@ func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP
 	// extensions (TrackLocalStaticRTP.Write would parse into a pooled
 	// packet whose extensions it allocates anew each time).
 	var pkt rtp.Packet
+	var shift renumber
 	for {
 		n, _, err := t.Read(b.b[:])
 		if err != nil {
@@ -173,10 +176,60 @@ func (rm *Room) forward(t *webrtc.TrackRemote, video *webrtc.TrackLocalStaticRTP
 		b.n = n
 		rm.packets.Add(1)
 		if pkt.Unmarshal(b.b[:n]) == nil {
+			rm.out.apply(&shift, &pkt.Header, time.Now())
 			video.WriteRTP(&pkt)
 		}
 		if mr != nil {
 			b = mr.swap(b) // the recording's now; read the next into another
 		}
+	}
+}
+
+// outNumbering is where the room's outgoing track stands: the highest
+// sequence number and timestamp sent on it, and when. The viewers' track
+// lives as long as the room, with one SSRC, while each share is a new
+// PeerConnection that numbers its packets from wherever its browser starts:
+// forwarded as they are, a share after the first jumps the viewer's stream
+// back (about half the time), and the viewer drops it all as replays or
+// old packets, its video frozen. So each share is shifted to carry on the
+// numbering (renumber).
+type outNumbering struct {
+	mu      sync.Mutex
+	started bool
+	seq     uint16
+	ts      uint32
+	at      time.Time
+}
+
+// renumber is one share's shift onto the outgoing track, set at its first
+// packet.
+type renumber struct {
+	set bool
+	seq uint16
+	ts  uint32
+}
+
+// videoClock is the RTP clock rate of VP8 and H.264.
+const videoClock = 90000
+
+// apply shifts h by r, setting r at the share's first packet so that it
+// follows on from the last packet sent (the timestamp also advanced by the
+// time since), and notes h as sent.
+func (o *outNumbering) apply(r *renumber, h *rtp.Header, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !r.set {
+		r.set = true
+		if o.started {
+			gap := uint32(max(now.Sub(o.at), 0).Seconds()*videoClock) + 1
+			r.seq = o.seq + 1 - h.SequenceNumber
+			r.ts = o.ts + gap - h.Timestamp
+		}
+	}
+	h.SequenceNumber += r.seq
+	h.Timestamp += r.ts
+	// Keep the highest sent: a resent or reordered packet comes lower.
+	if !o.started || int16(h.SequenceNumber-o.seq) > 0 {
+		o.seq, o.ts, o.at, o.started = h.SequenceNumber, h.Timestamp, now, true
 	}
 }

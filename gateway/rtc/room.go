@@ -114,6 +114,9 @@ type Room struct {
 	frames        atomic.Int64 // frames handed to the recorder
 	recordDropped atomic.Int64 // packets dropped from the recording (mediaRecorder)
 
+	// out is where the outgoing track's numbering stands (see renumber).
+	out outNumbering
+
 	mu      sync.Mutex // guards the fields below
 	members map[*member]struct{}
 	video   *webrtc.TrackLocalStaticRTP // the outgoing track, of the last publisher's codec
