@@ -37,11 +37,16 @@ func runAdmin(env *cliEnv, args []string) error {
 }
 
 // openData opens the store and key material of a data directory that
-// `serve` initialised (or initialises it the same way).
-func openData(dir string) (*sqlite.Store, *keys.Material, error) {
-	mat, _, err := keys.LoadOrCreate(dir, keys.Options{})
+// `serve` initialised, or initialises it the same way (users may be added
+// before the first serve). A new one is said on w: a mistyped --data would
+// otherwise add the user to a gateway that does not exist, in silence.
+func openData(dir string, w io.Writer) (*sqlite.Store, *keys.Material, error) {
+	mat, created, err := keys.LoadOrCreate(dir, keys.Options{})
 	if err != nil {
 		return nil, nil, err
+	}
+	if created {
+		fmt.Fprintf(w, "supportgate: %s held no gateway's data: initialised a new data directory there (if you meant an existing gateway's, check --data)\n", dir)
 	}
 	st, err := sqlite.Open(filepath.Join(dir, dbFile), sqlite.Options{})
 	if err != nil {
@@ -78,7 +83,7 @@ func runAdminUserAdd(env *cliEnv, args []string) error {
 			return err
 		}
 	}
-	st, mat, err := openData(*dataDir)
+	st, mat, err := openData(*dataDir, env.stderr)
 	if err != nil {
 		return err
 	}
