@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"supportgate/gateway"
 	"supportgate/gateway/identity"
-	"supportgate/session"
 )
 
 // TestConsentEndedBy: the customer's view of an ended session says who
@@ -59,17 +57,8 @@ func TestReservedUserNames(t *testing.T) {
 // says so; after a reload (or in another tab, or after Ctrl-C in the
 // helper) it said the agent or their organisation had stopped it.
 func TestBrowserEndedPageAfterReload(t *testing.T) {
-	w := newWebEnv(t)
-	_, token, err := w.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
-		session.NewRequest{Agent: "alice", AgentName: "Alice", Customer: "Bob",
-			Scopes: session.Scopes{{Kind: session.Chat}}, Duration: 10 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := w.browser()
-	b.Do(chromedp.Navigate(w.srv.URL+"/c/"+token), chromedp.WaitVisible(chromedp.CSS("#request")),
-		chromedp.Click(chromedp.CSS("#approve")), chromedp.WaitVisible(chromedp.CSS("#live")),
-		chromedp.Click(chromedp.CSS("#stop")), chromedp.WaitVisible(chromedp.CSS("#ended")))
+	_, b := approvedInBrowser(t, newWebEnv(t))
+	b.Do(chromedp.Click(chromedp.CSS("#stop")), chromedp.WaitVisible(chromedp.CSS("#ended")))
 	b.Do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#ended")))
 	if got := b.Text("#ended-why"); got != "You stopped the session." {
 		t.Errorf("after a reload the page says %q", got)

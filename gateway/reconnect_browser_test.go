@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"supportgate/gateway/browsertest"
 	"supportgate/session"
 )
 
@@ -77,15 +78,7 @@ func TestBrowserConsentReconnects(t *testing.T) {
 	link := &blip{next: w.srv.Config.Handler}
 	w.srv.Config.Handler = link
 	agent := session.Actor{Name: "alice", Role: "agent"}
-	s, token, err := w.g.Broker().Create(context.Background(), agent,
-		session.NewRequest{Agent: "alice", AgentName: "Alice", Customer: "Bob",
-			Scopes: session.Scopes{{Kind: session.Chat}}, Duration: 10 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := w.browser()
-	b.Do(chromedp.Navigate(w.srv.URL+"/c/"+token), chromedp.WaitVisible(chromedp.CSS("#request")),
-		chromedp.Click(chromedp.CSS("#approve")), chromedp.WaitVisible(chromedp.CSS("#live")))
+	s, b := approvedInBrowser(t, w)
 	for deadline := time.Now().Add(10 * time.Second); link.hijacked() == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the page never opened its websocket")
@@ -108,4 +101,20 @@ func TestBrowserConsentReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Do(chromedp.WaitVisible(chromedp.CSS("#ended")))
+}
+
+// approvedInBrowser has alice ask Bob for a 10-minute chat session and
+// Bob approve it on the consent page, in a browser of his own.
+func approvedInBrowser(t *testing.T, w *webEnv) (*session.Session, *browsertest.Profile) {
+	t.Helper()
+	s, token, err := w.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
+		session.NewRequest{Agent: "alice", AgentName: "Alice", Customer: "Bob",
+			Scopes: session.Scopes{{Kind: session.Chat}}, Duration: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := w.browser()
+	b.Do(chromedp.Navigate(w.srv.URL+"/c/"+token), chromedp.WaitVisible(chromedp.CSS("#request")),
+		chromedp.Click(chromedp.CSS("#approve")), chromedp.WaitVisible(chromedp.CSS("#live")))
+	return s, b
 }

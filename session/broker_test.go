@@ -507,14 +507,7 @@ func TestUnstoredEndDuringLock(t *testing.T) {
 	}
 	b.Start(ctx)
 	defer b.Close()
-	s, tok, err := b.Create(ctx, agent, session.NewRequest{Agent: "alice", Customer: "ACME", Scopes: mustScopes(t, "view"), Duration: 30 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := b.Open(ctx, tok, "", customer)
-	if _, err := b.Approve(ctx, tok, key, mustScopes(t, "view"), customer); err != nil {
-		t.Fatal(err)
-	}
+	s := approvedOn(t, b)
 	entered, release := st.arm()
 	done := make(chan struct{}, 2)
 	go func() { b.Revoke(ctx, s.ID, agent); done <- struct{}{} }() // in the store call, holding the session's lock

@@ -41,18 +41,7 @@ func TestUnstoredEndDuringClose(t *testing.T) {
 	clock := sessiontest.NewClock(t0)
 	b, _ := session.NewBroker(session.Config{Store: st, Clock: clock})
 	b.Start(ctx)
-	open := func() *session.Session {
-		s, tok, err := b.Create(ctx, agent, session.NewRequest{Agent: "alice", Customer: "ACME", Scopes: mustScopes(t, "view"), Duration: 30 * time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, key, _ := b.Open(ctx, tok, "", customer)
-		if _, err := b.Approve(ctx, tok, key, mustScopes(t, "view"), customer); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s1, s2 := open(), open()
+	s1, s2 := approvedOn(t, b), approvedOn(t, b)
 	disk := errors.New("disk full")
 	st.set(func(string) error { return disk })
 	b.Revoke(ctx, s1.ID, agent) // kept, retry armed
@@ -82,4 +71,20 @@ func TestUnstoredEndDuringClose(t *testing.T) {
 	if got.State != session.Ended {
 		t.Errorf("after Close the store holds s2 %s: its end was dropped, not tried at Close", got.State)
 	}
+}
+
+// approvedOn creates a 30-minute view session of alice's on b and has the
+// customer approve it.
+func approvedOn(t *testing.T, b *session.Broker) *session.Session {
+	t.Helper()
+	ctx := context.Background()
+	s, tok, err := b.Create(ctx, agent, session.NewRequest{Agent: "alice", Customer: "ACME", Scopes: mustScopes(t, "view"), Duration: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := b.Open(ctx, tok, "", customer)
+	if _, err := b.Approve(ctx, tok, key, mustScopes(t, "view"), customer); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
