@@ -121,6 +121,57 @@ func (a *Accounts) Create(ctx context.Context, nu NewUser) (*NewAccount, error) 
 	return out, nil
 }
 
+// Reset takes a user's sign-in away, for a lost or stolen phone or a
+// forgotten password: every token of theirs is deleted first (API logins,
+// the SSH certificates bound to them, enrollment links), then a new TOTP
+// secret replaces the old one and the password is cleared, so that
+// nothing the old phone or password holds opens the account again. With
+// password set, the account is enrolled again at once with it (the
+// non-interactive form, for scripts and for a lone admin's recovery on the
+// data directory); otherwise its owner enrolls again through the one-time
+// link in EnrollToken, as a new user does. A lock is kept: a locked
+// account stays locked until an admin unlocks it, enrolled or not. The
+// caller ends what the user holds open (the gateway: connections and
+// sessions).
+func (a *Accounts) Reset(ctx context.Context, name, password string) (*NewAccount, error) {
+	if password != "" {
+		if err := identity.CheckPasswordPolicy(password); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadInput, err)
+		}
+	}
+	u, err := a.Store.GetUser(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Store.DeleteUserTokens(ctx, name, ""); err != nil {
+		return nil, err
+	}
+	secret, err := identity.NewTOTPSecret(a.random())
+	if err != nil {
+		return nil, err
+	}
+	u.TOTPSecret, u.TOTPLast = secret, 0
+	u.PasswordHash, u.Enrolled = "", false
+	u.Failures, u.LastFailure, u.LockedUntil = 0, time.Time{}, time.Time{}
+	if password != "" {
+		if u.PasswordHash, err = a.Hasher.Hash(ctx, password); err != nil {
+			return nil, err
+		}
+		u.Enrolled = true
+	}
+	u.Version++
+	if err := a.Store.UpdateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	out := &NewAccount{User: u, TOTPURI: identity.TOTPURI(a.Issuer, name, secret)}
+	if !u.Enrolled {
+		if out.EnrollToken, err = a.EnrollLink(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // EnrollLink replaces any enrollment token of the user with a fresh one.
 func (a *Accounts) EnrollLink(ctx context.Context, name string) (string, error) {
 	if err := a.Store.DeleteUserTokens(ctx, name, users.KindEnroll); err != nil {

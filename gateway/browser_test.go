@@ -445,6 +445,53 @@ func TestBrowserEnrollAndSignIn(t *testing.T) {
 		chromedp.Click(chromedp.CSS(carol+` button.unlock`)),
 		chromedp.WaitVisible(chromedp.CSS(carol+`[data-status="active"] button.lock`)),
 	)
+
+	// Five wrong passwords lock carol out for a while: the console says
+	// so and its Unlock ends it.
+	for range 5 {
+		w.send(nil, nil, "POST", "/api/v1/login", map[string]string{"user": "carol", "password": "wrong horse", "totp": "000000"})
+	}
+	adminB.Do(
+		chromedp.Click(chromedp.CSS("#users-refresh")),
+		chromedp.WaitVisible(chromedp.CSS(carol+`[data-status="locked-out"] button.unlock`)),
+	)
+	if got := adminB.Text(carol + " td.status"); !strings.Contains(got, "locked out") {
+		t.Errorf("a locked-out user's status reads %q", got)
+	}
+	adminB.Do(
+		chromedp.Click(chromedp.CSS(carol+` button.unlock`)),
+		chromedp.WaitVisible(chromedp.CSS(carol+`[data-status="active"]`)),
+	)
+
+	// carol lost her phone: the admin resets her sign-in and hands her the
+	// new link, which enrolls a new secret.
+	adminB.Do(
+		chromedp.Click(chromedp.CSS(carol+` button.reenroll`)),
+		chromedp.WaitVisible(chromedp.CSS(carol+`[data-status="pending"]`)),
+	)
+	link := adminB.Value("#enroll-link")
+	if link == enrollURL || !strings.HasPrefix(link, w.srv.URL+"/enroll/") {
+		t.Fatalf("link after the reset %q (first link %q)", link, enrollURL)
+	}
+	userB.Do(chromedp.Navigate(w.srv.URL+"/console"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	userB.Do(
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS("#setup")),
+	)
+	if s2 := strings.TrimSpace(userB.Text("#secret")); s2 == "" || s2 == secret {
+		t.Fatalf("the reset kept the secret (%q, was %q)", s2, secret)
+	} else {
+		secret = s2
+	}
+	userB.Do(
+		chromedp.SetValue(chromedp.CSS("#password"), testPassword),
+		chromedp.SetValue(chromedp.CSS("#password2"), testPassword),
+		chromedp.SetValue(chromedp.CSS("#totp"), totp(time.Now())),
+		chromedp.Click(chromedp.CSS("#enroll-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#done")),
+	)
+	w.signIn(userB, "carol", totp(time.Now().Add(30*time.Second)))
+	userB.Do(chromedp.WaitVisible(chromedp.CSS("#whoami")))
 }
 
 // frameURLs lists every frame of the tab as "url (unreachable: url)".

@@ -103,6 +103,7 @@ func (g *Gateway) coreRoutes() []route {
 		{"POST", "/api/v1/users/{name}", roles(admin), g.handleUpdateUser},
 		{"POST", "/api/v1/users/{name}/lock", roles(admin), g.handleLockUser},
 		{"POST", "/api/v1/users/{name}/unlock", roles(admin), g.handleUnlockUser},
+		{"POST", "/api/v1/users/{name}/reenroll", roles(admin), g.handleReenrollUser},
 
 		{"GET", "/api/v1/audit", roles(auditor), g.handleAuditExport},
 		{"GET", "/api/v1/audit/verify", roles(auditor), g.handleAuditVerify},

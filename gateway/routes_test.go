@@ -53,6 +53,7 @@ var coreAccess = map[string]string{
 	"POST /api/v1/users/{name}":              "admin",
 	"POST /api/v1/users/{name}/lock":         "admin",
 	"POST /api/v1/users/{name}/unlock":       "admin",
+	"POST /api/v1/users/{name}/reenroll":     "admin",
 	"GET /api/v1/audit":                      "auditor",
 	"GET /api/v1/audit/verify":               "auditor",
 }

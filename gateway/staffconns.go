@@ -24,6 +24,7 @@ const maxWatchPerUser = 8
 var (
 	errAccountLocked = errors.New("account locked")
 	errAccessChanged = errors.New("role or team changed")
+	errSignInReset   = errors.New("sign-in reset by an admin")
 	errLoggedOut     = errors.New("signed out")
 	errTokenExpired  = errors.New("login expired")
 )

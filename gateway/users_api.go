@@ -219,6 +219,46 @@ func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *pr
 	writeJSON(w, http.StatusOK, map[string]any{"user": userView(u)})
 }
 
+// handleReenrollUser resets a user's sign-in (see Accounts.Reset) and
+// answers with a new one-time enrollment link for its owner: the way back
+// for someone who lost the phone with their authenticator, forgot their
+// password, or whose enrollment link expired or was destroyed by a lock.
+// What the user holds open ends as at a lock (staff websockets, SSH
+// connections), and so do the sessions they run as the agent, revoked by
+// the admin: a reset is what an admin does when credentials may be in
+// someone else's hands, and nobody could use or end those sessions until
+// the owner enrolls again. The account's lock, if any, stays.
+func (g *Gateway) handleReenrollUser(w http.ResponseWriter, r *http.Request, p *principal) {
+	ctx := r.Context()
+	if err := decodeOptional(w, r, &struct{}{}); err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	name := r.PathValue("name")
+	if name == p.user.Name {
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "admins cannot reset their own sign-in; ask another admin (or see `supportgate admin user reenroll --data` on the gateway's machine)"))
+		return
+	}
+	acct, err := g.Accounts().Reset(ctx, name, "")
+	if err != nil {
+		g.writeErr(w, r, err)
+		return
+	}
+	g.userAccessEnded(name, errSignInReset)
+	n := 0
+	if canRunSessions(acct.User.Role) {
+		if n, err = g.broker.EndAgent(ctx, name, session.EndRevoked, actorOf(p, r)); err != nil {
+			g.log.Error("ending the sessions of a user whose sign-in was reset", "user", name, "err", err)
+		}
+	}
+	g.record(ctx, audit.Event{Type: "user.reenroll", Actor: p.user.Name, Role: p.user.Role, Remote: clientAddr(r),
+		Detail: map[string]string{"user": name, "sessions_ended": itoa(n)}})
+	writeJSON(w, http.StatusOK, map[string]any{
+		"user": userView(acct.User), "enroll_url": g.public.String() + "/enroll/" + acct.EnrollToken,
+		"sessions_ended": n,
+	})
+}
+
 func (g *Gateway) setDisabled(ctx context.Context, name string, disabled bool) (*users.User, error) {
 	u, err := g.store.GetUser(ctx, name)
 	if err != nil {

@@ -29,8 +29,13 @@ func runAdmin(env *cliEnv, args []string) error {
 	if len(args) >= 2 && args[0] == "user" && (args[1] == "lock" || args[1] == "unlock") {
 		return runAdminUserLock(env, args[1], args[2:])
 	}
+	if len(args) >= 2 && args[0] == "user" && args[1] == "reenroll" {
+		return runAdminUserReenroll(env, args[2:])
+	}
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprintln(env.stdout, "usage: supportgate admin user add --data DIR --name NAME --role ROLE --password-stdin --totp-secret-file FILE\n       supportgate admin user lock|unlock NAME   (as a logged-in admin)")
+		fmt.Fprintln(env.stdout, "usage: supportgate admin user add --data DIR --name NAME --role ROLE --password-stdin --totp-secret-file FILE\n"+
+			"       supportgate admin user lock|unlock|reenroll NAME   (as a logged-in admin)\n"+
+			"       supportgate admin user reenroll --data DIR --name NAME [--password-stdin --totp-secret-file FILE]   (serve stopped)")
 		return errHelpShown
 	}
 	return &exitError{code: 2, msg: "usage: supportgate admin user add --data DIR --name NAME --role agent|supervisor|auditor|admin --password-stdin --totp-secret-file FILE"}
@@ -159,5 +164,117 @@ func runAdminUserLock(env *cliEnv, verb string, args []string) error {
 	} else {
 		fmt.Fprintf(env.stdout, "unlocked %s\n", name)
 	}
+	return nil
+}
+
+// runAdminUserReenroll resets a user's sign-in (a lost phone, a forgotten
+// password, an expired enrollment link). As a logged-in admin it goes
+// through the running gateway, which also ends what the user holds open
+// and prints the new enrollment link. With --data it works on the data
+// directory itself, for the admin who cannot sign in any more (the only
+// admin, who lost their phone): serve must be stopped, since a running one
+// would keep what the user holds open; with --password-stdin and
+// --totp-secret-file the account is enrolled again at once, otherwise an
+// enrollment token is printed.
+func runAdminUserReenroll(env *cliEnv, args []string) error {
+	fs := newFlags(env, "admin user reenroll", "NAME | --data DIR --name NAME [--password-stdin --totp-secret-file FILE]")
+	dataDir := fs.String("data", "", "data `directory` of a stopped gateway (otherwise: through the running gateway, as a logged-in admin)")
+	name := fs.String("name", "", "login `name` (with --data)")
+	pwStdin := fs.Bool("password-stdin", false, "with --data: read the new password from the first line of standard input")
+	totpFile := fs.String("totp-secret-file", "", "with --data: `file` that receives the otpauth:// URI of the new TOTP secret")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dataDir == "" {
+		if fs.NArg() != 1 || *name != "" || *pwStdin || *totpFile != "" {
+			return &exitError{code: 2, msg: "usage: supportgate admin user reenroll NAME (as a logged-in admin), or --data DIR --name NAME with serve stopped"}
+		}
+		return reenrollOnline(env, fs.Arg(0))
+	}
+	if fs.NArg() != 0 || *name == "" {
+		return &exitError{code: 2, msg: "usage: supportgate admin user reenroll --data DIR --name NAME [--password-stdin --totp-secret-file FILE]"}
+	}
+	if *pwStdin != (*totpFile != "") {
+		return &exitError{code: 2, msg: "--password-stdin and --totp-secret-file go together: the new secret must go somewhere"}
+	}
+	var password string
+	if *pwStdin {
+		var err error
+		if password, err = readSecretLine(env.stdin); err != nil {
+			return err
+		}
+	}
+	return reenrollOffline(env, *dataDir, *name, password, *totpFile)
+}
+
+func reenrollOnline(env *cliEnv, name string) error {
+	cl, err := loggedIn(env)
+	if err != nil {
+		return err
+	}
+	var out struct {
+		EnrollURL string `json:"enroll_url"`
+		Ended     int    `json:"sessions_ended"`
+	}
+	if err := cl.Do(context.Background(), "POST", "/api/v1/users/"+url.PathEscape(name)+"/reenroll", nil, &out); err != nil {
+		return fmt.Errorf("reenroll %s: %w", name, err)
+	}
+	fmt.Fprintf(env.stdout, "reset the sign-in of %s; ended %d open sessions\none-time enrollment link (valid %v), for %s alone: %s\n",
+		name, out.Ended, gateway.EnrollTTL, name, out.EnrollURL)
+	return nil
+}
+
+func reenrollOffline(env *cliEnv, dir, name, password, totpFile string) error {
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("data directory %s does not exist: is --data right?", dir)
+	}
+	db := filepath.Join(dir, dbFile)
+	if _, err := os.Stat(db); err != nil {
+		return fmt.Errorf("%s does not exist: is --data right?", db)
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return fmt.Errorf("%w (or, while it runs, reset through it: supportgate admin user reenroll NAME)", err)
+	}
+	defer lock.Close()
+	st, mat, err := openData(dir, env.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hasher, err := identity.NewHasher(nil, identity.DefaultPasswordParams, 1)
+	if err != nil {
+		return err
+	}
+	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: nowUTC}
+	ctx := context.Background()
+	a, err := acc.Reset(ctx, name, password)
+	if err != nil {
+		return fmt.Errorf("resetting %s: %w", name, err)
+	}
+	if totpFile != "" {
+		if err := os.WriteFile(totpFile, []byte(a.TOTPURI+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey})
+	if err != nil {
+		return err
+	}
+	_, aerr := log.Append(ctx, audit.Event{Type: "user.reenroll", Actor: "local-admin", Role: "admin", Remote: "local",
+		Detail: map[string]string{"user": name, "via": "cli"}})
+	if err := errors.Join(aerr, log.Close()); err != nil {
+		return fmt.Errorf("sign-in of %s reset, but auditing it failed: %w", name, err)
+	}
+	switch {
+	case a.EnrollToken != "" && name == "admin":
+		// bootstrapAdmin renews the first admin's link at each start.
+		fmt.Fprintf(env.stdout, "reset the sign-in of admin; start serve: it prints admin's new one-time enrollment link\n")
+		return nil
+	case a.EnrollToken != "":
+		fmt.Fprintf(env.stdout, "reset the sign-in of %s; enrollment token (valid %v): %s (the link is PUBLIC_URL/enroll/TOKEN)\n", name, gateway.EnrollTTL, a.EnrollToken)
+		return nil
+	}
+	fmt.Fprintf(env.stdout, "reset the sign-in of %s: new password set, new TOTP secret in %s\n", name, totpFile)
 	return nil
 }

@@ -221,7 +221,10 @@
       const tr = document.createElement("tr");
       tr.dataset.user = u.name;
       tr.dataset.role = u.role;
-      tr.dataset.status = u.locked ? "locked" : u.enrolled ? "active" : "pending";
+      // A lockout after failed sign-ins ends by itself at locked_until;
+      // Unlock ends it now, as it ends an admin's lock.
+      const lockedOut = !u.locked && u.locked_until && new Date(u.locked_until) > new Date();
+      tr.dataset.status = u.locked ? "locked" : lockedOut ? "locked-out" : u.enrolled ? "active" : "pending";
       const cell = (text, cls) => {
         const td = document.createElement("td");
         td.textContent = text;
@@ -243,12 +246,15 @@
         sel.append(o);
       });
       roleTd.append(sel, button("Set role", "set-role", () => userAct(u.name, "", { role: sel.value })));
-      cell(u.locked ? "locked" : u.enrolled ? "active" : "not enrolled yet", "status");
+      cell(u.locked ? "locked" : lockedOut
+        ? "locked out after failed sign-ins until " + new Date(u.locked_until).toLocaleTimeString()
+        : u.enrolled ? "active" : "not enrolled yet", "status");
       const act = cell("");
       if (u.name !== me.name) {
-        act.append(u.locked
-          ? button("Unlock", "unlock", () => userAct(u.name, "/unlock", {}))
-          : button("Lock", "danger lock", () => userAct(u.name, "/lock", {})));
+        if (u.locked || lockedOut) act.append(button("Unlock", "unlock", () => userAct(u.name, "/unlock", {})));
+        if (!u.locked) act.append(button("Lock", "danger lock", () => userAct(u.name, "/lock", {})));
+        // A lost phone, a forgotten password, an expired or lost link.
+        act.append(button("Reset sign-in", "danger reenroll", () => reenroll(u.name)));
       }
       return tr;
     }));
@@ -259,6 +265,22 @@
     if (r.status !== 200) { fail(r.data.error || "Failed."); return; }
     fail("");
     loadUsers();
+  };
+
+  // reenroll resets a user's password and authenticator (their sessions
+  // and sign-ins end) and shows the new one-time link for them.
+  const reenroll = async (name) => {
+    const r = await call("POST", "/api/v1/users/" + encodeURIComponent(name) + "/reenroll", {});
+    if (r.status !== 200) { fail(r.data.error || "Cannot reset the sign-in."); return; }
+    fail("");
+    showEnrollLink(name, r.data.enroll_url);
+    loadUsers();
+  };
+
+  const showEnrollLink = (name, url) => {
+    sg.text("enroll-user", name);
+    sg.$("enroll-link").value = url;
+    sg.show("enroll-result", true);
   };
 
   sg.$("users-refresh").addEventListener("click", () => loadUsers());
@@ -272,9 +294,7 @@
     const r = await call("POST", "/api/v1/users", body);
     if (r.status !== 201) { fail(r.data.error || "Cannot add the user."); return; }
     fail("");
-    sg.text("enroll-user", r.data.user.name);
-    sg.$("enroll-link").value = r.data.enroll_url;
-    sg.show("enroll-result", true);
+    showEnrollLink(r.data.user.name, r.data.enroll_url);
     sg.$("user-form").reset();
     loadUsers();
   });
