@@ -154,6 +154,26 @@ func browserScreenShare(t *testing.T, h264 bool) {
 	)
 	agentB.Do(browsertest.Until(`document.getElementById("screen-chat-log").textContent.includes("my card is")`))
 
+	// The agent closes the viewer; what Bob writes meanwhile is there when
+	// they open it again, after the earlier messages, each once.
+	agentB.Do(chromedp.Click(chromedp.CSS("#screen-close")))
+	customerB.Do(
+		chromedp.SendKeys(chromedp.CSS("#chat-text"), "are you still there?"),
+		chromedp.Click(chromedp.CSS("#chat-form button")),
+		browsertest.Until(`document.getElementById("chat-log").textContent.includes("are you still there?")`),
+	)
+	agentB.Do(
+		chromedp.Click(chromedp.CSS(`#session-rows tr[data-id="`+id+`"] button.watch`)),
+		browsertest.Until(`document.getElementById("screen-chat-log").textContent.includes("are you still there?")`),
+	)
+	if got := browsertest.Eval[string](agentB, `[...document.querySelectorAll("#screen-chat-log .chat-text")].map((e) => e.textContent).join("|")`); !strings.HasPrefix(got, "Hello Bob, I can see your screen|my card is ") || !strings.HasSuffix(got, "|are you still there?") || strings.Count(got, "|") != 2 {
+		t.Errorf("the reopened viewer's chat: %q", got)
+	}
+	n2 := browsertest.Eval[float64](agentB, frames)
+	if err := agentB.Try(15*time.Second, browsertest.Until(frames+` > `+strconv.Itoa(int(n2)+10))); err != nil {
+		t.Fatalf("agent video after reopening: %v", err)
+	}
+
 	// The customer stops the session: the agent's video ends within 1 s.
 	customerB.Do(chromedp.Click(chromedp.CSS("#share-end")))
 	start := time.Now()

@@ -117,3 +117,72 @@ func TestRoomFull(t *testing.T) {
 		t.Fatalf("seventeenth connection: %+v, %v", m, err)
 	}
 }
+
+// TestChatHistory: what is said while the agent is away reaches them when
+// they come back, and a newcomer, after hello and before anything new;
+// each message carries its number, so a page that had some of them shows
+// each once.
+func TestChatHistory(t *testing.T) {
+	serve := limitsRoom(t, rtc.RoomOptions{Chat: true})
+	cust := serve(rtc.Publisher, "customer")
+	hello(t, cust)
+	agent := serve(rtc.Viewer, "alice")
+	hello(t, agent)
+	agent.WriteJSON(rtc.Message{Type: "chat", Text: "can you open the settings?"})
+	if m, err := rtctest.Message(cust, "chat", nil); err != nil || m.Seq != 1 {
+		t.Fatalf("first message: %+v, %v", m, err)
+	}
+	agent.Close() // the agent's network drops
+	cust.WriteJSON(rtc.Message{Type: "chat", Text: "done, what next?"})
+	if m, err := rtctest.Message(cust, "chat", nil); err != nil || m.Seq != 2 {
+		t.Fatalf("second message: %+v, %v", m, err)
+	}
+
+	back := serve(rtc.Viewer, "alice")
+	var first rtc.Message
+	if err := back.ReadJSON(&first); err != nil || first.Type != "hello" {
+		t.Fatalf("first message after reconnecting: %+v, %v", first, err)
+	}
+	h, err := rtctest.Message(back, "history", func(o rtc.Message) { t.Errorf("before the history: %+v", o) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range h.History {
+		got = append(got, fmt.Sprintf("%d %s %s: %s", m.Seq, m.Role, m.From, m.Text))
+	}
+	want := []string{"1 viewer alice: can you open the settings?", "2 publisher customer: done, what next?"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("history after reconnecting:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	cust.WriteJSON(rtc.Message{Type: "chat", Text: "hello again"})
+	if m, err := rtctest.Message(back, "chat", nil); err != nil || m.Seq != 3 || m.Text != "hello again" {
+		t.Fatalf("after the history: %+v, %v", m, err)
+	}
+}
+
+// TestChatHistoryBounded: a room keeps its last 100 messages.
+func TestChatHistoryBounded(t *testing.T) {
+	serve := limitsRoom(t, rtc.RoomOptions{Chat: true})
+	// Eleven participants of ten messages each (their burst): 110.
+	for i := range 11 {
+		p := serve(rtc.Viewer, fmt.Sprint("agent", i))
+		hello(t, p)
+		for j := range 10 {
+			p.WriteJSON(rtc.Message{Type: "chat", Text: fmt.Sprint(i, "-", j)})
+			if _, err := rtctest.Message(p, "chat", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Close()
+	}
+	late := serve(rtc.Viewer, "late")
+	hello(t, late)
+	h, err := rtctest.Message(late, "history", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.History); n != 100 || h.History[0].Seq != 11 || h.History[99].Seq != 110 || h.History[99].Text != "10-9" {
+		t.Fatalf("history of 110 messages: %d kept, from %d to %d", n, h.History[0].Seq, h.History[n-1].Seq)
+	}
+}

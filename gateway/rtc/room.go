@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,13 @@ type Message struct {
 	Reason     string                   `json:"reason,omitempty"`
 	ICEServers []webrtc.ICEServer       `json:"ice_servers,omitempty"`
 	Chat       *bool                    `json:"chat,omitempty"` // hello: whether chat is allowed
+	// Seq numbers a room's chat messages from 1, so that a page that
+	// reconnects shows each message once.
+	Seq uint64 `json:"seq,omitempty"`
+	// History, in a "history" message after hello, holds the room's
+	// recent chat (oldest first): what was said while a participant was
+	// away or before they joined.
+	History []Message `json:"history,omitempty"`
 }
 
 // MaxChat is the longest chat message accepted, in characters.
@@ -91,6 +99,13 @@ type RoomOptions struct {
 	// refuses them and its hello says so, so pages hide the chat.
 	Chat bool
 }
+
+// A room keeps its last chatHistory messages, and at most
+// chatHistoryBytes of their text, for those who join or come back.
+const (
+	chatHistory      = 100
+	chatHistoryBytes = 64 << 10
+)
 
 const (
 	memberQueue   = 64                     // messages buffered per participant
@@ -124,6 +139,9 @@ type Room struct {
 	pub     *publisher
 	lastPLI time.Time
 	closed  bool
+	chatSeq uint64         // the last chat message's Seq
+	history []Message      // the recent chat, oldest first (see keepChatLocked)
+	histLen int            // bytes of text in history
 	wg      sync.WaitGroup // forwarders and RTCP readers
 }
 
@@ -215,6 +233,13 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	}
 	rm.members[m] = struct{}{}
 	sharing := rm.pub != nil
+	// Queued before the lock is let go, so that no chat message broadcast
+	// from now on can overtake them: m.out is new and empty.
+	chat := rm.opt.Chat
+	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers, Chat: &chat})
+	if len(rm.history) > 0 {
+		m.send(Message{Type: "history", History: slices.Clone(rm.history)})
+	}
 	rm.mu.Unlock()
 	defer func() {
 		rm.mu.Lock()
@@ -245,8 +270,6 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	defer wg.Wait()
 	defer cancel()
 
-	chat := rm.opt.Chat
-	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers, Chat: &chat})
 	if rm.rec != nil {
 		rm.rec.Event("participant.joined", map[string]string{"name": name, "role": string(role)})
 		defer rm.rec.Event("participant.left", map[string]string{"name": name, "role": string(role)})
@@ -403,7 +426,31 @@ func (rm *Room) chat(from *member, text string) {
 		}
 	}
 	now := time.Now().UTC()
-	rm.broadcast(Message{Type: "chat", From: from.name, Role: from.role, Text: text, Time: &now})
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	rm.chatSeq++
+	msg := Message{Type: "chat", From: from.name, Role: from.role, Text: text, Time: &now, Seq: rm.chatSeq}
+	rm.keepChatLocked(msg)
+	for m := range rm.members {
+		m.send(msg)
+	}
+}
+
+// keepChatLocked adds msg to the room's history, dropping the oldest
+// messages past chatHistory or chatHistoryBytes.
+func (rm *Room) keepChatLocked(msg Message) {
+	rm.history = append(rm.history, msg)
+	rm.histLen += len(msg.Text)
+	drop := 0
+	for len(rm.history)-drop > chatHistory || rm.histLen > chatHistoryBytes {
+		rm.histLen -= len(rm.history[drop].Text)
+		drop++
+	}
+	if drop > 0 {
+		// Copied down rather than resliced, so that the array does not
+		// keep growing at the front's expense.
+		rm.history = append(rm.history[:0], rm.history[drop:]...)
+	}
 }
 
 // localDescription sets d and waits for ICE gathering, so that one message

@@ -26,6 +26,9 @@ sg.rtc.socket = (path, on, onclose) => {
     let m;
     try { m = JSON.parse(ev.data); } catch (e) { return; }
     if (m.type === "ended") ended = true;
+    // The room's recent chat, after hello: what was said while this page
+    // was away or before it came.
+    if (m.type === "history" && on.chat) (m.history || []).forEach((c) => on.chat(c));
     if (on[m.type]) on[m.type](m);
   };
   ws.onclose = () => onclose(ended);
@@ -35,8 +38,15 @@ sg.rtc.socket = (path, on, onclose) => {
   };
 };
 
-// chatLine appends a chat message to the list with the given id.
+// chatLine appends a chat message to the list with the given id, once:
+// after a reconnect the room sends its history again, and the list
+// remembers the last message number it shows.
 sg.rtc.chatLine = (listId, m, me) => {
+  const list = sg.$(listId);
+  if (m.seq) {
+    if (m.seq <= Number(list.dataset.seq || 0)) return;
+    list.dataset.seq = String(m.seq);
+  }
   const li = document.createElement("li");
   li.className = "chat-msg" + (m.role === me ? " mine" : "");
   const who = document.createElement("span");
@@ -46,7 +56,6 @@ sg.rtc.chatLine = (listId, m, me) => {
   text.className = "chat-text";
   text.textContent = m.text;
   li.append(who, text);
-  const list = sg.$(listId);
   list.append(li);
   list.scrollTop = list.scrollHeight;
 };

@@ -103,6 +103,7 @@ const sgScreen = (() => {
     ended = false;
     sg.text("screen-customer", s.customer);
     sg.$("screen-chat-log").replaceChildren();
+    delete sg.$("screen-chat-log").dataset.seq; // another session's numbers
     sg.$("screen-chat-text").disabled = false;
     sg.text("screen-quality", "–");
     sg.show("screen", true);
