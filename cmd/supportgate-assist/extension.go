@@ -85,14 +85,19 @@ func (x *extensionAsk) prompt() {
 }
 
 // answer takes a line the customer typed: the answer to the pending
-// question (only y or yes is a yes), or nothing if none is pending.
+// question (only y or yes is a yes), or nothing if none is pending. An
+// empty line (an Enter pressed before the question came) asks again.
 func (x *extensionAsk) answer(ctx context.Context, line string) {
 	e := x.pending
 	if e == nil {
 		return
 	}
-	x.pending = nil
 	line = strings.TrimSpace(line)
+	if line == "" {
+		x.prompt()
+		return
+	}
+	x.pending = nil
 	approve := strings.EqualFold(line, "y") || strings.EqualFold(line, "yes")
 	actx, cancel := context.WithTimeout(ctx, answerTimeout)
 	defer cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +62,19 @@ func TestHelperAnswersExtension(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitFor(t, "asks for 20m0s more. Allow? [y/N]")
+	// An Enter alone is no answer: the question stays and is asked again.
+	asked := strings.Count(h.out.String(), "asks for 20m0s more. Allow?")
 	typeLine("")
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(h.out.String(), "asks for 20m0s more. Allow?") == asked; {
+		if strings.Contains(h.out.String(), "You refused more time") {
+			t.Fatal("an empty line refused the extension")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the question was not asked again after an empty line:\n%s", h.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	typeLine("n")
 	h.waitFor(t, "You refused more time")
 	after, _ := tg.g.Broker().Get(ctx, s.ID)
 	if !after.ExpiresAt.Equal(got.ExpiresAt) || after.Extension != nil {

@@ -525,7 +525,8 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 // and as much for one already approved on the web page, since whoever
 // opened the link first approved it there, which may not be the customer.
 // Only y or yes is a yes; anything else, end of input or Ctrl-C (at once,
-// without waiting for Enter) is a no. With yes (--yes) it says so and does
+// without waiting for Enter) is a no. An empty line asks again: an Enter
+// pressed while the helper was connecting is not an answer. With yes (--yes) it says so and does
 // not ask. It returns the scopes it showed, which are all the customer
 // agreed to. Every text from the gateway goes through untrusted.
 func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out io.Writer) ([]string, bool) {
@@ -568,18 +569,35 @@ func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out 
 	// The answer is read aside, so that Ctrl-C is a no at once. If it
 	// comes first, the reader stays blocked on the terminal until the
 	// helper exits, which it then does.
+	// The reader stops at the first line with something on it, or at the
+	// end of input, so that later prompts read what follows.
 	answer := make(chan string, 1)
+	empty := make(chan struct{}, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdin).ReadString('\n')
-		answer <- line
+		r := bufio.NewReader(stdin)
+		for {
+			line, err := r.ReadString('\n')
+			if strings.TrimSpace(line) != "" || err != nil {
+				answer <- line
+				return
+			}
+			select {
+			case empty <- struct{}{}:
+			default:
+			}
+		}
 	}()
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(out)
-		return shown, false
-	case line := <-answer:
-		line = strings.TrimSpace(line)
-		return shown, (strings.EqualFold(line, "y") || strings.EqualFold(line, "yes")) && ctx.Err() == nil
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out)
+			return shown, false
+		case <-empty:
+			fmt.Fprint(out, "Please answer y to allow or n to refuse: ")
+		case line := <-answer:
+			line = strings.TrimSpace(line)
+			return shown, (strings.EqualFold(line, "y") || strings.EqualFold(line, "yes")) && ctx.Err() == nil
+		}
 	}
 }
 

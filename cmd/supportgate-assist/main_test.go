@@ -251,6 +251,23 @@ func TestHelperDenies(t *testing.T) {
 	}
 }
 
+// TestHelperStrayEnter: an Enter pressed while the helper was connecting
+// is not a no: the helper asks again, and the answer after it counts.
+// Before, the empty line denied the session.
+func TestHelperStrayEnter(t *testing.T) {
+	tg := newTestGateway(t)
+	s, link := tg.newSession(t, "shell", 30*time.Minute)
+	h := startHelper(t, context.Background(), tg, link, terminal(t, "\n  \ny\n"))
+	h.waitFor(t, "Please answer y to allow or n to refuse")
+	h.waitFor(t, "Connected:")
+	got, _ := tg.g.Broker().Get(context.Background(), s.ID)
+	if got.State != session.Active {
+		t.Errorf("session %s/%s after Enter, Enter, y; want active", got.State, got.EndReason)
+	}
+	tg.g.Broker().Revoke(context.Background(), s.ID, session.Actor{Name: "alice", Role: "agent"})
+	h.exit(t, 10*time.Second)
+}
+
 func TestHelperCtrlCRevokes(t *testing.T) {
 	tg := newTestGateway(t)
 	s, link := tg.newSession(t, "shell", 30*time.Minute)
