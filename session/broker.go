@@ -17,7 +17,7 @@ import (
 type Config struct {
 	Store  Store        // required
 	Policy Policy       // zero fields take defaults
-	Clock  Clock        // nil means the wall clock
+	Clock  Clock        // nil means the wall clock; wrapped in a SteadyClock unless it is one
 	Rand   io.Reader    // nil means crypto/rand
 	Logger *slog.Logger // nil discards
 	// OnEvent is called, in the goroutine that made the change, after every
@@ -55,7 +55,7 @@ var System = Actor{Name: "system", Role: "system"}
 type Broker struct {
 	store   Store
 	policy  Policy
-	clock   Clock
+	clock   *SteadyClock
 	rand    io.Reader
 	log     *slog.Logger
 	onEvent func(Event)
@@ -99,7 +99,6 @@ func NewBroker(cfg Config) (*Broker, error) {
 	b := &Broker{
 		store:     cfg.Store,
 		policy:    pol,
-		clock:     cfg.Clock,
 		rand:      cfg.Rand,
 		log:       cfg.Logger,
 		onEvent:   cfg.OnEvent,
@@ -107,8 +106,13 @@ func NewBroker(cfg Config) (*Broker, error) {
 		byToken:   make(map[[32]byte]*entry),
 		openCount: make(map[string]int),
 	}
-	if b.clock == nil {
-		b.clock = RealClock{}
+	switch c := cfg.Clock.(type) {
+	case *SteadyClock:
+		b.clock = c
+	case nil:
+		b.clock = NewSteadyClock(RealClock{}, time.Time{})
+	default:
+		b.clock = NewSteadyClock(c, time.Time{})
 	}
 	if b.rand == nil {
 		b.rand = rand.Reader
@@ -135,10 +139,31 @@ func (b *Broker) Policy() Policy { return b.policy }
 // Start loads every open session from the store and arms its timers, so
 // that sessions active before a restart still end on time. Sessions whose
 // deadline passed while the gateway was down end at once.
+//
+// The broker's clock is first raised to the newest time the store holds
+// (HighWaterStore, or else the open sessions' own times): were the wall
+// clock set back while the gateway was down, deadlines would otherwise
+// gain the difference. They can still gain the downtime, which a clock
+// that went back cannot measure.
 func (b *Broker) Start(ctx context.Context) error {
 	open, err := b.store.OpenSessions(ctx)
 	if err != nil {
 		return fmt.Errorf("session: loading open sessions: %w", err)
+	}
+	var floor time.Time
+	if hw, ok := b.store.(HighWaterStore); ok {
+		if floor, err = hw.HighWater(ctx); err != nil {
+			return fmt.Errorf("session: reading the newest stored time: %w", err)
+		}
+	}
+	for _, s := range open {
+		floor = latest(floor, s.CreatedAt, s.ApprovedAt, s.LastActivity)
+		if s.Extension != nil {
+			floor = latest(floor, s.Extension.RequestedAt)
+		}
+	}
+	if ahead := b.clock.Raise(floor); ahead > 0 {
+		b.log.Warn("wall clock is behind the newest stored time; deadlines run from that time", "newest", floor, "behind", ahead)
 	}
 	now := b.clock.Now()
 	b.mu.Lock()
@@ -183,6 +208,17 @@ func (b *Broker) Close() error {
 	b.sweeps.Wait()
 	b.closeUnsaved()
 	return nil
+}
+
+// latest returns the latest of ts.
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }
 
 // addLocked registers an open session and schedules its deadline.

@@ -61,3 +61,14 @@ type Filter struct {
 
 // MaxList is the most sessions one ListSessions call returns.
 const MaxList = 1000
+
+// HighWaterStore is a Store that can tell the newest time it holds: the
+// latest of its stored changes and, for a gateway store, audit records.
+// Broker.Start raises its clock to it (SteadyClock), so that a wall clock
+// set back while the gateway was down cannot stretch a deadline.
+type HighWaterStore interface {
+	Store
+	// HighWater returns the newest time stored, or the zero time for an
+	// empty store.
+	HighWater(ctx context.Context) (time.Time, error)
+}
