@@ -252,7 +252,7 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		g.writeErr(w, r, fmt.Errorf("checking password of %s: %w", u.Name, err))
 		return
 	}
-	counter, totpOK := identity.VerifyTOTP(u.TOTPSecret, req.TOTP, now, u.TOTPLast)
+	counter, totpOK := identity.VerifyTOTP(u.TOTPSecret, req.TOTP, g.totpNow(), u.TOTPLast)
 	if !pwOK || !totpOK {
 		why := "wrong password"
 		if pwOK {
@@ -351,6 +351,20 @@ func loginState(u *users.User) identity.LoginState {
 // setLoginState stores s in u; the caller writes u back.
 func setLoginState(u *users.User, s identity.LoginState) {
 	u.Failures, u.LastFailure, u.LockedUntil = s.Failures, s.LastFailure, s.LockedUntil
+}
+
+// totpNow is the time TOTP codes are checked at: the wall clock, which
+// the user's authenticator follows too, even when the gateway's clock is a
+// session.SteadyClock. That one stays ahead of a wall clock set back, or
+// of one corrected after running fast, and checking codes against it would
+// refuse every code until the wall clock caught up. Nothing stored is
+// stretched by a wall clock set back here: the ±1 step window moves with
+// it, and a code at or before the last one used is refused anyway.
+func (g *Gateway) totpNow() time.Time {
+	if w, ok := g.clock.(interface{ Wall() time.Time }); ok {
+		return w.Wall()
+	}
+	return g.clock.Now()
 }
 
 // issueLogin creates the bearer token and, if asked, the SSH certificate.
@@ -510,7 +524,7 @@ func (g *Gateway) handleEnroll(w http.ResponseWriter, r *http.Request, _ *princi
 		g.writeErr(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	counter, ok := identity.VerifyTOTP(u.TOTPSecret, req.TOTP, g.clock.Now(), u.TOTPLast)
+	counter, ok := identity.VerifyTOTP(u.TOTPSecret, req.TOTP, g.totpNow(), u.TOTPLast)
 	if !ok {
 		g.record(ctx, audit.Event{Type: "enroll.mfa_failure", Actor: u.Name, Role: u.Role, Remote: remote})
 		g.writeErr(w, r, errorf(http.StatusBadRequest, "the code does not match; check the authenticator's clock and try the next code"))

@@ -20,12 +20,14 @@ import (
 	"filippo.io/age"
 
 	"supportgate/gateway"
+	"supportgate/gateway/audit"
 	"supportgate/gateway/bastion"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
 	"supportgate/gateway/sqlite"
 	"supportgate/gateway/users"
 	"supportgate/internal/gctune"
+	"supportgate/session"
 )
 
 func init() {
@@ -135,6 +137,10 @@ func runServe(env *cliEnv, args []string) error {
 	if from, to := store.Migrated(); from > 0 && from < to {
 		fmt.Fprintf(env.stderr, "supportgate: upgraded the database schema from version %d to %d; older supportgate binaries refuse it now\n", from, to)
 	}
+	clock, clockBehind, err := steadyClock(store, logger)
+	if err != nil {
+		return err
+	}
 
 	// The WireGuard hub gets its socket from here: libraries don't listen.
 	// An address that was asked for must work; the default may be taken
@@ -190,17 +196,20 @@ func runServe(env *cliEnv, args []string) error {
 		Store: store, Keys: mat, PublicURL: public, Org: cfg.Org, Policy: pol,
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
 		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort, RTC: rtcCfg,
-		Recording: recCfg, OnUserDropped: dropSSH, OnLoginDropped: dropLoginSSH,
+		Recording: recCfg, OnUserDropped: dropSSH, OnLoginDropped: dropLoginSSH, Clock: clock,
 	})
 	if err != nil {
 		return err
 	}
 	defer g.Close()
+	if clockBehind != nil {
+		g.Audit(context.Background(), *clockBehind)
+	}
 	bcfg := bastion.Config{
 		HostKey: mat.SSHHostKey, UserCA: mat.SSHUserCA.PublicKey(),
 		Sessions: g.Broker(), Users: store, Logins: store,
 		Recording: g.Recording, // shared with the session's other transports
-		Audit:     g.Audit, Logger: logger,
+		Audit:     g.Audit, Logger: logger, Now: clock.Now,
 		Presence: func(id string, p bastion.Participant, joined bool) {
 			g.Presence(id, gateway.Participant(p), joined)
 		},
@@ -261,6 +270,36 @@ func runServe(env *cliEnv, args []string) error {
 	g.Close() // ends live channels and websockets first
 	srv.Shutdown(shutdownCtx)
 	return nil
+}
+
+// clockTolerance is how far the wall clock may be behind the newest stored
+// record before serve calls it an error rather than the usual skew between
+// a record written a moment ago and a clock NTP is slewing.
+const clockTolerance = 5 * time.Second
+
+// steadyClock returns the gateway's clock: the wall clock, but never
+// earlier than the newest time the store holds nor going back while it
+// runs (session.SteadyClock), so that a wall clock set back cannot stretch
+// any stored deadline: time boxes, consent links, idle timeouts, bearer,
+// enrollment and SSH certificate lifetimes. When the wall clock is behind
+// that time by more than clockTolerance it logs an error and returns the
+// audit event that says so, for serve to record once the log is open.
+func steadyClock(store *sqlite.Store, logger *slog.Logger) (*session.SteadyClock, *audit.Event, error) {
+	newest, err := store.HighWater(context.Background())
+	if err != nil {
+		return nil, nil, err
+	}
+	clock := session.NewSteadyClock(session.RealClock{}, newest)
+	wall := clock.Wall()
+	behind := newest.Sub(wall)
+	if behind <= clockTolerance {
+		return clock, nil, nil
+	}
+	ws, ns, bs := wall.UTC().Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano), behind.Round(time.Second).String()
+	logger.Error("wall clock is behind the newest stored record; the gateway's time runs on from that record (fix the clock: times the gateway records stay ahead of it until it catches up)",
+		"wall", ws, "newest", ns, "behind", bs)
+	return clock, &audit.Event{Type: "gateway.clock_behind", Actor: "system", Role: "system",
+		Detail: map[string]string{"wall": ws, "newest": ns, "behind": bs}}, nil
 }
 
 // stopSignals are the signals that shut serve down cleanly, ending its

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"supportgate/gateway/audit"
+)
+
+// TestE2ERestartClockBehind: serve restarts on a database whose newest
+// record is hours ahead of the host's wall clock (the clock was set back
+// while the gateway was down). serve says so, in its log and in the audit
+// log, and the gateway's time runs on from that record: a session whose
+// box ended by then ends at once, and a bearer token that expired by then
+// is refused, rather than both living the hours again.
+func TestE2ERestartClockBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	g := newGW(t, `{"min_duration": "1s"}`)
+	alice := g.user("alice", "agent")
+	s := g.newSession(alice, "view", "30m")
+	g.browser(s.ConsentURL).approve(`["view"]`)
+	bobTOTP := filepath.Join(t.TempDir(), "bob.totp")
+	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
+		"--password-stdin", "--totp-secret-file", bobTOTP)
+	g.kill()
+
+	// The newest record: written, by the clock of then, 9 hours from now
+	// (a token lives at most 8).
+	const behind = 9 * time.Hour
+	ahead := time.Now().Add(behind)
+	st, mat, err := openData(g.data, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return ahead }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	g.start()
+	logged := regexp.MustCompile(`level=ERROR msg="wall clock is behind the newest stored record[^"]*" wall=\S+ newest=\S+ behind=(\S+)`).FindStringSubmatch(g.stderr.String())
+	if logged == nil {
+		t.Errorf("serve logged no error about its clock:\n%s", g.stderr.String())
+	} else if d, err := time.ParseDuration(logged[1]); err != nil || d < behind-time.Minute || d > behind {
+		t.Errorf("serve logged the clock %s behind, want about %v", logged[1], behind)
+	}
+
+	// The session's box ended by the newest record's time: it ends now.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(g.data, dbFile)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var state, reason string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := db.QueryRow(`SELECT state, end_reason FROM sessions WHERE id = ?`, s.ID).Scan(&state, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if state == "ended" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if state != "ended" || reason != "expired" {
+		t.Errorf("session after the restart: %s/%s, want ended/expired", state, reason)
+	}
+
+	// Alice's token expired by then too.
+	if _, errs, code := g.run(alice, "", "session", "list"); code == 0 || !strings.Contains(errs, "token expired") {
+		t.Errorf("session list with a token 9h old: exit %d, %q; want refused as expired", code, strings.TrimSpace(errs))
+	}
+
+	// TOTP codes still follow the wall clock, as Bob's authenticator
+	// does: he signs in, and his new token works.
+	uri, err := os.ReadFile(bobTOTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindSubmatch(uri)
+	if m == nil {
+		t.Fatalf("no secret in %q", uri)
+	}
+	code, err := exec.Command(g.oathtool, "--totp", "-b", string(m[1])).Output()
+	if err != nil {
+		t.Fatalf("oathtool: %v", err)
+	}
+	bob := filepath.Join(t.TempDir(), "bob-home")
+	if _, errs, code := g.run(bob, password+"\n", "login", "--gateway", g.url, "--ca", filepath.Join(g.data, "ca.pem"),
+		"--user", "bob", "--password-stdin", "--totp", strings.TrimSpace(string(code))); code != 0 {
+		t.Errorf("login with a code of the wall clock's time: exit %d: %s", code, strings.TrimSpace(errs))
+	} else {
+		g.mustRun(bob, "", "session", "list")
+	}
+
+	export := g.mustRun("", "", "audit", "export", "--data", g.data)
+	if !strings.Contains(export, `"gateway.clock_behind"`) {
+		t.Errorf("no gateway.clock_behind in the audit log")
+	}
+	if out := g.mustRun("", "", "audit", "verify", "--data", g.data); !strings.Contains(out, "intact") {
+		t.Errorf("audit verify: %q", out)
+	}
+}
