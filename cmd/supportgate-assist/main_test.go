@@ -447,7 +447,9 @@ func TestHelperAsksAfterWebApproval(t *testing.T) {
 			exit: 0, joined: true, state: "active", say: "Connected:"},
 		{name: "n", stdin: func(t *testing.T) *os.File { return terminal(t, "n\n") },
 			exit: 0, joined: true, state: "ended", say: "you refused the session"},
-		{name: "enter", stdin: func(t *testing.T) *os.File { return terminal(t, "\n") },
+		// An empty line asks again (TestHelperStrayEnter); what follows
+		// it is the answer.
+		{name: "enter, n", stdin: func(t *testing.T) *os.File { return terminal(t, "\nn\n") },
 			exit: 0, joined: true, state: "ended", say: "you refused the session"},
 		{name: "no terminal", stdin: func(t *testing.T) *os.File { return pipe(t, "y\n") },
 			exit: 1, joined: false, state: "active", say: "not a terminal"},
