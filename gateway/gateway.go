@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"supportgate/gateway/detect"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
+	"supportgate/gateway/proxies"
 	"supportgate/gateway/rtc"
 	"supportgate/gateway/users"
 	"supportgate/gateway/wghub"
@@ -112,6 +114,15 @@ type Config struct {
 
 	// Recording configures the recordings of sessions beyond their keys.
 	Recording RecordingConfig
+
+	// TrustedProxies are the reverse proxies (addresses as /32 or /128,
+	// or networks) in front of the gateway whose X-Forwarded-For it
+	// believes: a request whose TCP peer is one of them comes from the
+	// rightmost address in that header that is not (see package proxies).
+	// That address is the one rate limits, lockouts and the audit log see.
+	// Empty trusts nobody: the client is the TCP peer. Each prefix must be
+	// masked and narrower than /0 (proxies.New).
+	TrustedProxies []netip.Prefix
 }
 
 // RecordingConfig configures every session's recording, shared by all its
@@ -145,6 +156,7 @@ type Gateway struct {
 	lockout  identity.Lockout
 	hasher   *identity.Hasher
 	csrfKey  []byte
+	proxies  *proxies.Trusted // Config.TrustedProxies; nil trusts nobody (client.go)
 
 	authCache authCache  // API tokens resolved recently; see authcache.go
 	staff     staffConns // open staff websockets, ended with their user's access; see staffconns.go
@@ -194,12 +206,19 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: public URL %q must be https://HOST[:PORT]", cfg.PublicURL)
 	}
 	pub.Path = strings.TrimRight(pub.Path, "/")
+	trusted, err := proxies.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if len(cfg.TrustedProxies) == 0 {
+		trusted = nil // nobody: clientAddr is the TCP peer, untouched
+	}
 	g := &Gateway{
 		store: cfg.Store, keys: cfg.Keys, public: pub, org: cfg.Org,
 		clock: cfg.Clock, rand: cfg.Rand, log: cfg.Logger,
 		tokenTTL: cfg.TokenTTL, lockout: cfg.Lockout, recipients: cfg.Recipients, recCfg: cfg.Recording,
 		onAudit: cfg.OnAudit, onUserDropped: cfg.OnUserDropped, onLoginDropped: cfg.OnLoginDropped,
-		stop: func() {}, sshPort: cfg.SSHPort,
+		stop: func() {}, sshPort: cfg.SSHPort, proxies: trusted,
 	}
 	g.store = g.authCache.watch(cfg.Store)
 	g.auditIndex, _ = cfg.Store.(sessionAuditStore)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -152,7 +151,7 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	})
-	return secure(mux)
+	return secure(g.withClient(mux))
 }
 
 // serveRoute authenticates and authorises the caller, then runs the handler.
@@ -184,15 +183,6 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	rt.handle(sw, r, p)
-}
-
-// clientAddr is the caller's IP address, for rate limits and the audit log.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // handleHealth answers ok, or 503 while some session's end is not stored:
