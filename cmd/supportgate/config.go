@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"regexp"
 	"time"
 
 	"supportgate/gateway"
+	"supportgate/gateway/proxies"
 	"supportgate/session"
 )
 
@@ -38,6 +40,13 @@ type fileConfig struct {
 	Policy            policyConfig `json:"policy"`
 	Detect            detectConfig `json:"detect"`
 	RTC               rtcConfig    `json:"rtc"`
+	// TrustedProxies are the reverse proxies in front of serve, as
+	// addresses or networks ("127.0.0.1", "10.0.0.0/8"), whose
+	// X-Forwarded-For names the client (see gateway/proxies). Empty, the
+	// default, trusts nobody: the client is the TCP peer.
+	TrustedProxies []string `json:"trusted_proxies"`
+
+	trusted []netip.Prefix // TrustedProxies, parsed by check
 }
 
 // maxRedactPatterns bounds redact_patterns, each compiled and run over
@@ -144,6 +153,17 @@ func (c *fileConfig) check() error {
 	}
 	if ttl := time.Duration(c.TokenTTL); c.TokenTTL != 0 && (ttl < time.Minute || ttl > gateway.MaxTokenTTL) {
 		return fmt.Errorf("token_ttl %v: want 1m to %v", ttl, gateway.MaxTokenTTL)
+	}
+	if len(c.TrustedProxies) > proxies.MaxPrefixes {
+		return fmt.Errorf("trusted_proxies: %d entries, at most %d", len(c.TrustedProxies), proxies.MaxPrefixes)
+	}
+	c.trusted = nil
+	for i, s := range c.TrustedProxies {
+		p, err := proxies.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("trusted_proxies[%d] %q: %w", i, s, err)
+		}
+		c.trusted = append(c.trusted, p)
 	}
 	return nil
 }

@@ -197,6 +197,7 @@ func runServe(env *cliEnv, args []string) error {
 		TokenTTL: time.Duration(cfg.TokenTTL), Logger: logger, Recipients: ageRecipients,
 		Detect: detectCfg, AutoLock: cfg.Detect.AutoLock, SSHPort: sshPort, RTC: rtcCfg,
 		Recording: recCfg, OnUserDropped: dropSSH, OnLoginDropped: dropLoginSSH, Clock: clock,
+		TrustedProxies: cfg.trusted,
 	})
 	if err != nil {
 		return err
