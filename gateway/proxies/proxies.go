@@ -1,8 +1,9 @@
-// Package proxies finds the client's address of an HTTP request that
-// reached the gateway through reverse proxies the operator trusts, from
-// the X-Forwarded-For header they append to. It trusts nobody unless told
-// to, reads only the part of the header trusted proxies wrote, and never
-// logs.
+// Package proxies finds the client's address of a connection or request
+// that reached the gateway through proxies the operator trusts: from the
+// X-Forwarded-For header that HTTP reverse proxies append to (Client), or
+// from the PROXY protocol header that TCP load balancers send before the
+// client's bytes (ProtocolListener). It trusts nobody unless told to,
+// reads only what trusted proxies wrote, and never logs.
 //
 // Only X-Forwarded-For is read. Forwarded (RFC 7239) is not: the usual
 // proxies (nginx, HAProxy, cloud load balancers) append to one of the two
