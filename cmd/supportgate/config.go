@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
@@ -45,8 +46,40 @@ type fileConfig struct {
 	// X-Forwarded-For names the client (see gateway/proxies). Empty, the
 	// default, trusts nobody: the client is the TCP peer.
 	TrustedProxies []string `json:"trusted_proxies"`
+	// ProxyProtocol are the TCP load balancers, as addresses or networks,
+	// that pass TLS through to serve's HTTPS port and send a PROXY
+	// protocol header (v1 or v2) first: their connections must, and are
+	// taken to come from the client the header names. Empty, the default,
+	// reads no header from anyone.
+	ProxyProtocol []string `json:"proxy_protocol"`
 
-	trusted []netip.Prefix // TrustedProxies, parsed by check
+	trusted []netip.Prefix   // TrustedProxies, parsed by check
+	lbs     *proxies.Trusted // ProxyProtocol, parsed by check; nil if empty
+}
+
+// httpListener is serve's HTTPS listener: ln, reading PROXY protocol
+// headers from the load balancers of proxy_protocol.
+func (c *fileConfig) httpListener(ln net.Listener) net.Listener {
+	if c.lbs == nil {
+		return ln
+	}
+	return proxies.ProtocolListener(ln, c.lbs, 0)
+}
+
+// parsePrefixes reads the addresses and networks of the setting name.
+func parsePrefixes(name string, entries []string) ([]netip.Prefix, error) {
+	if len(entries) > proxies.MaxPrefixes {
+		return nil, fmt.Errorf("%s: %d entries, at most %d", name, len(entries), proxies.MaxPrefixes)
+	}
+	var out []netip.Prefix
+	for i, s := range entries {
+		p, err := proxies.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d] %q: %w", name, i, s, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // maxRedactPatterns bounds redact_patterns, each compiled and run over
@@ -154,16 +187,18 @@ func (c *fileConfig) check() error {
 	if ttl := time.Duration(c.TokenTTL); c.TokenTTL != 0 && (ttl < time.Minute || ttl > gateway.MaxTokenTTL) {
 		return fmt.Errorf("token_ttl %v: want 1m to %v", ttl, gateway.MaxTokenTTL)
 	}
-	if len(c.TrustedProxies) > proxies.MaxPrefixes {
-		return fmt.Errorf("trusted_proxies: %d entries, at most %d", len(c.TrustedProxies), proxies.MaxPrefixes)
+	var err error
+	if c.trusted, err = parsePrefixes("trusted_proxies", c.TrustedProxies); err != nil {
+		return err
 	}
-	c.trusted = nil
-	for i, s := range c.TrustedProxies {
-		p, err := proxies.ParsePrefix(s)
-		if err != nil {
-			return fmt.Errorf("trusted_proxies[%d] %q: %w", i, s, err)
+	lbs, err := parsePrefixes("proxy_protocol", c.ProxyProtocol)
+	if err != nil {
+		return err
+	}
+	if c.lbs = nil; len(lbs) > 0 {
+		if c.lbs, err = proxies.New(lbs); err != nil {
+			return fmt.Errorf("proxy_protocol: %w", err)
 		}
-		c.trusted = append(c.trusted, p)
 	}
 	return nil
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +38,11 @@ func TestTrustedProxiesConfig(t *testing.T) {
 	if g := strings.Join(got, " "); g != "10.0.0.0/8 127.0.0.1/32 2001:db8::/32" {
 		t.Errorf("trusted: got %q, want 10.0.0.0/8 127.0.0.1/32 2001:db8::/32", g)
 	}
-	if c, err := load(`{"org": "A"}`); err != nil || c.trusted != nil {
-		t.Errorf("no trusted_proxies: got %v, %v; want none", c.trusted, err)
+	if c, err := load(`{"org": "A"}`); err != nil || c.trusted != nil || c.lbs != nil {
+		t.Errorf("no trusted_proxies or proxy_protocol: got %v, %v, %v; want none", c.trusted, c.lbs, err)
+	}
+	if c, err := load(`{"proxy_protocol": ["10.0.0.0/8"]}`); err != nil || !c.lbs.Contains(netip.MustParseAddr("10.1.2.3")) || c.lbs.Contains(netip.MustParseAddr("11.1.2.3")) {
+		t.Errorf("proxy_protocol 10.0.0.0/8: got %v, %v", c.lbs, err)
 	}
 	for _, tc := range []struct{ js, want string }{
 		{`{"trusted_proxies": ["10.0.0.0/8", "proxy.example.com"]}`, `trusted_proxies[1] "proxy.example.com": want an address or a network`},
@@ -44,6 +50,8 @@ func TestTrustedProxiesConfig(t *testing.T) {
 		{`{"trusted_proxies": ["0.0.0.0/0"]}`, `trusted_proxies[0] "0.0.0.0/0": trusts every address`},
 		{`{"trusted_proxies": [""]}`, `trusted_proxies[0] ""`},
 		{`{"trusted_proxies": "10.0.0.0/8"}`, `trusted_proxies`},
+		{`{"proxy_protocol": ["10.0.0.0/8", "lb.example.com"]}`, `proxy_protocol[1] "lb.example.com": want an address or a network`},
+		{`{"proxy_protocol": ["::/0"]}`, `proxy_protocol[0] "::/0": trusts every address`},
 	} {
 		if _, err := load(tc.js); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", tc.js, err, tc.want)
@@ -51,13 +59,16 @@ func TestTrustedProxiesConfig(t *testing.T) {
 	}
 }
 
-// TestServeTrustedProxies: serve's trusted_proxies reach the gateway: a
-// login through a trusted proxy on 127.0.0.1 is audited with the address
-// the proxy forwarded, and one from an untrusted 127.0.0.2 with its own.
+// TestServeTrustedProxies: serve's trusted_proxies and proxy_protocol
+// reach the gateway and its listener: a login through a trusted proxy on
+// 127.0.0.1 is audited with the address the proxy forwarded, one from an
+// untrusted 127.0.0.2 with its own whatever its X-Forwarded-For, one from
+// the load balancer at 127.0.0.3 with the client its PROXY protocol header
+// names, and the load balancer's connection without a header is refused.
 func TestServeTrustedProxies(t *testing.T) {
 	g := &gw{t: t, bin: gatewayBinary(t), data: filepath.Join(t.TempDir(), "data")}
 	g.config = filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(g.config, []byte(`{"trusted_proxies": ["127.0.0.1"]}`), 0o600); err != nil {
+	if err := os.WriteFile(g.config, []byte(`{"trusted_proxies": ["127.0.0.1"], "proxy_protocol": ["127.0.0.3"]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.addr, g.sshAddr, g.wgAddr = freePort(t), freePort(t), freeUDPPort(t)
@@ -72,21 +83,40 @@ func TestServeTrustedProxies(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	for _, from := range []string{"127.0.0.1", "127.0.0.2"} {
+	// login fails a sign-in from the loopback address from, after the
+	// PROXY protocol header proxyHeader if not empty.
+	login := func(from, proxyHeader string) (int, error) {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil && proxyHeader != "" {
+				_, err = io.WriteString(c, proxyHeader)
+			}
+			return c, err
+		}
+		c := &http.Client{Transport: &http.Transport{DialContext: dial, TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		defer c.CloseIdleConnections()
 		req, _ := http.NewRequest("POST", g.url+"/api/v1/login", strings.NewReader(`{"user": "nobody", "password": "wrong", "totp": "000000"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
 		resp, err := c.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		resp.Body.Close()
-		c.CloseIdleConnections()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("login from %s: got %d, want 401", from, resp.StatusCode)
+		return resp.StatusCode, nil
+	}
+	for _, c := range []struct{ from, header string }{
+		{"127.0.0.1", ""},
+		{"127.0.0.2", ""},
+		{"127.0.0.3", "PROXY TCP4 192.0.2.44 127.0.0.1 40000 443\r\n"},
+	} {
+		if code, err := login(c.from, c.header); err != nil || code != http.StatusUnauthorized {
+			t.Fatalf("login from %s: got %d, %v; want 401", c.from, code, err)
 		}
+	}
+	if code, err := login("127.0.0.3", ""); err == nil {
+		t.Errorf("load balancer without a PROXY header: got %d, want the connection refused", code)
 	}
 	export := g.mustRun("", "", "audit", "export", "--data", g.data)
 	var remotes []string
@@ -97,7 +127,7 @@ func TestServeTrustedProxies(t *testing.T) {
 			remotes = append(remotes, remote)
 		}
 	}
-	if got := strings.Join(remotes, " "); got != "203.0.113.7 127.0.0.2" {
-		t.Errorf("login.failure remotes: got %q, want %q", got, "203.0.113.7 127.0.0.2")
+	if got, want := strings.Join(remotes, " "), "203.0.113.7 127.0.0.2 192.0.2.44"; got != want {
+		t.Errorf("login.failure remotes: got %q, want %q", got, want)
 	}
 }

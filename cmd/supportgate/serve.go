@@ -246,7 +246,7 @@ func runServe(env *cliEnv, args []string) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.ServeTLS(cfg.httpListener(ln), "", "") }()
 	sshDone := make(chan struct{})
 	go func() {
 		defer close(sshDone)
