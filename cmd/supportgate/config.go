@@ -47,10 +47,10 @@ type fileConfig struct {
 	// default, trusts nobody: the client is the TCP peer.
 	TrustedProxies []string `json:"trusted_proxies"`
 	// ProxyProtocol are the TCP load balancers, as addresses or networks,
-	// that pass TLS through to serve's HTTPS port and send a PROXY
-	// protocol header (v1 or v2) first: their connections must, and are
-	// taken to come from the client the header names. Empty, the default,
-	// reads no header from anyone.
+	// that pass TLS through to serve's HTTPS port after a PROXY protocol
+	// header (v1 or v2): their connections must begin with one, or are
+	// closed, and are taken to come from the client it names. Empty, the
+	// default, reads no header from anyone.
 	ProxyProtocol []string `json:"proxy_protocol"`
 
 	trusted []netip.Prefix   // TrustedProxies, parsed by check
