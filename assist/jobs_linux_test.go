@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"supportgate/internal/proctest"
+	"supportgate/internal/syncbuf"
 )
 
 // sshTestEndpoint is an endpoint with a shell consented, reached over a
@@ -46,25 +47,7 @@ func startSSHTestEndpoint(t *testing.T) *sshTestEndpoint {
 	return &sshTestEndpoint{e: e, client: client}
 }
 
-// syncBuffer is a session's output, read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitOutput(t *testing.T, out *syncBuffer, text string) {
+func waitOutput(t *testing.T, out *syncbuf.Buffer, text string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), text); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -125,13 +108,13 @@ func closeWithin(t *testing.T, e *Endpoint, d time.Duration, m string) {
 // startScript runs script and then then on te, typed into a PTY shell
 // (mode "pty") or as a command ("exec"), and returns the session and its
 // output.
-func startScript(t *testing.T, te *sshTestEndpoint, mode, script, then string) (*ssh.Session, *syncBuffer) {
+func startScript(t *testing.T, te *sshTestEndpoint, mode, script, then string) (*ssh.Session, *syncbuf.Buffer) {
 	t.Helper()
 	s, err := te.client.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	s.Stdout, s.Stderr = out, out
 	if mode == "pty" {
 		if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {

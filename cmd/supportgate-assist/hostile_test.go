@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"supportgate/internal/proctest"
+	"supportgate/internal/syncbuf"
 	"supportgate/session"
 )
 
@@ -272,7 +273,7 @@ func TestHelperCtrlCWithBackgroundJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	sess.Stdout = &out
 	in, _ := sess.StdinPipe()
 	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
 	"supportgate/gateway/sqlite"
+	"supportgate/internal/syncbuf"
 	"supportgate/session"
 )
 
@@ -91,32 +90,14 @@ func (tg *testGateway) newSession(t *testing.T, scopes string, d time.Duration) 
 	return s, tg.url + "/c/" + tok
 }
 
-// lockedBuffer collects the helper's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type helperRun struct {
-	out, errOut *lockedBuffer
+	out, errOut *syncbuf.Buffer
 	code        chan int
 	ended       time.Time
 }
 
 func startHelper(t *testing.T, ctx context.Context, tg *testGateway, link string, stdin io.Reader, args ...string) *helperRun {
-	h := &helperRun{out: &lockedBuffer{}, errOut: &lockedBuffer{}, code: make(chan int, 1)}
+	h := &helperRun{out: &syncbuf.Buffer{}, errOut: &syncbuf.Buffer{}, code: make(chan int, 1)}
 	if !strings.Contains(link, "#sha256=") {
 		args = append([]string{"--ca", tg.ca}, args...)
 	}

@@ -24,6 +24,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"supportgate/internal/realpeer"
+	"supportgate/internal/syncbuf"
 )
 
 // The end-to-end tests drive the real binary through the contract of
@@ -68,25 +69,8 @@ type gw struct {
 	wgAddr   string // the WireGuard hub's UDP address, fixed across restarts
 	url      string
 	cmd      *exec.Cmd
-	stderr   *syncBuffer
+	stderr   *syncbuf.Buffer
 	oathtool string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) string {
@@ -131,7 +115,7 @@ var listeningRE = regexp.MustCompile(`listening on https://(\S+)`)
 
 func (g *gw) start() {
 	g.t.Helper()
-	g.stderr = &syncBuffer{}
+	g.stderr = &syncbuf.Buffer{}
 	g.cmd = exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config, "--http-addr", g.addr, "--public-url", g.url, "--wg-addr", g.wgAddr, "--ssh-addr", g.sshAddr)
 	g.cmd.Stderr = g.stderr
 	if err := g.cmd.Start(); err != nil {

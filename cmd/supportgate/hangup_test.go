@@ -18,6 +18,7 @@ import (
 	"github.com/creack/pty"
 
 	"supportgate/internal/proctest"
+	"supportgate/internal/syncbuf"
 )
 
 // TestE2EHelperTerminalClosed: the customer closes the terminal window the
@@ -52,7 +53,7 @@ func TestE2EHelperTerminalClosed(t *testing.T) {
 			<-exited
 		}
 	})
-	screen := &syncBuffer{}
+	screen := &syncbuf.Buffer{}
 	go io.Copy(screen, window) // what the window shows; ends when it closes
 	waitText(t, screen, "Connected:", 30*time.Second)
 
@@ -100,11 +101,11 @@ func TestE2EHelperTerminalClosed(t *testing.T) {
 // startAgentCommand runs `supportgate ssh ID COMMAND` as the agent whose
 // home is home, until the test ends; it returns the command's output and a
 // channel closed when it exits.
-func startAgentCommand(t *testing.T, g *gw, home, id, command string) (*syncBuffer, <-chan struct{}) {
+func startAgentCommand(t *testing.T, g *gw, home, id, command string) (*syncbuf.Buffer, <-chan struct{}) {
 	t.Helper()
 	agent := exec.Command(g.bin, "ssh", id, command)
 	agent.Env = append(os.Environ(), "SUPPORTGATE_HOME="+home)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	agent.Stdout, agent.Stderr = out, out
 	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // ssh runs as its child: stop both
 	if err := agent.Start(); err != nil {
@@ -134,7 +135,7 @@ func TestE2EHelperCtrlZ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	screen := &syncBuffer{}
+	screen := &syncbuf.Buffer{}
 	go io.Copy(screen, window)
 	t.Cleanup(func() { window.Close(); sh.Process.Kill(); sh.Wait() })
 	fmt.Fprintf(window, "%s --ca %s --yes '%s'\n", assistBin, filepath.Join(g.data, "ca.pem"), s.ConsentURL)
@@ -221,7 +222,7 @@ func TestE2EHelperTwoHangups(t *testing.T) {
 	g, alice, assistBin := sshE2E(t)
 	s := g.newSession(alice, "shell", "30m")
 	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", s.ConsentURL)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	helper.Stdout, helper.Stderr = out, out
 	if err := helper.Start(); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"supportgate/internal/syncbuf"
 )
 
 var reviewURLRE = regexp.MustCompile(`Open (http://127\.0\.0\.1:\d+/r/[A-Za-z0-9_-]{43}/)\n`)
@@ -36,7 +38,7 @@ func reviewThroughGateway(t *testing.T, g *gw, id, want string) {
 
 	cmd := exec.Command(g.bin, "review", "--identity", identity, g.url)
 	cmd.Env = append(os.Environ(), "SUPPORTGATE_HOME="+carol)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"supportgate/gateway"
+	"supportgate/internal/syncbuf"
 )
 
 // TestE2ESecondServeRefused: a second serve on a data directory in use
@@ -30,7 +31,7 @@ func TestE2ESecondServeRefused(t *testing.T) {
 
 	second := exec.Command(g.bin, "serve", "--data", g.data, "--config", g.config,
 		"--http-addr", freePort(t), "--ssh-addr", freePort(t), "--wg-addr", freeUDPPort(t))
-	errs := &syncBuffer{}
+	errs := &syncbuf.Buffer{}
 	second.Stderr = errs
 	if err := second.Start(); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"supportgate/internal/realpeer"
+	"supportgate/internal/syncbuf"
 )
 
 // sshE2E starts a gateway (default 15 min consent TTL: a loaded machine
@@ -32,10 +33,10 @@ func sshE2E(t *testing.T) (g *gw, alice, assistBin string) {
 
 // startHelper runs the helper binary assistBin on the session's link,
 // approving it, and waits until the tunnel is up.
-func startHelper(t *testing.T, g *gw, assistBin, link string) (*exec.Cmd, *syncBuffer) {
+func startHelper(t *testing.T, g *gw, assistBin, link string) (*exec.Cmd, *syncbuf.Buffer) {
 	t.Helper()
 	helper := exec.Command(assistBin, "--ca", filepath.Join(g.data, "ca.pem"), "--yes", link)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	helper.Stdout, helper.Stderr = out, out
 	helper.Dir = t.TempDir()
 	if err := helper.Start(); err != nil {
@@ -59,7 +60,7 @@ func startHelper(t *testing.T, g *gw, assistBin, link string) (*exec.Cmd, *syncB
 }
 
 // waitText waits until out holds text.
-func waitText(t *testing.T, out *syncBuffer, text string, limit time.Duration) {
+func waitText(t *testing.T, out *syncbuf.Buffer, text string, limit time.Duration) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !strings.Contains(out.String(), text); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -140,7 +141,7 @@ func TestE2ESSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watchOut := &syncBuffer{}
+	watchOut := &syncbuf.Buffer{}
 	watch.Stdout, watch.Stderr = watchOut, watchOut
 	watch.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // ssh runs as its child: stop both
 	watch.WaitDelay = 5 * time.Second

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"supportgate/internal/syncbuf"
 )
 
 // TestE2ESSHLogout: logging out ends the login's SSH access, with the real
@@ -29,7 +31,7 @@ func TestE2ESSHLogout(t *testing.T) {
 
 	open := exec.Command(g.bin, "ssh", s.ID, "echo open-$((6*7)); exec sleep 600")
 	open.Env = append(os.Environ(), "SUPPORTGATE_HOME="+alice)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	open.Stdout, open.Stderr = out, out
 	open.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // ssh runs as its child: stop both
 	open.WaitDelay = 5 * time.Second
