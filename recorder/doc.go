@@ -6,9 +6,12 @@
 // (terminal output or input, resize, chat, session event, media sample,
 // forwarded-connection metadata, screen keyframe) sealed with
 // ChaCha20-Poly1305 under the data key, with the sequence number and the
-// previous record's tag in the associated data. Every frame carries the
-// hash chain over the ciphertext (BLAKE3 in format version 2, which the
-// Writer writes; SHA-256 in version 1, still read); checkpoint frames
+// previous record's tag in the associated data. Terminal records name
+// their channel, so that several terminals of one session are recorded
+// apart (format version 3, which the Writer writes; versions 1 and 2,
+// still read, have one terminal, channel 0). Every frame carries the hash
+// chain over the ciphertext (BLAKE3 from version 2, SHA-256 in version
+// 1); checkpoint frames
 // signed with the gateway's Ed25519 key pin the chain at least every 10
 // seconds and carry the time index of screen keyframes; a signed end frame
 // closes the recording.

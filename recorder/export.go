@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -22,8 +23,12 @@ type ExportOptions struct {
 	Progress func(done, total int64)
 	// Warn, if set, is told in one line of each thing an export left out
 	// of its output and carried on (ExportWebM: frames before the first
-	// key frame, malformed frames, frames of another codec).
+	// key frame, malformed frames, frames of another codec;
+	// ExportAsciicast: the other terminal channels).
 	Warn func(msg string)
+	// Channel is the terminal channel ExportAsciicast exports; nil means
+	// the one FirstTerminal names.
+	Channel *int
 }
 
 // Offset returns the file offset the reader has verified up to.
@@ -76,10 +81,19 @@ func (c *utf8Carry) text(p []byte) string {
 	return string(b[:cut])
 }
 
-// ExportAsciicast writes the terminal part of the recording as an
-// asciicast v2 file: output ("o"), input ("i"), resize ("r"), and chat and
-// session events as markers ("m"). Keyframes are not exported.
+// ExportAsciicast writes one terminal channel of the recording (see
+// ExportOptions.Channel) as an asciicast v2 file: its output ("o"), input
+// ("i") and resizes ("r"), and chat and session events as markers ("m").
+// Keyframes are not exported. Other channels with terminal records are
+// left out and named through opt.Warn.
 func ExportAsciicast(w io.Writer, r *Reader, opt ExportOptions) error {
+	ch := 0
+	if opt.Channel != nil {
+		ch = *opt.Channel
+	} else {
+		ch = r.FirstTerminal()
+	}
+	others := map[int]bool{}
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
@@ -114,6 +128,12 @@ func ExportAsciicast(w io.Writer, r *Reader, opt ExportOptions) error {
 	}
 	err := r.each(opt, func(rec *Record) error {
 		t := secs(rec.Time)
+		if rec.Type.IsTerminal() && rec.Channel != ch {
+			if rec.Type != TypeKeyframe {
+				others[rec.Channel] = true
+			}
+			return nil
+		}
 		switch rec.Type {
 		case TypeResize:
 			if !started {
@@ -143,6 +163,17 @@ func ExportAsciicast(w io.Writer, r *Reader, opt ExportOptions) error {
 	}
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
+	}
+	if len(others) > 0 && opt.Warn != nil {
+		var names []string
+		for _, n := range slices.Sorted(maps.Keys(others)) {
+			names = append(names, strconv.Itoa(n))
+		}
+		word := "channel"
+		if len(names) > 1 {
+			word = "channels"
+		}
+		opt.Warn(fmt.Sprintf("exported terminal channel %d; left out %s %s (export each on its own)", ch, word, strings.Join(names, ", ")))
 	}
 	return err
 }
@@ -251,6 +282,7 @@ type jsonRecord struct {
 	Seq        uint64            `json:"seq,omitempty"`
 	Time       json.Number       `json:"t"`
 	Type       string            `json:"type"`
+	Channel    *int              `json:"channel,omitempty"` // output, input, resize, keyframe
 	Text       *string           `json:"text,omitempty"`
 	DataB64    string            `json:"data_b64,omitempty"`
 	Cols       int               `json:"cols,omitempty"`
@@ -286,6 +318,9 @@ func ExportJSONL(w io.Writer, r *Reader, opt ExportOptions) error {
 	}
 	err = r.each(opt, func(rec *Record) error {
 		j := jsonRecord{Seq: rec.Seq, Time: secs(rec.Time), Type: rec.Type.String()}
+		if rec.Type.IsTerminal() {
+			j.Channel = &rec.Channel
+		}
 		switch rec.Type {
 		case TypeOutput, TypeInput:
 			if utf8.Valid(rec.Data) {

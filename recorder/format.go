@@ -9,13 +9,20 @@ import (
 )
 
 // Format versions, named by the header's first line. The Writer writes
-// version 2; readers accept both. They differ only in the hash chain.
+// version 3; readers accept all three. Versions 1 and 2 differ only in the
+// hash chain; version 3 keeps version 2's chain and puts a channel number
+// in front of the body of terminal records (output, input, resize,
+// keyframe).
 const (
 	version1 = 1 // h(n) = SHA-256(h(n-1) || frame n without its chain value)
 	version2 = 2 // h(n) = BLAKE3-256(frame n without its chain value || h(n-1))
+	version3 = 3 // version 2's chain; terminal records name their channel
 	// writeVersion is the version the Writer writes.
-	writeVersion = version2
+	writeVersion = version3
 )
+
+// MaxChannel is the largest channel number a terminal record may carry.
+const MaxChannel = 1<<31 - 1
 
 // Frame kinds, stored in clear in each frame header.
 const (
@@ -46,7 +53,9 @@ const (
 
 	chainContextV1 = "supportgate-recording-v1 chain\x00"
 	chainContextV2 = "supportgate-recording-v2 chain\x00"
-	// The signature contexts keep their version 1 names in version 2: the
+	// Version 3 keeps version 2's chain context: the header bytes it hashes
+	// name the version.
+	// The signature contexts keep their version 1 names in versions 2 and 3: the
 	// signed header names the version, and every signed record pins a chain
 	// value that depends on it.
 	headerSigContext  = "supportgate-recording-v1 header\x00"

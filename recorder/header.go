@@ -24,8 +24,9 @@ const (
 // Header is the clear part of a recording: who and when, and the key that
 // signs its checkpoints and end record.
 type Header struct {
-	// Version is the format version: 1 (SHA-256 chain) or 2 (BLAKE3
-	// chain, written by this Writer).
+	// Version is the format version: 1 (SHA-256 chain), 2 (BLAKE3 chain)
+	// or 3 (BLAKE3 chain, terminal records name their channel; written by
+	// this Writer).
 	Version     int
 	RecordingID string
 	SessionID   string
@@ -107,7 +108,7 @@ func marshalHeader(h Header, signer ed25519.PrivateKey) []byte {
 // headerVersion returns the format version named by the first line of b,
 // or 0 when b does not start with one this package reads.
 func headerVersion(b []byte) int {
-	for _, v := range []int{version1, version2} {
+	for _, v := range []int{version1, version2, version3} {
 		if bytes.HasPrefix(b, fmt.Appendf(nil, "%s%d\n", magicPrefix, v)) {
 			return v
 		}

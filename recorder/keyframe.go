@@ -17,7 +17,7 @@ const (
 // last backlogKeep bytes on a cleared screen: exact for scrolling output,
 // approximate for a full-screen program that produced that much output.
 type termState struct {
-	screen     *vt.Screen
+	screen     *vt.Screen // made on first use, 80x24
 	backlog    []byte
 	overflowed bool
 	dirty      bool // changed since the last keyframe
@@ -40,6 +40,9 @@ func (t *termState) write(p []byte) {
 
 // catchUp feeds the backlog to the screen model.
 func (t *termState) catchUp() {
+	if t.screen == nil {
+		t.screen = vt.New(80, 24)
+	}
 	if t.overflowed {
 		t.screen.Reset()
 		t.overflowed = false
@@ -52,6 +55,12 @@ func (t *termState) resize(cols, rows int) {
 	t.catchUp()
 	t.screen.Resize(cols, rows)
 	t.dirty = true
+}
+
+// size returns the screen's size.
+func (t *termState) size() (cols, rows int) {
+	t.catchUp()
+	return t.screen.Size()
 }
 
 // keyframe returns the current screen as escape sequences.

@@ -177,7 +177,7 @@ func (r *Reader) Next() (Record, error) {
 		if r.aead == nil {
 			return Record{Seq: seq, Time: time.Duration(t)}, nil
 		}
-		rec, err := decodeRecord(payload)
+		rec, err := decodeRecord(payload, r.hdr.Version)
 		if err != nil {
 			return Record{}, r.tamper(seq, "%v", err)
 		}
@@ -422,6 +422,32 @@ func (r *Reader) indexFromScan() error {
 	return nil
 }
 
+// FirstTerminal returns the channel a player shows by default: the
+// channel of the first resize record (a channel with a terminal), or
+// without one the channel of the first output record, or 0. It reads from
+// the start until it finds a resize, at worst the whole recording, and
+// leaves the reader at the start; damage ends the search with what was
+// found before it.
+func (r *Reader) FirstTerminal() int {
+	r.rewind()
+	defer r.rewind()
+	out := -1
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			return max(out, 0)
+		}
+		switch rec.Type {
+		case TypeResize:
+			return rec.Channel
+		case TypeOutput:
+			if out < 0 {
+				out = rec.Channel
+			}
+		}
+	}
+}
+
 // Index returns the time index of screen keyframes.
 func (r *Reader) Index() ([]IndexEntry, error) {
 	if err := r.loadIndex(); err != nil {
@@ -439,10 +465,15 @@ func (r *Reader) Duration() (time.Duration, error) {
 	return r.total, nil
 }
 
-// Seek positions the reader at the last screen keyframe at or before t and
-// returns that keyframe; Next then continues after it, still verifying. If
-// no keyframe precedes t it rewinds to the start and returns nil.
-func (r *Reader) Seek(t time.Duration) (*Record, error) {
+// Seek is SeekChannel for channel 0, the only channel of recordings of
+// format versions 1 and 2.
+func (r *Reader) Seek(t time.Duration) (*Record, error) { return r.SeekChannel(0, t) }
+
+// SeekChannel positions the reader at the last screen keyframe of channel
+// ch at or before t and returns that keyframe; Next then continues after
+// it, still verifying, with the records of every channel. If no keyframe
+// of ch precedes t it rewinds to the start and returns nil.
+func (r *Reader) SeekChannel(ch int, t time.Duration) (*Record, error) {
 	if r.aead == nil {
 		return nil, errors.New("recorder: seeking needs the data key")
 	}
@@ -450,6 +481,9 @@ func (r *Reader) Seek(t time.Duration) (*Record, error) {
 		return nil, err
 	}
 	i := sort.Search(len(r.index), func(i int) bool { return r.index[i].Time > t }) - 1
+	for i >= 0 && r.index[i].Channel != ch {
+		i--
+	}
 	if i < 0 {
 		r.rewind()
 		return nil, nil
@@ -463,7 +497,7 @@ func (r *Reader) Seek(t time.Duration) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.Seq != e.Seq || rec.Type != TypeKeyframe {
+	if rec.Seq != e.Seq || rec.Type != TypeKeyframe || rec.Channel != ch {
 		return nil, &TamperError{Record: e.Seq, Reason: "index entry does not point at a keyframe"}
 	}
 	rec.Data = append([]byte(nil), rec.Data...)

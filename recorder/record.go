@@ -54,6 +54,12 @@ type Record struct {
 	Time time.Duration // since the recording's start
 	Type Type
 
+	// Channel is the terminal channel of an output, input, resize or
+	// keyframe record: the bastion's number of the SSH channel it belongs
+	// to. Records of versions 1 and 2, and of a Writer's Output, Input,
+	// Stdin and Resize, are channel 0.
+	Channel int
+
 	Data []byte // output, input, media frame, keyframe (escape sequences)
 
 	Cols, Rows int // resize, keyframe
@@ -82,14 +88,29 @@ type eventBody struct {
 
 var errBadRecord = errors.New("malformed record")
 
-// decodeRecord parses a decrypted plaintext: one type byte, then the body.
-// Data aliases pt.
-func decodeRecord(pt []byte) (Record, error) {
+// IsTerminal reports whether records of type t belong to a terminal
+// channel (and carry its number from version 3 on).
+func (t Type) IsTerminal() bool {
+	return t == TypeOutput || t == TypeInput || t == TypeResize || t == TypeKeyframe
+}
+
+// decodeRecord parses a decrypted plaintext of a recording of the given
+// format version: one type byte, then the body, which for a terminal
+// record of version 3 starts with its channel number. Data aliases pt.
+func decodeRecord(pt []byte, version int) (Record, error) {
 	if len(pt) < 1 {
 		return Record{}, errBadRecord
 	}
 	r := Record{Type: Type(pt[0])}
 	body := pt[1:]
+	if version >= version3 && r.Type.IsTerminal() {
+		ch, n := binary.Uvarint(body)
+		// One encoding per number: the shortest, as the Writer writes it.
+		if n <= 0 || ch > MaxChannel || n != uvarintLen(ch) {
+			return Record{}, errBadRecord
+		}
+		r.Channel, body = int(ch), body[n:]
+	}
 	switch r.Type {
 	case TypeOutput, TypeInput:
 		r.Data = body
@@ -134,6 +155,15 @@ func decodeRecord(pt []byte) (Record, error) {
 		return Record{}, errBadRecord
 	}
 	return r, nil
+}
+
+// uvarintLen is the length of the shortest uvarint encoding of x.
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 func appendSize(b []byte, cols, rows int) []byte {

@@ -28,6 +28,7 @@ type IndexEntry struct {
 	Offset  int64         // file offset of its frame
 	Chain   []byte        // chain value of the record before it
 	PrevTag []byte        // tag of the sealed record before it
+	Channel int           // the terminal channel whose screen it holds
 }
 
 type indexJSON struct {
@@ -36,10 +37,11 @@ type indexJSON struct {
 	Offset  int64  `json:"offset"`
 	Chain   string `json:"chain"`
 	PrevTag string `json:"prev_tag"`
+	Channel int    `json:"channel,omitempty"` // absent: channel 0
 }
 
 func (e IndexEntry) MarshalJSON() ([]byte, error) {
-	return json.Marshal(indexJSON{e.Seq, int64(e.Time), e.Offset, hex.EncodeToString(e.Chain), hex.EncodeToString(e.PrevTag)})
+	return json.Marshal(indexJSON{e.Seq, int64(e.Time), e.Offset, hex.EncodeToString(e.Chain), hex.EncodeToString(e.PrevTag), e.Channel})
 }
 
 func (e *IndexEntry) UnmarshalJSON(b []byte) error {
@@ -49,10 +51,10 @@ func (e *IndexEntry) UnmarshalJSON(b []byte) error {
 	}
 	c, err1 := hex.DecodeString(j.Chain)
 	p, err2 := hex.DecodeString(j.PrevTag)
-	if err1 != nil || err2 != nil || len(c) != chainLen || len(p) != tagLen {
+	if err1 != nil || err2 != nil || len(c) != chainLen || len(p) != tagLen || j.Channel < 0 || j.Channel > MaxChannel {
 		return fmt.Errorf("malformed index entry")
 	}
-	*e = IndexEntry{j.Seq, time.Duration(j.Time), j.Offset, c, p}
+	*e = IndexEntry{j.Seq, time.Duration(j.Time), j.Offset, c, p, j.Channel}
 	return nil
 }
 

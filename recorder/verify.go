@@ -11,6 +11,7 @@ import (
 
 // Report is what Verify found.
 type Report struct {
+	Version     int // format version, from the header
 	RecordingID string
 	SessionID   string
 	Start       time.Time
@@ -46,7 +47,7 @@ func Verify(ra io.ReaderAt, size int64) (*Report, error) {
 		return rep, err
 	}
 	h := r.Header()
-	rep.RecordingID, rep.SessionID, rep.Start, rep.Signer = h.RecordingID, h.SessionID, h.Start, h.Signer
+	rep.Version, rep.RecordingID, rep.SessionID, rep.Start, rep.Signer = h.Version, h.RecordingID, h.SessionID, h.Start, h.Signer
 	for {
 		_, _, _, err = r.nextFrame()
 		if err != nil {

@@ -3,20 +3,21 @@ package recorder
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
-
-	"supportgate/recorder/vt"
 )
 
 // Errors returned by Writer methods.
@@ -27,7 +28,16 @@ var (
 	// reached WriterConfig.MaxBytes; a "recording.size_cap" event marks the
 	// point in the recording.
 	ErrSizeCap = errors.New("recorder: recording size cap reached")
+	// ErrTooManyChannels is returned for terminal records of a channel
+	// when MaxOpenChannels others are open (see EndChannel). The records
+	// are not written; the recording itself carries on.
+	ErrTooManyChannels = errors.New("recorder: too many open terminal channels")
 )
+
+// MaxOpenChannels caps the terminal channels a Writer keeps state for at
+// once (a screen model for keyframes and held-back redaction, up to a few
+// hundred KiB each); EndChannel releases one.
+const MaxOpenChannels = 64
 
 // Defaults for WriterConfig.
 const (
@@ -132,16 +142,17 @@ type Writer struct {
 	closed      bool
 	seq         uint64
 	lastT       time.Duration
-	out, in     *streamRedactor
-	textRedacts int    // in chat and RedactText
-	redactBuf   []byte // redacted terminal bytes
-	size        int64  // bytes enqueued so far
+	chans       map[int]*chanState // open terminal channels
+	ended       int                // redactions in channels ended by EndChannel
+	textRedacts int                // in chat and RedactText
+	redactBuf   []byte             // redacted terminal bytes
+	chanHead    []byte             // a terminal record's head: channel number, size
+	size        int64              // bytes enqueued so far
 	capped      bool
 	dropped     int64
 	sinceCP     int // records since the last checkpoint
 	lastCP      time.Time
 	keyframes   int
-	term        termState
 	cur         *batch // being filled
 
 	sink     *sink
@@ -203,12 +214,10 @@ func NewWriter(dst io.Writer, cfg WriterConfig) (*Writer, error) {
 	h0 := headerChain(writeVersion, hdr)
 	w := &Writer{
 		cfg:    cfg,
-		out:    newStreamRedactor(cfg.Redact),
-		in:     newStreamRedactor(cfg.Redact),
+		chans:  map[int]*chanState{},
 		size:   int64(len(hdr)),
 		lastCP: cfg.Now(),
 		stop:   make(chan struct{}),
-		term:   termState{screen: vt.New(80, 24)},
 	}
 	z := &sealer{aead: aead}
 	copy(z.prevTag[:], h0[:tagLen])
@@ -268,18 +277,34 @@ func (w *Writer) Flush() error {
 	return <-done
 }
 
-// Output records terminal output (redacted first).
-func (w *Writer) Output(p []byte) error {
-	return w.terminal(TypeOutput, p)
+// chanState is what a Writer keeps for one open terminal channel: its
+// screen for keyframes and what redaction holds back in each direction.
+type chanState struct {
+	term    termState
+	out, in *streamRedactor // nil when redaction is disabled
 }
 
-// Input records terminal input when RecordInput is set; otherwise it does
-// nothing.
-func (w *Writer) Input(p []byte) error {
+// Output records terminal output of channel 0 (redacted first).
+func (w *Writer) Output(p []byte) error { return w.OutputOn(0, p) }
+
+// OutputOn records terminal output of channel ch (redacted first). Each
+// channel is a terminal of its own: its own screen for keyframes, its own
+// redaction state, so that two shells at once are recorded apart.
+func (w *Writer) OutputOn(ch int, p []byte) error {
+	return w.terminal(ch, TypeOutput, p)
+}
+
+// Input records terminal input of channel 0 when RecordInput is set;
+// otherwise it does nothing.
+func (w *Writer) Input(p []byte) error { return w.InputOn(0, p) }
+
+// InputOn records terminal input of channel ch when RecordInput is set;
+// otherwise it does nothing.
+func (w *Writer) InputOn(ch int, p []byte) error {
 	if !w.cfg.RecordInput {
 		return nil
 	}
-	return w.terminal(TypeInput, p)
+	return w.terminal(ch, TypeInput, p)
 }
 
 // Stdin records what is sent to a shell or command that has no terminal
@@ -287,50 +312,88 @@ func (w *Writer) Input(p []byte) error {
 // redacted like input, whatever RecordInput says. Input is off by default
 // because on a terminal it holds what the terminal does not echo, such as
 // a password typed at a prompt; without a terminal nothing is echoed, and
-// what was sent is the only trace of what ran.
-func (w *Writer) Stdin(p []byte) error {
-	return w.terminal(TypeInput, p)
+// what was sent is the only trace of what ran. Stdin is channel 0's.
+func (w *Writer) Stdin(p []byte) error { return w.StdinOn(0, p) }
+
+// StdinOn records what is sent to channel ch's shell or command without a
+// terminal, as Stdin does for channel 0.
+func (w *Writer) StdinOn(ch int, p []byte) error {
+	return w.terminal(ch, TypeInput, p)
 }
 
-func (w *Writer) terminal(typ Type, p []byte) error {
+func (w *Writer) terminal(ch int, typ Type, p []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	red := w.out
-	if typ == TypeInput {
-		red = w.in
+	cs, err := w.chanLocked(ch)
+	if err != nil {
+		return err
 	}
-	var err error
+	red := cs.out
+	if typ == TypeInput {
+		red = cs.in
+	}
 	if red == nil { // redaction disabled
-		err = w.terminalLocked(typ, p)
+		err = w.terminalLocked(ch, cs, typ, p)
 	} else {
 		w.redactBuf = red.process(w.redactBuf[:0], p)
-		err = w.terminalLocked(typ, w.redactBuf)
+		err = w.terminalLocked(ch, cs, typ, w.redactBuf)
 	}
 	w.maybeCheckpointLocked()
 	return err
 }
 
-// terminalLocked records p as terminal records of at most maxChunk
-// bytes.
-func (w *Writer) terminalLocked(typ Type, p []byte) error {
+// chanLocked returns the state of terminal channel ch, opening it on
+// first use.
+func (w *Writer) chanLocked(ch int) (*chanState, error) {
+	if cs := w.chans[ch]; cs != nil {
+		return cs, nil
+	}
+	if ch < 0 || ch > MaxChannel {
+		return nil, fmt.Errorf("recorder: bad channel number %d", ch)
+	}
+	if len(w.chans) >= MaxOpenChannels {
+		return nil, ErrTooManyChannels
+	}
+	cs := &chanState{out: newStreamRedactor(w.cfg.Redact), in: newStreamRedactor(w.cfg.Redact)}
+	w.chans[ch] = cs
+	return cs, nil
+}
+
+// headLocked returns the head of a terminal record of channel ch: the
+// channel number, then the size when cols > 0. It is valid until the
+// next call.
+func (w *Writer) headLocked(ch, cols, rows int) []byte {
+	w.chanHead = binary.AppendUvarint(w.chanHead[:0], uint64(ch))
+	if cols > 0 {
+		w.chanHead = appendSize(w.chanHead, cols, rows)
+	}
+	return w.chanHead
+}
+
+// terminalLocked records p as terminal records of channel ch, of at most
+// maxChunk bytes each.
+func (w *Writer) terminalLocked(ch int, cs *chanState, typ Type, p []byte) error {
 	for len(p) > 0 {
 		n := min(len(p), maxChunk)
-		if err := w.appendLocked(typ, p[:n], nil, false); err != nil {
+		if err := w.appendLocked(typ, w.headLocked(ch, 0, 0), p[:n], false); err != nil {
 			return err
 		}
 		if typ == TypeOutput {
-			w.term.write(p[:n])
+			cs.term.write(p[:n])
 		}
 		p = p[n:]
 	}
 	return nil
 }
 
-// Resize records the terminal size.
-func (w *Writer) Resize(cols, rows int) error {
+// Resize records the terminal size of channel 0.
+func (w *Writer) Resize(cols, rows int) error { return w.ResizeOn(0, cols, rows) }
+
+// ResizeOn records the terminal size of channel ch.
+func (w *Writer) ResizeOn(ch, cols, rows int) error {
 	if cols <= 0 || rows <= 0 || cols > 0xffff || rows > 0xffff {
 		return fmt.Errorf("recorder: bad terminal size %dx%d", cols, rows)
 	}
@@ -339,12 +402,57 @@ func (w *Writer) Resize(cols, rows int) error {
 	if err := w.usableLocked(); err != nil {
 		return err
 	}
-	if err := w.appendLocked(TypeResize, appendSize(nil, cols, rows), nil, false); err != nil {
+	cs, err := w.chanLocked(ch)
+	if err != nil {
 		return err
 	}
-	w.term.resize(cols, rows)
+	if err := w.appendLocked(TypeResize, w.headLocked(ch, cols, rows), nil, false); err != nil {
+		return err
+	}
+	cs.term.resize(cols, rows)
 	w.maybeCheckpointLocked()
 	return nil
+}
+
+// EndChannel records what redaction still holds back of channel ch and
+// releases the channel's state; the owner calls it when the channel
+// closes. A later record of ch opens it again, on a blank screen model.
+func (w *Writer) EndChannel(ch int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usableLocked(); err != nil {
+		return err
+	}
+	cs := w.chans[ch]
+	if cs == nil {
+		return nil
+	}
+	err := w.flushChanLocked(ch, cs)
+	if cs.term.dirty {
+		// The last screen, so that a seek after the channel ended shows
+		// it without playing its output since the last keyframe.
+		w.keyframeLocked(ch, cs)
+	}
+	w.ended += cs.out.count() + cs.in.count()
+	delete(w.chans, ch)
+	w.maybeCheckpointLocked()
+	return err
+}
+
+// flushChanLocked records what redaction holds back of channel ch.
+func (w *Writer) flushChanLocked(ch int, cs *chanState) error {
+	var err error
+	if cs.out != nil {
+		w.redactBuf = cs.out.flush(w.redactBuf[:0])
+		err = w.terminalLocked(ch, cs, TypeOutput, w.redactBuf)
+	}
+	if cs.in != nil { // input, or Stdin's, held back
+		w.redactBuf = cs.in.flush(w.redactBuf[:0])
+		if ierr := w.terminalLocked(ch, cs, TypeInput, w.redactBuf); err == nil {
+			err = ierr
+		}
+	}
+	return err
 }
 
 // Chat records a chat message (redacted first).
@@ -441,7 +549,11 @@ func (w *Writer) Redactions() int {
 }
 
 func (w *Writer) redactionsLocked() int {
-	return w.out.count() + w.in.count() + w.textRedacts
+	n := w.ended + w.textRedacts
+	for _, cs := range w.chans {
+		n += cs.out.count() + cs.in.count()
+	}
+	return n
 }
 
 func (w *Writer) usableLocked() error {
@@ -461,7 +573,11 @@ func (w *Writer) elapsedLocked() time.Duration {
 
 // endReserve is the room kept below MaxBytes for the records Close writes.
 func (w *Writer) endReserveLocked() int64 {
-	return 16<<10 + int64(w.keyframes)*256 + int64(len(w.term.backlog)) + 8<<10
+	n := 16<<10 + int64(w.keyframes)*256
+	for _, cs := range w.chans {
+		n += int64(len(cs.term.backlog)) + 8<<10
+	}
+	return n
 }
 
 // appendLocked puts one record (type byte, head, body) into the current
@@ -479,7 +595,8 @@ func (w *Writer) appendLocked(typ Type, head, body []byte, internal bool) error 
 	copy(pt[1+len(head):], body)
 	if typ == TypeKeyframe {
 		pos := len(w.cur.buf) - len(frame)
-		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: w.lastT}})
+		ch, _ := binary.Uvarint(head)
+		w.cur.keys = append(w.cur.keys, keyRef{pos, IndexEntry{Seq: w.seq, Time: w.lastT, Channel: int(ch)}})
 	}
 	return nil
 }
@@ -535,14 +652,13 @@ func (w *Writer) maybeCheckpointLocked() {
 	w.lastCP = now
 }
 
-// checkpointLocked writes a keyframe if the screen changed, then a signed
-// checkpoint or end record.
+// checkpointLocked writes a keyframe of each channel whose screen
+// changed, in channel order, then a signed checkpoint or end record.
 func (w *Writer) checkpointLocked(kind byte) {
-	if w.term.dirty {
-		snap := w.term.keyframe()
-		cols, rows := w.term.screen.Size()
-		w.keyframes++
-		w.appendLocked(TypeKeyframe, appendSize(nil, cols, rows), snap, true)
+	for _, ch := range slices.Sorted(maps.Keys(w.chans)) {
+		if cs := w.chans[ch]; cs.term.dirty {
+			w.keyframeLocked(ch, cs)
+		}
 	}
 	t := w.elapsedLocked()
 	w.seq++
@@ -557,6 +673,14 @@ func (w *Writer) checkpointLocked(kind byte) {
 	w.sinceCP = 0
 }
 
+// keyframeLocked writes a keyframe of channel ch's screen.
+func (w *Writer) keyframeLocked(ch int, cs *chanState) {
+	snap := cs.term.keyframe()
+	cols, rows := cs.term.size()
+	w.keyframes++
+	w.appendLocked(TypeKeyframe, w.headLocked(ch, cols, rows), snap, true)
+}
+
 // Close flushes held-back redaction state, writes the signed end record,
 // stops the goroutines and closes the file if Create opened it. It is
 // idempotent and returns the first write error.
@@ -564,13 +688,8 @@ func (w *Writer) Close() error {
 	w.once.Do(func() {
 		w.mu.Lock()
 		if w.sink.err() == nil {
-			if w.out != nil {
-				w.redactBuf = w.out.flush(w.redactBuf[:0])
-				w.terminalLocked(TypeOutput, w.redactBuf)
-			}
-			if w.in != nil { // input, or Stdin's, held back
-				w.redactBuf = w.in.flush(w.redactBuf[:0])
-				w.terminalLocked(TypeInput, w.redactBuf)
+			for _, ch := range slices.Sorted(maps.Keys(w.chans)) {
+				w.flushChanLocked(ch, w.chans[ch])
 			}
 			if n := w.redactionsLocked(); n > 0 {
 				ev, _ := json.Marshal(eventBody{Kind: "recording.redactions", Detail: map[string]string{
