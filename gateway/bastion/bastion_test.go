@@ -149,10 +149,24 @@ func TestShellRecordedAndRevoked(t *testing.T) {
 	if err := recorder.ExportAsciicast(&cast, r, recorder.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"echo hello-$((6*7))", "hello-42", "exec-42", "40 100"} {
+	for _, want := range []string{"echo hello-$((6*7))", "hello-42", "40 100"} {
 		if !strings.Contains(cast.String(), want) {
 			t.Errorf("asciicast lacks %q", want)
 		}
+	}
+	// The command ran before the shell, on a channel of its own (1): the
+	// export shows the shell, the first channel with a terminal, and the
+	// command's channel exports apart.
+	if strings.Contains(cast.String(), "exec-42") {
+		t.Errorf("the shell's asciicast holds the command's output")
+	}
+	one := 1
+	var execCast bytes.Buffer
+	if err := recorder.ExportAsciicast(&execCast, r, recorder.ExportOptions{Channel: &one}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(execCast.String(), "exec-42") || strings.Contains(execCast.String(), "hello-42") {
+		t.Errorf("channel 1's asciicast: got %s, want the command's output only", execCast.String())
 	}
 	if !strings.Contains(cast.String(), `"r", "100x40"`) && !strings.Contains(cast.String(), `"r","100x40"`) {
 		t.Errorf("asciicast lacks the resize to 100x40")

@@ -60,7 +60,7 @@ func (cn *conn) sessionChannel(nch ssh.NewChannel) {
 	}
 	cn.register(ch, true)
 	defer cn.unregister(ch)
-	r := &relay{cn: cn, st: st, ch: ch, up: uch, started: make(chan struct{}), reqsDone: make(chan struct{})}
+	r := &relay{cn: cn, st: st, ch: ch, up: uch, num: st.newChannel(), started: make(chan struct{}), reqsDone: make(chan struct{})}
 	r.run(reqs, ureqs)
 }
 
@@ -70,6 +70,9 @@ type relay struct {
 	st *sessState
 	ch ssh.Channel // the agent's
 	up ssh.Channel // the helper's
+	// num is the channel's number in the session: its terminal records
+	// carry it, and its events and audit entries name it as channel_id.
+	num int
 
 	out, in atomic.Int64 // bytes to the agent, bytes to the helper
 
@@ -163,11 +166,14 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	if notice != nil {
 		r.st.removeNotice(notice)
 	}
+	// Whatever redaction still holds back of this channel is recorded
+	// now, and the recording lets go of its screen.
+	r.st.rec.EndChannel(r.num)
 	if kind != "" {
 		r.cn.presence("shell", false)
-		r.st.rec.Event("ssh.channel_closed", map[string]string{"agent": r.cn.principal, "channel": kind})
+		r.st.rec.Event("ssh.channel_closed", map[string]string{"agent": r.cn.principal, "channel": kind, "channel_id": r.id()})
 		r.cn.audit("channel.closed", map[string]string{
-			"channel": kind, "bytes_out": strconv.FormatInt(r.out.Load(), 10), "bytes_in": strconv.FormatInt(r.in.Load(), 10),
+			"channel": kind, "channel_id": r.id(), "bytes_out": strconv.FormatInt(r.out.Load(), 10), "bytes_in": strconv.FormatInt(r.in.Load(), 10),
 		})
 	}
 }
@@ -221,7 +227,7 @@ func (r *relay) request(req *ssh.Request) {
 		r.forwarding.Unlock()
 		given := ok && err == nil
 		if given {
-			r.st.rec.Resize(int(p.Cols), int(p.Rows))
+			r.st.rec.ResizeOn(r.num, int(p.Cols), int(p.Rows))
 			r.mu.Lock()
 			r.pty = true
 			r.mu.Unlock()
@@ -233,7 +239,7 @@ func (r *relay) request(req *ssh.Request) {
 	case "window-change":
 		var w windowChange
 		if ssh.Unmarshal(req.Payload, &w) == nil {
-			r.st.rec.Resize(int(w.Cols), int(w.Rows))
+			r.st.rec.ResizeOn(r.num, int(w.Cols), int(w.Rows))
 		}
 	case "env", "signal", "break":
 	case "shell", "exec":
@@ -248,7 +254,7 @@ func (r *relay) request(req *ssh.Request) {
 		if r.hasPTY() {
 			terminal = "yes"
 		}
-		detail := map[string]string{"channel": req.Type, "pty": terminal}
+		detail := map[string]string{"channel": req.Type, "channel_id": r.id(), "pty": terminal}
 		if req.Type == "exec" {
 			var c struct{ Command string }
 			if ssh.Unmarshal(req.Payload, &c) != nil {
@@ -267,9 +273,9 @@ func (r *relay) request(req *ssh.Request) {
 				ad["risk"] = detect.Categories(risk)
 			}
 			r.cn.audit("shell.command", ad)
-			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": cmd, "pty": terminal})
+			r.st.rec.Event("ssh.exec", map[string]string{"agent": r.cn.principal, "command": cmd, "pty": terminal, "channel_id": r.id()})
 		} else {
-			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal, "pty": terminal})
+			r.st.rec.Event("ssh.shell", map[string]string{"agent": r.cn.principal, "pty": terminal, "channel_id": r.id()})
 		}
 		r.cn.audit("channel.opened", detail)
 		r.cn.presence("shell", true)
@@ -352,7 +358,7 @@ var errUnrecorded = errors.New("the recording failed, so nothing more is relayed
 // the recording. If the recording refuses it, the helper's channel is
 // closed, which ends the other copies of this relay too.
 func (r *relay) relayOutput(dst io.Writer, src io.Reader) {
-	_, err := io.Copy(&tee{w: dst, st: r.st, n: &r.out}, src)
+	_, err := io.Copy(&tee{w: dst, st: r.st, num: r.num, n: &r.out}, src)
 	if errors.Is(err, errUnrecorded) {
 		r.cn.srv.log.Error("bastion: recording refused output; closing the channel", "session", r.cn.id, "err", err)
 		r.up.Close()
@@ -362,13 +368,14 @@ func (r *relay) relayOutput(dst io.Writer, src io.Reader) {
 // tee records output before it is sent to the agent; what the recording
 // refuses is not sent.
 type tee struct {
-	w  io.Writer
-	st *sessState
-	n  *atomic.Int64
+	w   io.Writer
+	st  *sessState
+	num int // the channel's number
+	n   *atomic.Int64
 }
 
 func (t *tee) Write(p []byte) (int, error) {
-	if err := t.st.output(p); err != nil {
+	if err := t.st.output(t.num, p); err != nil {
 		return 0, fmt.Errorf("%w: %w", errUnrecorded, err)
 	}
 	n, err := t.w.Write(p)
@@ -390,17 +397,20 @@ func (in *input) Write(p []byte) (int, error) {
 	case <-in.r.reqsDone:
 		return 0, errNotStarted
 	}
-	rec := in.r.st.rec.Stdin
+	rec := in.r.st.rec.StdinOn
 	if in.r.startedPTY {
-		rec = in.r.st.rec.Input
+		rec = in.r.st.rec.InputOn
 	}
-	if err := rec(p); err != nil {
+	if err := rec(in.r.num, p); err != nil {
 		return 0, fmt.Errorf("%w: %w", errUnrecorded, err)
 	}
 	n, err := in.r.up.Write(p)
 	in.r.in.Add(int64(n))
 	return n, err
 }
+
+// id is the channel's number as events and audit entries name it.
+func (r *relay) id() string { return strconv.Itoa(r.num) }
 
 func (r *relay) hasPTY() bool {
 	r.mu.Lock()

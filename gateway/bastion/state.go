@@ -28,6 +28,11 @@ type sessState struct {
 
 	idle time.Duration // the session's idle timeout; 0: none
 
+	// chans numbers the session channels of every connection of the
+	// session, from 1: the recording's terminal records and the
+	// channel events name a channel by it.
+	chans atomic.Int64
+
 	mu         sync.Mutex // guards the fields below
 	expires    time.Time
 	warned     bool
@@ -249,9 +254,16 @@ func (st *sessState) removeNotice(w io.Writer) {
 	st.mu.Unlock()
 }
 
-// output records shell output and copies it to the watching supervisors.
-func (st *sessState) output(p []byte) error {
-	err := st.rec.Output(p)
+// newChannel returns the number of a new session channel.
+func (st *sessState) newChannel() int {
+	return int(min(st.chans.Add(1), recorder.MaxChannel))
+}
+
+// output records the output of channel num and copies it to the watching
+// supervisors. Watchers get every channel's output as one stream, as it
+// comes: a supervisor watching two shells sees them interleaved.
+func (st *sessState) output(num int, p []byte) error {
+	err := st.rec.OutputOn(num, p)
 	if st.nwatch.Load() > 0 {
 		st.mu.Lock()
 		for w := range st.watchers {

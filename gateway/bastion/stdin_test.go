@@ -67,8 +67,8 @@ func TestNoTerminalInputRecorded(t *testing.T) {
 		}
 	}
 	js := e.recordingJSONL(t, s)
-	for _, want := range []string{`"type":"input","text":"touch ` + filepath.Join(e.dir, "planted-a"), "planted-b",
-		`"kind":"ssh.shell","detail":{"agent":"alice","pty":"no"}`, `"command":"sh","pty":"no"`} {
+	for _, want := range []string{`"type":"input","channel":1,"text":"touch ` + filepath.Join(e.dir, "planted-a"), "planted-b",
+		`"kind":"ssh.shell","detail":{"agent":"alice","channel_id":"1","pty":"no"}`, `"command":"sh","pty":"no"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("the recording lacks %s:\n%s", want, js)
 		}
@@ -199,7 +199,7 @@ func TestLatePtyReqRefused(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatalf("the piped command did not run: %v", err)
 	}
-	if js := e.recordingJSONL(t, s); !strings.Contains(js, `"type":"input","text":"touch `+marker) {
+	if js := e.recordingJSONL(t, s); !strings.Contains(js, `"type":"input","channel":1,"text":"touch `+marker) {
 		t.Errorf("what was piped into the terminal-less sh is not in the recording:\n%s", js)
 	}
 }
