@@ -65,6 +65,52 @@ func TestAsciinemaPlaysExport(t *testing.T) {
 	}
 }
 
+// TestAsciinemaPlaysChannelExport exports each terminal channel of the
+// golden recording, which has three, and has asciinema play each export:
+// it shows that channel's text and not the others'.
+func TestAsciinemaPlaysChannelExport(t *testing.T) {
+	asciinema := realpeer.Require(t, "asciinema")
+	b, err := os.ReadFile("testdata/golden.sgrec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := goldenKeys(t)
+	for _, tt := range []struct {
+		ch         *int
+		want, not  string
+		warnedLeft string
+	}{
+		{nil, "done", "one$", "left out channels 1, 2"}, // channel 0 has the first resize
+		{ptr(1), "one$ exit", "done", "left out channels 0, 2"},
+		{ptr(2), "sum ok", "one$", "left out channels 0, 1"},
+	} {
+		r, err := recorder.Open(bytes.NewReader(b), int64(len(b)), k.Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cast := filepath.Join(t.TempDir(), "out.cast")
+		f, err := os.Create(cast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var warned string
+		opt := recorder.ExportOptions{Channel: tt.ch, Warn: func(m string) { warned += m }}
+		if err := recorder.ExportAsciicast(f, r, opt); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if !strings.Contains(warned, tt.warnedLeft) {
+			t.Errorf("channel %v: warned %q, want %q", tt.ch, warned, tt.warnedLeft)
+		}
+		out := runInPTY(t, asciinema+" cat "+cast)
+		if !strings.Contains(out, tt.want) || strings.Contains(out, tt.not) {
+			t.Errorf("asciinema cat of channel %v: want %q and not %q:\n%q", tt.ch, tt.want, tt.not, out)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // ivfFrame is one frame of an IVF file.
 type ivfFrame struct {
 	pts  uint64

@@ -124,6 +124,7 @@ func tamperText(te *recorder.TamperError) string {
 
 func printReport(w io.Writer, rep *recorder.Report) {
 	fmt.Fprintf(w, "recording:  %s (session %s)\n", printable(rep.RecordingID), printable(rep.SessionID))
+	fmt.Fprintf(w, "format:     version %d\n", rep.Version)
 	fmt.Fprintf(w, "started:    %s\n", rep.Start.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "duration:   %s\n", rep.Duration.Round(time.Millisecond))
 	fmt.Fprintf(w, "records:    %d (%d signed checkpoints)\n", rep.Records, rep.Checkpoints)
@@ -186,14 +187,18 @@ func isTerminal(w any) bool {
 }
 
 // runExport implements `supportgate export --identity KEY --format
-// asciicast|ivf|jsonl|webm -o OUT FILE`.
+// asciicast|ivf|jsonl|webm [--channel N] -o OUT FILE`.
 func runExport(env *cliEnv, args []string) error {
-	fs := newFlags(env, "export", "--identity KEY --format asciicast|ivf|jsonl|webm -o OUT FILE")
+	fs := newFlags(env, "export", "--identity KEY --format asciicast|ivf|jsonl|webm [--channel N] -o OUT FILE")
 	idPath := fs.String("identity", "", "age identity file (from age-keygen) of a compliance recipient")
 	format := fs.String("format", "", "output format: asciicast, ivf, jsonl or webm")
 	outPath := fs.String("o", "", "output file")
+	channel := fs.Int("channel", -1, "asciicast: the terminal channel to export (default: the first terminal channel)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *channel < -1 || *channel > recorder.MaxChannel || *channel >= 0 && *format != "asciicast" {
+		return &exitError{code: 2, msg: "export: --channel takes a channel number, with --format asciicast only"}
 	}
 	if fs.NArg() != 1 {
 		return &exitError{code: 2, msg: "export: exactly one FILE is required"}
@@ -231,6 +236,9 @@ func runExport(env *cliEnv, args []string) error {
 		return fmt.Errorf("export: %w", err)
 	}
 	var opt recorder.ExportOptions
+	if *channel >= 0 {
+		opt.Channel = channel
+	}
 	bar := newProgressBar(env.stderr, r.Size())
 	if bar != nil {
 		opt.Progress = bar.update

@@ -32,16 +32,20 @@ var replaySleep = func(d time.Duration, keys <-chan byte) (byte, bool) {
 
 // runReplay implements `supportgate replay --identity KEY FILE`.
 func runReplay(env *cliEnv, args []string) error {
-	fs := newFlags(env, "replay", "--identity KEY [--speed N] [--from DURATION] [--idle-limit DURATION] FILE")
+	fs := newFlags(env, "replay", "--identity KEY [--speed N] [--from DURATION] [--idle-limit DURATION] [--channel N] FILE")
 	idPath := fs.String("identity", "", "age identity file (from age-keygen) of a compliance recipient")
 	speed := fs.Float64("speed", 1, "playback speed factor")
 	from := fs.Duration("from", 0, "start playback at this offset (e.g. 10m30s)")
 	idle := fs.Duration("idle-limit", 2*time.Second, "cap pauses in the recording to this (0: no cap)")
+	channel := fs.Int("channel", -1, "the terminal channel to play (default: the first terminal channel)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *speed <= 0 {
 		return &exitError{code: 2, msg: "replay: exactly one FILE and a positive --speed are required"}
+	}
+	if *channel < -1 || *channel > recorder.MaxChannel {
+		return &exitError{code: 2, msg: "replay: --channel takes a channel number"}
 	}
 	path := fs.Arg(0)
 	r, err := openRecording(*idPath, path)
@@ -55,7 +59,11 @@ func runReplay(env *cliEnv, args []string) error {
 	}
 	// The recorded output goes through vt.Filter: what the customer or the
 	// agent printed must not reach the reviewer's clipboard or input.
-	p := &player{r: r, out: &vt.Filter{W: env.stdout}, speed: *speed, idle: *idle, total: total, keys: make(chan byte, 8)}
+	ch := *channel
+	if ch < 0 {
+		ch = r.FirstTerminal()
+	}
+	p := &player{r: r, ch: ch, out: &vt.Filter{W: env.stdout}, speed: *speed, idle: *idle, total: total, keys: make(chan byte, 8)}
 	if isTerminal(env.stderr) {
 		p.status = env.stderr
 	} else {
@@ -84,9 +92,11 @@ func runReplay(env *cliEnv, args []string) error {
 
 var errQuit = errors.New("quit")
 
-// player plays terminal output with the recording's timing.
+// player plays one terminal channel's output with the recording's timing;
+// chat and session events are shown whatever their channel.
 type player struct {
 	r      *recorder.Reader
+	ch     int // the terminal channel played
 	out    io.Writer
 	status io.Writer // progress line, when stderr is a terminal
 	notes  io.Writer // chat and events as lines, when it is not
@@ -116,7 +126,7 @@ const seekStep = 10 * time.Second
 // seek jumps to t through the time index and draws the screen keyframe.
 func (p *player) seek(t time.Duration) error {
 	t = max(0, min(t, p.total))
-	kf, err := p.r.Seek(t)
+	kf, err := p.r.SeekChannel(p.ch, t)
 	if err != nil {
 		return err
 	}
@@ -146,7 +156,11 @@ func (p *player) play(from time.Duration) error {
 			return err
 		}
 		switch rec.Type {
-		case recorder.TypeOutput, recorder.TypeInput, recorder.TypeChat, recorder.TypeEvent, recorder.TypeResize:
+		case recorder.TypeOutput, recorder.TypeInput, recorder.TypeResize:
+			if rec.Channel != p.ch {
+				continue
+			}
+		case recorder.TypeChat, recorder.TypeEvent:
 		default:
 			continue
 		}
