@@ -230,6 +230,9 @@ type Hit struct {
 	ID   string `json:"id"`
 	MS   int64  `json:"t"`
 	Text string `json:"text"`
+	// Channel is the terminal channel of a line of output or input;
+	// absent for chat and events.
+	Channel *int `json:"channel,omitempty"`
 }
 
 // maxHits caps the results of one search.
@@ -262,7 +265,12 @@ func (c *catalog) search(q string) (hits []Hit, cut int) {
 	for _, s := range srcs {
 		for _, l := range s.lines {
 			if containsFold(l.text, q) {
-				hits = append(hits, Hit{ID: s.id, MS: l.t.Milliseconds(), Text: l.text})
+				h := Hit{ID: s.id, MS: l.t.Milliseconds(), Text: l.text}
+				if l.ch >= 0 {
+					ch := int(l.ch)
+					h.Channel = &ch
+				}
+				hits = append(hits, h)
 				if len(hits) == maxHits {
 					return hits, cut
 				}

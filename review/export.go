@@ -30,6 +30,11 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "format must be asciicast, jsonl, ivf or webm")
 		return
 	}
+	ch, err := channelParam(r)
+	if err != nil || ch >= 0 && format != "asciicast" {
+		writeErr(w, http.StatusBadRequest, "channel must be a channel number, for asciicast only")
+		return
+	}
 	rd, done, ok := s.openFor(w, r, id)
 	if !ok {
 		return
@@ -47,10 +52,14 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", ft.mime)
 		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"."+ft.ext))
 	}}
-	var err error
 	switch format {
 	case "asciicast":
-		err = recorder.ExportAsciicast(sw, rd, recorder.ExportOptions{})
+		// One terminal channel: the one asked for, by default the first.
+		// The player's selector says which channels there are.
+		if ch < 0 {
+			ch = s.defaultChannel(id, rd)
+		}
+		err = recorder.ExportAsciicast(sw, rd, recorder.ExportOptions{Channel: &ch})
 	case "jsonl":
 		err = recorder.ExportJSONL(sw, rd, recorder.ExportOptions{})
 	case "ivf":

@@ -36,8 +36,9 @@ type window struct {
 	Stop string `json:"stop,omitempty"`
 }
 
-// termWindow reads the terminal records up to time to. With after == 0 it
-// starts from the last keyframe at or before from (returned to reset the
+// termWindow reads the terminal records of channel ch up to time to;
+// other channels' are skipped. With after == 0 it starts from the
+// channel's last keyframe at or before from (returned to reset the
 // screen), so the records up to from rebuild the screen at from. With
 // screen set as well, those records are played here on the recorder's
 // screen model instead of returned, and the keyframe is the screen at
@@ -45,9 +46,9 @@ type window struct {
 // replaying up to a checkpoint interval of output through xterm.js. With
 // after > 0 it continues after record number after, which was at time
 // from.
-func termWindow(r *recorder.Reader, from, to time.Duration, after uint64, screen bool) window {
+func termWindow(r *recorder.Reader, ch int, from, to time.Duration, after uint64, screen bool) window {
 	out := window{Records: []termRecord{}}
-	kf, err := r.Seek(from)
+	kf, err := r.SeekChannel(ch, from)
 	if err != nil {
 		out.Stop = damage(err)
 		return out
@@ -80,7 +81,7 @@ func termWindow(r *recorder.Reader, from, to time.Duration, after uint64, screen
 			out.End = true
 			return out
 		}
-		if rec.Seq <= after {
+		if rec.Seq <= after || rec.Type.IsTerminal() && rec.Channel != ch {
 			continue
 		}
 		if at != nil {

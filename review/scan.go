@@ -52,6 +52,7 @@ const (
 	maxLines    = 2000000 // lines of terminal text kept for search
 	maxMarkers  = 20000   // timeline entries
 	maxChatKept = 20000   // chat messages
+	maxChannels = 1024    // terminal channels whose text is kept apart
 )
 
 // Marker is one entry of the timeline.
@@ -75,6 +76,14 @@ type ChatLine struct {
 type textLine struct {
 	t    time.Duration
 	text string
+	ch   int32 // its terminal channel; -1 for chat and events
+}
+
+// TermChannel is a terminal channel of a recording, as the player offers
+// it: a channel with output or a terminal size.
+type TermChannel struct {
+	N        int  `json:"n"`
+	Terminal bool `json:"terminal"` // it had a terminal (a size was recorded)
 }
 
 // Video describes the media records of a recording.
@@ -102,7 +111,13 @@ type Summary struct {
 	Chat        []ChatLine        `json:"chat"`
 	Video       Video             `json:"video"`
 	HasTerminal bool              `json:"has_terminal"`
-	Truncated   bool              `json:"truncated,omitempty"` // a memory limit cut the timeline or search text
+	// Channels are the terminal channels, in the order they first had
+	// output or a size; the player shows one at a time, DefaultChannel
+	// first: the channel of the first terminal size recorded, or without
+	// one the first channel with output (as recorder.FirstTerminal).
+	Channels       []TermChannel `json:"channels"`
+	DefaultChannel int           `json:"default_channel"`
+	Truncated      bool          `json:"truncated,omitempty"` // a memory limit cut the timeline or search text
 	// TextCut is set when the review's budget for search text, shared by
 	// every recording, ran out during this pass: search sees only the
 	// text before the cut.
@@ -111,11 +126,14 @@ type Summary struct {
 	lines []textLine
 	keep  *textBudget // what lines may take; nil keeps none
 
-	input          *textExtractor // lines of input, apart from the terminal's
-	inInput        bool           // in a run of input, which is marked at its start
-	lastInput      time.Duration  // when the last input was
-	inputMarks     int            // input markers so far
-	endFromGateway bool           // EndReason came from session.ended
+	out, input     map[int]*textExtractor // lines of each channel's output and input
+	chanAt         map[int]int            // index of a channel in Channels
+	firstSize      int                    // channel of the first resize; -1: none yet
+	inInput        bool                   // in a run of input, which is marked at its start
+	inputCh        int                    // the channel of that run
+	lastInput      time.Duration          // when the last input was
+	inputMarks     int                    // input markers so far
+	endFromGateway bool                   // EndReason came from session.ended
 }
 
 // A run of input ends after inputPause without any; at most
@@ -159,10 +177,9 @@ func lineCost(l textLine) int64 { return int64(len(l.text)) + int64(unsafe.Sizeo
 // an error for a damaged recording: the damage is the Summary's status.
 // The search text it keeps takes from keep; with keep nil it keeps none.
 func scan(ctx context.Context, r *recorder.Reader, keep *textBudget) *Summary {
-	s := &Summary{Status: StatusVerified, Markers: []Marker{}, Chat: []ChatLine{}, keep: keep}
+	s := &Summary{Status: StatusVerified, Markers: []Marker{}, Chat: []ChatLine{}, Channels: []TermChannel{}, keep: keep}
 	s.Signer = fingerprint(r.Header().Signer)
-	var tx textExtractor
-	s.input = &textExtractor{}
+	s.out, s.input, s.chanAt, s.firstSize = map[int]*textExtractor{}, map[int]*textExtractor{}, map[int]int{}, -1
 	var last time.Duration
 	for n := 1; ; n++ {
 		rec, err := r.Next()
@@ -176,21 +193,72 @@ func scan(ctx context.Context, r *recorder.Reader, keep *textBudget) *Summary {
 			s.Status, s.Problem = StatusPending, "stopped"
 			return s
 		}
-		s.add(&rec, &tx)
+		s.add(&rec)
 	}
-	if l, ok := tx.flush(last); ok {
-		s.addLine(l)
+	for _, tc := range s.Channels {
+		if x := s.out[tc.N]; x != nil {
+			if l, ok := x.flush(last); ok {
+				s.addLine(chanLine(l, tc.N))
+			}
+		}
+		if x := s.input[tc.N]; x != nil {
+			if l, ok := x.flush(last); ok {
+				s.addLine(inputLine(l, tc.N))
+			}
+		}
 	}
-	if l, ok := s.input.flush(last); ok {
-		s.addLine(inputLine(l))
+	switch {
+	case s.firstSize >= 0:
+		s.DefaultChannel = s.firstSize
+	case len(s.Channels) > 0:
+		s.DefaultChannel = s.Channels[0].N
 	}
 	return s
 }
 
-// inputLine is a line of input as the search shows it.
-func inputLine(l textLine) textLine {
-	l.text = "input: " + l.text
+// onChannel names terminal channel ch for a label: nothing for channel 0,
+// the only one of recordings before channels were recorded apart.
+func onChannel(ch int) string {
+	if ch == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" on channel %d", ch)
+}
+
+// chanLine is a line of channel ch's output as the search shows it.
+func chanLine(l textLine, ch int) textLine {
+	l.ch = int32(ch)
+	if ch != 0 {
+		l.text = fmt.Sprintf("[channel %d] %s", ch, l.text)
+	}
 	return l
+}
+
+// inputLine is a line of input to channel ch as the search shows it.
+func inputLine(l textLine, ch int) textLine {
+	l.ch = int32(ch)
+	l.text = "input" + onChannel(ch) + ": " + l.text
+	return l
+}
+
+// channel notes terminal channel ch and returns its text extractors for
+// output and input, or nils past maxChannels channels.
+func (s *Summary) channel(ch int, terminal bool) (out, in *textExtractor) {
+	i, ok := s.chanAt[ch]
+	if !ok {
+		if len(s.Channels) >= maxChannels {
+			s.Truncated = true
+			return nil, nil
+		}
+		i = len(s.Channels)
+		s.chanAt[ch] = i
+		s.Channels = append(s.Channels, TermChannel{N: ch})
+		s.out[ch], s.input[ch] = &textExtractor{}, &textExtractor{}
+	}
+	if terminal {
+		s.Channels[i].Terminal = true
+	}
+	return s.out[ch], s.input[ch]
 }
 
 // finish sets the status from the error that ended the pass.
@@ -222,47 +290,58 @@ func (s *Summary) mark(rec *recorder.Record, kind, label string) {
 	s.Markers = append(s.Markers, Marker{Time: rec.Time, MS: rec.Time.Milliseconds(), Seq: rec.Seq, Kind: kind, Label: label})
 }
 
-func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
+func (s *Summary) add(rec *recorder.Record) {
 	// A run of input goes on across output (a terminal echoes each
-	// keystroke between two input records) and ends at anything else or
-	// after a pause.
+	// keystroke between two input records) and ends at anything else,
+	// input to another channel or after a pause.
 	switch {
-	case rec.Type == recorder.TypeInput && rec.Time-s.lastInput > inputPause:
+	case rec.Type == recorder.TypeInput && (rec.Time-s.lastInput > inputPause || rec.Channel != s.inputCh):
 		s.inInput = false
 	case rec.Type != recorder.TypeInput && rec.Type != recorder.TypeOutput:
 		s.inInput = false
 	}
+	ch := rec.Channel
 	switch rec.Type {
 	case recorder.TypeOutput:
 		s.HasTerminal = true
 		if n := countMasks(rec.Data); n > 0 {
-			s.mark(rec, MarkRedaction, fmt.Sprintf("%d redacted in terminal output", n))
+			s.mark(rec, MarkRedaction, fmt.Sprintf("%d redacted in terminal output%s", n, onChannel(ch)))
 		}
-		for _, l := range tx.write(rec.Time, rec.Data) {
-			s.addLine(l)
+		if tx, _ := s.channel(ch, false); tx != nil {
+			for _, l := range tx.write(rec.Time, rec.Data) {
+				s.addLine(chanLine(l, ch))
+			}
 		}
 	case recorder.TypeInput:
 		// Each run of input gets a marker (an upload is many records);
 		// its lines are searchable beside the terminal's.
-		lines := s.input.write(rec.Time, rec.Data)
-		s.lastInput = rec.Time
+		_, in := s.channel(ch, false)
+		if in == nil {
+			return
+		}
+		lines := in.write(rec.Time, rec.Data)
+		s.lastInput, s.inputCh = rec.Time, ch
 		if !s.inInput && s.inputMarks < maxInputMarkers {
 			s.inputMarks++
 			first := "(no text)"
 			if len(lines) > 0 {
 				first = lines[0].text
-			} else if t := strings.TrimSpace(strings.ToValidUTF8(string(s.input.line), "�")); t != "" {
+			} else if t := strings.TrimSpace(strings.ToValidUTF8(string(in.line), "�")); t != "" {
 				first = t
 			}
-			s.mark(rec, MarkInput, "input sent: "+clip(first, 80))
+			s.mark(rec, MarkInput, "input sent"+onChannel(ch)+": "+clip(first, 80))
 		}
 		for _, l := range lines {
-			s.addLine(inputLine(l))
+			s.addLine(inputLine(l, ch))
 		}
 		s.inInput = true
 		return
 	case recorder.TypeResize:
 		s.HasTerminal = true
+		s.channel(ch, true)
+		if s.firstSize < 0 {
+			s.firstSize = ch
+		}
 	case recorder.TypeChat:
 		if len(s.Chat) < maxChatKept {
 			s.Chat = append(s.Chat, ChatLine{MS: rec.Time.Milliseconds(), From: rec.From, Text: rec.Text})
@@ -273,7 +352,7 @@ func (s *Summary) add(rec *recorder.Record, tx *textExtractor) {
 		if countMasks([]byte(rec.Text)) > 0 {
 			s.mark(rec, MarkRedaction, "redacted in chat")
 		}
-		s.addLine(textLine{t: rec.Time, text: rec.From + ": " + clip(rec.Text, maxLineLen)})
+		s.addLine(textLine{t: rec.Time, text: rec.From + ": " + clip(rec.Text, maxLineLen), ch: -1})
 	case recorder.TypeEvent:
 		s.event(rec)
 	case recorder.TypeMedia:
@@ -326,7 +405,10 @@ func (s *Summary) event(rec *recorder.Record) {
 		label := d["agent"] + " opened a shell"
 		if k == "ssh.exec" {
 			label = d["agent"] + " ran: " + clip(d["command"], 80)
-			s.addLine(textLine{t: rec.Time, text: d["agent"] + " ran: " + clip(d["command"], maxLineLen)})
+			s.addLine(textLine{t: rec.Time, text: d["agent"] + " ran: " + clip(d["command"], maxLineLen), ch: -1})
+		}
+		if d["channel_id"] != "" {
+			label += " on channel " + d["channel_id"]
 		}
 		if d["pty"] == "no" {
 			label += " (no terminal: what it was sent is marked as input)"

@@ -238,8 +238,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 // openView is what the player loads when a recording is opened.
 type openView struct {
 	view
-	Keyframes []int64  `json:"keyframes"` // times of the screen keyframes, ms
+	Keyframes []int64  `json:"keyframes"` // times of the channel's screen keyframes, ms
 	Summary   *Summary `json:"summary,omitempty"`
+	// Channel is the terminal channel the player shows first: the
+	// summary's default, or before the pass has finished the first
+	// terminal channel found from the start.
+	Channel int `json:"channel"`
 }
 
 // handleOpen answers the player opening a recording: its details, its
@@ -272,9 +276,12 @@ func (s *Server) handleOpen(w http.ResponseWriter, r *http.Request) {
 	if d, err := rd.Duration(); err == nil && d.Milliseconds() > out.DurationMS {
 		out.DurationMS = d.Milliseconds()
 	}
+	out.Channel = s.defaultChannel(id, rd)
 	if idx, err := rd.Index(); err == nil {
 		for _, e := range idx {
-			out.Keyframes = append(out.Keyframes, e.Time.Milliseconds())
+			if e.Channel == out.Channel {
+				out.Keyframes = append(out.Keyframes, e.Time.Milliseconds())
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -312,12 +319,29 @@ func msParam(r *http.Request, name string) (time.Duration, error) {
 	return time.Duration(n) * time.Millisecond, nil
 }
 
+// channelParam reads the optional terminal channel query parameter; -1
+// when it is absent.
+func channelParam(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("channel")
+	if v == "" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > recorder.MaxChannel {
+		return 0, errors.New("channel must be a channel number")
+	}
+	return n, nil
+}
+
+// handleTerm answers a window of one terminal channel's records: the
+// channel parameter's, by default the first terminal channel.
 func (s *Server) handleTerm(w http.ResponseWriter, r *http.Request) {
 	from, err1 := msParam(r, "from")
 	to, err2 := msParam(r, "to")
 	after, err3 := strconv.ParseUint(cmpOr(r.URL.Query().Get("after"), "0"), 10, 64)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		writeErr(w, http.StatusBadRequest, "from and to must be milliseconds, after a record number")
+	ch, err4 := channelParam(r)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		writeErr(w, http.StatusBadRequest, "from and to must be milliseconds, after a record number, channel a channel number")
 		return
 	}
 	rd, done, ok := s.openFor(w, r, r.PathValue("id"))
@@ -325,7 +349,20 @@ func (s *Server) handleTerm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	writeJSON(w, http.StatusOK, termWindow(rd, from, to, after, r.URL.Query().Get("screen") == "1"))
+	if ch < 0 {
+		ch = s.defaultChannel(r.PathValue("id"), rd)
+	}
+	writeJSON(w, http.StatusOK, termWindow(rd, ch, from, to, after, r.URL.Query().Get("screen") == "1"))
+}
+
+// defaultChannel is the terminal channel a request without one gets: the
+// summary's default once the verifying pass has finished, before that the
+// first terminal channel found from the start.
+func (s *Server) defaultChannel(id string, rd *recorder.Reader) int {
+	if v, ok := s.cat.view(id); ok && v.Summary != nil {
+		return v.Summary.DefaultChannel
+	}
+	return rd.FirstTerminal()
 }
 
 func cmpOr(s, def string) string {

@@ -139,7 +139,7 @@ rv.search = async (q) => {
     const li = el("li");
     const a = el("button", `${v.agent || h.id} · ${v.customer || ""} · ${fmtClock(h.t)}`, "linklike hit");
     a.type = "button";
-    a.addEventListener("click", () => rv.openRecording(h.id, h.t));
+    a.addEventListener("click", () => rv.openRecording(h.id, h.t, h.channel));
     li.append(a, el("code", h.text, "hit-text"));
     list.append(li);
   }
@@ -172,7 +172,9 @@ rv.screenText = () => {
   return lines.join("\n");
 };
 
-rv.openRecording = async (id, at) => {
+// openRecording opens recording id at time at (ms), showing terminal
+// channel ch (default: the one the server names, the first terminal).
+rv.openRecording = async (id, at, ch) => {
   rv.pause();
   const { status, data } = await sg.api("GET", "api/recordings/" + encodeURIComponent(id));
   if (status !== 200) {
@@ -182,13 +184,14 @@ rv.openRecording = async (id, at) => {
   showError("");
   const c = rv.cur = {
     id, meta: data, pos: 0, queue: [], lastSeq: 0, lastMs: 0, end: false, loading: null,
+    channel: ch === undefined || ch === null ? (data.channel || 0) : ch,
     playing: false, speed: Number(sg.$("speed").value) || 1, waiting: !data.summary, gen: (rv.cur ? rv.cur.gen + 1 : 1),
   };
   sg.show("player", true);
   sg.text("p-title", `${data.agent || ""} → ${data.customer || ""} (${data.session_id || id})`);
   rv.renderMeta();
   const base = "api/recordings/" + encodeURIComponent(id);
-  sg.$("x-asciicast").href = base + "/export?format=asciicast";
+  rv.channelLinks(c);
   sg.$("x-jsonl").href = base + "/export?format=jsonl";
   sg.$("x-webm").href = base + "/export?format=webm";
   sg.$("x-ivf").href = base + "/export?format=ivf";
@@ -236,8 +239,39 @@ rv.refreshOpen = async () => {
   rv.renderMeta();
 };
 
+// channelLinks points the asciicast export at the channel shown.
+rv.channelLinks = (c) => {
+  sg.$("x-asciicast").href = "api/recordings/" + encodeURIComponent(c.id) + "/export?format=asciicast&channel=" + c.channel;
+};
+
+// renderChannels offers the recording's terminal channels when it has
+// more than one: the player shows one at a time.
+rv.renderChannels = () => {
+  const c = rv.cur, s = c.meta.summary;
+  const chans = (s && s.channels) || [];
+  const sel = sg.$("channel");
+  sel.replaceChildren();
+  for (const tc of chans) {
+    const o = el("option", `channel ${tc.n}` + (tc.terminal ? "" : " (no terminal)"));
+    o.value = String(tc.n);
+    o.selected = tc.n === c.channel;
+    sel.append(o);
+  }
+  sg.show("channel", chans.length > 1);
+  sg.show("channel-label", chans.length > 1);
+};
+
+rv.setChannel = (n) => {
+  const c = rv.cur;
+  if (!c || c.channel === n) return;
+  c.channel = n;
+  rv.channelLinks(c);
+  rv.seek(c.pos);
+};
+
 rv.renderMeta = () => {
   const c = rv.cur, m = c.meta, s = m.summary;
+  rv.renderChannels();
   const bad = m.status === "tampered" || m.status === "cut_short" || m.status === "unreadable" || m.status === "missing";
   if (bad) {
     let msg = `${statusText(m)}: ${m.problem || ""}`;
@@ -289,8 +323,8 @@ rv.renderMeta = () => {
 // playing fetches the records after it.
 rv.fetchWindow = async (c, fresh) => {
   const base = "api/recordings/" + encodeURIComponent(c.id) + "/term";
-  const q = fresh ? `?from=${c.pos}&to=${c.pos}&screen=1`
-    : `?from=${c.lastMs}&after=${c.lastSeq}&to=${Math.max(c.lastMs, c.pos) + WINDOW_MS}`;
+  const q = (fresh ? `?from=${c.pos}&to=${c.pos}&screen=1`
+    : `?from=${c.lastMs}&after=${c.lastSeq}&to=${Math.max(c.lastMs, c.pos) + WINDOW_MS}`) + `&channel=${c.channel}`;
   const { status, data } = await sg.api("GET", base + q);
   if (status !== 200) throw new Error(data.error || "cannot read the recording");
   return data;
@@ -465,5 +499,6 @@ document.addEventListener("DOMContentLoaded", () => {
     sg.$("video").playbackRate = rv.cur.speed;
   });
   sg.$("seek").addEventListener("change", () => rv.seek(Number(sg.$("seek").value)));
+  sg.$("channel").addEventListener("change", () => rv.setChannel(Number(sg.$("channel").value)));
   rv.loadList();
 });
