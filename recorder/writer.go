@@ -129,8 +129,15 @@ func (c *WriterConfig) check() error {
 // and Close returns once everything is synced. Create writes with direct
 // I/O where it can (see directFile).
 //
-// Memory is bounded: besides the redaction and keyframe state (a few
-// hundred KiB) and, for a file from Create, a staging buffer of at most
+// Terminal records name their channel (OutputOn and so on; Output and the
+// other channel-less calls are channel 0). Each open channel has its own
+// screen model for keyframes and its own redaction state, so that the
+// output of two terminals at once is neither mixed on one screen nor
+// redacted as one stream.
+//
+// Memory is bounded: besides the redaction and keyframe state of each
+// open channel (a few hundred KiB; at most MaxOpenChannels are open at
+// once) and, for a file from Create, a staging buffer of at most
 // 1 MiB, at most 2*batchQueue+writeQueue+4 = 16 batch buffers of 256 KiB
 // exist (as many as the disk is behind), each larger only to hold a single
 // media sample (at most 8 MiB).
