@@ -163,6 +163,12 @@ func (a *Accounts) Reset(ctx context.Context, name, password string) (*NewAccoun
 	if err := a.Store.UpdateUser(ctx, u); err != nil {
 		return nil, err
 	}
+	// Again, now that the old secret is gone: a login checked against it
+	// may have stored its token since the first deletion. One stored after
+	// this one finds the new secret when it looks again (sameSignIn).
+	if err := a.Store.DeleteUserTokens(ctx, name, ""); err != nil {
+		return nil, err
+	}
 	out := &NewAccount{User: u, TOTPURI: identity.TOTPURI(a.Issuer, name, secret)}
 	if !u.Enrolled {
 		if out.EnrollToken, err = a.EnrollLink(ctx, name); err != nil {

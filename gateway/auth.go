@@ -283,6 +283,21 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		g.writeErr(w, r, err)
 		return
 	}
+	// An admin may have reset the sign-in (Accounts.Reset) since the
+	// password and code were checked, and deleted the user's tokens before
+	// this one was stored: look again, now that it is.
+	if err := g.sameSignIn(ctx, u); err != nil {
+		if derr := g.store.DeleteToken(ctx, identity.HashToken(resp.Token)); derr != nil && !errors.Is(derr, users.ErrNotFound) {
+			g.writeErr(w, r, fmt.Errorf("revoking a login of %s whose sign-in was reset: %w", u.Name, derr))
+			return
+		}
+		if !errors.Is(err, errSignInReset) {
+			g.writeErr(w, r, err)
+			return
+		}
+		fail(u, "sign-in reset during login")
+		return
+	}
 	g.metrics.logins.WithLabelValues("success").Inc()
 	detail := map[string]string{}
 	if resp.SSHCertificate != "" {
@@ -341,6 +356,23 @@ func (g *Gateway) countFailure(ctx context.Context, u *users.User, now time.Time
 		}
 	}
 	g.log.Error("storing login failure: account kept changing concurrently", "user", name, "tries", loginFailureTries)
+}
+
+// sameSignIn reports errSignInReset if u's sign-in was reset (a new TOTP
+// secret, the password cleared or replaced) since u was read from the
+// store.
+func (g *Gateway) sameSignIn(ctx context.Context, u *users.User) error {
+	cur, err := g.store.GetUser(ctx, u.Name)
+	if errors.Is(err, users.ErrNotFound) {
+		return errSignInReset
+	}
+	if err != nil {
+		return err
+	}
+	if !cur.Enrolled || cur.PasswordHash != u.PasswordHash || !hmac.Equal(cur.TOTPSecret, u.TOTPSecret) {
+		return errSignInReset
+	}
+	return nil
 }
 
 // loginState is the lockout bookkeeping stored in u.
