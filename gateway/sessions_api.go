@@ -158,6 +158,19 @@ func (g *Gateway) handleCreateSession(w http.ResponseWriter, r *http.Request, p 
 		g.writeErr(w, r, errorf(http.StatusForbidden, "account locked by an administrator"))
 		return
 	}
+	if err := g.sameSignIn(r.Context(), p.user); err != nil {
+		// The sign-in was reset while this request was in flight, maybe
+		// after the reset ended the agent's sessions (handleReenrollUser):
+		// this one ends too, or it would outlive the reset.
+		if _, rerr := g.broker.Revoke(r.Context(), s.ID, session.Actor{Name: "system", Role: "system", Remote: clientAddr(r)}); rerr != nil && !errors.Is(rerr, session.ErrEnded) {
+			g.log.Error("ending a session created during a sign-in reset", "session", s.ID, "err", rerr)
+		}
+		if errors.Is(err, errSignInReset) {
+			err = errorf(http.StatusUnauthorized, "sign-in reset by an administrator; enroll again")
+		}
+		g.writeErr(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusCreated, CreateResponse{
 		ID: s.ID, State: s.State, ConsentURL: g.consentURL(token), VerificationCode: s.VerificationCode,
 		ConsentExpiresAt: s.ConsentExpiresAt.UTC(), Scopes: s.Requested, Duration: s.Duration.String(),
