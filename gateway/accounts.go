@@ -121,6 +121,10 @@ func (a *Accounts) Create(ctx context.Context, nu NewUser) (*NewAccount, error) 
 	return out, nil
 }
 
+// resetTries bounds how often Reset reads the account again after a
+// concurrent write of it won the version race (see loginFailureTries).
+const resetTries = 10
+
 // Reset takes a user's sign-in away, for a lost or stolen phone or a
 // forgotten password: every token of theirs is deleted first (API logins,
 // the SSH certificates bound to them, enrollment links), then a new TOTP
@@ -134,34 +138,42 @@ func (a *Accounts) Create(ctx context.Context, nu NewUser) (*NewAccount, error) 
 // caller ends what the user holds open (the gateway: connections and
 // sessions).
 func (a *Accounts) Reset(ctx context.Context, name, password string) (*NewAccount, error) {
+	hash := ""
 	if password != "" {
 		if err := identity.CheckPasswordPolicy(password); err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadInput, err)
 		}
-	}
-	u, err := a.Store.GetUser(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.Store.DeleteUserTokens(ctx, name, ""); err != nil {
-		return nil, err
+		var err error
+		if hash, err = a.Hasher.Hash(ctx, password); err != nil {
+			return nil, err
+		}
 	}
 	secret, err := identity.NewTOTPSecret(a.random())
 	if err != nil {
 		return nil, err
 	}
-	u.TOTPSecret, u.TOTPLast = secret, 0
-	u.PasswordHash, u.Enrolled = "", false
-	u.Failures, u.LastFailure, u.LockedUntil = 0, time.Time{}, time.Time{}
-	if password != "" {
-		if u.PasswordHash, err = a.Hasher.Hash(ctx, password); err != nil {
+	var u *users.User
+	for try := 0; ; try++ {
+		if u, err = a.Store.GetUser(ctx, name); err != nil {
 			return nil, err
 		}
-		u.Enrolled = true
-	}
-	u.Version++
-	if err := a.Store.UpdateUser(ctx, u); err != nil {
-		return nil, err
+		if err := a.Store.DeleteUserTokens(ctx, name, ""); err != nil {
+			return nil, err
+		}
+		u.TOTPSecret, u.TOTPLast = secret, 0
+		u.PasswordHash, u.Enrolled = hash, hash != ""
+		u.Failures, u.LastFailure, u.LockedUntil = 0, time.Time{}, time.Time{}
+		u.Version++
+		err = a.Store.UpdateUser(ctx, u)
+		if err == nil {
+			break
+		}
+		// A login or a failed guess stored the account first: read it
+		// again, or whoever holds the old credentials could keep the
+		// reset from ever taking.
+		if !errors.Is(err, users.ErrConflict) || try+1 == resetTries {
+			return nil, err
+		}
 	}
 	// Again, now that the old secret is gone: a login checked against it
 	// may have stored its token since the first deletion. One stored after
