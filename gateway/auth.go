@@ -283,19 +283,21 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		g.writeErr(w, r, err)
 		return
 	}
-	// An admin may have reset the sign-in (Accounts.Reset) since the
-	// password and code were checked, and deleted the user's tokens before
-	// this one was stored: look again, now that it is.
+	// An admin may have reset the sign-in (Accounts.Reset) or locked the
+	// account since the password and code were checked, and deleted the
+	// user's tokens before this one was stored: look again, now that it
+	// is. A token left behind would outlive the reset, or the lock once
+	// lifted.
 	if err := g.sameSignIn(ctx, u); err != nil {
 		if derr := g.store.DeleteToken(ctx, identity.HashToken(resp.Token)); derr != nil && !errors.Is(derr, users.ErrNotFound) {
-			g.writeErr(w, r, fmt.Errorf("revoking a login of %s whose sign-in was reset: %w", u.Name, derr))
+			g.writeErr(w, r, fmt.Errorf("revoking a login of %s whose account changed: %w", u.Name, derr))
 			return
 		}
-		if !errors.Is(err, errSignInReset) {
+		if !errors.Is(err, errSignInReset) && !errors.Is(err, errAccountLocked) {
 			g.writeErr(w, r, err)
 			return
 		}
-		fail(u, "sign-in reset during login")
+		fail(u, err.Error()+" during login")
 		return
 	}
 	g.metrics.logins.WithLabelValues("success").Inc()
@@ -360,7 +362,7 @@ func (g *Gateway) countFailure(ctx context.Context, u *users.User, now time.Time
 
 // sameSignIn reports errSignInReset if u's sign-in was reset (a new TOTP
 // secret, the password cleared or replaced) since u was read from the
-// store.
+// store, and errAccountLocked if the account is locked now.
 func (g *Gateway) sameSignIn(ctx context.Context, u *users.User) error {
 	cur, err := g.store.GetUser(ctx, u.Name)
 	if errors.Is(err, users.ErrNotFound) {
@@ -371,6 +373,9 @@ func (g *Gateway) sameSignIn(ctx context.Context, u *users.User) error {
 	}
 	if !cur.Enrolled || cur.PasswordHash != u.PasswordHash || !hmac.Equal(cur.TOTPSecret, u.TOTPSecret) {
 		return errSignInReset
+	}
+	if cur.Disabled {
+		return errAccountLocked
 	}
 	return nil
 }

@@ -97,3 +97,58 @@ func TestReenrollDuringLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestLockDuringLogin: a login checked before an admin locked the account
+// but stored after the lock revoked the user's tokens leaves no token that
+// an unlock would bring back to life.
+func TestLockDuringLogin(t *testing.T) {
+	var gs *loginGatedStore
+	e := newEnvWith(t, func(c *gateway.Config) {
+		gs = &loginGatedStore{Store: c.Store.(*sqlite.Store), armed: make(chan struct{}), reached: make(chan struct{}), release: make(chan struct{})}
+		c.Store = gs
+	})
+	root := e.addUser("root", identity.RoleAdmin, "")
+	alice := e.addUser("alice", identity.RoleAgent, "red")
+	close(gs.armed)
+
+	done := make(chan struct {
+		code  int
+		token string
+	}, 1)
+	body, _ := json.Marshal(map[string]string{"user": "alice", "password": testPassword, "totp": alice.code()})
+	go func() {
+		var res struct {
+			code  int
+			token string
+		}
+		defer func() { done <- res }()
+		resp, err := e.client().Post(e.srv.URL+"/api/v1/login", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Token string `json:"token"`
+		}
+		data, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(data, &out)
+		res.code, res.token = resp.StatusCode, out.Token
+	}()
+	select {
+	case <-gs.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the login never reached the store")
+	}
+	e.do(root, "POST", "/api/v1/users/alice/lock", "{}", 200, nil)
+	close(gs.release)
+	res := <-done
+	if res.code == http.StatusOK {
+		t.Errorf("the login checked before the lock succeeded after it")
+	}
+	e.do(root, "POST", "/api/v1/users/alice/unlock", "{}", 200, nil)
+	if res.token != "" {
+		if code, data := e.send(nil, &testUser{name: "alice", token: res.token}, "GET", "/api/v1/me", nil); code != http.StatusUnauthorized {
+			t.Errorf("after the unlock, the token of the login that raced the lock: %d %s, want 401", code, data)
+		}
+	}
+}

@@ -159,14 +159,18 @@ func (g *Gateway) handleCreateSession(w http.ResponseWriter, r *http.Request, p 
 		return
 	}
 	if err := g.sameSignIn(r.Context(), p.user); err != nil {
-		// The sign-in was reset while this request was in flight, maybe
-		// after the reset ended the agent's sessions (handleReenrollUser):
-		// this one ends too, or it would outlive the reset.
+		// The sign-in was reset (or the account locked, by another
+		// process) while this request was in flight, maybe after the
+		// agent's sessions were ended (handleReenrollUser): this one ends
+		// too, or it would outlive the reset.
 		if _, rerr := g.broker.Revoke(r.Context(), s.ID, session.Actor{Name: "system", Role: "system", Remote: clientAddr(r)}); rerr != nil && !errors.Is(rerr, session.ErrEnded) {
 			g.log.Error("ending a session created during a sign-in reset", "session", s.ID, "err", rerr)
 		}
-		if errors.Is(err, errSignInReset) {
+		switch {
+		case errors.Is(err, errSignInReset):
 			err = errorf(http.StatusUnauthorized, "sign-in reset by an administrator; enroll again")
+		case errors.Is(err, errAccountLocked):
+			err = errorf(http.StatusForbidden, "account locked by an administrator")
 		}
 		g.writeErr(w, r, err)
 		return
