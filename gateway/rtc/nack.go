@@ -33,6 +33,8 @@ const (
 type nackResponder struct {
 	interceptor.NoOp
 
+	now func() time.Time // time.Now; tests set it before binding streams
+
 	mu      sync.Mutex // guards streams
 	streams map[uint32]*sentPackets
 }
@@ -41,7 +43,7 @@ type nackResponder struct {
 type nackResponderFactory struct{}
 
 func (nackResponderFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &nackResponder{streams: map[uint32]*sentPackets{}}, nil
+	return &nackResponder{now: time.Now, streams: map[uint32]*sentPackets{}}, nil
 }
 
 var _ interceptor.Factory = nackResponderFactory{}
@@ -49,6 +51,7 @@ var _ interceptor.Factory = nackResponderFactory{}
 // sentPackets is the history of one outgoing stream.
 type sentPackets struct {
 	writer interceptor.RTPWriter
+	now    func() time.Time
 	start  time.Time // the origin of sentSlot.resent
 
 	mu    sync.Mutex // guards the fields below
@@ -80,7 +83,7 @@ func (r *nackResponder) BindLocalStream(info *interceptor.StreamInfo, w intercep
 	if !nackNegotiated(info) {
 		return w
 	}
-	s := &sentPackets{writer: w, start: time.Now(), buf: make([]byte, nackHistory*receiveMTU)}
+	s := &sentPackets{writer: w, now: r.now, start: r.now(), buf: make([]byte, nackHistory*receiveMTU)}
 	r.mu.Lock()
 	r.streams[info.SSRC] = s
 	r.mu.Unlock()
@@ -165,7 +168,7 @@ func (r *nackResponder) stream(ssrc uint32) *sentPackets {
 // roundTrip averages the round-trip times the reports give (RFC 3550
 // 6.4.1: now - LSR - DLSR, in 1/65536 s).
 func (r *nackResponder) roundTrip(reports []rtcp.ReceptionReport) {
-	now := ntp32(time.Now())
+	now := ntp32(r.now())
 	for _, rep := range reports {
 		s := r.stream(rep.SSRC)
 		if s == nil || rep.LastSenderReport == 0 {
@@ -211,7 +214,7 @@ func (r *nackResponder) resend(nack *rtcp.TransportLayerNack) {
 
 func (s *sentPackets) resend(seq uint16) {
 	i := int(seq % nackHistory)
-	now := max(time.Since(s.start), 1) // 0 means never
+	now := max(s.now().Sub(s.start), 1) // 0 means never
 	s.mu.Lock()
 	slot := &s.slots[i]
 	if !slot.ok || slot.seq != seq || (slot.resent != 0 && now-slot.resent < s.rtt+nackResendGap) {

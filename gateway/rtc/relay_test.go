@@ -504,10 +504,12 @@ func TestRelayH264(t *testing.T) {
 	}
 	got, want := recordertest.FrameMD5s(t, out), recordertest.FrameMD5s(t, src)
 	// A recording that fell behind on a starved machine drops packets, says
-	// so, and loses the pictures up to the next key frame; then only the
-	// order of what it kept is checked. (A CI run beside other tests once
-	// recorded 59 of 60 frames and decoded 30.)
-	if len(got) < len(aus)-5 && room.RecordDropped() == 0 {
+	// so, and loses the pictures up to the next key frame; so does a frame
+	// lost on loopback before the relay (the room assembles fewer frames
+	// than were sent). Then only the order of what it kept is checked. (CI
+	// runs beside other tests recorded 59 of 60 frames and decoded 30, and
+	// assembled 57 of 60 with nothing dropped and decoded 30.)
+	if len(got) < len(aus)-5 && room.RecordDropped() == 0 && room.Frames() >= int64(len(aus)) {
 		t.Fatalf("decoded %d frames of the recording, want at least %d of %d", len(got), len(aus)-5, len(aus))
 	}
 	// Every picture decoded from the recording is one that was sent, in
