@@ -205,6 +205,9 @@ func TestReviewTokenStaysWithThePlayer(t *testing.T) {
 	})()`, other.URL+"/linked")),
 		chromedp.Click(chromedp.CSS("#out")))
 	got := []visit{next("/linked")}
+	// The typed address waits for the link's page: navigating while it
+	// still loads aborted one of the two (net::ERR_ABORTED) in a loaded CI run.
+	b.Do(browsertest.Until(`location.pathname === "/linked" && document.readyState === "complete"`))
 	b.Do(chromedp.Navigate(other.URL + "/typed"))
 	got = append(got, next("/typed"))
 	for _, v := range got {
