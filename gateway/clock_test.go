@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -36,4 +38,41 @@ func TestTokenExpiryWallClockStepBack(t *testing.T) {
 	wall.Advance(time.Minute)
 	e.login(alice)
 	e.do(alice, "GET", "/api/v1/sessions", nil, 200, nil)
+}
+
+// TestDateHeaderIsGatewayTime: the pages and the helper read how far the
+// gateway's clock is from their own off the Date header, and count down
+// the times in its JSON from there. On a wall clock set back an hour the
+// gateway's times run an hour ahead of the wall clock, so the Date header
+// must carry the gateway's time too: otherwise the customer's page shows
+// the consent link (and the box) an hour longer than they really last.
+func TestDateHeaderIsGatewayTime(t *testing.T) {
+	wall := sessiontest.NewClock(t0)
+	steady := session.NewSteadyClock(wall, time.Time{})
+	e := newEnvWith(t, func(c *gateway.Config) { c.Clock = steady })
+	e.clock = wall
+	alice := e.addUser("alice", identity.RoleAgent, "")
+	c := e.newSession(alice, []string{"view"}, "30m")
+	wall.StepWall(-time.Hour)
+	wall.Advance(5 * time.Minute)
+
+	resp, err := e.client().Get(e.srv.URL + "/api/v1/consent/" + c.token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		ConsentExpiresAt time.Time `json:"consent_expires_at"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		t.Fatalf("Date header %q: %v", resp.Header.Get("Date"), err)
+	}
+	// 10 of the link's 15 minutes remain; the Date header has whole seconds.
+	if left, want := v.ConsentExpiresAt.Sub(date), v.ConsentExpiresAt.Sub(steady.Now()); left < want || left > want+time.Second {
+		t.Errorf("consent link left by the Date header %s: %v, want %v", resp.Header.Get("Date"), left, want)
+	}
 }

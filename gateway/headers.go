@@ -11,6 +11,18 @@ import (
 // hsts is the Strict-Transport-Security value, built once.
 var hsts = []string{"max-age=63072000; includeSubDomains"}
 
+// dated sets every answer's Date header from the gateway's clock rather
+// than net/http's time.Now. The consent page and supportgate-assist take
+// the gateway's time from it to count down the times in its JSON (link and
+// box ends), which are on the gateway's clock: a session.SteadyClock that
+// runs ahead of a wall clock set back.
+func (g *Gateway) dated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", g.clock.Now().UTC().Format(http.TimeFormat))
+		next.ServeHTTP(w, r)
+	})
+}
+
 // secure sets the hardening headers of DESIGN.md section 6 on every
 // response and refuses paths that are not canonical, so that routes are
 // matched, and checked, on exactly the path the client sent.

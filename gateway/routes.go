@@ -151,7 +151,7 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	})
-	return secure(g.withClient(mux))
+	return g.dated(secure(g.withClient(mux)))
 }
 
 // serveRoute authenticates and authorises the caller, then runs the handler.
