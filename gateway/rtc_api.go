@@ -94,7 +94,7 @@ func (g *Gateway) serveRTC(access context.Context, w http.ResponseWriter, r *htt
 		g.writeErr(w, r, errorf(http.StatusServiceUnavailable, "the session cannot be recorded; screen sharing is unavailable"))
 		return
 	}
-	room, err := g.rtc.Room(sctx, s.ID, rec, rtc.RoomOptions{Chat: s.Scopes.Has(session.Chat)})
+	room, err := g.rtc.Room(sctx, s.ID, rec, rtc.RoomOptions{Chat: s.Scopes.Has(session.Chat), Agent: s.Agent})
 	if err != nil {
 		g.writeErr(w, r, session.ErrEnded)
 		return

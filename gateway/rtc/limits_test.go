@@ -118,10 +118,10 @@ func TestRoomFull(t *testing.T) {
 	}
 }
 
-// TestChatHistory: what is said while the agent is away reaches them when
-// they come back, and a newcomer, after hello and before anything new;
-// each message carries its number, so a page that had some of them shows
-// each once.
+// TestChatHistory: what is said while a viewer is away reaches them when
+// they come back, after hello and before anything new; each message
+// carries its number, so a page that had some of them shows each once.
+// (Who gets what was said before they first joined: TestChatHistoryNewcomer.)
 func TestChatHistory(t *testing.T) {
 	serve := limitsRoom(t, rtc.RoomOptions{Chat: true})
 	cust := serve(rtc.Publisher, "customer")
@@ -163,7 +163,7 @@ func TestChatHistory(t *testing.T) {
 
 // TestChatHistoryBounded: a room keeps its last 100 messages.
 func TestChatHistoryBounded(t *testing.T) {
-	serve := limitsRoom(t, rtc.RoomOptions{Chat: true})
+	serve := limitsRoom(t, rtc.RoomOptions{Chat: true, Agent: "late"})
 	// Eleven participants of ten messages each (their burst): 110.
 	for i := range 11 {
 		p := serve(rtc.Viewer, fmt.Sprint("agent", i))
@@ -184,5 +184,63 @@ func TestChatHistoryBounded(t *testing.T) {
 	}
 	if n := len(h.History); n != 100 || h.History[0].Seq != 11 || h.History[99].Seq != 110 || h.History[99].Text != "10-9" {
 		t.Fatalf("history of 110 messages: %d kept, from %d to %d", n, h.History[0].Seq, h.History[n-1].Seq)
+	}
+}
+
+// TestChatHistoryNewcomer: the customer agreed to chat with the session's
+// agent. A supervisor who starts watching later sees the chat from then
+// on, not what the customer wrote to the agent before (a supervisor may
+// watch live but not replay). Once there, what is said while they are
+// away reaches them when they come back. The agent, the customer's party,
+// gets what the customer wrote before the agent's viewer opened.
+func TestChatHistoryNewcomer(t *testing.T) {
+	serve := limitsRoom(t, rtc.RoomOptions{Chat: true, Agent: "alice"})
+	cust := serve(rtc.Publisher, "customer")
+	hello(t, cust)
+	say := func(text string) uint64 {
+		t.Helper()
+		cust.WriteJSON(rtc.Message{Type: "chat", Text: text})
+		m, err := rtctest.Message(cust, "chat", nil)
+		if err != nil || m.Text != text {
+			t.Fatalf("saying %q: %+v, %v", text, m, err)
+		}
+		return m.Seq
+	}
+	history := func(c *rtctest.Pipe) string {
+		t.Helper()
+		m, err := rtctest.Message(c, "history", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range m.History {
+			got = append(got, h.Text)
+		}
+		return strings.Join(got, "|")
+	}
+	say("my account number is 12345")
+	agent := serve(rtc.Viewer, "alice")
+	hello(t, agent)
+	if got, want := history(agent), "my account number is 12345"; got != want {
+		t.Errorf("the agent's history: %q, want %q", got, want)
+	}
+
+	sam := serve(rtc.Viewer, "sam")
+	hello(t, sam)
+	seq := say("thanks")
+	m, err := rtctest.Message(sam, "chat", func(o rtc.Message) {
+		if o.Type == "history" {
+			t.Errorf("a supervisor who just joined got the chat said before: %+v", o.History)
+		}
+	})
+	if err != nil || m.Seq != seq {
+		t.Fatalf("the supervisor's first chat: %+v, %v; want seq %d", m, err, seq)
+	}
+	sam.Close()
+	say("is anyone else watching?")
+	back := serve(rtc.Viewer, "sam")
+	hello(t, back)
+	if got, want := history(back), "thanks|is anyone else watching?"; got != want {
+		t.Errorf("the supervisor's history on coming back: %q, want %q", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,8 +70,9 @@ type Message struct {
 	// reconnects shows each message once.
 	Seq uint64 `json:"seq,omitempty"`
 	// History, in a "history" message after hello, holds the room's
-	// recent chat (oldest first): what was said while a participant was
-	// away or before they joined.
+	// recent chat (oldest first) that the participant may see: what was
+	// said while they were away, or before they joined if they are the
+	// customer or the session's agent (RoomOptions.Agent).
 	History []Message `json:"history,omitempty"`
 }
 
@@ -98,6 +100,11 @@ type RoomOptions struct {
 	// Chat allows chat messages (the chat scope). Without it the room
 	// refuses them and its hello says so, so pages hide the chat.
 	Chat bool
+	// Agent is the session's agent. The customer agreed to chat with
+	// them, so they and the customer (the publisher) get the room's whole
+	// chat history when they join; any other viewer (a supervisor
+	// watching) gets only what was said since they first joined.
+	Agent string
 }
 
 // A room keeps its last chatHistory messages, and at most
@@ -105,6 +112,9 @@ type RoomOptions struct {
 const (
 	chatHistory      = 100
 	chatHistoryBytes = 64 << 10
+	// chatJoiners is how many other viewers' first joins a room
+	// remembers; a viewer past it gets no history.
+	chatJoiners = 256
 )
 
 const (
@@ -139,10 +149,11 @@ type Room struct {
 	pub     *publisher
 	lastPLI time.Time
 	closed  bool
-	chatSeq uint64         // the last chat message's Seq
-	history []Message      // the recent chat, oldest first (see keepChatLocked)
-	histLen int            // bytes of text in history
-	wg      sync.WaitGroup // forwarders and RTCP readers
+	chatSeq uint64            // the last chat message's Seq
+	history []Message         // the recent chat, oldest first (see keepChatLocked)
+	histLen int               // bytes of text in history
+	joined  map[string]uint64 // other viewers' names: chatSeq when they first joined
+	wg      sync.WaitGroup    // forwarders and RTCP readers
 }
 
 type member struct {
@@ -237,8 +248,8 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	// from now on can overtake them: m.out is new and empty.
 	chat := rm.opt.Chat
 	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers, Chat: &chat})
-	if len(rm.history) > 0 {
-		m.send(Message{Type: "history", History: slices.Clone(rm.history)})
+	if h := rm.historyForLocked(role, name); len(h) > 0 {
+		m.send(Message{Type: "history", History: h})
 	}
 	rm.mu.Unlock()
 	defer func() {
@@ -434,6 +445,30 @@ func (rm *Room) chat(from *member, text string) {
 	for m := range rm.members {
 		m.send(msg)
 	}
+}
+
+// historyForLocked returns a copy of the chat history that a participant
+// joining as role and name may see: all of it for the customer and the
+// session's agent, who are its parties; for anyone else, what was said
+// since they first joined (see RoomOptions.Agent).
+func (rm *Room) historyForLocked(role Role, name string) []Message {
+	if role == Publisher || (rm.opt.Agent != "" && name == rm.opt.Agent) {
+		return slices.Clone(rm.history)
+	}
+	since, ok := rm.joined[name]
+	if !ok {
+		if rm.joined == nil {
+			rm.joined = map[string]uint64{}
+		}
+		if len(rm.joined) < chatJoiners {
+			rm.joined[name] = rm.chatSeq
+		}
+		return nil
+	}
+	i, _ := slices.BinarySearchFunc(rm.history, since+1, func(m Message, seq uint64) int {
+		return cmp.Compare(m.Seq, seq)
+	})
+	return slices.Clone(rm.history[i:])
 }
 
 // keepChatLocked adds msg to the room's history, dropping the oldest
