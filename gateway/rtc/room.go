@@ -3,6 +3,7 @@ package rtc
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,11 @@ type Message struct {
 	// Seq numbers a room's chat messages from 1, so that a page that
 	// reconnects shows each message once.
 	Seq uint64 `json:"seq,omitempty"`
+	// Room, in hello, names this room apart from any other of the same
+	// session: a gateway restarted after a crash makes a new room, whose
+	// Seq starts from 1 again, and a page that reconnects to it must
+	// forget the numbers it saw.
+	Room string `json:"room,omitempty"`
 	// History, in a "history" message after hello, holds the room's
 	// recent chat (oldest first) that the participant may see: what was
 	// said while they were away, or before they joined if they are the
@@ -129,6 +135,7 @@ const (
 type Room struct {
 	relay  *Relay
 	id     string
+	nonce  string // Message.Room: random, told apart from the session's other rooms
 	rec    Recorder
 	opt    RoomOptions
 	ctx    context.Context
@@ -178,7 +185,7 @@ func newRoom(r *Relay, ctx context.Context, id string, rec Recorder, opt RoomOpt
 	if err != nil {
 		return nil, fmt.Errorf("rtc: %w", err)
 	}
-	rm := &Room{relay: r, id: id, rec: rec, opt: opt, video: video, start: time.Now(),
+	rm := &Room{relay: r, id: id, nonce: rand.Text(), rec: rec, opt: opt, video: video, start: time.Now(),
 		members: map[*member]struct{}{}, senders: map[*webrtc.RTPSender]struct{}{}}
 	rm.ctx, rm.cancel = context.WithCancel(ctx)
 	return rm, nil
@@ -247,7 +254,7 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 	// Queued before the lock is let go, so that no chat message broadcast
 	// from now on can overtake them: m.out is new and empty.
 	chat := rm.opt.Chat
-	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers, Chat: &chat})
+	m.send(Message{Type: "hello", Role: role, Sharing: &sharing, ICEServers: rm.relay.cfg.ICEServers, Chat: &chat, Room: rm.nonce})
 	if h := rm.historyForLocked(role, name); len(h) > 0 {
 		m.send(Message{Type: "history", History: h})
 	}

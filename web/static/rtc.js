@@ -38,6 +38,17 @@ sg.rtc.socket = (path, on, onclose) => {
   };
 };
 
+// chatRoom tells the list with the given id which room its chat comes
+// from, from the hello's room: a room new to it (the gateway restarted
+// after a crash) numbers its messages from 1 again, so the list forgets
+// the last number it showed, keeping the lines.
+sg.rtc.chatRoom = (listId, room) => {
+  const list = sg.$(listId);
+  if (list.dataset.room === (room || "")) return;
+  list.dataset.room = room || "";
+  delete list.dataset.seq;
+};
+
 // chatLine appends a chat message to the list with the given id, once:
 // after a reconnect the room sends its history again, and the list
 // remembers the last message number it shows.

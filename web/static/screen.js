@@ -61,6 +61,7 @@ const sgScreen = (() => {
         sock.ice = m.ice_servers || [];
         // Chat only where the customer granted it (the chat scope).
         sg.show("screen-chat", m.chat === true);
+        sg.rtc.chatRoom("screen-chat-log", m.room);
       },
       offer: async (m) => {
         teardown();
@@ -104,6 +105,7 @@ const sgScreen = (() => {
     sg.text("screen-customer", s.customer);
     sg.$("screen-chat-log").replaceChildren();
     delete sg.$("screen-chat-log").dataset.seq; // another session's numbers
+    delete sg.$("screen-chat-log").dataset.room;
     sg.$("screen-chat-text").disabled = false;
     sg.text("screen-quality", "–");
     sg.show("screen", true);

@@ -32,6 +32,7 @@
       hello: (m) => {
         ice = m.ice_servers || [];
         if (m.chat !== true) sg.show("chat", false);
+        sg.rtc.chatRoom("chat-log", m.room);
         sg.$("share-start").disabled = false;
         if (stream) publish(); // reconnected: share the same screen again
       },
