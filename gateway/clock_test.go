@@ -76,3 +76,17 @@ func TestDateHeaderIsGatewayTime(t *testing.T) {
 		t.Errorf("consent link left by the Date header %s: %v, want %v", resp.Header.Get("Date"), left, want)
 	}
 }
+
+// TestPlainClockHeldSteady: a gateway given a plain Clock (Config.Clock
+// nil means the wall clock) holds it steady itself, as the broker does,
+// so that its own deadlines (bearer tokens here) agree with the broker's
+// and a wall clock set back stretches none of them.
+func TestPlainClockHeldSteady(t *testing.T) {
+	e := newEnvWith(t, func(c *gateway.Config) { c.TokenTTL = time.Hour })
+	alice := e.addUser("alice", identity.RoleAgent, "") // signed in at t0; login advanced 30s
+	e.clock.StepWall(-time.Hour)
+	e.clock.Advance(time.Hour - 30*time.Second - time.Second)
+	e.do(alice, "GET", "/api/v1/sessions", nil, 200, nil)
+	e.clock.Advance(time.Second)
+	e.do(alice, "GET", "/api/v1/sessions", nil, 401, nil)
+}

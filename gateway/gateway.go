@@ -58,7 +58,7 @@ type Config struct {
 	PasswordParams identity.PasswordParams // zero means identity.DefaultPasswordParams
 	Lockout        identity.Lockout        // zero means 5 failures lock for 15 minutes
 
-	Clock    session.Clock         // nil means the wall clock
+	Clock    session.Clock         // nil means the wall clock; held steady (session.SteadyClock) unless it is one
 	Rand     io.Reader             // nil means crypto/rand
 	Logger   *slog.Logger          // nil discards
 	Registry prometheus.Registerer // nil means a private registry, served on /metrics
@@ -226,8 +226,15 @@ func New(cfg Config) (*Gateway, error) {
 	if g.org == "" {
 		g.org = "supportgate"
 	}
-	if g.clock == nil {
-		g.clock = session.RealClock{}
+	// Held steady, like the broker's (which takes this one as is), so
+	// that a wall clock set back stretches no token, lockout or link and
+	// the gateway's times agree with the broker's.
+	switch c := g.clock.(type) {
+	case *session.SteadyClock:
+	case nil:
+		g.clock = session.NewSteadyClock(session.RealClock{}, time.Time{})
+	default:
+		g.clock = session.NewSteadyClock(c, time.Time{})
 	}
 	if g.rand == nil {
 		g.rand = rand.Reader
