@@ -120,3 +120,46 @@ func TestBrowserChatAfterCrash(t *testing.T) {
 		t.Errorf("the customer's page after the restart: %v; it shows %q", err, browsertest.Eval[string](customerB, customerLog))
 	}
 }
+
+// TestBrowserWatchAnother: the agent watches one customer's screen and
+// then, from the list beside it, another's. The first signaling socket
+// closes after the second opened; its end must not take the second one's
+// place, or the agent's chat and answers to the room go nowhere.
+func TestBrowserWatchAnother(t *testing.T) {
+	t.Parallel()
+	w, _ := newRTCWebEnv(t)
+	secret := w.staff("alice", "Alice Example", identity.RoleAgent, "red")
+	ids := map[string]string{}
+	for _, cust := range []string{"Bob", "Carol"} {
+		s, token, err := w.g.Broker().Create(context.Background(), session.Actor{Name: "alice", Role: "agent"},
+			session.NewRequest{Agent: "alice", AgentName: "Alice Example", Customer: cust,
+				Scopes: session.Scopes{{Kind: session.View}, {Kind: session.Chat}}, Duration: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cu := w.customer(token)
+		cu.open()
+		if code, v := cu.post("approve", map[string]any{"scopes": []string{"view", "chat"}}); code != http.StatusOK {
+			t.Fatalf("approve: %d %v", code, v)
+		}
+		ids[cust] = s.ID
+	}
+	agentB := w.browser()
+	w.signIn(agentB, "alice", identity.TOTPCode(secret, time.Now()))
+	watch := func(cust string) {
+		t.Helper()
+		agentB.Do(
+			chromedp.Click(chromedp.CSS(`#session-rows tr[data-id="`+ids[cust]+`"] button.watch`)),
+			browsertest.Until(`document.getElementById("screen-customer").textContent === "`+cust+`" && document.getElementById("screen").dataset.state === "waiting"`),
+		)
+	}
+	agentB.Do(chromedp.WaitVisible(chromedp.CSS(`#session-rows tr[data-id="` + ids["Carol"] + `"] button.watch`)))
+	watch("Bob")
+	watch("Carol")
+	agentB.Do(chromedp.SendKeys(chromedp.CSS("#screen-chat-text"), "Hello Carol"), chromedp.Click(chromedp.CSS("#screen-chat-form button")))
+	log := `document.getElementById("screen-chat-log").textContent`
+	if err := agentB.Try(5*time.Second, browsertest.Until(log+`.includes("Hello Carol")`)); err != nil {
+		t.Errorf("the agent's chat in the second session: %v; the log shows %q, the status %q",
+			err, browsertest.Eval[string](agentB, log), agentB.Text("#screen-status"))
+	}
+}

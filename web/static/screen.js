@@ -54,7 +54,7 @@ const sgScreen = (() => {
   const connect = () => {
     if (!current || sock || ended) return;
     const id = current.id;
-    sock = sg.rtc.socket("/api/v1/sessions/" + encodeURIComponent(id) + "/rtc", {
+    const me = sg.rtc.socket("/api/v1/sessions/" + encodeURIComponent(id) + "/rtc", {
       hello: (m) => {
         sg.$("screen").dataset.state = m.sharing ? "sharing" : "waiting";
         status(m.sharing ? "The customer is sharing their screen." : "Waiting for the customer to share their screen…");
@@ -82,11 +82,15 @@ const sgScreen = (() => {
       error: (m) => status("The gateway said: " + m.text),
       ended: () => finish(),
     }, (wasEnded) => {
+      // A socket closed after the viewer moved on (to another session,
+      // which has a socket of its own by then) is no longer sock.
+      if (sock !== me) return;
       sock = null;
       if (wasEnded || ended || !current || current.id !== id) return;
       status("Connection to the gateway lost; reconnecting…");
       setTimeout(connect, 1000);
     });
+    sock = me;
   };
 
   const finish = () => {
