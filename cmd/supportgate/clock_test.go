@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"supportgate/gateway/audit"
+	"supportgate/gateway/sqlite"
 )
 
 // TestE2ERestartClockBehind: serve restarts on a database whose newest
@@ -116,5 +119,50 @@ func TestE2ERestartClockBehind(t *testing.T) {
 	}
 	if out := g.mustRun("", "", "audit", "verify", "--data", g.data); !strings.Contains(out, "intact") {
 		t.Errorf("audit verify: %q", out)
+	}
+}
+
+// TestSteadyClockRecordAhead: the newest stored record is decades ahead of
+// the wall clock, as when the clock once read 2099 while the gateway ran.
+// serve cannot tell that from a wall clock set back, so the gateway's time
+// runs on from the record; and what serve logs tells the operator both
+// cases, since "fix the clock" alone misleads one whose clock is right.
+func TestSteadyClockRecordAhead(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), dbFile), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	log, err := audit.New(audit.Config{Store: st, Signer: key, Now: func() time.Time { return ahead }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var out strings.Builder
+	clock, ev, err := steadyClock(st, slog.New(slog.NewTextHandler(&out, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := clock.Now(); now.Before(ahead) {
+		t.Errorf("the gateway's time %v, want from the record's %v on", now, ahead)
+	}
+	if ev == nil || ev.Type != "gateway.clock_behind" {
+		t.Errorf("audit event: %+v, want gateway.clock_behind", ev)
+	}
+	for _, want := range []string{"If the wall clock is wrong, fix it", "If it is right, that record was written while the clock ran ahead"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("serve's log does not say %q:\n%s", want, out.String())
+		}
 	}
 }
