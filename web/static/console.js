@@ -12,6 +12,11 @@
   let socket = null;
   let ticker = null;
   let retry = 1000;
+  // The gateway's clock minus the browser's, in ms, from the last answer's
+  // Date header: the times in its JSON are on its clock, which runs ahead
+  // of the wall clock after that was set back (session.SteadyClock).
+  let offset = 0;
+  const gatewayNow = () => Date.now() + offset;
 
   const fail = (msg) => {
     sg.text("error", msg);
@@ -22,6 +27,7 @@
   // session is over, so the page goes back to the sign-in form.
   const call = async (method, path, body) => {
     const r = await sg.api(method, path, body, method === "GET" ? "" : csrf);
+    if (r.date) offset = sg.serverOffset(r.date);
     if (r.status === 401 && me) signedOut("Your sign-in has expired. Sign in again.");
     return r;
   };
@@ -126,7 +132,7 @@
 
   const timeText = (s) => {
     if (s.state === "active" && s.expires_at) {
-      const left = (Date.parse(s.expires_at) - Date.now()) / 1000;
+      const left = (Date.parse(s.expires_at) - gatewayNow()) / 1000;
       return sg.clock(left) + " left" + (s.extension ? " (more time asked)" : "");
     }
     if (s.state === "requested") return "waiting for the customer";
@@ -223,7 +229,7 @@
       tr.dataset.role = u.role;
       // A lockout after failed sign-ins ends by itself at locked_until;
       // Unlock ends it now, as it ends an admin's lock.
-      const lockedOut = !u.locked && u.locked_until && new Date(u.locked_until) > new Date();
+      const lockedOut = !u.locked && u.locked_until && Date.parse(u.locked_until) > gatewayNow();
       tr.dataset.status = u.locked ? "locked" : lockedOut ? "locked-out" : u.enrolled ? "active" : "pending";
       const cell = (text, cls) => {
         const td = document.createElement("td");
