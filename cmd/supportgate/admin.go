@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"supportgate/gateway"
 	"supportgate/gateway/audit"
@@ -60,6 +62,19 @@ func openData(dir string, w io.Writer) (*sqlite.Store, *keys.Material, error) {
 	return st, mat, nil
 }
 
+// storeNow is the clock the offline admin commands write by: serve's
+// (steadyClock), never earlier than the newest stored record. On the bare
+// wall clock, set back behind the gateway's time, the enrollment tokens
+// they make would be short of their lifetime on the gateway's clock, or
+// dead, and their audit records would go back in time.
+func storeNow(st *sqlite.Store) (func() time.Time, error) {
+	clock, _, err := steadyClock(st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return func() time.Time { return clock.Now().UTC() }, nil
+}
+
 func runAdminUserAdd(env *cliEnv, args []string) error {
 	fs := newFlags(env, "admin user add", "--data DIR --name NAME --role ROLE [--password-stdin] [--totp-secret-file FILE]")
 	dataDir := fs.String("data", "./data", "data `directory`")
@@ -97,7 +112,11 @@ func runAdminUserAdd(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: nowUTC, Rand: nil}
+	now, err := storeNow(st)
+	if err != nil {
+		return err
+	}
+	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: now, Rand: nil}
 	ctx := context.Background()
 	a, err := acc.Create(ctx, gateway.NewUser{Name: *name, DisplayName: *display, Role: role, Team: *team, Password: password})
 	if err != nil {
@@ -108,7 +127,7 @@ func runAdminUserAdd(env *cliEnv, args []string) error {
 			return err
 		}
 	}
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey})
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: now})
 	if err != nil {
 		return err
 	}
@@ -246,7 +265,11 @@ func reenrollOffline(env *cliEnv, dir, name, password, totpFile string) error {
 	if err != nil {
 		return err
 	}
-	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: nowUTC}
+	now, err := storeNow(st)
+	if err != nil {
+		return err
+	}
+	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: now}
 	ctx := context.Background()
 	a, err := acc.Reset(ctx, name, password)
 	if err != nil {
@@ -257,7 +280,7 @@ func reenrollOffline(env *cliEnv, dir, name, password, totpFile string) error {
 			return err
 		}
 	}
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey})
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: now})
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,6 @@ func init() {
 	register(&command{name: "session", summary: "ask for and manage sessions (new|list|show|revoke|extend)", run: runSession})
 }
 
-func nowUTC() time.Time { return time.Now().UTC() }
-
 func home(env *cliEnv) (agent.Home, error) { return agent.DefaultHome(env.getenv) }
 
 func runLogin(env *cliEnv, args []string) error {

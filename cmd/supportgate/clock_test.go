@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"supportgate/gateway"
 	"supportgate/gateway/audit"
 	"supportgate/gateway/sqlite"
 )
@@ -164,5 +166,54 @@ func TestSteadyClockRecordAhead(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("serve's log does not say %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestAdminUserAddClockBehind: `admin user add` writes to the database of
+// a gateway whose time runs ahead of the wall clock (its newest record
+// is 30 hours ahead: the clock was set back). The enrollment token it
+// makes must last its 24 hours on the gateway's time, not be dead on
+// arrival, and its audit record must not go back in time.
+func TestAdminUserAddClockBehind(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	st, mat, err := openData(dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Now().Add(30 * time.Hour)
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return ahead }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(log.Close(), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	var out, errb strings.Builder
+	env := &cliEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	if code := runCLI(env, []string{"admin", "user", "add", "--data", dir, "--name", "carol", "--role", "agent"}); code != 0 {
+		t.Fatalf("admin user add: exit %d: %s", code, errb.String())
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, dbFile)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var expires, created int64
+	if err := db.QueryRow(`SELECT expires_at FROM tokens WHERE user = 'carol' AND kind = 'enroll'`).Scan(&expires); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := time.Unix(0, expires), ahead.Add(gateway.EnrollTTL); got.Before(want) {
+		t.Errorf("carol's enrollment token expires at %v, want at least 24 h after the gateway's time, %v", got, want)
+	}
+	if err := db.QueryRow(`SELECT time FROM audit_records WHERE type = 'user.created'`).Scan(&created); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(0, created); got.Before(ahead) {
+		t.Errorf("user.created audited at %v, before the record before it, at %v", got, ahead)
 	}
 }
