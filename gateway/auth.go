@@ -113,7 +113,7 @@ func (g *Gateway) principalOf(ctx context.Context, tok string) (*principal, erro
 	if err != nil {
 		return nil, errorf(http.StatusForbidden, "account has no valid role")
 	}
-	p := &principal{user: u, role: role, token: t}
+	p := &principal{user: u, role: role, token: t, gen: gen}
 	g.authCache.put(gen, p, now)
 	return p, nil
 }
@@ -378,6 +378,16 @@ func (g *Gateway) sameSignIn(ctx context.Context, u *users.User) error {
 		return errAccountLocked
 	}
 	return nil
+}
+
+// signInSince is sameSignIn for the user of p, skipped while nothing was
+// written to users or tokens through this gateway since p was resolved
+// (see principal.gen).
+func (g *Gateway) signInSince(ctx context.Context, p *principal) error {
+	if g.authCache.generation() == p.gen {
+		return nil
+	}
+	return g.sameSignIn(ctx, p.user)
 }
 
 // loginState is the lockout bookkeeping stored in u.

@@ -56,6 +56,10 @@ type principal struct {
 	user  *users.User
 	role  identity.Role
 	token users.Token
+	// gen is the auth cache's generation when the token was looked up:
+	// while it is the same, no user or token has been written since, so
+	// nothing about this user (a sign-in reset, a lock) has changed.
+	gen uint64
 }
 
 // routeSets are the route tables of the gateway's parts. Each part (the
