@@ -217,3 +217,96 @@ func TestAdminUserAddClockBehind(t *testing.T) {
 		t.Errorf("user.created audited at %v, before the record before it, at %v", got, ahead)
 	}
 }
+
+// TestE2EClockReset: a record dated 2099 (the host's clock once ran
+// ahead) holds the gateway's time there; `admin clock reset` accepts the
+// wall clock again. It refuses beside a running serve and while sessions
+// set by that clock are open; once it ran, serve starts without the
+// error, the old logins are gone, and new sessions end by the wall clock.
+func TestE2EClockReset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	g := newGW(t, `{"min_duration": "1s"}`)
+	bobTOTP := filepath.Join(t.TempDir(), "bob.totp")
+	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
+		"--password-stdin", "--totp-secret-file", bobTOTP)
+	g.kill()
+	st, mat, err := openData(g.data, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return far }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(log.Close(), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	g.start()
+	if !strings.Contains(g.stderr.String(), "wall clock is behind the newest stored record") ||
+		!strings.Contains(g.stderr.String(), "admin clock reset") {
+		t.Fatalf("serve on a 2099 record said:\n%s", g.stderr.String())
+	}
+	uri, err := os.ReadFile(bobTOTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, next := g.totpCodes(string(uri))
+	bob, errs, code := g.loginWith("bob", password, now)
+	if code != 0 {
+		t.Fatalf("login in 2099: exit %d %s", code, errs)
+	}
+	s := g.newSession(bob, "view", "30m")
+	if !s.ConsentExpiresAt.After(far) {
+		t.Fatalf("a consent link made in 2099 expires at %v", s.ConsentExpiresAt)
+	}
+	if _, errs, code := g.run("", "", "admin", "clock", "reset", "--data", g.data); code == 0 || !strings.Contains(errs, "another supportgate serve") {
+		t.Fatalf("clock reset beside serve: exit %d %q, want refused", code, errs)
+	}
+	g.kill()
+	if _, errs, code := g.run("", "", "admin", "clock", "reset", "--data", g.data); code == 0 || !strings.Contains(errs, "1 sessions are still open") {
+		t.Fatalf("clock reset with a session open: exit %d %q, want refused", code, errs)
+	}
+	g.start()
+	g.mustRun(bob, "", "session", "revoke", s.ID)
+	g.kill()
+	out := g.mustRun("", "", "admin", "clock", "reset", "--data", g.data)
+	// Bob and the first admin, who has not enrolled yet.
+	if !strings.Contains(out, "accepted the wall clock") || !strings.Contains(out, "signed out 2 users") {
+		t.Fatalf("clock reset said %q", out)
+	}
+
+	g.start()
+	if strings.Contains(g.stderr.String(), "wall clock is behind") {
+		t.Errorf("serve after the reset still says its clock is behind:\n%s", g.stderr.String())
+	}
+	if _, errs, code := g.run(bob, "", "session", "list"); code == 0 {
+		t.Errorf("bob's login from 2099 still works after the reset: %q", errs)
+	}
+	bob, errs, code = g.loginWith("bob", password, next)
+	if code != 0 {
+		t.Fatalf("login after the reset: exit %d %s", code, errs)
+	}
+	s = g.newSession(bob, "view", "30m")
+	if d := time.Until(s.ConsentExpiresAt); d <= 0 || d > time.Hour {
+		t.Errorf("a consent link made after the reset expires in %v, want within the hour (by the wall clock)", d)
+	}
+	export := g.mustRun("", "", "audit", "export", "--data", g.data)
+	if !strings.Contains(export, `"gateway.clock_reset"`) {
+		t.Error("no gateway.clock_reset in the audit log")
+	}
+	if out := g.mustRun("", "", "audit", "verify", "--data", g.data); !strings.Contains(out, "intact") {
+		t.Errorf("audit verify: %q", out)
+	}
+	// Run again, there is nothing to reset.
+	g.kill()
+	if out := g.mustRun("", "", "admin", "clock", "reset", "--data", g.data); !strings.Contains(out, "nothing to reset") {
+		t.Errorf("a second reset said %q", out)
+	}
+}

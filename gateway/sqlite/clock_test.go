@@ -177,6 +177,24 @@ func TestHighWater(t *testing.T) {
 		}
 	}
 	check("audit records, the newest one older", at)
+
+	// A record from a clock that ran decades ahead holds HighWater there,
+	// until a clock reset accepts the wall clock: then only the records
+	// from the reset on count, not the sessions' times nor older records.
+	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := log.Append(ctx, audit.Event{Type: "test.event", Actor: "system", Time: far}); err != nil {
+		t.Fatal(err)
+	}
+	check("a record from 2099", far)
+	wall := t0.Add(3 * time.Hour)
+	if _, err := log.Append(ctx, audit.Event{Type: ClockResetEvent, Actor: "local-admin", Time: wall}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a clock reset", wall)
+	if _, err := log.Append(ctx, audit.Event{Type: "test.event", Actor: "system", Time: wall.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	check("a record after the reset", wall.Add(time.Minute))
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,11 +28,34 @@ const highWaterSQL = `SELECT MAX(t) FROM (
 	UNION ALL SELECT MAX(created_at) FROM tokens
 )`
 
+// ClockResetEvent is the audit record's type that accepts the wall clock
+// over the stored records before it (see HighWater).
+const ClockResetEvent = "gateway.clock_reset"
+
+// highWaterSinceResetSQL is the newest time among the newest audit records
+// from the last clock reset on (that record included). The records before
+// it, and the sessions' and tokens' times, were dated by the clock the
+// operator set aside.
+const highWaterSinceResetSQL = `SELECT MAX(time) FROM (SELECT time FROM audit_records WHERE seq >= ? ORDER BY seq DESC LIMIT ?)`
+
 // HighWater implements session.HighWaterStore: the newest time the store
-// holds, the zero time if it holds none.
+// holds, the zero time if it holds none. After a clock reset (an audit
+// record of type ClockResetEvent, which the operator writes with `admin
+// clock reset` to accept the wall clock over records dated ahead of it)
+// only the audit records from the last reset on count.
 func (s *Store) HighWater(ctx context.Context) (time.Time, error) {
+	var reset sql.NullInt64
+	if err := s.reader.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_records WHERE type = ?`, ClockResetEvent).Scan(&reset); err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: last clock reset: %w", closedErr(err))
+	}
 	var n sql.NullInt64
-	if err := s.reader.QueryRowContext(ctx, highWaterSQL, highWaterAudit, string(session.Ended)).Scan(&n); err != nil {
+	var err error
+	if reset.Valid {
+		err = s.reader.QueryRowContext(ctx, highWaterSinceResetSQL, reset.Int64, highWaterAudit).Scan(&n)
+	} else {
+		err = s.reader.QueryRowContext(ctx, highWaterSQL, highWaterAudit, string(session.Ended)).Scan(&n)
+	}
+	if err != nil {
 		return time.Time{}, fmt.Errorf("sqlite: newest stored time: %w", closedErr(err))
 	}
 	if !n.Valid {

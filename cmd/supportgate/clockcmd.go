@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"supportgate/gateway/audit"
+	"supportgate/gateway/sqlite"
+)
+
+// runAdminClockReset accepts the wall clock over stored records dated
+// ahead of it. serve never lets the gateway's time go back below the
+// newest stored record (steadyClock), so that a wall clock set back
+// stretches no deadline; a record written while the host's clock ran
+// ahead (it once read 2099, a bad NTP step) would hold the gateway's time
+// there for good. With serve stopped, this writes a gateway.clock_reset
+// audit record by the wall clock, from which on serve counts (see
+// sqlite.Store.HighWater), after revoking what was dated by the clock set
+// aside: every login (and the SSH certificates bound to them) and
+// enrollment link, whose expiry would lie that far ahead. It refuses while
+// sessions are open, whose deadlines were set by that clock too: they are
+// ended first, with serve running (session revoke, admin user lock).
+func runAdminClockReset(env *cliEnv, args []string) error {
+	fs := newFlags(env, "admin clock reset", "--data DIR")
+	dataDir := fs.String("data", "./data", "data `directory` of a stopped gateway")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return &exitError{code: 2, msg: "usage: supportgate admin clock reset --data DIR"}
+	}
+	dir := *dataDir
+	if _, err := os.Stat(filepath.Join(dir, dbFile)); err != nil {
+		return fmt.Errorf("%s does not exist: is --data right?", filepath.Join(dir, dbFile))
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return fmt.Errorf("%w (the clock is reset with serve stopped)", err)
+	}
+	defer lock.Close()
+	st, mat, err := openData(dir, env.stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	newest, err := st.HighWater(ctx)
+	if err != nil {
+		return err
+	}
+	wall := time.Now().UTC()
+	ahead := newest.Sub(wall)
+	if ahead <= clockTolerance {
+		fmt.Fprintf(env.stdout, "the wall clock (%s) is not behind the newest stored record (%s): nothing to reset\n",
+			wall.Format(time.RFC3339), newest.UTC().Format(time.RFC3339))
+		return nil
+	}
+	open, err := st.OpenSessions(ctx)
+	if err != nil {
+		return err
+	}
+	if len(open) > 0 {
+		return fmt.Errorf("%d sessions are still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again", len(open))
+	}
+	n, err := revokeAllTokens(ctx, st)
+	if err != nil {
+		return err
+	}
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return wall }})
+	if err != nil {
+		return err
+	}
+	ws, ns, as := wall.Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second).String()
+	_, aerr := log.Append(ctx, audit.Event{Type: sqlite.ClockResetEvent, Actor: "local-admin", Role: "admin", Remote: "local",
+		Detail: map[string]string{"wall": ws, "newest": ns, "ahead": as, "users_signed_out": strconv.Itoa(n), "via": "cli"}})
+	if err := errors.Join(aerr, log.Close()); err != nil {
+		return fmt.Errorf("clock reset not recorded (the logins are revoked; run it again): %w", err)
+	}
+	fmt.Fprintf(env.stdout, "accepted the wall clock (%s) over the newest stored record (%s, %s ahead); "+
+		"signed out %d users (logins, SSH certificates and enrollment links revoked: they sign in again, and unenrolled users need admin user reenroll)\n",
+		ws, ns, as, n)
+	return nil
+}
+
+// revokeAllTokens deletes every user's tokens and returns how many users
+// there were.
+func revokeAllTokens(ctx context.Context, st *sqlite.Store) (int, error) {
+	us, err := st.ListUsers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, u := range us {
+		if err := st.DeleteUserTokens(ctx, u.Name, ""); err != nil {
+			return 0, fmt.Errorf("revoking the tokens of %s: %w", u.Name, err)
+		}
+	}
+	return len(us), nil
+}
