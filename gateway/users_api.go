@@ -155,13 +155,8 @@ func (g *Gateway) handleUpdateUser(w http.ResponseWriter, r *http.Request, p *pr
 // session of it ends at once with reason locked.
 func (g *Gateway) handleLockUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	ctx := r.Context()
-	if err := decodeOptional(w, r, &struct{}{}); err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	name := r.PathValue("name")
-	if name == p.user.Name {
-		g.writeErr(w, r, errorf(http.StatusBadRequest, "admins cannot lock themselves"))
+	name, ok := g.otherUser(w, r, p, "admins cannot lock themselves")
+	if !ok {
 		return
 	}
 	u, n, err := g.lockUser(ctx, name, actorOf(p, r), nil)
@@ -230,13 +225,8 @@ func (g *Gateway) handleUnlockUser(w http.ResponseWriter, r *http.Request, p *pr
 // the owner enrolls again. The account's lock, if any, stays.
 func (g *Gateway) handleReenrollUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	ctx := r.Context()
-	if err := decodeOptional(w, r, &struct{}{}); err != nil {
-		g.writeErr(w, r, err)
-		return
-	}
-	name := r.PathValue("name")
-	if name == p.user.Name {
-		g.writeErr(w, r, errorf(http.StatusBadRequest, "admins cannot reset their own sign-in; ask another admin (or see `supportgate admin user reenroll --data` on the gateway's machine)"))
+	name, ok := g.otherUser(w, r, p, "admins cannot reset their own sign-in; ask another admin (or see `supportgate admin user reenroll --data` on the gateway's machine)")
+	if !ok {
 		return
 	}
 	acct, err := g.Accounts().Reset(ctx, name, "")
@@ -257,6 +247,22 @@ func (g *Gateway) handleReenrollUser(w http.ResponseWriter, r *http.Request, p *
 		"user": userView(acct.User), "enroll_url": g.public.String() + "/enroll/" + acct.EnrollToken,
 		"sessions_ended": n,
 	})
+}
+
+// otherUser reads the body (empty or {}) and the path's user name of an
+// admin action that may not target the admin themselves, answering the
+// request with self (400) or the decoding error when it may not go on.
+func (g *Gateway) otherUser(w http.ResponseWriter, r *http.Request, p *principal, self string) (string, bool) {
+	if err := decodeOptional(w, r, &struct{}{}); err != nil {
+		g.writeErr(w, r, err)
+		return "", false
+	}
+	name := r.PathValue("name")
+	if name == p.user.Name {
+		g.writeErr(w, r, errorf(http.StatusBadRequest, "%s", self))
+		return "", false
+	}
+	return name, true
 }
 
 func (g *Gateway) setDisabled(ctx context.Context, name string, disabled bool) (*users.User, error) {

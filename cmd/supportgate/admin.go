@@ -112,15 +112,10 @@ func runAdminUserAdd(env *cliEnv, args []string) error {
 		return err
 	}
 	defer st.Close()
-	hasher, err := identity.NewHasher(nil, identity.DefaultPasswordParams, 1)
+	acc, err := offlineAccounts(st)
 	if err != nil {
 		return err
 	}
-	now, err := storeNow(st)
-	if err != nil {
-		return err
-	}
-	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: now, Rand: nil}
 	ctx := context.Background()
 	a, err := acc.Create(ctx, gateway.NewUser{Name: *name, DisplayName: *display, Role: role, Team: *team, Password: password})
 	if err != nil {
@@ -131,7 +126,7 @@ func runAdminUserAdd(env *cliEnv, args []string) error {
 			return err
 		}
 	}
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: now})
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: acc.Now})
 	if err != nil {
 		return err
 	}
@@ -248,32 +243,15 @@ func reenrollOnline(env *cliEnv, name string) error {
 }
 
 func reenrollOffline(env *cliEnv, dir, name, password, totpFile string) error {
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("data directory %s does not exist: is --data right?", dir)
-	}
-	db := filepath.Join(dir, dbFile)
-	if _, err := os.Stat(db); err != nil {
-		return fmt.Errorf("%s does not exist: is --data right?", db)
-	}
-	lock, err := lockDataDir(dir)
-	if err != nil {
-		return fmt.Errorf("%w (or, while it runs, reset through it: supportgate admin user reenroll NAME)", err)
-	}
-	defer lock.Close()
-	st, mat, err := openData(dir, env.stderr)
+	st, mat, unlock, err := openStoppedData(dir, "or, while it runs, reset through it: supportgate admin user reenroll NAME")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	hasher, err := identity.NewHasher(nil, identity.DefaultPasswordParams, 1)
+	defer unlock()
+	acc, err := offlineAccounts(st)
 	if err != nil {
 		return err
 	}
-	now, err := storeNow(st)
-	if err != nil {
-		return err
-	}
-	acc := &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: now}
 	ctx := context.Background()
 	a, err := acc.Reset(ctx, name, password)
 	if err != nil {
@@ -284,7 +262,7 @@ func reenrollOffline(env *cliEnv, dir, name, password, totpFile string) error {
 			return err
 		}
 	}
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: now})
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: acc.Now})
 	if err != nil {
 		return err
 	}
@@ -304,4 +282,42 @@ func reenrollOffline(env *cliEnv, dir, name, password, totpFile string) error {
 	}
 	fmt.Fprintf(env.stdout, "reset the sign-in of %s: new password set, new TOTP secret in %s\n", name, totpFile)
 	return nil
+}
+
+// offlineAccounts is the Accounts the offline admin commands create and
+// reset users with, on serve's clock (storeNow).
+func offlineAccounts(st *sqlite.Store) (*gateway.Accounts, error) {
+	hasher, err := identity.NewHasher(nil, identity.DefaultPasswordParams, 1)
+	if err != nil {
+		return nil, err
+	}
+	now, err := storeNow(st)
+	if err != nil {
+		return nil, err
+	}
+	return &gateway.Accounts{Store: st, Hasher: hasher, Issuer: "supportgate", Now: now}, nil
+}
+
+// openStoppedData opens the store and keys of an existing data directory
+// whose serve is stopped, holding serve's lock (lockDataDir) until the
+// returned function runs, which also closes the store. hint follows the
+// error when serve runs.
+func openStoppedData(dir, hint string) (*sqlite.Store, *keys.Material, func(), error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, nil, nil, fmt.Errorf("data directory %s does not exist: is --data right?", dir)
+	}
+	db := filepath.Join(dir, dbFile)
+	if _, err := os.Stat(db); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s does not exist: is --data right?", db)
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (%s)", err, hint)
+	}
+	st, mat, err := openData(dir, io.Discard)
+	if err != nil {
+		lock.Close()
+		return nil, nil, nil, err
+	}
+	return st, mat, func() { st.Close(); lock.Close() }, nil
 }

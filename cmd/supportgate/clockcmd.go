@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -34,20 +32,11 @@ func runAdminClockReset(env *cliEnv, args []string) error {
 	if fs.NArg() != 0 {
 		return &exitError{code: 2, msg: "usage: supportgate admin clock reset --data DIR"}
 	}
-	dir := *dataDir
-	if _, err := os.Stat(filepath.Join(dir, dbFile)); err != nil {
-		return fmt.Errorf("%s does not exist: is --data right?", filepath.Join(dir, dbFile))
-	}
-	lock, err := lockDataDir(dir)
-	if err != nil {
-		return fmt.Errorf("%w (the clock is reset with serve stopped)", err)
-	}
-	defer lock.Close()
-	st, mat, err := openData(dir, env.stderr)
+	st, mat, unlock, err := openStoppedData(*dataDir, "the clock is reset with serve stopped")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer unlock()
 	ctx := context.Background()
 	newest, err := st.HighWater(ctx)
 	if err != nil {
