@@ -384,8 +384,11 @@ func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.stop()
 		g.bg.Wait()
-		err := g.broker.Close()
+		// Screen shares close before the broker cancels the sessions'
+		// contexts, so that their pages hear the gateway stopping (and
+		// reconnect), not their sessions ending.
 		g.rtc.Close()
+		err := g.broker.Close()
 		g.recs.close()
 		g.hub.close()
 		if g.wg != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -334,4 +335,53 @@ func connected(cu *customer) string {
 		who = append(who, fmt.Sprint(p["name"], " ", p["role"], " ", p["channel"]))
 	}
 	return strings.Join(who, ", ")
+}
+
+// TestRTCGatewayStopIsNotSessionEnd: when the gateway stops, the screen
+// share's sockets close without "ended", so that the pages reconnect to
+// the gateway that starts again, where the session goes on; a revoke
+// still says "ended". Before, the broker's Close cancelled the sessions'
+// contexts before the relay closed, and every page said the session had
+// ended.
+func TestRTCGatewayStopIsNotSessionEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ended bool
+	}{{"revoked", true}, {"gateway stops", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, _ := newRTCEnv(t)
+			alice := e.addUser("alice", identity.RoleAgent, "red")
+			c := e.newSession(alice, []string{"view"}, "30m")
+			cu := e.customer(c.token())
+			cu.open()
+			if code, v := cu.post("approve", map[string]any{"scopes": []string{"view"}}); code != 200 {
+				t.Fatalf("approve: %d %v", code, v)
+			}
+			ws, _, err := e.dialWS(cu.c, nil, "/api/v1/consent/"+c.token()+"/rtc?csrf="+cu.csrf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			if _, err := rtctest.Message(ws, "hello", nil); err != nil {
+				t.Fatal(err)
+			}
+			if tc.ended {
+				e.do(alice, "POST", "/api/v1/sessions/"+c.ID+"/revoke", "{}", 200, nil)
+			} else {
+				e.g.Close()
+			}
+			var got []string
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				var m rtc.Message
+				if err := ws.ReadJSON(&m); err != nil {
+					break
+				}
+				got = append(got, m.Type)
+			}
+			if saidEnded := slices.Contains(got, "ended"); saidEnded != tc.ended {
+				t.Fatalf("messages before the socket closed: %v; want \"ended\" %v", got, tc.ended)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package rtc_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -242,5 +243,50 @@ func TestChatHistoryNewcomer(t *testing.T) {
 	hello(t, back)
 	if got, want := history(back), "thanks|is anyone else watching?"; got != want {
 		t.Errorf("the supervisor's history on coming back: %q, want %q", got, want)
+	}
+}
+
+// TestRelayCloseIsNotSessionEnd: when the session ends, its participants
+// are told so; when the relay closes (the gateway stopping, the session
+// going on after the restart), their sockets just close, so that the
+// pages reconnect instead of saying the session ended.
+func TestRelayCloseIsNotSessionEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ended bool // the session ends, rather than the relay closing
+	}{{"session ends", true}, {"relay closes", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 44100, UDPPortMax: 44199})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			sctx, endSession := context.WithCancel(context.Background())
+			defer endSession()
+			room, err := relay.Room(sctx, "s1", nil, rtc.RoomOptions{Chat: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serving sync.WaitGroup
+			defer serving.Wait()
+			cust := servePipes(room, &serving)(rtc.Publisher, "customer")
+			hello(t, cust)
+			if tc.ended {
+				endSession()
+			} else {
+				relay.Close()
+			}
+			var got []string
+			for {
+				var m rtc.Message
+				if err := cust.ReadJSON(&m); err != nil {
+					break
+				}
+				got = append(got, m.Type)
+			}
+			if saidEnded := slices.Contains(got, "ended"); saidEnded != tc.ended {
+				t.Fatalf("messages before the socket closed: %v; want \"ended\" %v", got, tc.ended)
+			}
+		})
 	}
 }

@@ -295,8 +295,17 @@ func (r *Relay) Stats() Stats {
 	return st
 }
 
+// isClosed reports whether Close has begun.
+func (r *Relay) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
 // Close ends every room and waits until their PeerConnections are closed.
-// It is idempotent.
+// Participants are not told the session ended: Close is the gateway
+// stopping, and their sessions go on when it starts again. It is
+// idempotent.
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	r.closed = true

@@ -273,7 +273,11 @@ func (rm *Room) Serve(conn Conn, role Role, name string) error {
 		for {
 			select {
 			case <-ctx.Done():
-				if rm.ctx.Err() != nil {
+				// A relay closing is the gateway stopping, not the session
+				// ending: the socket just closes, and the pages reconnect
+				// to the gateway that starts again, where the session goes
+				// on (or, if it ended meanwhile, are told so then).
+				if rm.ctx.Err() != nil && !rm.relay.isClosed() {
 					conn.WriteJSON(Message{Type: "ended", Reason: "session ended"})
 				}
 				return
