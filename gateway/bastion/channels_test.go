@@ -133,3 +133,38 @@ func castText(t *testing.T, r *recorder.Reader, ch int) string {
 	}
 	return text.String()
 }
+
+// TestSupervisorWatchesOneChannel: a supervisor watching while the agent
+// has two shells sees the first shell's output alone, is told of the
+// other, and moves to it when the first closes. Before, both shells'
+// output came interleaved on the supervisor's one terminal.
+func TestSupervisorWatchesOneChannel(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	e.addUser("sue", "supervisor", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	alice := e.certFor("alice")
+	first := e.startPTY(t, alice, s.ID)
+	first.expect(t, "This session is recorded")
+	sv := e.startPTY(t, e.certFor("sue"), s.ID)
+	sv.expect(t, "read-only as supervisor sue")
+	first.send("echo first-$((6*7))\r")
+	sv.expect(t, "first-42")
+
+	second := e.startPTY(t, alice, s.ID)
+	second.expect(t, "This session is recorded")
+	second.send("echo second-$((6*7))\r")
+	second.expect(t, "second-42")
+	sv.expect(t, "another channel")
+	first.send("echo first-again\r")
+	sv.expect(t, "first-again")
+	if strings.Contains(sv.out.String(), "second-42") {
+		t.Fatalf("the supervisor's view of the first shell shows the second's output:\n%s", sv.out.String())
+	}
+
+	first.send("exit\r")
+	sv.expect(t, "closed]")
+	second.send("echo second-now-$((6*7))\r")
+	sv.expect(t, "now showing channel")
+	sv.expect(t, "second-now-42")
+}

@@ -169,6 +169,7 @@ func (r *relay) run(reqs, ureqs <-chan *ssh.Request) {
 	// Whatever redaction still holds back of this channel is recorded
 	// now, and the recording lets go of its screen.
 	r.st.rec.EndChannel(r.num)
+	r.st.channelEnded(r.num)
 	if kind != "" {
 		r.cn.presence("shell", false)
 		r.st.rec.Event("ssh.channel_closed", map[string]string{"agent": r.cn.principal, "channel": kind, "channel_id": r.id()})
