@@ -433,7 +433,15 @@ func TestBrowserEnrollAndSignIn(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(carol+` select.role`), "supervisor"),
 		chromedp.Click(chromedp.CSS(carol+` button.set-role`)),
 		chromedp.WaitVisible(chromedp.CSS(carol+`[data-role="supervisor"] button.lock`)),
+		// A lock asks for a second click; the first locks nothing.
 		chromedp.Click(chromedp.CSS(carol+` button.lock`)),
+		chromedp.WaitVisible(chromedp.CSS(carol+` button.lock.armed`)),
+	)
+	if u, err := w.store.GetUser(context.Background(), "carol"); err != nil || u.Disabled {
+		t.Fatalf("one click on Lock locked carol: %+v %v", u, err)
+	}
+	adminB.Do(
+		chromedp.Click(chromedp.CSS(carol+` button.lock.armed`)),
 		chromedp.WaitVisible(chromedp.CSS(carol+`[data-status="locked"] button.unlock`)),
 	)
 	if u, err := w.store.GetUser(context.Background(), "carol"); err != nil || u.Role != "supervisor" || !u.Disabled {
@@ -467,6 +475,8 @@ func TestBrowserEnrollAndSignIn(t *testing.T) {
 	// new link, which enrolls a new secret.
 	adminB.Do(
 		chromedp.Click(chromedp.CSS(carol+` button.reenroll`)),
+		chromedp.WaitVisible(chromedp.CSS(carol+` button.reenroll.armed`)),
+		chromedp.Click(chromedp.CSS(carol+` button.reenroll.armed`)),
 		chromedp.WaitVisible(chromedp.CSS(carol+`[data-status="pending"]`)),
 	)
 	link := adminB.Value("#enroll-link")

@@ -130,6 +130,27 @@
     return b;
   };
 
+  // confirmButton asks for a second click before a destructive action
+  // (a lock or a sign-in reset ends the user's sessions with customers):
+  // the first click arms it for 5 seconds and says what the second does.
+  const confirmButton = (label, cls, armed, onclick) => {
+    let timer = null;
+    const b = button(label, cls, () => {
+      if (timer) {
+        clearTimeout(timer);
+        timer = null;
+        b.classList.remove("armed");
+        b.textContent = label;
+        onclick();
+        return;
+      }
+      b.classList.add("armed");
+      b.textContent = armed;
+      timer = setTimeout(() => { timer = null; b.classList.remove("armed"); b.textContent = label; }, 5000);
+    });
+    return b;
+  };
+
   const timeText = (s) => {
     if (s.state === "active" && s.expires_at) {
       const left = (Date.parse(s.expires_at) - gatewayNow()) / 1000;
@@ -258,9 +279,14 @@
       const act = cell("");
       if (u.name !== me.name) {
         if (u.locked || lockedOut) act.append(button("Unlock", "unlock", () => userAct(u.name, "/unlock", {})));
-        if (!u.locked) act.append(button("Lock", "danger lock", () => userAct(u.name, "/lock", {})));
+        if (!u.locked) {
+          act.append(confirmButton("Lock", "danger lock", "Click again: lock " + u.name + " and end their sessions",
+            () => userAct(u.name, "/lock", {})));
+        }
         // A lost phone, a forgotten password, an expired or lost link.
-        act.append(button("Reset sign-in", "danger reenroll", () => reenroll(u.name)));
+        act.append(confirmButton("Reset sign-in", "danger reenroll",
+          "Click again: sign " + u.name + " out everywhere, end their sessions and make a new link",
+          () => reenroll(u.name)));
       }
       return tr;
     }));
