@@ -229,13 +229,7 @@ func New(cfg Config) (*Gateway, error) {
 	// Held steady, like the broker's (which takes this one as is), so
 	// that a wall clock set back stretches no token, lockout or link and
 	// the gateway's times agree with the broker's.
-	switch c := g.clock.(type) {
-	case *session.SteadyClock:
-	case nil:
-		g.clock = session.NewSteadyClock(session.RealClock{}, time.Time{})
-	default:
-		g.clock = session.NewSteadyClock(c, time.Time{})
-	}
+	g.clock = session.Steady(g.clock)
 	if g.rand == nil {
 		g.rand = rand.Reader
 	}

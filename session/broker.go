@@ -106,14 +106,7 @@ func NewBroker(cfg Config) (*Broker, error) {
 		byToken:   make(map[[32]byte]*entry),
 		openCount: make(map[string]int),
 	}
-	switch c := cfg.Clock.(type) {
-	case *SteadyClock:
-		b.clock = c
-	case nil:
-		b.clock = NewSteadyClock(RealClock{}, time.Time{})
-	default:
-		b.clock = NewSteadyClock(c, time.Time{})
-	}
+	b.clock = Steady(cfg.Clock)
 	if b.rand == nil {
 		b.rand = rand.Reader
 	}

@@ -67,6 +67,19 @@ type SteadyClock struct {
 	mono time.Duration // c.Monotonic() when at was read
 }
 
+// Steady returns c held steady: c itself if it is a SteadyClock, else a
+// SteadyClock over c (the wall clock if c is nil) with no floor.
+func Steady(c Clock) *SteadyClock {
+	switch c := c.(type) {
+	case *SteadyClock:
+		return c
+	case nil:
+		return NewSteadyClock(RealClock{}, time.Time{})
+	default:
+		return NewSteadyClock(c, time.Time{})
+	}
+}
+
 // NewSteadyClock returns a SteadyClock over c whose Now never reads
 // earlier than floor (the zero time sets none).
 func NewSteadyClock(c Clock, floor time.Time) *SteadyClock {
