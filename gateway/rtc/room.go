@@ -149,6 +149,11 @@ type Room struct {
 	// out is where the outgoing track's numbering stands (see renumber).
 	out outNumbering
 
+	// chatMu is held from recording a chat message to numbering it, so
+	// that messages are recorded in the order of their numbers. It is
+	// taken before mu.
+	chatMu sync.Mutex
+
 	mu      sync.Mutex // guards the fields below
 	members map[*member]struct{}
 	video   *webrtc.TrackLocalStaticRTP // the outgoing track, of the last publisher's codec
@@ -440,6 +445,8 @@ func (rm *Room) chat(from *member, text string) {
 		from.send(Message{Type: "error", Text: "too many chat messages; wait a moment"})
 		return
 	}
+	rm.chatMu.Lock()
+	defer rm.chatMu.Unlock()
 	if rm.rec != nil {
 		if err := rm.rec.Chat(from.name, text); err != nil {
 			rm.relay.log.Warn("recording chat", "room", rm.id, "err", err)
