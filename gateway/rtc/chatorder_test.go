@@ -1,7 +1,6 @@
 package rtc_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -41,21 +40,7 @@ func (r *heldRecorder) Chat(from, text string) error {
 // recording and its numbering while the second is sent.
 func TestChatRecordedInNumberOrder(t *testing.T) {
 	rec := &heldRecorder{hold: "first", held: make(chan struct{}), release: make(chan struct{})}
-	relay, err := rtc.New(rtc.Config{Loopback: true, UDPPortMin: 44200, UDPPortMax: 44299})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { relay.Close() })
-	sctx, endSession := context.WithCancel(context.Background())
-	room, err := relay.Room(sctx, "s1", rec, rtc.RoomOptions{Chat: true, Agent: "alice"})
-	if err != nil {
-		endSession()
-		t.Fatal(err)
-	}
-	serving := new(sync.WaitGroup)
-	t.Cleanup(serving.Wait)
-	t.Cleanup(endSession)
-	serve := servePipes(room, serving)
+	_, _, serve, _ := testRoom(t, 44200, rec)
 	cust := serve(rtc.Publisher, "customer")
 	hello(t, cust)
 	agent := serve(rtc.Viewer, "alice")
