@@ -279,48 +279,71 @@ func (s *Server) ServeSSH(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("bastion: accept: %w", err)
 		}
-		src, ok := s.track(c)
-		if !ok {
+		if !s.track(c) {
 			c.Close()
 			if s.ctx.Err() != nil {
 				return nil
 			}
-			continue // over MaxHandshakes or MaxHandshakesPerSource
+			continue // over MaxHandshakes
 		}
-		s.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
 			defer s.untrack(c)
+			// The source is learnt here, not in the accept loop: behind a
+			// load balancer it comes in a PROXY protocol header, which
+			// RemoteAddr waits for (gateway/proxies), and one slow header
+			// must not hold up everyone else's connections.
+			src, ok := s.placeSource(c)
+			if !ok {
+				return // over MaxHandshakesPerSource
+			}
 			s.serveConn(c, src)
 		}()
 	}
 }
 
-// track admits a new connection to the handshake, if neither its source
-// nor all sources together are at their cap, and returns its source.
-func (s *Server) track(c net.Conn) (netip.Prefix, bool) {
-	src := sourceOf(c.RemoteAddr())
+// track admits a new connection to the handshake if all sources together
+// are not at their cap, and counts the goroutine that will serve it until
+// untrack.
+func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		return src, false
+		return false
 	case s.nshaking >= s.cfg.MaxHandshakes:
-		s.log.Warn("bastion: too many unauthenticated connections; refusing", "max", s.cfg.MaxHandshakes, "remote", c.RemoteAddr().String())
-		return src, false
-	case s.shaking[src] >= s.cfg.MaxHandshakesPerSource:
-		// Debug only: a source at its cap could otherwise flood the log.
-		s.log.Debug("bastion: too many unauthenticated connections from one source; refusing", "max", s.cfg.MaxHandshakesPerSource, "source", src.String())
-		return src, false
+		// No address: a load balancer's connection would wait for its
+		// PROXY protocol header here.
+		s.log.Warn("bastion: too many unauthenticated connections; refusing", "max", s.cfg.MaxHandshakes)
+		return false
 	}
-	s.shaking[src]++
 	s.nshaking++
 	s.conns[c] = struct{}{}
 	s.unadmitted[c] = s.drops
+	s.wg.Add(1)
+	return true
+}
+
+// placeSource learns the source of a tracked connection and keeps its place in
+// the handshake if that source is not at its cap; otherwise it gives the
+// place back.
+func (s *Server) placeSource(c net.Conn) (netip.Prefix, bool) {
+	src := sourceOf(c.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.shaking[src] >= s.cfg.MaxHandshakesPerSource {
+		s.nshaking--
+		if !s.closed {
+			// Debug only: a source at its cap could otherwise flood the log.
+			s.log.Debug("bastion: too many unauthenticated connections from one source; refusing", "max", s.cfg.MaxHandshakesPerSource, "source", src.String())
+		}
+		return src, false
+	}
+	s.shaking[src]++
 	return src, true
 }
 
-// handshakeDone releases the handshake place that track gave src.
+// handshakeDone releases the handshake place that track and placeSource gave
+// a connection from src.
 func (s *Server) handshakeDone(src netip.Prefix) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -458,12 +481,14 @@ func (s *Server) forgetLoginDropsLocked() {
 	}
 }
 
+// untrack forgets c, closes it and ends the count that track began.
 func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	delete(s.unadmitted, c)
 	s.mu.Unlock()
 	c.Close()
+	s.wg.Done()
 }
 
 // Close stops every listener and connection, closes the open recordings

@@ -70,6 +70,8 @@ type envOptions struct {
 	wrapLogins func(bastion.Logins) bastion.Logins
 	// skew puts the bastion's clock (Config.Now) ahead of the wall clock.
 	skew time.Duration
+	// wrapListener, if set, wraps the listener the bastion serves.
+	wrapListener func(net.Listener) net.Listener
 }
 
 func newEnv(t testing.TB, opt envOptions) *env {
@@ -145,6 +147,9 @@ func newEnv(t testing.TB, opt envOptions) *env {
 		t.Fatal(err)
 	}
 	_, e.port, _ = net.SplitHostPort(ln.Addr().String())
+	if opt.wrapListener != nil {
+		ln = opt.wrapListener(ln)
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
