@@ -52,9 +52,15 @@ type fileConfig struct {
 	// closed, and are taken to come from the client it names. Empty, the
 	// default, reads no header from anyone.
 	ProxyProtocol []string `json:"proxy_protocol"`
+	// SSHProxyProtocol is proxy_protocol for the SSH bastion's port: the
+	// TCP load balancers in front of it that send a PROXY protocol header.
+	// It is a setting of its own because a balancer may pass one port with
+	// a header and the other without.
+	SSHProxyProtocol []string `json:"ssh_proxy_protocol"`
 
 	trusted []netip.Prefix   // TrustedProxies, parsed by check
 	lbs     *proxies.Trusted // ProxyProtocol, parsed by check; nil if empty
+	sshLBs  *proxies.Trusted // SSHProxyProtocol, parsed by check; nil if empty
 }
 
 // httpListener is serve's HTTPS listener: ln, reading PROXY protocol
@@ -64,6 +70,15 @@ func (c *fileConfig) httpListener(ln net.Listener) net.Listener {
 		return ln
 	}
 	return proxies.ProtocolListener(ln, c.lbs, 0)
+}
+
+// sshListener is the SSH bastion's listener: ln, reading PROXY protocol
+// headers from the load balancers of ssh_proxy_protocol.
+func (c *fileConfig) sshListener(ln net.Listener) net.Listener {
+	if c.sshLBs == nil {
+		return ln
+	}
+	return proxies.ProtocolListener(ln, c.sshLBs, 0)
 }
 
 // parsePrefixes reads the addresses and networks of the setting name.
@@ -191,16 +206,24 @@ func (c *fileConfig) check() error {
 	if c.trusted, err = parsePrefixes("trusted_proxies", c.TrustedProxies); err != nil {
 		return err
 	}
-	lbs, err := parsePrefixes("proxy_protocol", c.ProxyProtocol)
-	if err != nil {
+	if c.lbs, err = balancers("proxy_protocol", c.ProxyProtocol); err != nil {
 		return err
 	}
-	if c.lbs = nil; len(lbs) > 0 {
-		if c.lbs, err = proxies.New(lbs); err != nil {
-			return fmt.Errorf("proxy_protocol: %w", err)
-		}
+	c.sshLBs, err = balancers("ssh_proxy_protocol", c.SSHProxyProtocol)
+	return err
+}
+
+// balancers reads the load balancers of the setting name; nil if none.
+func balancers(name string, entries []string) (*proxies.Trusted, error) {
+	lbs, err := parsePrefixes(name, entries)
+	if err != nil || len(lbs) == 0 {
+		return nil, err
 	}
-	return nil
+	t, err := proxies.New(lbs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, nil
 }
 
 func (p policyConfig) policy() (session.Policy, error) {

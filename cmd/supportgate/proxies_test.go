@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"supportgate/gateway/keys"
 )
@@ -38,8 +40,11 @@ func TestTrustedProxiesConfig(t *testing.T) {
 	if g := strings.Join(got, " "); g != "10.0.0.0/8 127.0.0.1/32 2001:db8::/32" {
 		t.Errorf("trusted: got %q, want 10.0.0.0/8 127.0.0.1/32 2001:db8::/32", g)
 	}
-	if c, err := load(`{"org": "A"}`); err != nil || c.trusted != nil || c.lbs != nil {
-		t.Errorf("no trusted_proxies or proxy_protocol: got %v, %v, %v; want none", c.trusted, c.lbs, err)
+	if c, err := load(`{"org": "A"}`); err != nil || c.trusted != nil || c.lbs != nil || c.sshLBs != nil {
+		t.Errorf("no trusted_proxies, proxy_protocol or ssh_proxy_protocol: got %v, %v, %v, %v; want none", c.trusted, c.lbs, c.sshLBs, err)
+	}
+	if c, err := load(`{"ssh_proxy_protocol": ["10.0.0.0/8"]}`); err != nil || c.lbs != nil || !c.sshLBs.Contains(netip.MustParseAddr("10.1.2.3")) {
+		t.Errorf("ssh_proxy_protocol 10.0.0.0/8: got %v, %v, %v", c.lbs, c.sshLBs, err)
 	}
 	if c, err := load(`{"proxy_protocol": ["10.0.0.0/8"]}`); err != nil || !c.lbs.Contains(netip.MustParseAddr("10.1.2.3")) || c.lbs.Contains(netip.MustParseAddr("11.1.2.3")) {
 		t.Errorf("proxy_protocol 10.0.0.0/8: got %v, %v", c.lbs, err)
@@ -52,6 +57,7 @@ func TestTrustedProxiesConfig(t *testing.T) {
 		{`{"trusted_proxies": "10.0.0.0/8"}`, `trusted_proxies`},
 		{`{"proxy_protocol": ["10.0.0.0/8", "lb.example.com"]}`, `proxy_protocol[1] "lb.example.com": want an address or a network`},
 		{`{"proxy_protocol": ["::/0"]}`, `proxy_protocol[0] "::/0": trusts every address`},
+		{`{"ssh_proxy_protocol": ["10.0.0.0/8", "lb"]}`, `ssh_proxy_protocol[1] "lb": want an address or a network`},
 	} {
 		if _, err := load(tc.js); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", tc.js, err, tc.want)
@@ -68,7 +74,7 @@ func TestTrustedProxiesConfig(t *testing.T) {
 func TestServeTrustedProxies(t *testing.T) {
 	g := &gw{t: t, bin: gatewayBinary(t), data: filepath.Join(t.TempDir(), "data")}
 	g.config = filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(g.config, []byte(`{"trusted_proxies": ["127.0.0.1"], "proxy_protocol": ["127.0.0.3"]}`), 0o600); err != nil {
+	if err := os.WriteFile(g.config, []byte(`{"trusted_proxies": ["127.0.0.1"], "proxy_protocol": ["127.0.0.3"], "ssh_proxy_protocol": ["127.0.0.4"]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g.addr, g.sshAddr, g.wgAddr = freePort(t), freePort(t), freeUDPPort(t)
@@ -130,4 +136,42 @@ func TestServeTrustedProxies(t *testing.T) {
 	if got, want := strings.Join(remotes, " "), "203.0.113.7 127.0.0.2 192.0.2.44"; got != want {
 		t.Errorf("login.failure remotes: got %q, want %q", got, want)
 	}
+
+	// The SSH port greets the balancer of ssh_proxy_protocol only after its
+	// PROXY header, and everyone else at once. (That the bastion then takes
+	// the header's client as the source: gateway/bastion's
+	// TestProxyProtocolSource.)
+	for _, c := range []struct {
+		from, header string
+		greets       bool
+	}{
+		{"127.0.0.1", "", true},
+		{"127.0.0.3", "", true}, // the HTTPS port's balancer, not the SSH port's
+		{"127.0.0.4", "PROXY TCP4 192.0.2.45 127.0.0.1 40000 22\r\n", true},
+		{"127.0.0.4", "", false},
+	} {
+		if got := sshGreets(t, c.from, g.sshAddr, c.header); got != c.greets {
+			t.Errorf("SSH from %s with header %q: greeted %v, want %v", c.from, c.header, got, c.greets)
+		}
+	}
+}
+
+// sshGreets connects from the loopback address from to the SSH server at
+// addr, sends header and an SSH client's version line, and reports
+// whether the server answered with its own version line.
+func sshGreets(t *testing.T, from, addr, header string) bool {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Past the PROXY header's 5 s: a refused connection is closed by then.
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.WriteString(c, header+"SSH-2.0-probe\r\n"); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "SSH-2.0-")
 }

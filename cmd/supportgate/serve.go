@@ -250,7 +250,7 @@ func runServe(env *cliEnv, args []string) error {
 	sshDone := make(chan struct{})
 	go func() {
 		defer close(sshDone)
-		if err := bst.ServeSSH(ctx, sshLn); err != nil {
+		if err := bst.ServeSSH(ctx, cfg.sshListener(sshLn)); err != nil {
 			errc <- err
 		}
 	}()
