@@ -33,11 +33,12 @@ func (s *gatedStore) CreateSessionChained(ctx context.Context, ss *session.Sessi
 	return s.Store.CreateSessionChained(ctx, ss, chain)
 }
 
-// TestLockDuringCreate: an agent locked while their request to create a
-// session is between its authorization and the store gets no session out
-// of it: the lock ended the agent's sessions before this one was stored,
-// and the create ends it once it sees the lock.
-func TestLockDuringCreate(t *testing.T) {
+// createDuring has alice, an agent, ask for a session and, while her
+// request waits between its authorization and the store, has root, an
+// admin, act on her account. It returns the create's answer and alice's
+// sessions after it, of which there must be exactly one.
+func createDuring(t *testing.T, act func(e *env, root *testUser)) (int, []byte, *session.Session) {
+	t.Helper()
 	var gs *gatedStore
 	e := newEnvWith(t, func(c *gateway.Config) {
 		gs = &gatedStore{Store: c.Store.(*sqlite.Store), armed: make(chan struct{}), reached: make(chan struct{}), release: make(chan struct{})}
@@ -62,20 +63,31 @@ func TestLockDuringCreate(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the create never reached the store")
 	}
-	var locked struct {
-		SessionsEnded int `json:"sessions_ended"`
-	}
-	e.do(root, "POST", "/api/v1/users/alice/lock", nil, http.StatusOK, &locked)
+	act(e, root)
 	close(gs.release)
 	res := <-created
-	if res.code != http.StatusForbidden {
-		t.Errorf("create during the lock: got %d %s, want 403", res.code, res.body)
-	}
 	ss, err := e.g.Broker().List(context.Background(), session.Filter{Agent: "alice"})
 	if err != nil || len(ss) != 1 {
 		t.Fatalf("alice's sessions: %d, %v", len(ss), err)
 	}
-	if s := ss[0]; s.State != session.Ended || s.EndReason != session.EndLocked || s.EndedBy != "root" {
+	return res.code, res.body, ss[0]
+}
+
+// TestLockDuringCreate: an agent locked while their request to create a
+// session is between its authorization and the store gets no session out
+// of it: the lock ended the agent's sessions before this one was stored,
+// and the create ends it once it sees the lock.
+func TestLockDuringCreate(t *testing.T) {
+	code, body, s := createDuring(t, func(e *env, root *testUser) {
+		var locked struct {
+			SessionsEnded int `json:"sessions_ended"`
+		}
+		e.do(root, "POST", "/api/v1/users/alice/lock", nil, http.StatusOK, &locked)
+	})
+	if code != http.StatusForbidden {
+		t.Errorf("create during the lock: got %d %s, want 403", code, body)
+	}
+	if s.State != session.Ended || s.EndReason != session.EndLocked || s.EndedBy != "root" {
 		t.Fatalf("the session created during the lock: %s/%s by %q, want ended/locked by root", s.State, s.EndReason, s.EndedBy)
 	}
 }

@@ -42,11 +42,13 @@ func (s *loginGatedStore) CreateToken(ctx context.Context, t users.Token) error 
 	return s.Store.CreateToken(ctx, t)
 }
 
-// TestReenrollDuringLogin: a login with the old password and phone that
-// was checked before an admin reset the sign-in, but stored its token
-// after the reset deleted the user's tokens, must not leave a working
-// token behind: whoever holds the old credentials is out.
-func TestReenrollDuringLogin(t *testing.T) {
+// loginDuring has alice, an agent, sign in with her password and code
+// and, while the login waits between its checks and the storing of its
+// token, has root, an admin, act on her account. It returns the login's
+// status and token (empty if none), with the environment and root for
+// what the test checks next.
+func loginDuring(t *testing.T, act func(e *env, root *testUser)) (int, string, *env, *testUser) {
+	t.Helper()
 	var gs *loginGatedStore
 	e := newEnvWith(t, func(c *gateway.Config) {
 		gs = &loginGatedStore{Store: c.Store.(*sqlite.Store), armed: make(chan struct{}), reached: make(chan struct{}), release: make(chan struct{})}
@@ -82,17 +84,28 @@ func TestReenrollDuringLogin(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the login never reached the store")
 	}
-	e.do(root, "POST", "/api/v1/users/alice/reenroll", "{}", 200, nil)
+	act(e, root)
 	close(gs.release)
 	res := <-done
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if res.code == http.StatusOK {
+	return res.code, res.token, e, root
+}
+
+// TestReenrollDuringLogin: a login with the old password and phone that
+// was checked before an admin reset the sign-in, but stored its token
+// after the reset deleted the user's tokens, must not leave a working
+// token behind: whoever holds the old credentials is out.
+func TestReenrollDuringLogin(t *testing.T) {
+	code, token, e, _ := loginDuring(t, func(e *env, root *testUser) {
+		e.do(root, "POST", "/api/v1/users/alice/reenroll", "{}", 200, nil)
+	})
+	if code == http.StatusOK {
 		t.Errorf("the login checked before the reset succeeded after it")
 	}
-	if res.token != "" {
-		if code, data := e.send(nil, &testUser{name: "alice", token: res.token}, "GET", "/api/v1/me", nil); code != http.StatusUnauthorized {
+	if token != "" {
+		if code, data := e.send(nil, &testUser{name: "alice", token: token}, "GET", "/api/v1/me", nil); code != http.StatusUnauthorized {
 			t.Errorf("the token of the login that raced the reset: %d %s, want 401", code, data)
 		}
 	}
@@ -102,52 +115,15 @@ func TestReenrollDuringLogin(t *testing.T) {
 // but stored after the lock revoked the user's tokens leaves no token that
 // an unlock would bring back to life.
 func TestLockDuringLogin(t *testing.T) {
-	var gs *loginGatedStore
-	e := newEnvWith(t, func(c *gateway.Config) {
-		gs = &loginGatedStore{Store: c.Store.(*sqlite.Store), armed: make(chan struct{}), reached: make(chan struct{}), release: make(chan struct{})}
-		c.Store = gs
+	code, token, e, root := loginDuring(t, func(e *env, root *testUser) {
+		e.do(root, "POST", "/api/v1/users/alice/lock", "{}", 200, nil)
 	})
-	root := e.addUser("root", identity.RoleAdmin, "")
-	alice := e.addUser("alice", identity.RoleAgent, "red")
-	close(gs.armed)
-
-	done := make(chan struct {
-		code  int
-		token string
-	}, 1)
-	body, _ := json.Marshal(map[string]string{"user": "alice", "password": testPassword, "totp": alice.code()})
-	go func() {
-		var res struct {
-			code  int
-			token string
-		}
-		defer func() { done <- res }()
-		resp, err := e.client().Post(e.srv.URL+"/api/v1/login", "application/json", strings.NewReader(string(body)))
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		var out struct {
-			Token string `json:"token"`
-		}
-		data, _ := io.ReadAll(resp.Body)
-		json.Unmarshal(data, &out)
-		res.code, res.token = resp.StatusCode, out.Token
-	}()
-	select {
-	case <-gs.reached:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the login never reached the store")
-	}
-	e.do(root, "POST", "/api/v1/users/alice/lock", "{}", 200, nil)
-	close(gs.release)
-	res := <-done
-	if res.code == http.StatusOK {
+	if code == http.StatusOK {
 		t.Errorf("the login checked before the lock succeeded after it")
 	}
 	e.do(root, "POST", "/api/v1/users/alice/unlock", "{}", 200, nil)
-	if res.token != "" {
-		if code, data := e.send(nil, &testUser{name: "alice", token: res.token}, "GET", "/api/v1/me", nil); code != http.StatusUnauthorized {
+	if token != "" {
+		if code, data := e.send(nil, &testUser{name: "alice", token: token}, "GET", "/api/v1/me", nil); code != http.StatusUnauthorized {
 			t.Errorf("after the unlock, the token of the login that raced the lock: %d %s, want 401", code, data)
 		}
 	}
