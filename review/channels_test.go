@@ -33,6 +33,28 @@ func writeTwoShells(w *recorder.Writer, clk *recordertest.Clock) {
 	}
 }
 
+// serveTwoShells serves a folder holding writeTwoShells's recording as
+// sess-1.
+func serveTwoShells(t *testing.T) *Server {
+	t.Helper()
+	k := recordertest.NewKeys(t)
+	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	w, err := recorder.Create(filepath.Join(dir, "sess-1.sgrec"), recordertest.Config(k, clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTwoShells(w, clk)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewFolder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, src, k.Identity)
+}
+
 // TestScanNamesChannels: the verifying pass lists a recording's terminal
 // channels, picks the first with a terminal as the default, keeps each
 // channel's lines apart for search and names the channel in the search
@@ -79,22 +101,7 @@ func TestScanNamesChannels(t *testing.T) {
 // first terminal), and so does the asciicast export; search hits name
 // their channel.
 func TestPlayerChannels(t *testing.T) {
-	k := recordertest.NewKeys(t)
-	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	dir := t.TempDir()
-	w, err := recorder.Create(filepath.Join(dir, "sess-1.sgrec"), recordertest.Config(k, clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTwoShells(w, clk)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := NewFolder(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := serve(t, src, k.Identity)
+	srv := serveTwoShells(t)
 	c := client(t, srv)
 	base := apiBase(srv)
 	waitVerified(t, c, base)
@@ -172,19 +179,7 @@ func TestPlayerChannels(t *testing.T) {
 // switching shows the other channel's screen only; the export link
 // follows the channel shown.
 func TestReviewChannelsInBrowser(t *testing.T) {
-	k := recordertest.NewKeys(t)
-	clk := recordertest.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
-	dir := t.TempDir()
-	w, err := recorder.Create(filepath.Join(dir, "sess-1.sgrec"), recordertest.Config(k, clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeTwoShells(w, clk)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	src, _ := NewFolder(dir)
-	srv := serve(t, src, k.Identity)
+	srv := serveTwoShells(t)
 	b := browsertest.New(t, "")
 	b.Do(chromedp.Navigate(srv.URL()),
 		browsertest.Until(`document.querySelectorAll("#rows tr").length === 1 &&
