@@ -63,12 +63,20 @@ type Filter struct {
 const MaxList = 1000
 
 // HighWaterStore is a Store that can tell the newest time it holds: the
-// latest of its stored changes and, for a gateway store, audit records.
-// Broker.Start raises its clock to it (SteadyClock), so that a wall clock
-// set back while the gateway was down cannot stretch a deadline.
+// latest of its stored changes and, for a gateway store, audit records,
+// and the heartbeat. Broker.Start raises its clock to it (SteadyClock), so
+// that a wall clock set back while the gateway was down cannot stretch a
+// deadline. sessiontest.RunHighWaterTests checks an implementation.
 type HighWaterStore interface {
 	Store
 	// HighWater returns the newest time stored, or the zero time for an
-	// empty store.
+	// empty store. It is never earlier than the heartbeat.
 	HighWater(ctx context.Context) (time.Time, error)
+	// SetHeartbeat stores t as the time the running gateway has reached,
+	// in place of the heartbeat stored before, even a later one: one small
+	// record, not a log, written every few seconds while nothing else is.
+	// The zero time clears it. Without it, a gateway killed after hours
+	// without a stored change would restart from the time of that change,
+	// hours behind the time it had reached.
+	SetHeartbeat(ctx context.Context, t time.Time) error
 }

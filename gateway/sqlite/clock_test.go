@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -198,4 +199,63 @@ func TestHighWater(t *testing.T) {
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHeartbeatClockReset: the heartbeat counts in HighWater, and a clock
+// reset sets aside a heartbeat stored before it, as it does the records
+// before it, or the heartbeat a gateway wrote while its clock ran ahead
+// would undo the reset; a heartbeat stored after the reset counts again.
+func TestHeartbeatClockReset(t *testing.T) {
+	ctx := context.Background()
+	st, path := openTemp(t)
+	check := func(what string, want time.Time) {
+		t.Helper()
+		got, err := st.HighWater(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(want) {
+			t.Fatalf("%s: HighWater = %v, want %v", what, got, want)
+		}
+	}
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	log, err := audit.New(audit.Config{Store: st, Signer: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(ctx, audit.Event{Type: "gateway.started", Actor: "system", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	beat := t0.Add(5 * time.Hour)
+	if err := st.SetHeartbeat(ctx, beat); err != nil {
+		t.Fatal(err)
+	}
+	check("a heartbeat 5h after the last record", beat)
+	if err := st.SetHeartbeat(ctx, beat.Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check("the next heartbeat", beat.Add(30*time.Second))
+	var rows int
+	if err := st.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM heartbeat`).Scan(&rows); err != nil || rows != 1 {
+		t.Errorf("heartbeat rows after two beats: %d, %v; want one, updated in place", rows, err)
+	}
+
+	// The reset's own time is the wall clock, behind the heartbeat.
+	wall := t0.Add(time.Hour)
+	if _, err := log.Append(ctx, audit.Event{Type: ClockResetEvent, Actor: "local-admin", Time: wall}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a clock reset", wall)
+	if err := errors.Join(log.Close(), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	check("after a clock reset and a restart", wall)
+	if err := st.SetHeartbeat(ctx, wall.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	check("a heartbeat after the reset", wall.Add(time.Minute))
 }

@@ -39,6 +39,10 @@ func TestSessionStore(t *testing.T) {
 	sessiontest.RunStoreTests(t, func(t *testing.T) session.Store { st, _ := openTemp(t); return st })
 }
 
+func TestHighWaterStore(t *testing.T) {
+	sessiontest.RunHighWaterTests(t, func(t *testing.T) session.HighWaterStore { st, _ := openTemp(t); return st })
+}
+
 func TestUsersStore(t *testing.T) {
 	userstest.RunStoreTests(t, func(t *testing.T) users.Store { st, _ := openTemp(t); return st })
 }
