@@ -40,7 +40,7 @@ import (
 // Store is all the gateway persists: sessions, users and tokens, and the
 // audit chain. The SQLite store implements it (PostgreSQL later).
 type Store interface {
-	session.Store
+	session.HighWaterStore
 	users.Store
 	audit.Store
 }
@@ -185,6 +185,7 @@ type Gateway struct {
 	auditIndex sessionAuditStore // finds a session's audit records; nil if the store cannot (recordings_api.go)
 	helpers    helperStore       // keeps enrolled helpers across restarts; nil if the store cannot (assist_api.go)
 
+	heart     heartbeat          // stores the clock's time while running (heartbeat.go)
 	stop      context.CancelFunc // stops the goroutines Start began
 	bg        sync.WaitGroup     // those goroutines
 	closeOnce sync.Once
@@ -277,6 +278,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.audit.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	g.heart = heartbeat{store: cfg.Store, clock: g.clock, log: g.log}
 	g.limits = newLimits(g.clock.Now)
 	g.ghosts = newGhostLocks()
 	g.broker, err = session.NewBroker(session.Config{
@@ -309,8 +311,8 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 // Start takes over the sessions stored by an earlier run and their
-// timers, and starts the audit checkpoint ticker and token cleanup, which
-// run until Close.
+// timers, and starts the audit checkpoint ticker, token cleanup and the
+// heartbeat (HeartbeatInterval), which run until Close.
 func (g *Gateway) Start(ctx context.Context) error {
 	// Sessions active when the last run stopped were being recorded.
 	wasActive, err := g.store.ListSessions(ctx, session.Filter{State: session.Active, Limit: session.MaxList})
@@ -339,6 +341,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.runLocks(bg)
 		}()
 	}
+	g.heart.start()
 	return nil
 }
 
@@ -373,11 +376,12 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 func (g *Gateway) Broker() *session.Broker { return g.broker }
 
 // Close stops the timers, closes every live channel and websocket, and
-// writes a final audit checkpoint. It is idempotent.
+// writes a final heartbeat and audit checkpoint. It is idempotent.
 func (g *Gateway) Close() error {
 	g.closeOnce.Do(func() {
 		g.stop()
 		g.bg.Wait()
+		beating := g.heart.stop()
 		// Screen shares close before the broker cancels the sessions'
 		// contexts, so that their pages hear the gateway stopping (and
 		// reconnect), not their sessions ending.
@@ -389,6 +393,9 @@ func (g *Gateway) Close() error {
 			g.wg.Close()
 		}
 		g.record(context.Background(), audit.Event{Type: "gateway.stopped", Actor: "system", Role: "system"})
+		if beating {
+			g.heart.beat() // the last: the time the gateway stopped at
+		}
 		if g.detector != nil {
 			// Drains its queue and saves baselines; its alerts still reach
 			// the audit log, which closes last.
