@@ -68,6 +68,7 @@ type Broker struct {
 	timer     Timer
 	timerAt   time.Time
 	timerGen  uint64
+	started   bool
 	closed    bool
 
 	unsaved    map[string]Change // ends not stored yet, by session id (unsaved.go)
@@ -164,6 +165,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	if b.closed {
 		return ErrClosed
 	}
+	b.started = true
 	for _, s := range open {
 		if s.State == Active && s.LastActivity.Before(now) {
 			// Activity is not persisted on every touch; count the
@@ -569,6 +571,46 @@ func (b *Broker) EndAgent(ctx context.Context, agent string, reason EndReason, b
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// EndStored ends every session the store holds open with reason, by by,
+// at the clock's time, and returns them as ended: each is stored as its
+// own change with the session.ended event that Revoke and EndAgent store.
+// It is for a broker that is not started, over the store of a stopped
+// gateway (`supportgate admin clock reset --end-sessions`): it takes over
+// no session and arms no timer, and unlike Start it does not raise the
+// clock to the stored times, so the sessions end at the time the caller's
+// clock reads. A session whose end fails to store stays open and is named
+// in the error; the others are ended.
+func (b *Broker) EndStored(ctx context.Context, reason EndReason, by Actor) ([]*Session, error) {
+	b.mu.Lock()
+	started, closed := b.started, b.closed
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return nil, ErrClosed
+	case started:
+		return nil, errors.New("session: EndStored on a started broker: revoke its sessions instead")
+	}
+	open, err := b.store.OpenSessions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("session: loading open sessions: %w", err)
+	}
+	var ended []*Session
+	var errs []error
+	for _, s := range open {
+		next := s.Clone()
+		endState(next, reason, by.Name, b.clock.Now())
+		next.Version++
+		ev := b.event("session.ended", by, map[string]string{"reason": string(reason)})
+		if err := b.store.UpdateSessions(ctx, Change{Session: next.Clone(), Event: ev, Before: s}); err != nil {
+			errs = append(errs, fmt.Errorf("session: ending %s: %w", s.ID, err))
+			continue
+		}
+		b.publish(ev, next)
+		ended = append(ended, next)
+	}
+	return ended, errors.Join(errs...)
 }
 
 // Errors about extensions. Both match ErrConflict as well, so transports
