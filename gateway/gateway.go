@@ -282,7 +282,7 @@ func New(cfg Config) (*Gateway, error) {
 	g.limits = newLimits(g.clock.Now)
 	g.ghosts = newGhostLocks()
 	g.broker, err = session.NewBroker(session.Config{
-		Store: newAuditedSessions(cfg.Store, g), Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
+		Store: newAuditedSessions(cfg.Store, g.audit, g.record, g.recorded), Policy: cfg.Policy, Clock: g.clock, Rand: g.rand, Logger: g.log,
 		OnEvent: g.sessionEvent,
 	})
 	if err != nil {

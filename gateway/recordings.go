@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -157,7 +158,12 @@ func (rs *recordings) close() {
 // no end was cut short by a crash (a clean shutdown closes them). A
 // resumed session goes on in the next part.
 func (g *Gateway) flagCutShort(ctx context.Context, wasActive []*session.Session) {
-	dir := filepath.Join(g.keys.Dir, RecordingsDir)
+	flagCutShort(ctx, filepath.Join(g.keys.Dir, RecordingsDir), wasActive, g.record, g.log)
+}
+
+// flagCutShort is Gateway.flagCutShort over the recordings in dir, for
+// EndOpenSessions too, which records with record and warns on log.
+func flagCutShort(ctx context.Context, dir string, wasActive []*session.Session, record func(context.Context, audit.Event), log *slog.Logger) {
 	for _, s := range wasActive {
 		if !session.ValidID(s.ID) {
 			continue
@@ -181,8 +187,8 @@ func (g *Gateway) flagCutShort(ctx context.Context, wasActive []*session.Session
 		if err != nil {
 			detail["problem"] = err.Error()
 		}
-		g.record(ctx, audit.Event{Type: "recording.cut_short", Actor: "system", Role: "system", Session: s.ID, Detail: detail})
-		g.log.Warn("recording cut short by the last run's stop", "session", s.ID, "file", path)
+		record(ctx, audit.Event{Type: "recording.cut_short", Actor: "system", Role: "system", Session: s.ID, Detail: detail})
+		log.Warn("recording cut short by the last run's stop", "session", s.ID, "file", path)
 	}
 }
 

@@ -29,12 +29,17 @@ var _ chainedSessionStore = (interface {
 type auditedSessions struct {
 	session.Store
 	chained chainedSessionStore // nil: record after the change
-	g       *Gateway
+	log     *audit.Log          // chains the records of a chained store
+	// record appends a record after the change, over a store that is not
+	// chained; recorded reports each record once stored (Gateway.record
+	// and Gateway.recorded for the gateway's broker).
+	record   func(context.Context, audit.Event)
+	recorded func(audit.Record)
 }
 
-func newAuditedSessions(st session.Store, g *Gateway) *auditedSessions {
+func newAuditedSessions(st session.Store, log *audit.Log, record func(context.Context, audit.Event), recorded func(audit.Record)) *auditedSessions {
 	c, _ := st.(chainedSessionStore)
-	return &auditedSessions{Store: st, chained: c, g: g}
+	return &auditedSessions{Store: st, chained: c, log: log, record: record, recorded: recorded}
 }
 
 // CreateSession implements session.Store.
@@ -43,7 +48,7 @@ func (a *auditedSessions) CreateSession(ctx context.Context, c session.Change) e
 		if err := a.Store.CreateSession(ctx, c); err != nil {
 			return err
 		}
-		a.g.record(ctx, sessionAuditEvent(c.Event, c.Session))
+		a.record(ctx, sessionAuditEvent(c.Event, c.Session))
 		return nil
 	}
 	chain, stored, err := a.chain([]audit.Event{sessionAuditEvent(c.Event, c.Session)})
@@ -64,7 +69,7 @@ func (a *auditedSessions) UpdateSessions(ctx context.Context, cs ...session.Chan
 			return err
 		}
 		for _, c := range cs {
-			a.g.record(ctx, sessionAuditEvent(c.Event, c.Session))
+			a.record(ctx, sessionAuditEvent(c.Event, c.Session))
 		}
 		return nil
 	}
@@ -86,7 +91,7 @@ func (a *auditedSessions) UpdateSessions(ctx context.Context, cs ...session.Chan
 // chain returns the audit.ChainFunc for evs and a function to call once
 // the store committed, which reports the stored records like record does.
 func (a *auditedSessions) chain(evs []audit.Event) (audit.ChainFunc, func(), error) {
-	chain, err := a.g.audit.Chain(evs)
+	chain, err := a.log.Chain(evs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -99,7 +104,7 @@ func (a *auditedSessions) chain(evs []audit.Event) (audit.ChainFunc, func(), err
 	stored := func() {
 		for _, r := range recs {
 			if r.Type != audit.CheckpointType {
-				a.g.recorded(r)
+				a.recorded(r)
 			}
 		}
 	}
