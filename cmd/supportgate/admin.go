@@ -41,7 +41,7 @@ func runAdmin(env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stdout, "usage: supportgate admin user add --data DIR --name NAME --role ROLE --password-stdin --totp-secret-file FILE\n"+
 			"       supportgate admin user lock|unlock|reenroll NAME   (as a logged-in admin)\n"+
 			"       supportgate admin user reenroll --data DIR --name NAME [--password-stdin --totp-secret-file FILE]   (serve stopped)\n"+
-			"       supportgate admin clock reset --data DIR   (serve stopped: accept the wall clock over records dated ahead of it)")
+			"       supportgate admin clock reset --data DIR [--end-sessions]   (serve stopped: accept the wall clock over records dated ahead of it)")
 		return errHelpShown
 	}
 	return &exitError{code: 2, msg: "usage: supportgate admin user add --data DIR --name NAME --role agent|supervisor|auditor|admin --password-stdin --totp-secret-file FILE"}

@@ -310,3 +310,96 @@ func TestE2EClockReset(t *testing.T) {
 		t.Errorf("a second reset said %q", out)
 	}
 }
+
+// TestE2EClockResetEndSessions: `admin clock reset --end-sessions` ends
+// the sessions still open, an active and a requested one, as revoked by
+// local-admin at the reset's time, each with the session.ended record an
+// online revoke writes, and resets the clock; the audit chain verifies,
+// and serve starts after with both still ended. Without the flag the
+// command refuses as before.
+func TestE2EClockResetEndSessions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	g := newGW(t, `{"min_duration": "1s"}`)
+	alice := g.user("alice", "agent")
+	active := g.newSession(alice, "view", "30m")
+	g.browser(active.ConsentURL).approve(`["view"]`)
+	requested := g.newSession(alice, "view", "30m")
+	g.kill()
+	st, mat, err := openData(g.data, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return far }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(log.Close(), st.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	_, errs, code := g.run("", "", "admin", "clock", "reset", "--data", g.data)
+	if want := "supportgate: 2 sessions are still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again"; code != 1 || strings.TrimSpace(errs) != want {
+		t.Fatalf("clock reset with sessions open, without --end-sessions: exit %d %q, want 1 %q", code, errs, want)
+	}
+	before := time.Now()
+	out := g.mustRun("", "", "admin", "clock", "reset", "--data", g.data, "--end-sessions")
+	after := time.Now()
+	for _, want := range []string{
+		"ended session " + active.ID + ` (active, agent alice, customer "Bob at ACME"): revoked`,
+		"ended session " + requested.ID + ` (requested, agent alice, customer "Bob at ACME"): revoked`,
+		"accepted the wall clock",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("clock reset --end-sessions said %q, want a line %q", out, want)
+		}
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(g.data, dbFile)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	checkEnded := func(when string) {
+		t.Helper()
+		for _, id := range []string{active.ID, requested.ID} {
+			var state, reason, by string
+			var endedAt int64
+			if err := db.QueryRow(`SELECT state, end_reason, ended_by, ended_at FROM sessions WHERE id = ?`, id).Scan(&state, &reason, &by, &endedAt); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Unix(0, endedAt)
+			if state != "ended" || reason != "revoked" || by != "local-admin" || at.Before(before.Add(-time.Second)) || at.After(after) {
+				t.Errorf("session %s %s: %s/%s by %q at %v, want ended/revoked by local-admin at the reset's time (%v to %v)",
+					id, when, state, reason, by, at, before, after)
+			}
+		}
+	}
+	checkEnded("after the reset")
+	var endedRecords int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM audit_records WHERE type = 'session.ended' AND actor = 'local-admin'
+		AND seq < (SELECT MAX(seq) FROM audit_records WHERE type = 'gateway.clock_reset')`).Scan(&endedRecords); err != nil {
+		t.Fatal(err)
+	}
+	if endedRecords != 2 {
+		t.Errorf("session.ended records by local-admin before the reset record: %d, want 2", endedRecords)
+	}
+	if out := g.mustRun("", "", "audit", "verify", "--data", g.data); !strings.Contains(out, "intact") {
+		t.Errorf("audit verify after the reset: %q", out)
+	}
+
+	g.start()
+	if strings.Contains(g.stderr.String(), "wall clock is behind") {
+		t.Errorf("serve after the reset still says its clock is behind:\n%s", g.stderr.String())
+	}
+	g.kill()
+	checkEnded("after serve ran again")
+	if out := g.mustRun("", "", "audit", "verify", "--data", g.data); !strings.Contains(out, "intact") {
+		t.Errorf("audit verify after serve ran again: %q", out)
+	}
+}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"time"
 
+	"supportgate/gateway"
 	"supportgate/gateway/audit"
 	"supportgate/gateway/sqlite"
+	"supportgate/session"
 )
 
 // runAdminClockReset accepts the wall clock over stored records dated
@@ -22,15 +25,20 @@ import (
 // aside: every login (and the SSH certificates bound to them) and
 // enrollment link, whose expiry would lie that far ahead. It refuses while
 // sessions are open, whose deadlines were set by that clock too: they are
-// ended first, with serve running (session revoke, admin user lock).
+// ended first, with serve running (session revoke, admin user lock), or
+// here with --end-sessions, which revokes each as local-admin at the
+// reset's time, audited as online (gateway.EndOpenSessions). The heartbeat
+// serve stored by that clock needs nothing here: the reset record sets it
+// aside (sqlite.Store.HighWater).
 func runAdminClockReset(env *cliEnv, args []string) error {
-	fs := newFlags(env, "admin clock reset", "--data DIR")
+	fs := newFlags(env, "admin clock reset", "--data DIR [--end-sessions]")
 	dataDir := fs.String("data", "./data", "data `directory` of a stopped gateway")
+	endSessions := fs.Bool("end-sessions", false, "end (revoke) the sessions still open, requested or active, instead of refusing")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return &exitError{code: 2, msg: "usage: supportgate admin clock reset --data DIR"}
+		return &exitError{code: 2, msg: "usage: supportgate admin clock reset --data DIR [--end-sessions]"}
 	}
 	st, mat, unlock, err := openStoppedData(*dataDir, "the clock is reset with serve stopped")
 	if err != nil {
@@ -53,15 +61,31 @@ func runAdminClockReset(env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(open) > 0 {
+	if len(open) > 0 && !*endSessions {
 		return fmt.Errorf("%d sessions are still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again", len(open))
-	}
-	n, err := revokeAllTokens(ctx, st)
-	if err != nil {
-		return err
 	}
 	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return wall }})
 	if err != nil {
+		return err
+	}
+	if len(open) > 0 {
+		ended, err := gateway.EndOpenSessions(ctx, gateway.OfflineEnd{Store: st, Audit: log, RecordingsDir: filepath.Join(*dataDir, gateway.RecordingsDir),
+			At: wall, By: session.Actor{Name: "local-admin", Role: "admin", Remote: "local"}})
+		for _, s := range ended {
+			was := "active"
+			if s.ApprovedAt.IsZero() {
+				was = "requested"
+			}
+			fmt.Fprintf(env.stdout, "ended session %s (%s, agent %s, customer %q): %s\n", s.ID, was, s.Agent, s.Customer, s.EndReason)
+		}
+		if err != nil {
+			log.Close()
+			return fmt.Errorf("ended %d of the %d open sessions, so the clock is not reset (run it again): %w", len(ended), len(open), err)
+		}
+	}
+	n, err := revokeAllTokens(ctx, st)
+	if err != nil {
+		log.Close()
 		return err
 	}
 	ws, ns, as := wall.Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second).String()
