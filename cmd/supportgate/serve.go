@@ -300,7 +300,7 @@ func steadyClock(store *sqlite.Store, logger *slog.Logger) (*session.SteadyClock
 	logger.Error("wall clock is behind the newest stored record; the gateway's time runs on from that record, so that no stored deadline gains the difference. "+
 		"If the wall clock is wrong, fix it: the times the gateway records stay ahead of it until it catches up. "+
 		"If it is right, that record was written while the clock ran ahead, and the gateway's times stay that far ahead of the wall clock, less each restart's downtime, "+
-		"until `supportgate admin clock reset --data DIR` (serve stopped, sessions ended) accepts the wall clock",
+		"until `supportgate admin clock reset --data DIR` (serve stopped; sessions ended, or --end-sessions to end them) accepts the wall clock",
 		"wall", ws, "newest", ns, "behind", bs)
 	return clock, &audit.Event{Type: "gateway.clock_behind", Actor: "system", Role: "system",
 		Detail: map[string]string{"wall": ws, "newest": ns, "behind": bs}}, nil
