@@ -37,8 +37,9 @@ import (
 	"supportgate/session"
 )
 
-// Store is all the gateway persists: sessions, users and tokens, and the
-// audit chain. The SQLite store implements it (PostgreSQL later).
+// Store is all the gateway persists: sessions, users and tokens, the audit
+// chain and the heartbeat. The SQLite store implements it (PostgreSQL
+// later).
 type Store interface {
 	session.HighWaterStore
 	users.Store
