@@ -98,7 +98,54 @@ func appendColor(b []byte, c uint32, base int) []byte {
 // terminal of the same size, reproduce its content, attributes, cursor
 // position and cursor visibility.
 func (s *Screen) Snapshot() []byte {
-	b := []byte("\x1b[0m\x1b[H\x1b[2J")
+	b := s.appendLines([]byte("\x1b[0m\x1b[H\x1b[2J"))
+	return s.appendModes(b)
+}
+
+// Redraw renders the screen as bytes that bring a live terminal of the
+// same size to it from whatever state earlier output left that terminal
+// in, where Snapshot expects a freshly reset one: it first leaves the
+// alternate screen and resets the scrolling region and autowrap, and
+// while the alternate screen is shown it draws the main screen under it,
+// so that a program leaving the alternate screen uncovers the right text.
+//
+// A non-empty status is drawn over the top line in reverse video (its
+// printable ASCII only, cut to the screen's width), before the cursor is
+// put back: a note that lasts until the program redraws that line.
+//
+// The result is bounded by the screen's size: a cell takes at most the
+// escape sequence of its attributes, its character and maxComb bytes,
+// and a screen at most 1000x1000 cells (twice that with the alternate
+// screen).
+func (s *Screen) Redraw(status string) []byte {
+	b := []byte("\x1b[?1049l\x1b[r\x1b[?7h\x1b[0m\x1b[H\x1b[2J")
+	if s.main != nil {
+		m := *s
+		m.lines, m.main = s.main, nil
+		m.x = min(max(s.saved.x, 0), s.cols-1)
+		m.y = min(max(s.saved.y, 0), s.rows-1)
+		m.wrapNext, m.attr, m.top, m.bot, m.noWrap, m.hidden = false, Attr{}, 0, s.rows-1, false, false
+		b = m.appendLines(b)
+		b = m.appendModes(b)
+		b = append(b, "\x1b[?1049h\x1b[0m\x1b[H\x1b[2J"...)
+	}
+	b = s.appendLines(b)
+	if status != "" {
+		b = append(b, "\x1b[1;1H\x1b[0;7m"...)
+		n := 0
+		for i := 0; i < len(status) && n < s.cols; i++ {
+			if c := status[i]; c >= 0x20 && c < 0x7f {
+				b = append(b, c)
+				n++
+			}
+		}
+		b = append(b, "\x1b[0m"...)
+	}
+	return s.appendModes(b)
+}
+
+// appendLines appends what draws the screen's lines on a cleared screen.
+func (s *Screen) appendLines(b []byte) []byte {
 	for y, line := range s.lines {
 		last := -1
 		for x, c := range line {
@@ -124,6 +171,12 @@ func (s *Screen) Snapshot() []byte {
 			b = append(b, "\x1b[0m"...)
 		}
 	}
+	return b
+}
+
+// appendModes appends what sets the scrolling region, the cursor, its
+// pending wrap, the attributes and the modes as the screen has them.
+func (s *Screen) appendModes(b []byte) []byte {
 	if s.top != 0 || s.bot != s.rows-1 {
 		b = append(b, "\x1b["...)
 		b = strconv.AppendInt(b, int64(s.top+1), 10)

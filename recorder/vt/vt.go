@@ -2,7 +2,8 @@
 // output (printable text, control characters, CSI cursor movement, erase,
 // scrolling regions, SGR attributes, the alternate screen) into a grid of
 // cells, and renders that grid back as escape sequences that reproduce it on
-// a fresh terminal. The recorder uses it to write screen keyframes.
+// a fresh terminal. The recorder uses it to write screen keyframes and to
+// redraw a channel's screen for a supervisor who starts watching it.
 //
 // Characters take the columns wcwidth(3) gives them (see runeWidth): a wide
 // one takes a cell and the Tail cell after it, and combining marks and other

@@ -284,3 +284,65 @@ func TestCombsBounded(t *testing.T) {
 		t.Errorf("main screen: %q, want %q", got, want)
 	}
 }
+
+// TestRedraw replays a redraw on a terminal that earlier output left in
+// another state (its own alternate screen, a scrolling region, autowrap
+// off, a colour): the terminal shows the same text, cursor and modes, and
+// once the program leaves the alternate screen, the same main screen
+// under it. A Snapshot there would have drawn inside the stale scrolling
+// region and on the wrong buffer.
+func TestRedraw(t *testing.T) {
+	dirty := "\x1b[?1049h\x1b[3;5r\x1b[?7l\x1b[31mstale\x1b[?25l"
+	tests := []struct{ name, in string }{
+		{"shell", "$ ls\r\nfile-a  file-b\r\n$ "},
+		{"full-screen", "$ vim\r\n\x1b[?1049h\x1b[H\x1b[2Jline one\r\n~\r\n~\x1b[2;5r\x1b[10;1H\x1b[7m-- INSERT --\x1b[0m\x1b[1;5H"},
+		{"pending wrap", strings.Repeat("y", 40)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := New(40, 10)
+			a.Write([]byte(tt.in))
+			b := New(40, 10)
+			b.Write([]byte(dirty))
+			b.Write(a.Redraw(""))
+			for i := range 2 {
+				if got, want := b.String(), a.String(); got != want {
+					t.Errorf("step %d: text: got %q, want %q", i, got, want)
+				}
+				ax, ay := a.Cursor()
+				bx, by := b.Cursor()
+				if ax != bx || ay != by || a.hidden != b.hidden || a.noWrap != b.noWrap || a.top != b.top || a.bot != b.bot || (a.main == nil) != (b.main == nil) {
+					t.Errorf("step %d: got cursor %d,%d hidden %v noWrap %v region %d-%d alt %v, want %d,%d %v %v %d-%d %v", i,
+						bx, by, b.hidden, b.noWrap, b.top, b.bot, b.main != nil, ax, ay, a.hidden, a.noWrap, a.top, a.bot, a.main != nil)
+				}
+				// The program leaves the alternate screen (if it is in it)
+				// and prints: both show the same main screen.
+				leave := []byte("\x1b[?1049lback")
+				a.Write(leave)
+				b.Write(leave)
+			}
+		})
+	}
+}
+
+// TestRedrawStatus: the status goes over the top line, printable ASCII
+// only and cut to the width (20 columns here; Line trims the last
+// blank), and the cursor is put back after it.
+func TestRedrawStatus(t *testing.T) {
+	a := New(20, 4)
+	a.Write([]byte("top line\r\nsecond\r\n$ "))
+	b := New(20, 4)
+	b.Write(a.Redraw("[status\x1b]52;c;x\x07 that is far too long]"))
+	if got, want := b.Line(0), "[status]52;c;x that"; got != want {
+		t.Errorf("top line: got %q, want %q", got, want)
+	}
+	if got := b.Line(1); got != "second" {
+		t.Errorf("second line: got %q, want %q", got, "second")
+	}
+	if x, y := b.Cursor(); x != 2 || y != 2 {
+		t.Errorf("cursor: got %d,%d, want 2,2", x, y)
+	}
+	if b.lines[0][0].A.Flags&Reverse == 0 {
+		t.Error("the status is not in reverse video")
+	}
+}
