@@ -32,6 +32,9 @@ var (
 	// when MaxOpenChannels others are open (see EndChannel). The records
 	// are not written; the recording itself carries on.
 	ErrTooManyChannels = errors.New("recorder: too many open terminal channels")
+	// ErrNoChannel is returned by Screen for a channel that has no
+	// terminal state: it had no terminal record yet, or EndChannel ended it.
+	ErrNoChannel = errors.New("recorder: no such open terminal channel")
 )
 
 // MaxOpenChannels caps the terminal channels a Writer keeps state for at
@@ -394,6 +397,37 @@ func (w *Writer) terminalLocked(ch int, cs *chanState, typ Type, p []byte) error
 		p = p[n:]
 	}
 	return nil
+}
+
+// TermScreen is a terminal channel's current screen, as Screen returns it.
+type TermScreen struct {
+	Cols, Rows int
+	// Redraw brings a terminal of Cols x Rows, in whatever state earlier
+	// output left it, to the screen: content, attributes, cursor and the
+	// alternate screen (see vt.Screen.Redraw). It is bounded by the size.
+	Redraw []byte
+}
+
+// Screen returns channel ch's current screen, as the recording has it:
+// the output recorded so far, redacted, less what redaction still holds
+// back of the channel's last output. status, if not empty, is drawn over
+// the top line (see vt.Screen.Redraw). The Writer's lock is held while
+// the screen is rendered, so output recorded at the same time is either
+// all in the screen or all after it. It returns ErrNoChannel for a
+// channel without terminal state and ErrClosed after Close.
+func (w *Writer) Screen(ch int, status string) (TermScreen, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return TermScreen{}, ErrClosed
+	}
+	cs := w.chans[ch]
+	if cs == nil {
+		return TermScreen{}, ErrNoChannel
+	}
+	cs.term.catchUp()
+	cols, rows := cs.term.screen.Size()
+	return TermScreen{Cols: cols, Rows: rows, Redraw: cs.term.screen.Redraw(status)}, nil
 }
 
 // Resize records the terminal size of channel 0.
