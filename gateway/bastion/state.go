@@ -43,29 +43,6 @@ type sessState struct {
 	nwatch     atomic.Int32 // len(watchers), read without the lock on the output path
 }
 
-// watcher is a supervisor's read-only view of the shells' output. It
-// shows one channel at a time, as a terminal can: the first that has
-// output, until it closes, then the next.
-type watcher struct {
-	out     chan []byte
-	dropped atomic.Int64
-
-	// Guarded by sessState.mu.
-	ch    int          // the channel shown; 0 until one has output
-	shown bool         // a channel was shown before ch (say which is now)
-	told  map[int]bool // other channels the supervisor was told of
-}
-
-// send queues b for the supervisor; a slow watcher loses output, never
-// the agent. The caller holds sessState.mu.
-func (w *watcher) send(b []byte) {
-	select {
-	case w.out <- b:
-	default:
-		w.dropped.Add(int64(len(b)))
-	}
-}
-
 // state returns the session's shared state, creating it and its recording
 // on first use.
 func (s *Server) state(id string) (*sessState, error) {
@@ -274,69 +251,4 @@ func (st *sessState) removeNotice(w io.Writer) {
 // newChannel returns the number of a new session channel.
 func (st *sessState) newChannel() int {
 	return int(min(st.chans.Add(1), recorder.MaxChannel))
-}
-
-// output records the output of channel num and copies it to the
-// supervisors watching that channel. A watcher shows one channel, as the
-// recording keeps each apart: two shells interleaved on one terminal would
-// be unreadable. It is told once of each other channel with output.
-func (st *sessState) output(num int, p []byte) error {
-	err := st.rec.OutputOn(num, p)
-	if st.nwatch.Load() > 0 {
-		st.mu.Lock()
-		for w := range st.watchers {
-			switch {
-			case w.ch == 0:
-				w.ch = num
-				if w.shown {
-					w.send(fmt.Appendf(nil, "\r\n[supportgate: now showing channel %d]\r\n", num))
-				}
-			case w.ch != num:
-				if !w.told[num] {
-					if w.told == nil {
-						w.told = map[int]bool{}
-					}
-					w.told[num] = true
-					w.send(fmt.Appendf(nil, "\r\n[supportgate: the agent has another channel (%d) open; this view stays on channel %d, the recording keeps both]\r\n", num, w.ch))
-				}
-				continue
-			}
-			w.send(append([]byte(nil), p...))
-		}
-		st.mu.Unlock()
-	}
-	return err
-}
-
-// channelEnded moves the watchers of channel num on to the next channel
-// that has output.
-func (st *sessState) channelEnded(num int) {
-	if st.nwatch.Load() == 0 {
-		return
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for w := range st.watchers {
-		delete(w.told, num)
-		if w.ch == num {
-			w.ch, w.shown = 0, true
-			w.send(fmt.Appendf(nil, "\r\n[supportgate: channel %d closed]\r\n", num))
-		}
-	}
-}
-
-func (st *sessState) addWatcher() *watcher {
-	w := &watcher{out: make(chan []byte, 256)}
-	st.mu.Lock()
-	st.watchers[w] = struct{}{}
-	st.nwatch.Store(int32(len(st.watchers)))
-	st.mu.Unlock()
-	return w
-}
-
-func (st *sessState) removeWatcher(w *watcher) {
-	st.mu.Lock()
-	delete(st.watchers, w)
-	st.nwatch.Store(int32(len(st.watchers)))
-	st.mu.Unlock()
 }
