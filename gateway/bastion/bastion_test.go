@@ -33,9 +33,15 @@ type ptySSH struct {
 
 func (e *env) startPTY(t *testing.T, id *identity, user string) *ptySSH {
 	t.Helper()
+	return e.startPTYSize(t, id, user, 80, 24)
+}
+
+// startPTYSize starts OpenSSH on a terminal of cols x rows.
+func (e *env) startPTYSize(t *testing.T, id *identity, user string, cols, rows uint16) *ptySSH {
+	t.Helper()
 	cmd := exec.Command(e.sshBin, e.sshArgs(id, user, "-tt")...)
 	cmd.Env = append(os.Environ(), "HOME="+id.dir, "TERM=xterm")
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: rows, Cols: cols})
 	if err != nil {
 		t.Fatal(err)
 	}

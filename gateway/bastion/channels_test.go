@@ -136,8 +136,9 @@ func castText(t *testing.T, r *recorder.Reader, ch int) string {
 
 // TestSupervisorWatchesOneChannel: a supervisor watching while the agent
 // has two shells sees the first shell's output alone, is told of the
-// other, and moves to it when the first closes. Before, both shells'
-// output came interleaved on the supervisor's one terminal.
+// other, and is moved to it, its screen drawn, when the first closes.
+// Before, both shells' output came interleaved on the supervisor's one
+// terminal.
 func TestSupervisorWatchesOneChannel(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.addUser("alice", "agent", "t1")
@@ -163,8 +164,8 @@ func TestSupervisorWatchesOneChannel(t *testing.T) {
 	}
 
 	first.send("exit\r")
-	sv.expect(t, "closed]")
+	sv.expect(t, "closed; now showing channel")
+	sv.expect(t, "second-42") // its screen
 	second.send("echo second-now-$((6*7))\r")
-	sv.expect(t, "now showing channel")
 	sv.expect(t, "second-now-42")
 }

@@ -287,6 +287,7 @@ func (r *relay) request(req *ssh.Request) {
 		r.mu.Unlock()
 		r.banner(pty)
 		r.st.addNotice(r.notice)
+		r.st.channelOpened(r.num)
 	case "subsystem":
 		var sub struct{ Name string }
 		ssh.Unmarshal(req.Payload, &sub)

@@ -39,8 +39,14 @@ type sessState struct {
 	idleWarned time.Time              // the last activity the idle warning was given for
 	idleCheck  time.Time              // no idle warning can be due before this (activity only moves it later)
 	notices    map[io.Writer]struct{} // agents' shell stderr
-	watchers   map[*watcher]struct{}
-	nwatch     atomic.Int32 // len(watchers), read without the lock on the output path
+
+	// wmu guards open, watchers and each watcher's view. output holds it
+	// while it records, so that a watcher's redraw of a channel's screen
+	// and that channel's live output after it come in order, none of it
+	// twice and none lost. It is taken before the recording's lock.
+	wmu      sync.Mutex
+	open     []int // the channels running a shell or command, ascending
+	watchers map[*watcher]struct{}
 }
 
 // state returns the session's shared state, creating it and its recording

@@ -1,0 +1,129 @@
+package bastion_test
+
+import (
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"supportgate/gateway"
+	"supportgate/recorder"
+	"supportgate/recorder/vt"
+)
+
+// TestSupervisorPicksChannel: an agent has two shells, each showing a
+// screen of its own; a supervisor joining afterwards sees the first
+// shell's screen at once, where it is on the screen, with no new output;
+// "]" shows the second's screen (the status line says its size differs
+// from the supervisor's window), then its live output and not the
+// first's; an arrow key switches nothing; "1" goes back; "?" shows the
+// keys. What the supervisor types reaches neither shell nor the
+// recording's input records, which hold the agent's. Each switch is
+// audited and recorded. Before, the supervisor saw nothing until the
+// first shell printed again, and could not leave it.
+func TestSupervisorPicksChannel(t *testing.T) {
+	e := newEnv(t, envOptions{recording: gateway.RecordingConfig{RecordInput: true}})
+	e.addUser("alice", "agent", "t1")
+	e.addUser("sue", "supervisor", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	alice := e.certFor("alice")
+	first := e.startPTY(t, alice, s.ID)
+	first.expect(t, "This session is recorded")
+	first.send("printf '\\033[2J\\033[5;10HFIRST-SCREEN-%s\\n' $((6*7))\r")
+	first.expect(t, "FIRST-SCREEN-42")
+	second := e.startPTYSize(t, alice, s.ID, 100, 30)
+	second.expect(t, "This session is recorded")
+	second.send("printf '\\033[2J\\033[3;3HSECOND-SCREEN-%s\\n' $((6*7))\r")
+	second.expect(t, "SECOND-SCREEN-42")
+
+	sv := e.startPTY(t, e.certFor("sue"), s.ID)
+	sv.expect(t, "read-only as supervisor sue")
+	sv.expect(t, "] or Tab: next channel")
+	sv.expect(t, "FIRST-SCREEN-42")
+	sv.expect(t, "(1 of 2 open)")
+	term := vt.New(80, 24)
+	term.Write([]byte(sv.out.String()))
+	if got := term.Line(4); !strings.HasPrefix(got, strings.Repeat(" ", 9)+"FIRST-SCREEN-42") {
+		t.Errorf("the supervisor's line 5: got %q, want FIRST-SCREEN-42 from column 10, where the shell drew it\nscreen:\n%s", got, term.String())
+	}
+	if strings.Contains(sv.out.String(), "SECOND-SCREEN") {
+		t.Fatalf("the supervisor sees the second shell before switching:\n%s", sv.out.String())
+	}
+
+	sv.send("]")
+	sv.expect(t, "SECOND-SCREEN-42")
+	sv.expect(t, "(2 of 2 open); it is 100x30, this window 80x24")
+	second.send("echo live-$((6*7))\r")
+	sv.expect(t, "live-42")
+	first.send("echo first-hidden-$((6*7))\r")
+	first.expect(t, "first-hidden-42")
+
+	// Keys that are not the watch's: text, an arrow key (ESC [ A, not a
+	// '['), a function key (ESC [ 1 5 ~, not a '1').
+	sv.send("echo sneaky-typed\r\x1b[A\x1b[15~")
+	second.send("echo marker-$((6*7))\r")
+	second.expect(t, "marker-42")
+	sv.expect(t, "marker-42") // still on the second shell
+	if strings.Contains(sv.out.String(), "first-hidden-42") {
+		t.Errorf("the supervisor watching the second shell sees the first's output:\n%s", sv.out.String())
+	}
+
+	sv.send("1")
+	sv.expect(t, "first-hidden-42") // in the first shell's screen, drawn again
+	sv.send("?")
+	sv.expect(t, "1-9: n-th open")
+
+	for i, p := range []*ptySSH{first, second} {
+		if strings.Contains(p.out.String(), "sneaky") {
+			t.Errorf("shell %d shows what the supervisor typed:\n%s", i+1, p.out.String())
+		}
+	}
+	if !waitFor(5*time.Second, func() bool { return len(e.auditEvents("session.watch_switched")) == 2 }) {
+		t.Errorf("session.watch_switched: got %+v, want two (] and 1)", e.auditEvents("session.watch_switched"))
+	}
+	var switchedTo []string
+	for _, ev := range e.auditEvents("session.watch_switched") {
+		if ev.Actor != "sue" || ev.Detail["channel"] != "watch" {
+			t.Errorf("session.watch_switched: got %+v, want sue's, channel watch", ev)
+		}
+		switchedTo = append(switchedTo, ev.Detail["channel_id"])
+	}
+
+	if err := s.consent.Revoke(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.recDir, s.ID+".sgrec")
+	if !waitFor(5*time.Second, func() bool { r, err := recorder.VerifyFile(path); return err == nil && r.Complete }) {
+		t.Fatal("the recording never closed")
+	}
+	r, err := recorder.OpenFile(path, e.ident)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var input strings.Builder
+	var recorded []string
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			break
+		}
+		switch {
+		case rec.Type == recorder.TypeInput:
+			input.Write(rec.Data)
+		case rec.Type == recorder.TypeEvent && rec.Kind == "ssh.watch_switched":
+			if rec.Detail["supervisor"] != "sue" {
+				t.Errorf("ssh.watch_switched: got %v, want supervisor sue", rec.Detail)
+			}
+			recorded = append(recorded, rec.Detail["channel_id"])
+		}
+	}
+	if in := input.String(); !strings.Contains(in, "echo live") || strings.Contains(in, "sneaky") {
+		t.Errorf("input records: got %q, want the agent's keys and none of the supervisor's", in)
+	}
+	if len(switchedTo) != 2 || !slices.Equal(recorded, switchedTo) || !regexp.MustCompile(`^\d+$`).MatchString(switchedTo[0]) {
+		t.Errorf("switches: audited %v, recorded %v; want the same two channels", switchedTo, recorded)
+	}
+}
