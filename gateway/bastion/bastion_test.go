@@ -36,10 +36,11 @@ func (e *env) startPTY(t *testing.T, id *identity, user string) *ptySSH {
 	return e.startPTYSize(t, id, user, 80, 24)
 }
 
-// startPTYSize starts OpenSSH on a terminal of cols x rows.
-func (e *env) startPTYSize(t *testing.T, id *identity, user string, cols, rows uint16) *ptySSH {
+// startPTYSize starts OpenSSH on a terminal of cols x rows, with the
+// command, if any.
+func (e *env) startPTYSize(t *testing.T, id *identity, user string, cols, rows uint16, command ...string) *ptySSH {
 	t.Helper()
-	cmd := exec.Command(e.sshBin, e.sshArgs(id, user, "-tt")...)
+	cmd := exec.Command(e.sshBin, append(e.sshArgs(id, user, "-tt"), command...)...)
 	cmd.Env = append(os.Environ(), "HOME="+id.dir, "TERM=xterm")
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: rows, Cols: cols})
 	if err != nil {

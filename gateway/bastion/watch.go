@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,16 +298,45 @@ func (k *watchKeys) key(b byte) byte {
 	return 0
 }
 
-// addWatcher adds a supervisor's view, showing the first open channel.
-func (st *sessState) addWatcher(pty bool, cols, rows int) (*watcher, int) {
+// addWatcher adds a supervisor's view, showing channel want if it is
+// open, else the first open channel. It returns the channel shown, or 0.
+func (st *sessState) addWatcher(pty bool, cols, rows, want int) (*watcher, int) {
 	w := &watcher{out: make(chan []byte, 256), pty: pty, cols: cols, rows: rows}
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
 	st.watchers[w] = struct{}{}
+	var note string
+	if want != 0 {
+		if _, found := slices.BinarySearch(st.open, want); found {
+			st.showLocked(w, want, "")
+			return w, want
+		}
+		note = fmt.Sprintf("channel %d is not open; ", want)
+	}
 	if first := st.stepLocked(0, 1); first != 0 {
-		st.showLocked(w, first, "")
+		st.showLocked(w, first, note)
+	} else if note != "" {
+		w.note(note + "the view shows the first channel with output")
 	}
 	return w, w.ch
+}
+
+// parseWatch parses the command of the watch's exec form, "watch" or
+// "watch CHANNEL", and returns the channel, 0 for none.
+func parseWatch(cmd string) (int, bool) {
+	if len(cmd) > 64 {
+		return 0, false
+	}
+	f := strings.Fields(cmd)
+	switch {
+	case len(f) == 1 && f[0] == "watch":
+		return 0, true
+	case len(f) == 2 && f[0] == "watch":
+		if n, err := strconv.Atoi(f[1]); err == nil && n >= 1 && n <= recorder.MaxChannel {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 func (st *sessState) removeWatcher(w *watcher) {
@@ -331,8 +361,9 @@ func (st *sessState) hasOpen() bool {
 
 // watch serves a supervisor's session channel: a read-only view of the
 // session's shells, one channel at a time, which the supervisor picks
-// with keys (see watchKeys). Nothing the supervisor types reaches a
-// shell or the recording.
+// with keys (see watchKeys). It starts on a shell request, or on the
+// command "watch CHANNEL" to start on that channel. Nothing the
+// supervisor types reaches a shell or the recording.
 func (cn *conn) watch(nch ssh.NewChannel) {
 	s, err := cn.srv.cfg.Sessions.Get(cn.ctx, cn.id)
 	if err != nil || !s.Scopes.Has(session.Shell) {
@@ -400,7 +431,28 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 			if req.WantReply {
 				req.Reply(true, nil)
 			}
-		case "shell":
+		case "shell", "exec":
+			var want int
+			if req.Type == "exec" {
+				var c struct{ Command string }
+				ok := ssh.Unmarshal(req.Payload, &c) == nil
+				if ok {
+					want, ok = parseWatch(c.Command)
+				}
+				if !ok && w == nil {
+					// OpenSSH drops what comes with a refused command:
+					// accept it, say why and end the channel.
+					req.Reply(true, nil)
+					io.WriteString(ch.Stderr(), "supportgate: supervisors watch read-only: the one command is \"watch [CHANNEL]\"\r\n")
+					ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{1}))
+					ch.Close()
+					continue
+				}
+				if !ok {
+					req.Reply(false, nil)
+					continue
+				}
+			}
 			if w != nil {
 				req.Reply(false, nil)
 				continue
@@ -415,7 +467,7 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 				io.WriteString(ch, string(bytes.Repeat([]byte("\r\n"), max(rows, 24))))
 			}
 			var first int
-			w, first = st.addWatcher(pty, cols, rows)
+			w, first = st.addWatcher(pty, cols, rows, want)
 			shown.Store(w)
 			cn.presence("watch", true)
 			st.notify("supervisor " + cn.principal + " joined (read-only)")
@@ -441,7 +493,7 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 				}
 			}()
 		default:
-			io.WriteString(ch.Stderr(), "supportgate: supervisors watch read-only: only a shell request is accepted\r\n")
+			io.WriteString(ch.Stderr(), "supportgate: supervisors watch read-only: only a shell or \"watch [CHANNEL]\" is accepted\r\n")
 			if req.WantReply {
 				req.Reply(false, nil)
 			}

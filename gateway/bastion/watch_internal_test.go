@@ -86,3 +86,26 @@ func TestStepChannels(t *testing.T) {
 		t.Errorf("step with no channel open: got %d, want 0", got)
 	}
 }
+
+func TestParseWatch(t *testing.T) {
+	tests := []struct {
+		cmd  string
+		want int
+		ok   bool
+	}{
+		{"watch", 0, true},
+		{" watch  3 ", 3, true},
+		{"watch 0", 0, false},
+		{"watch -1", 0, false},
+		{"watch 2147483648", 0, false},
+		{"watch x", 0, false},
+		{"watch 1 2", 0, false},
+		{"cat /etc/passwd", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		if got, ok := parseWatch(tt.cmd); got != tt.want || ok != tt.ok {
+			t.Errorf("parseWatch(%q): got %d, %v; want %d, %v", tt.cmd, got, ok, tt.want, tt.ok)
+		}
+	}
+}

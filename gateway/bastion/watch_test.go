@@ -127,3 +127,50 @@ func TestSupervisorPicksChannel(t *testing.T) {
 		t.Errorf("switches: audited %v, recorded %v; want the same two channels", switchedTo, recorded)
 	}
 }
+
+// TestSupervisorWatchCommand: "watch CHANNEL" starts the watch on that
+// channel; a channel that is not open is said, and the first is shown;
+// any other command is refused, saying what is accepted.
+func TestSupervisorWatchCommand(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	e.addUser("sue", "supervisor", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	alice := e.certFor("alice")
+	for _, name := range []string{"ONE", "TWO"} {
+		p := e.startPTY(t, alice, s.ID)
+		p.expect(t, "This session is recorded")
+		p.send("echo screen-" + name + "-$((6*7))\r")
+		p.expect(t, "screen-"+name+"-42")
+	}
+	var ids []string
+	for _, ev := range e.auditEvents("channel.opened") {
+		ids = append(ids, ev.Detail["channel_id"])
+	}
+	if len(ids) != 2 {
+		t.Fatalf("channel.opened: got channels %v, want two", ids)
+	}
+
+	sv := e.startPTYSize(t, e.certFor("sue"), s.ID, 80, 24, "watch", ids[1])
+	sv.expect(t, "screen-TWO-42")
+	sv.expect(t, "now showing channel "+ids[1]+" (2 of 2 open)")
+	if strings.Contains(sv.out.String(), "screen-ONE") {
+		t.Errorf("watch %s shows the first shell:\n%s", ids[1], sv.out.String())
+	}
+
+	sv2 := e.startPTYSize(t, e.certFor("sue"), s.ID, 80, 24, "watch", "999")
+	sv2.expect(t, "channel 999 is not open; now showing channel "+ids[0])
+	sv2.expect(t, "screen-ONE-42")
+
+	_, errOut, err := e.run(e.certFor("sue"), s.ID, []string{"-tt"}, "cat", "/etc/passwd")
+	if err == nil || !strings.Contains(errOut, `the one command is "watch [CHANNEL]"`) {
+		t.Errorf("another command: got %v, stderr %q; want it refused, saying what is accepted", err, errOut)
+	}
+	var started []string
+	for _, ev := range e.auditEvents("session.watched") {
+		started = append(started, ev.Detail["channel_id"])
+	}
+	if want := []string{ids[1], ids[0]}; !slices.Equal(started, want) {
+		t.Errorf("session.watched: got channels %v, want %v (the refused command watches nothing)", started, want)
+	}
+}
