@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,17 +41,7 @@ func TestTwoShellsRecordedApart(t *testing.T) {
 		p.expect(t, strings.ToLower(names[i])+"-42-done")
 	}
 
-	if err := s.consent.Revoke(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(e.recDir, s.ID+".sgrec")
-	if !waitFor(5*time.Second, func() bool { r, err := recorder.VerifyFile(path); return err == nil && r.Complete }) {
-		t.Fatal("the recording never closed")
-	}
-	r, err := recorder.OpenFile(path, e.ident)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.endedRecording(t, s)
 	defer r.Close()
 
 	// Which channel each shell is: the ssh.shell events name them.

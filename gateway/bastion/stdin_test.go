@@ -15,9 +15,9 @@ import (
 	"supportgate/recorder"
 )
 
-// recordingJSONL ends s (the customer revokes), waits for its recording to
-// close complete and returns the recording exported as JSON lines.
-func (e *env) recordingJSONL(t *testing.T, s *testSession) string {
+// endedRecording ends s (the customer revokes), waits for its recording
+// to close complete and opens it.
+func (e *env) endedRecording(t *testing.T, s *testSession) *recorder.Reader {
 	t.Helper()
 	if err := s.consent.Revoke(context.Background()); err != nil {
 		t.Fatal(err)
@@ -30,6 +30,14 @@ func (e *env) recordingJSONL(t *testing.T, s *testSession) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// recordingJSONL ends s (the customer revokes), waits for its recording to
+// close complete and returns the recording exported as JSON lines.
+func (e *env) recordingJSONL(t *testing.T, s *testSession) string {
+	t.Helper()
+	r := e.endedRecording(t, s)
 	defer r.Close()
 	var js strings.Builder
 	if err := recorder.ExportJSONL(&js, r, recorder.ExportOptions{}); err != nil {

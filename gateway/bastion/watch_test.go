@@ -1,7 +1,6 @@
 package bastion_test
 
 import (
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -91,17 +90,7 @@ func TestSupervisorPicksChannel(t *testing.T) {
 		switchedTo = append(switchedTo, ev.Detail["channel_id"])
 	}
 
-	if err := s.consent.Revoke(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(e.recDir, s.ID+".sgrec")
-	if !waitFor(5*time.Second, func() bool { r, err := recorder.VerifyFile(path); return err == nil && r.Complete }) {
-		t.Fatal("the recording never closed")
-	}
-	r, err := recorder.OpenFile(path, e.ident)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.endedRecording(t, s)
 	defer r.Close()
 	var input strings.Builder
 	var recorded []string
