@@ -232,21 +232,8 @@ func TestE2EClockReset(t *testing.T) {
 	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
 		"--password-stdin", "--totp-secret-file", bobTOTP)
 	g.kill()
-	st, mat, err := openData(g.data, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return far }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(log.Close(), st.Close()); err != nil {
-		t.Fatal(err)
-	}
+	noteAt(t, g.data, far)
 
 	g.start()
 	if !strings.Contains(g.stderr.String(), "wall clock is behind the newest stored record") ||
@@ -327,24 +314,11 @@ func TestE2EClockResetEndSessions(t *testing.T) {
 	g.browser(active.ConsentURL).approve(`["view"]`)
 	requested := g.newSession(alice, "view", "30m")
 	g.kill()
-	st, mat, err := openData(g.data, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return far }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(log.Close(), st.Close()); err != nil {
-		t.Fatal(err)
-	}
+	noteAt(t, g.data, far)
 
 	_, errs, code := g.run("", "", "admin", "clock", "reset", "--data", g.data)
-	if want := "supportgate: 2 sessions are still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again"; code != 1 || strings.TrimSpace(errs) != want {
+	if want := "supportgate: 2 sessions are still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again; or add --end-sessions to end them here as revoked"; code != 1 || strings.TrimSpace(errs) != want {
 		t.Fatalf("clock reset with sessions open, without --end-sessions: exit %d %q, want 1 %q", code, errs, want)
 	}
 	before := time.Now()
@@ -401,5 +375,25 @@ func TestE2EClockResetEndSessions(t *testing.T) {
 	checkEnded("after serve ran again")
 	if out := g.mustRun("", "", "audit", "verify", "--data", g.data); !strings.Contains(out, "intact") {
 		t.Errorf("audit verify after serve ran again: %q", out)
+	}
+}
+
+// noteAt appends an audit record dated at to the stopped gateway's data
+// directory: what a host whose clock once read that time leaves behind.
+func noteAt(t *testing.T, data string, at time.Time) {
+	t.Helper()
+	st, mat, err := openData(data, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(log.Close(), st.Close()); err != nil {
+		t.Fatal(err)
 	}
 }
