@@ -479,10 +479,14 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// What the customer's machine prints reaches the
+				// supervisor as a replay would: nothing that writes
+				// their clipboard or makes their terminal answer.
+				out := &vt.Filter{W: ch}
 				for {
 					select {
 					case b := <-w.out:
-						if _, err := ch.Write(b); err != nil {
+						if _, err := out.Write(b); err != nil {
 							return
 						}
 					case <-stop:

@@ -163,3 +163,29 @@ func TestSupervisorWatchCommand(t *testing.T) {
 		t.Errorf("session.watched: got channels %v, want %v (the refused command watches nothing)", started, want)
 	}
 }
+
+// TestSupervisorWatchFiltered: what the customer's machine prints reaches
+// a supervisor's terminal through vt.Filter, as a replay does: a sequence
+// that writes the clipboard (OSC 52) is left out, the text around it is
+// not. The agent's own shell gets the output as it is.
+func TestSupervisorWatchFiltered(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	e.addUser("sue", "supervisor", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	p := e.startPTY(t, e.certFor("alice"), s.ID)
+	p.expect(t, "This session is recorded")
+	sv := e.startPTY(t, e.certFor("sue"), s.ID)
+	sv.expect(t, "read-only as supervisor sue")
+	p.expect(t, "supervisor sue joined (read-only)")
+
+	p.send("printf 'before\\033]52;c;ZWNobyBvd25lZA==\\007after-%s\\n' $((6*7))\r")
+	p.expect(t, "after-42")
+	sv.expect(t, "beforeafter-42")
+	if strings.Contains(sv.out.String(), "\x1b]52") {
+		t.Errorf("the clipboard sequence reached the supervisor's terminal: %q", sv.out.String())
+	}
+	if !strings.Contains(p.out.String(), "before\x1b]52;c;ZWNobyBvd25lZA==\aafter-42") {
+		t.Errorf("the agent's shell did not get the output as printed: %q", p.out.String())
+	}
+}
