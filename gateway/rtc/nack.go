@@ -11,9 +11,14 @@ import (
 
 const (
 	// nackHistory is how many packets sent to a viewer are kept for
-	// resending (pion's NACK responder keeps as many): about 3.8 s of a
-	// 2.5 Mbit/s share. A power of two.
-	nackHistory = 1024
+	// resending: about 1.9 s of a 2.5 Mbit/s share, 1 s at 5 Mbit/s, as
+	// long as libwebrtc's senders keep theirs (max(1 s, 3 round trips))
+	// for a viewer less than 330 ms away. A power of two. pion's NACK
+	// responder keeps 1024; half of that takes half the memory (750 KiB
+	// a viewer) and, at 100 viewers, fewer of the relay's writes go to
+	// memory the caches no longer hold (bench/README.md, BenchmarkRelay,
+	// round 5).
+	nackHistory = 512
 	// nackResendGap is added to the round-trip time: a packet is not
 	// resent again sooner than that, as the last resend may still be on
 	// its way.
