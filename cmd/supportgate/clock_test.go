@@ -43,23 +43,7 @@ func TestE2ERestartClockBehind(t *testing.T) {
 	// (a token lives at most 8).
 	const behind = 9 * time.Hour
 	ahead := time.Now().Add(behind)
-	st, mat, err := openData(g.data, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return ahead }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	noteAt(t, g.data, ahead)
 
 	g.start()
 	logged := regexp.MustCompile(`level=ERROR msg="wall clock is behind the newest stored record[^"]*" wall=\S+ newest=\S+ behind=(\S+)`).FindStringSubmatch(g.stderr.String())
