@@ -241,7 +241,7 @@ func TestE2EClockReset(t *testing.T) {
 		t.Fatalf("clock reset beside serve: exit %d %q, want refused", code, errs)
 	}
 	g.kill()
-	if _, errs, code := g.run("", "", "admin", "clock", "reset", "--data", g.data); code == 0 || !strings.Contains(errs, "1 sessions are still open") {
+	if _, errs, code := g.run("", "", "admin", "clock", "reset", "--data", g.data); code == 0 || !strings.Contains(errs, "1 session is still open") {
 		t.Fatalf("clock reset with a session open: exit %d %q, want refused", code, errs)
 	}
 	g.start()

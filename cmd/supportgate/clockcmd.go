@@ -62,7 +62,11 @@ func runAdminClockReset(env *cliEnv, args []string) error {
 		return err
 	}
 	if len(open) > 0 && !*endSessions {
-		return fmt.Errorf("%d sessions are still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again; or add --end-sessions to end them here as revoked", len(open))
+		n := fmt.Sprintf("%d sessions are", len(open))
+		if len(open) == 1 {
+			n = "1 session is"
+		}
+		return fmt.Errorf("%s still open, with deadlines set by the clock that ran ahead: start serve, end them (supportgate session revoke ID, or admin user lock), stop serve and run this again; or add --end-sessions to end them here as revoked", n)
 	}
 	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return wall }})
 	if err != nil {
