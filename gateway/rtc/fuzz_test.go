@@ -26,10 +26,10 @@ func FuzzPublishOffer(f *testing.F) {
 	f.Add("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n")
 	f.Add("")
 
-	_, _, serve, _ := testRoom(f, 43400, nil)
+	_, room, _, _ := testRoom(f, 43400, nil)
 	offer := func(t *testing.T, sdp string) rtc.Message {
-		cli := publisherConn(t, serve)
-		defer cli.Close()
+		cli, leave := publisherConn(t, room)
+		defer leave()
 		cli.WriteJSON(rtc.Message{Type: "offer", SDP: sdp})
 		ms := reply(t, cli, "answer", "error")
 		return ms[len(ms)-1]
@@ -64,13 +64,13 @@ func FuzzTrickleCandidate(f *testing.F) {
 		f.Add(c)
 	}
 	good := pionOffer(f)
-	_, _, serve, _ := testRoom(f, 43600, nil)
+	_, room, _, _ := testRoom(f, 43600, nil)
 	f.Fuzz(func(t *testing.T, cand string) {
 		if len(cand) > 64<<10 {
 			return // signaling refuses it before the relay sees it
 		}
-		cli := publisherConn(t, serve)
-		defer cli.Close()
+		cli, leave := publisherConn(t, room)
+		defer leave()
 		cli.WriteJSON(rtc.Message{Type: "offer", SDP: good})
 		if ms := reply(t, cli, "answer", "error"); ms[len(ms)-1].Type != "answer" {
 			t.Fatalf("the good offer: %+v", ms[len(ms)-1])
@@ -86,14 +86,38 @@ func FuzzTrickleCandidate(f *testing.F) {
 	})
 }
 
-// publisherConn connects a customer to the room and reads its hello.
-func publisherConn(t testing.TB, serve func(rtc.Role, string) *rtctest.Pipe) *rtctest.Pipe {
+// publisherConn connects a customer to the room and reads its hello; see
+// join for leave.
+func publisherConn(t testing.TB, room *rtc.Room) (*rtctest.Pipe, func()) {
 	t.Helper()
-	cli := serve(rtc.Publisher, "customer")
+	cli, leave := join(t, room, rtc.Publisher, "customer")
 	if _, err := rtctest.Message(cli, "hello", nil); err != nil {
+		leave()
 		t.Fatal(err)
 	}
-	return cli
+	return cli, leave
+}
+
+// join connects a participant to room over an in-memory pipe. leave
+// closes the pipe and returns once the room has let the participant go,
+// so that the fuzz targets' next connection of the same name is not
+// refused as one too many (maxPerName) while the room, on a loaded
+// machine, is still closing this one's PeerConnection.
+func join(t testing.TB, room *rtc.Room, role rtc.Role, name string) (cli *rtctest.Pipe, leave func()) {
+	srv, cli := rtctest.NewPipe()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		room.Serve(srv, role, name)
+	}()
+	return cli, func() {
+		cli.Close()
+		select {
+		case <-served:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the room still serves %s 30 s after its connection closed", name)
+		}
+	}
 }
 
 // reply reads messages from cli until one of the types until arrives and
@@ -157,15 +181,15 @@ func pionOffer(f *testing.F) string {
 // reason, never panic, and go on serving the connection: a chat message
 // sent after it comes back.
 func FuzzViewerAnswer(f *testing.F) {
-	_, _, serve, _ := testRoom(f, 43700, nil)
-	viewerConn := func(t testing.TB) (*rtctest.Pipe, string) {
+	_, room, _, _ := testRoom(f, 43700, nil)
+	viewerConn := func(t testing.TB) (*rtctest.Pipe, func(), string) {
 		t.Helper()
-		cli := serve(rtc.Viewer, "alice")
+		cli, leave := join(t, room, rtc.Viewer, "alice")
 		ms := reply(t, cli, "offer")
-		return cli, ms[len(ms)-1].SDP
+		return cli, leave, ms[len(ms)-1].SDP
 	}
 	// A real answer to an offer of the relay's, for the seeds.
-	cli, offer := viewerConn(f)
+	_, leave, offer := viewerConn(f)
 	pc, err := rtctest.NewAPI().NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		f.Fatal(err)
@@ -178,7 +202,7 @@ func FuzzViewerAnswer(f *testing.F) {
 		}
 	}
 	pc.Close()
-	cli.Close()
+	leave()
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -191,8 +215,8 @@ func FuzzViewerAnswer(f *testing.F) {
 		if len(sdp) > 64<<10 {
 			return // signaling refuses it before the relay sees it
 		}
-		cli, _ := viewerConn(t)
-		defer cli.Close()
+		cli, leave, _ := viewerConn(t)
+		defer leave()
 		cli.WriteJSON(rtc.Message{Type: "answer", SDP: sdp})
 		cli.WriteJSON(rtc.Message{Type: "chat", Text: "still there?"})
 		for _, m := range reply(t, cli, "chat") {
