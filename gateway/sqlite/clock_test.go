@@ -140,17 +140,7 @@ func approveView(t *testing.T, b *session.Broker, tok string, by session.Actor) 
 func TestHighWater(t *testing.T) {
 	ctx := context.Background()
 	st, _ := openTemp(t)
-	check := func(what string, want time.Time) {
-		t.Helper()
-		got, err := st.HighWater(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !got.Equal(want) {
-			t.Fatalf("%s: HighWater = %v, want %v", what, got, want)
-		}
-	}
-	check("empty", time.Time{})
+	checkHighWater(t, st, "empty", time.Time{})
 
 	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	s := &session.Session{ID: "0123456789abcdef", Agent: "alice", Customer: "ACME", Requested: session.Scopes{{Kind: session.View}},
@@ -158,14 +148,14 @@ func TestHighWater(t *testing.T) {
 	if err := st.CreateSession(ctx, session.Change{Session: s}); err != nil {
 		t.Fatal(err)
 	}
-	check("a session", t0)
+	checkHighWater(t, st, "a session", t0)
 
 	next := s.Clone()
 	next.State, next.ApprovedAt, next.LastActivity, next.ExpiresAt, next.Version = session.Active, t0.Add(time.Minute), t0.Add(2*time.Minute), t0.Add(61*time.Minute), 2
 	if err := st.UpdateSessions(ctx, session.Change{Session: next, Before: s}); err != nil {
 		t.Fatal(err)
 	}
-	check("the session approved", t0.Add(2*time.Minute))
+	checkHighWater(t, st, "the session approved", t0.Add(2*time.Minute))
 
 	at := t0.Add(time.Hour)
 	log, err := audit.New(audit.Config{Store: st, Signer: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), Now: func() time.Time { return at }})
@@ -177,7 +167,7 @@ func TestHighWater(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	check("audit records, the newest one older", at)
+	checkHighWater(t, st, "audit records, the newest one older", at)
 
 	// A record from a clock that ran decades ahead holds HighWater there,
 	// until a clock reset accepts the wall clock: then only the records
@@ -186,16 +176,16 @@ func TestHighWater(t *testing.T) {
 	if _, err := log.Append(ctx, audit.Event{Type: "test.event", Actor: "system", Time: far}); err != nil {
 		t.Fatal(err)
 	}
-	check("a record from 2099", far)
+	checkHighWater(t, st, "a record from 2099", far)
 	wall := t0.Add(3 * time.Hour)
 	if _, err := log.Append(ctx, audit.Event{Type: ClockResetEvent, Actor: "local-admin", Time: wall}); err != nil {
 		t.Fatal(err)
 	}
-	check("after a clock reset", wall)
+	checkHighWater(t, st, "after a clock reset", wall)
 	if _, err := log.Append(ctx, audit.Event{Type: "test.event", Actor: "system", Time: wall.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	check("a record after the reset", wall.Add(time.Minute))
+	checkHighWater(t, st, "a record after the reset", wall.Add(time.Minute))
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,16 +198,6 @@ func TestHighWater(t *testing.T) {
 func TestHeartbeatClockReset(t *testing.T) {
 	ctx := context.Background()
 	st, path := openTemp(t)
-	check := func(what string, want time.Time) {
-		t.Helper()
-		got, err := st.HighWater(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !got.Equal(want) {
-			t.Fatalf("%s: HighWater = %v, want %v", what, got, want)
-		}
-	}
 	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	log, err := audit.New(audit.Config{Store: st, Signer: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), Now: func() time.Time { return t0 }})
 	if err != nil {
@@ -230,11 +210,11 @@ func TestHeartbeatClockReset(t *testing.T) {
 	if err := st.SetHeartbeat(ctx, beat); err != nil {
 		t.Fatal(err)
 	}
-	check("a heartbeat 5h after the last record", beat)
+	checkHighWater(t, st, "a heartbeat 5h after the last record", beat)
 	if err := st.SetHeartbeat(ctx, beat.Add(30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	check("the next heartbeat", beat.Add(30*time.Second))
+	checkHighWater(t, st, "the next heartbeat", beat.Add(30*time.Second))
 	var rows int
 	if err := st.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM heartbeat`).Scan(&rows); err != nil || rows != 1 {
 		t.Errorf("heartbeat rows after two beats: %d, %v; want one, updated in place", rows, err)
@@ -245,7 +225,7 @@ func TestHeartbeatClockReset(t *testing.T) {
 	if _, err := log.Append(ctx, audit.Event{Type: ClockResetEvent, Actor: "local-admin", Time: wall}); err != nil {
 		t.Fatal(err)
 	}
-	check("after a clock reset", wall)
+	checkHighWater(t, st, "after a clock reset", wall)
 	if err := errors.Join(log.Close(), st.Close()); err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +233,22 @@ func TestHeartbeatClockReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	check("after a clock reset and a restart", wall)
+	checkHighWater(t, st, "after a clock reset and a restart", wall)
 	if err := st.SetHeartbeat(ctx, wall.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	check("a heartbeat after the reset", wall.Add(time.Minute))
+	checkHighWater(t, st, "a heartbeat after the reset", wall.Add(time.Minute))
+}
+
+// checkHighWater fails t unless st's HighWater is want; what names the
+// step.
+func checkHighWater(t *testing.T, st *Store, what string, want time.Time) {
+	t.Helper()
+	got, err := st.HighWater(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(want) {
+		t.Fatalf("%s: HighWater = %v, want %v", what, got, want)
+	}
 }
