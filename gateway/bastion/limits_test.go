@@ -176,15 +176,7 @@ func TestCertSourceAddress(t *testing.T) {
 // TestDropUser: a supervisor watching and an agent working are cut off
 // within a second of DropUser, told why; the others stay.
 func TestDropUser(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	e.addUser("alice", "agent", "t1")
-	e.addUser("sue", "supervisor", "t1")
-	s := e.newSession("alice", "shell", 30*time.Minute)
-	p := e.startPTY(t, e.certFor("alice"), s.ID)
-	p.expect(t, "This session is recorded")
-	sv := e.startPTY(t, e.certFor("sue"), s.ID)
-	sv.expect(t, "read-only as supervisor sue")
-	p.expect(t, "supervisor sue joined")
+	e, s, p, sv := watchedShell(t)
 
 	// sue is moved to another team, and the gateway drops her.
 	e.updateUser("sue", func(u *users.User) { u.Team = "t2" })

@@ -169,15 +169,7 @@ func TestSupervisorWatchCommand(t *testing.T) {
 // that writes the clipboard (OSC 52) is left out, the text around it is
 // not. The agent's own shell gets the output as it is.
 func TestSupervisorWatchFiltered(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	e.addUser("alice", "agent", "t1")
-	e.addUser("sue", "supervisor", "t1")
-	s := e.newSession("alice", "shell", 30*time.Minute)
-	p := e.startPTY(t, e.certFor("alice"), s.ID)
-	p.expect(t, "This session is recorded")
-	sv := e.startPTY(t, e.certFor("sue"), s.ID)
-	sv.expect(t, "read-only as supervisor sue")
-	p.expect(t, "supervisor sue joined (read-only)")
+	_, _, p, sv := watchedShell(t)
 
 	p.send("printf 'before\\033]52;c;ZWNobyBvd25lZA==\\007after-%s\\n' $((6*7))\r")
 	p.expect(t, "after-42")
@@ -188,4 +180,20 @@ func TestSupervisorWatchFiltered(t *testing.T) {
 	if !strings.Contains(p.out.String(), "before\x1b]52;c;ZWNobyBvd25lZA==\aafter-42") {
 		t.Errorf("the agent's shell did not get the output as printed: %q", p.out.String())
 	}
+}
+
+// watchedShell starts a session in which the agent alice has a shell and
+// the supervisor sue, of her team, watches it.
+func watchedShell(t *testing.T) (e *env, s *testSession, agent, supervisor *ptySSH) {
+	t.Helper()
+	e = newEnv(t, envOptions{})
+	e.addUser("alice", "agent", "t1")
+	e.addUser("sue", "supervisor", "t1")
+	s = e.newSession("alice", "shell", 30*time.Minute)
+	agent = e.startPTY(t, e.certFor("alice"), s.ID)
+	agent.expect(t, "This session is recorded")
+	supervisor = e.startPTY(t, e.certFor("sue"), s.ID)
+	supervisor.expect(t, "read-only as supervisor sue")
+	agent.expect(t, "supervisor sue joined (read-only)")
+	return e, s, agent, supervisor
 }
