@@ -21,11 +21,12 @@ import (
 
 // A supervisor's watch is a read-only view of the session's shells. It
 // shows one channel at a time, as a terminal can; the supervisor moves
-// between the open ones with keys. Nothing typed reaches a shell: the
-// keys are read by the watch alone, and everything else is dropped.
+// between the open ones with keys and leaves with q or Ctrl-C. Nothing
+// typed reaches a shell: the keys are read by the watch alone, and
+// everything else is dropped.
 const (
 	// watchKeysHelp is the watch's one-line help.
-	watchKeysHelp = "] or Tab: next channel, [: previous, 1-9: n-th open, ?: help and redraw"
+	watchKeysHelp = "] or Tab: next channel, [: previous, 1-9: n-th open, ?: help and redraw, q or Ctrl-C: quit"
 	// maxRedraw caps a screen redrawn for a supervisor (a screen of the
 	// largest size, every cell coloured, is tens of MiB).
 	maxRedraw = 4 << 20
@@ -232,11 +233,12 @@ const (
 	keyNext = 'n'
 	keyPrev = 'p'
 	keyHelp = '?'
+	keyQuit = 'q'
 )
 
 // watchKeys reads a supervisor's keys byte by byte. Tab and ']' show
 // the next channel, '[' the previous, '1' to '9' the n-th open one, '?'
-// the help. Escape sequences are skipped whole, so that an arrow key's
+// the help; 'q', Ctrl-C and Ctrl-D end the watch. Escape sequences are skipped whole, so that an arrow key's
 // ESC [ A is no '[' and a function key's digits pick nothing; every other
 // byte is dropped. Its state is a few bytes whatever it reads.
 type watchKeys struct {
@@ -292,6 +294,8 @@ func (k *watchKeys) key(b byte) byte {
 		return keyPrev
 	case b == '?':
 		return keyHelp
+	case b == 'q' || b == 0x03 || b == 0x04:
+		return keyQuit
 	case b >= '1' && b <= '9':
 		return b
 	}
@@ -385,10 +389,11 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 	defer wg.Wait()
 	defer ch.Close()
 	var shown atomic.Pointer[watcher] // set once the watch started
+	quit := make(chan struct{})       // closed by watchKeys on a quit key
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		cn.watchKeys(ch, st, &shown)
+		cn.watchKeys(ch, st, &shown, quit)
 	}()
 	var w *watcher
 	stop := make(chan struct{})
@@ -489,6 +494,11 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 						if _, err := out.Write(b); err != nil {
 							return
 						}
+					case <-quit:
+						out.Write([]byte("\r\nsupportgate: watch ended\r\n"))
+						ch.SendRequest("exit-status", false, ssh.Marshal(struct{ C uint32 }{0}))
+						ch.Close()
+						return
 					case <-stop:
 						return
 					case <-cn.ctx.Done():
@@ -508,7 +518,8 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 // watchKeys reads what the supervisor types until the channel ends and
 // acts on the watch's keys; everything else is dropped here, so nothing
 // typed reaches a shell. A switch the keys make is audited and recorded.
-func (cn *conn) watchKeys(ch ssh.Channel, st *sessState, shown *atomic.Pointer[watcher]) {
+// A quit key of a started watch closes quit and ends the reading.
+func (cn *conn) watchKeys(ch ssh.Channel, st *sessState, shown *atomic.Pointer[watcher], quit chan<- struct{}) {
 	var parse watchKeys
 	var buf [watchReadSize]byte
 	var keys []byte
@@ -522,7 +533,12 @@ func (cn *conn) watchKeys(ch ssh.Channel, st *sessState, shown *atomic.Pointer[w
 				keys = append(keys, k)
 			}
 		}
-		if w := shown.Load(); w != nil && len(keys) > 0 {
+		w := shown.Load()
+		if w != nil && slices.Contains(keys, keyQuit) {
+			close(quit)
+			return
+		}
+		if w != nil && len(keys) > 0 {
 			now := cn.srv.cfg.Now()
 			if now.Sub(second) >= time.Second || now.Before(second) {
 				second, acted = now, 0

@@ -22,7 +22,8 @@ func TestWatchKeys(t *testing.T) {
 		name, in, want string
 	}{
 		{"keys", "]\t[?19", "nnp?19"},
-		{"text is dropped", "echo hi; rm -rf /\r\x03\x04", ""},
+		{"text is dropped", "echo hi; rm -rf /\r", ""},
+		{"quit keys", "q\x03\x04Q", "qqq"},
 		{"zero picks nothing", "0", ""},
 		{"arrow keys", "\x1b[A\x1b[B\x1b[C\x1b[D\x1bOA", ""},
 		{"function and editing keys", "\x1b[15~\x1b[1;5C\x1b[3~\x1bOP", ""},
@@ -49,7 +50,7 @@ func FuzzWatchKeys(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, k := range keysOf(in) {
-			if k != keyNext && k != keyPrev && k != keyHelp && (k < '1' || k > '9') {
+			if k != keyNext && k != keyPrev && k != keyHelp && k != keyQuit && (k < '1' || k > '9') {
 				t.Fatalf("keys of %q: %q is not a watch key", in, k)
 			}
 		}

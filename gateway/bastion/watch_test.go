@@ -197,3 +197,41 @@ func watchedShell(t *testing.T) (e *env, s *testSession, agent, supervisor *ptyS
 	agent.expect(t, "supervisor sue joined (read-only)")
 	return e, s, agent, supervisor
 }
+
+// TestSupervisorQuitsWatch: a supervisor leaves the watch with q (as in
+// a pager) or Ctrl-C; OpenSSH exits 0, the agent is told, and the watch's
+// end is audited. The agent's shell goes on. Before, every key but the
+// watch's was dropped, and only OpenSSH's escape (~.) ended it.
+func TestSupervisorQuitsWatch(t *testing.T) {
+	e, s, p, sv := watchedShell(t)
+	for _, key := range []string{"q", "\x03"} {
+		if key == "\x03" {
+			sv = e.startPTY(t, e.certFor("sue"), s.ID)
+			sv.expect(t, "read-only as supervisor sue")
+		}
+		sv.send(key)
+		select {
+		case err := <-sv.done:
+			if err != nil {
+				t.Errorf("after %q: OpenSSH ended with %v, want status 0", key, err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("after %q: the watch went on:\n%s", key, sv.out.String())
+		}
+		sv.expect(t, "supportgate: watch ended")
+	}
+	p.expect(t, "supervisor sue left")
+	watchesClosed := func() (n int) {
+		for _, ev := range e.auditEvents("channel.closed") {
+			if ev.Actor == "sue" && ev.Detail["channel"] == "watch" {
+				n++
+			}
+		}
+		return n
+	}
+	if !waitFor(5*time.Second, func() bool { return watchesClosed() == 2 }) {
+		t.Errorf("channel.closed: got %+v, want the two watches' ends, by sue", e.auditEvents("channel.closed"))
+	}
+	p.send("echo still-$((6*7))\r")
+	p.expect(t, "still-42")
+}
