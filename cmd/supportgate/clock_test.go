@@ -17,6 +17,7 @@ import (
 
 	"supportgate/gateway"
 	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
 	"supportgate/gateway/sqlite"
 )
 
@@ -379,5 +380,68 @@ func noteAt(t *testing.T, data string, at time.Time) {
 	}
 	if err := errors.Join(log.Close(), st.Close()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestE2EClockResetLockout: bob mistypes his password five times while a
+// record from 2099 holds the gateway's time there, which locks him out
+// until a quarter of an hour past that time. `admin clock reset` takes the
+// lock back with the clock: it ends a quarter of an hour after the reset
+// at most, not in 2099, when no one could sign in as bob again.
+func TestE2EClockResetLockout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	g := newGW(t, `{"min_duration": "1s"}`)
+	bobTOTP := filepath.Join(t.TempDir(), "bob.totp")
+	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
+		"--password-stdin", "--totp-secret-file", bobTOTP)
+	g.kill()
+	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	noteAt(t, g.data, far)
+
+	g.start()
+	uri, err := os.ReadFile(bobTOTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := g.totpCodes(string(uri))
+	for i := 0; i < 5; i++ {
+		if _, errs, rc := g.loginWith("bob", "not "+password, code); rc == 0 {
+			t.Fatalf("login with a wrong password: exit 0 %s", errs)
+		}
+	}
+	if _, errs, rc := g.loginWith("bob", password, code); rc == 0 {
+		t.Fatalf("bob signed in after five failures: %s", errs)
+	}
+	g.kill()
+
+	lockedUntil := func() time.Time {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(g.data, dbFile)+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int64
+		if err := db.QueryRow(`SELECT locked_until FROM users WHERE name = 'bob'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(0, n)
+	}
+	if until := lockedUntil(); until.Before(far) {
+		t.Fatalf("bob locked until %v, want after %v: the lock was set by the clock at 2099", until, far)
+	}
+	before := time.Now()
+	out := g.mustRun("", "", "admin", "clock", "reset", "--data", g.data)
+	after := time.Now()
+	if until := lockedUntil(); until.After(after.Add(identity.DefaultLockout.LockFor)) {
+		t.Errorf("after the clock reset bob is locked until %v, %v from now; want at most %v",
+			until, time.Until(until).Round(time.Minute), identity.DefaultLockout.LockFor)
+	} else if until.Before(before) {
+		t.Errorf("the clock reset lifted bob's lock (until %v), want it moved, not lifted", until)
+	}
+	if want := "moved the failed-login lockouts of 1 user"; !strings.Contains(out, want) {
+		t.Errorf("clock reset said %q, want %q", out, want)
 	}
 }

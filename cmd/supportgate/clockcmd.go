@@ -10,6 +10,7 @@ import (
 
 	"supportgate/gateway"
 	"supportgate/gateway/audit"
+	"supportgate/gateway/identity"
 	"supportgate/gateway/sqlite"
 	"supportgate/session"
 )
@@ -23,7 +24,9 @@ import (
 // audit record by the wall clock, from which on serve counts (see
 // sqlite.Store.HighWater), after revoking what was dated by the clock set
 // aside: every login (and the SSH certificates bound to them) and
-// enrollment link, whose expiry would lie that far ahead. It refuses while
+// enrollment link, whose expiry would lie that far ahead; the failed-login
+// lockouts, which would last that long, are brought back to the wall clock
+// (clampLockouts). It refuses while
 // sessions are open, whose deadlines were set by that clock too: they are
 // ended first, with serve running (session revoke, admin user lock), or
 // here with --end-sessions, which revokes each as local-admin at the
@@ -92,16 +95,65 @@ func runAdminClockReset(env *cliEnv, args []string) error {
 		log.Close()
 		return err
 	}
+	locks, err := clampLockouts(ctx, st, wall)
+	if err != nil {
+		log.Close()
+		return err
+	}
 	ws, ns, as := wall.Format(time.RFC3339Nano), newest.UTC().Format(time.RFC3339Nano), ahead.Round(time.Second).String()
 	_, aerr := log.Append(ctx, audit.Event{Type: sqlite.ClockResetEvent, Actor: "local-admin", Role: "admin", Remote: "local",
-		Detail: map[string]string{"wall": ws, "newest": ns, "ahead": as, "users_signed_out": strconv.Itoa(n), "via": "cli"}})
+		Detail: map[string]string{"wall": ws, "newest": ns, "ahead": as, "users_signed_out": strconv.Itoa(n),
+			"lockouts_clamped": strconv.Itoa(locks), "via": "cli"}})
 	if err := errors.Join(aerr, log.Close()); err != nil {
 		return fmt.Errorf("clock reset not recorded (the logins are revoked; run it again): %w", err)
 	}
 	fmt.Fprintf(env.stdout, "accepted the wall clock (%s) over the newest stored record (%s, %s ahead); "+
 		"signed out %d users (logins, SSH certificates and enrollment links revoked: they sign in again, and unenrolled users need admin user reenroll)\n",
 		ws, ns, as, n)
+	if locks > 0 {
+		who := fmt.Sprintf("%d users", locks)
+		if locks == 1 {
+			who = "1 user"
+		}
+		fmt.Fprintf(env.stdout, "moved the failed-login lockouts of %s, dated by the clock that ran ahead, to the wall clock: they end within %v\n",
+			who, identity.DefaultLockout.LockFor)
+	}
 	return nil
+}
+
+// clampLockouts brings the failed-login lockouts dated by the clock set
+// aside back to the wall clock: a lock ending later than the longest lock
+// serve sets (identity.DefaultLockout.LockFor) from wall ends then instead,
+// and a failure dated after wall counts as failed at wall, so that nobody
+// stays locked out until the time that clock had reached, nor has failures
+// that never age. Locks within the wall clock's reach are left as they are.
+// It is idempotent, for a reset run again after a failure, and returns how
+// many users it changed.
+func clampLockouts(ctx context.Context, st *sqlite.Store, wall time.Time) (int, error) {
+	us, err := st.ListUsers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	longest := wall.Add(identity.DefaultLockout.LockFor)
+	n := 0
+	for _, u := range us {
+		changed := false
+		if u.LockedUntil.After(longest) {
+			u.LockedUntil, changed = longest, true
+		}
+		if u.LastFailure.After(wall) {
+			u.LastFailure, changed = wall, true
+		}
+		if !changed {
+			continue
+		}
+		u.Version++
+		if err := st.UpdateUser(ctx, u); err != nil {
+			return n, fmt.Errorf("moving the lockout of %s back to the wall clock: %w", u.Name, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // revokeAllTokens deletes every user's tokens and returns how many users
