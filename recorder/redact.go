@@ -381,6 +381,18 @@ func (s *streamRedactor) flush(out []byte) []byte {
 	return s.pat.flush(out)
 }
 
+// held appends the redacted form of what s holds back, as flush would
+// release it now, and leaves s as it is.
+func (s *streamRedactor) held(out []byte) []byte {
+	c := &s.card
+	card := cardRedactor{run: bytes.Clone(c.run), inRun: c.inRun, nd: c.nd, sep: c.sep, esc: c.esc}
+	if s.pat == nil {
+		return card.flush(out)
+	}
+	pat := patternRedactor{pats: s.pat.pats, partial: bytes.Clone(s.pat.partial)}
+	return pat.flush(pat.process(out, card.flush(nil)))
+}
+
 func (s *streamRedactor) count() int {
 	if s == nil {
 		return 0

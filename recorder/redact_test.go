@@ -73,6 +73,44 @@ func TestPatternRedaction(t *testing.T) {
 	}
 }
 
+// TestRedactorHeld: after any write, what is released plus what held
+// says is held back is what a flush at that point releases, and asking
+// changes nothing: the stream goes on redacted as before.
+func TestRedactorHeld(t *testing.T) {
+	pats := RedactConfig{Patterns: []*regexp.Regexp{regexp.MustCompile(`password=\S+`)}}
+	tests := []struct {
+		cfg    RedactConfig
+		chunks []string
+		want   string
+		count  int
+	}{
+		{RedactConfig{}, []string{"pay 4111 11", "11 1111 ", "1111", "\n"}, "pay **** **** **** 1111\n", 1},
+		{RedactConfig{}, []string{"\x1b[3", "1m41111111", "\x1b[0", "m11111111 "}, "\x1b[31m********\x1b[0m****1111 ", 1},
+		{pats, []string{"login password=hun", "ter2 ok\n$ ", "4111 1111 1111 1111", " x\n"},
+			"login **************** ok\n$ **** **** **** 1111 x\n", 2},
+	}
+	for _, tt := range tests {
+		r := newStreamRedactor(tt.cfg)
+		var out []byte
+		var prefix string
+		for _, c := range tt.chunks {
+			out = r.process(out, []byte(c))
+			prefix += c
+			ref := newStreamRedactor(tt.cfg)
+			want := ref.flush(ref.process(nil, []byte(prefix)))
+			if got := string(out) + string(r.held(nil)); got != string(want) {
+				t.Errorf("after %q: released and held %q, want %q", prefix, got, want)
+			}
+		}
+		if out = r.flush(out); string(out) != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.chunks, out, tt.want)
+		}
+		if r.count() != tt.count {
+			t.Errorf("%q: count %d, want %d", tt.chunks, r.count(), tt.count)
+		}
+	}
+}
+
 func FuzzCardRedactor(f *testing.F) {
 	f.Add([]byte("4111 1111 1111 1111"), 3)
 	f.Add([]byte("\x1b[31m4111\x1b[0m 1111 1111 1111\x1b]0;x\x07"), 5)

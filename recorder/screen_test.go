@@ -149,3 +149,42 @@ func TestScreenRedacted(t *testing.T) {
 		t.Errorf("screen: got %q, want the card number masked", got)
 	}
 }
+
+// TestScreenHeld: a card number that may go on in the next write is
+// held back from the screen and comes apart, masked, in Held; the screen
+// has it once the number ends.
+func TestScreenHeld(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	w, err := recorder.Create(filepath.Join(t.TempDir(), "h.sgrec"), recordertest.Config(k, recordertest.NewClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.OutputOn(1, []byte("$ pay 4111 1111 1111 1111")); err != nil {
+		t.Fatal(err)
+	}
+	scr, err := w.Screen(1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(scr.Held) != "**** **** **** 1111" {
+		t.Errorf("held: got %q, want the card number masked", scr.Held)
+	}
+	term := vt.New(scr.Cols, scr.Rows)
+	term.Write(scr.Redraw)
+	term.Write(scr.Held)
+	if got := term.Line(0); got != "$ pay **** **** **** 1111" {
+		t.Errorf("redraw and held: got %q", got)
+	}
+	if err := w.OutputOn(1, []byte(" ok\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if scr, err = w.Screen(1, ""); err != nil || len(scr.Held) != 0 {
+		t.Fatalf("after the number ended: held %q, %v; want none", scr.Held, err)
+	}
+	term = vt.New(scr.Cols, scr.Rows)
+	term.Write(scr.Redraw)
+	if got := term.Line(0); got != "$ pay **** **** **** 1111 ok" {
+		t.Errorf("screen after the number ended: got %q", got)
+	}
+}

@@ -406,14 +406,22 @@ type TermScreen struct {
 	// output left it, to the screen: content, attributes, cursor and the
 	// alternate screen (see vt.Screen.Redraw). It is bounded by the size.
 	Redraw []byte
+	// Held is what redaction still holds back of the channel's last
+	// output (a partial line, a candidate card number), redacted as it
+	// would be recorded were the channel to end now: the screen does not
+	// show it yet, and a live view that plays Redraw, then Held, then the
+	// channel's output after the screen, loses none of it. It is at most
+	// a few KiB.
+	Held []byte
 }
 
 // Screen returns channel ch's current screen, as the recording has it:
 // the output recorded so far, redacted, less what redaction still holds
-// back of the channel's last output. status, if not empty, is drawn over
-// the top line (see vt.Screen.Redraw). The Writer's lock is held while
-// the screen is rendered, so output recorded at the same time is either
-// all in the screen or all after it. It returns ErrNoChannel for a
+// back of the channel's last output, which comes apart as TermScreen.Held.
+// status, if not empty, is drawn over the top line (see
+// vt.Screen.Redraw). The Writer's lock is held while the screen is
+// rendered, so output recorded at the same time is either all in the
+// screen or all after it. It returns ErrNoChannel for a
 // channel without terminal state and ErrClosed after Close.
 func (w *Writer) Screen(ch int, status string) (TermScreen, error) {
 	w.mu.Lock()
@@ -427,7 +435,11 @@ func (w *Writer) Screen(ch int, status string) (TermScreen, error) {
 	}
 	cs.term.catchUp()
 	cols, rows := cs.term.screen.Size()
-	return TermScreen{Cols: cols, Rows: rows, Redraw: cs.term.screen.Redraw(status)}, nil
+	var held []byte
+	if cs.out != nil {
+		held = cs.out.held(nil)
+	}
+	return TermScreen{Cols: cols, Rows: rows, Redraw: cs.term.screen.Redraw(status), Held: held}, nil
 }
 
 // Resize records the terminal size of channel 0.
