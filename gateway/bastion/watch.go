@@ -190,7 +190,9 @@ func (st *sessState) showLocked(w *watcher, num int, note string) bool {
 		w.note(fmt.Sprintf("%s%s; its screen is too large to draw (%d bytes), its output from now on", note, pos, len(scr.Redraw)))
 		return false
 	}
-	w.send(scr.Redraw)
+	// What redaction holds back (the prompt's line, with patterns) is not
+	// on the screen yet, and the live output after it goes on from there.
+	w.send(append(scr.Redraw, scr.Held...))
 	return true
 }
 

@@ -235,3 +235,42 @@ func TestSupervisorQuitsWatch(t *testing.T) {
 	p.send("echo still-$((6*7))\r")
 	p.expect(t, "still-42")
 }
+
+// TestSupervisorSeesHeldBackOutput: with redaction patterns the recording
+// holds a partial line back until its newline, and a card-number
+// candidate until it ends. A supervisor who starts watching while the
+// agent's prompt line is such a partial line sees it all the same, and
+// what the agent types next lands after it, where the agent sees it.
+// Before, the redraw left the held-back bytes out and the live output
+// after it began past them, so the supervisor never saw the line and
+// the agent's typing was drawn over its start.
+func TestSupervisorSeesHeldBackOutput(t *testing.T) {
+	e := newEnv(t, envOptions{recording: gateway.RecordingConfig{
+		Redact: recorder.RedactConfig{Patterns: []*regexp.Regexp{regexp.MustCompile(`TOPSECRET-\w+`)}},
+	}})
+	e.addUser("alice", "agent", "t1")
+	e.addUser("sue", "supervisor", "t1")
+	s := e.newSession("alice", "shell", 30*time.Minute)
+	p := e.startPTY(t, e.certFor("alice"), s.ID)
+	p.expect(t, "This session is recorded")
+	// A partial line, followed by the prompt on the same line.
+	p.send("printf 'partial-%s ' $((6*7))\r")
+	p.expect(t, "partial-42 ")
+
+	sv := e.startPTY(t, e.certFor("sue"), s.ID)
+	sv.expect(t, "(1 of 1 open)")
+	p.send("echo typed-$((6*7))\r")
+	p.expect(t, "typed-42\r\n")
+	sv.expect(t, "typed-42\r\n")
+	term := vt.New(80, 24)
+	term.Write([]byte(sv.out.String()))
+	var line string
+	for y := range 24 {
+		if l := term.Line(y); strings.Contains(l, "echo typed-") {
+			line = l
+		}
+	}
+	if !regexp.MustCompile(`partial-42 .*echo typed-\$\(\(6\*7\)\)$`).MatchString(line) {
+		t.Errorf("the supervisor's line with the agent's typing: got %q, want it after partial-42 and the prompt\nscreen:\n%s", line, term.String())
+	}
+}
