@@ -118,9 +118,13 @@ func (f *Filter) byte(b byte) {
 	case fStringEsc:
 		if b == '\\' {
 			f.state = fGround
-		} else {
-			f.state = fString
+			return
 		}
+		// The string ends unfinished, as in xterm: ESC begins a new
+		// sequence. Staying in the string would leave out everything
+		// up to the next ST, which a terminal shows.
+		f.start(fEsc, 0x1b)
+		f.byte(b)
 	}
 }
 
@@ -205,6 +209,8 @@ func (f *Filter) sequence(b byte) {
 		case b == 'P' || b == 'X' || b == '^' || b == '_':
 			f.state = fString
 		case b == 'Z': // DECID: the terminal answers
+			f.state = fGround
+		case b == '\\': // ST with no string to end (one ended unfinished)
 			f.state = fGround
 		case b >= 0x20 && b <= 0x2f:
 			f.state = fEscInter

@@ -25,6 +25,11 @@ func TestFilter(t *testing.T) {
 		{"colour query", "\x1b]10;?\x07x", "x"},
 		{"dcs", "a\x1bP$qm\x1b\\b\x1bPtmux;\x1b\x1b]52;c;eA==\x07\x1b\\c", "abc"},
 		{"apc, pm, sos", "\x1b_Gf=100;AAAA\x1b\\x\x1b^pm\x1b\\y\x1bXsos\x1b\\z", "xyz"},
+		// xterm ends a string at any ESC: what follows is shown, and
+		// must not be left out (an agent's printf '\033P' would hide
+		// the rest of the session from a supervisor's view).
+		{"esc ends dcs", "x\x1bP\x1b[0mafter\r\n", "x\x1b[0mafter\r\n"},
+		{"esc ends apc, then osc 52", "\x1b_G\x1b]52;c;eA==\x07ok", "ok"},
 		{"device status and attributes", "\x1b[6n\x1b[5n\x1b[c\x1b[>c\x1bZok", "ok"},
 		{"window operations", "\x1b[21t\x1b[8;100;200t\x1b[14tok", "ok"},
 		{"mode report", "\x1b[?2004$p\x1b[4$pok", "ok"},

@@ -268,10 +268,12 @@ func (s *Screen) step(b byte) {
 			s.state = stStringEsc
 		}
 	case stStringEsc:
-		if b == '\\' {
-			s.state = stGround
-		} else {
-			s.state = stString
+		s.state = stGround
+		if b != '\\' {
+			// The string ends unfinished, as in xterm: ESC begins a new
+			// sequence.
+			s.control(0x1b)
+			s.step(b)
 		}
 	}
 }

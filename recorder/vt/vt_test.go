@@ -29,6 +29,7 @@ func TestScreen(t *testing.T) {
 		{"alt screen", 10, 2, "main\x1b[?1049hALT\x1b[?1049l", "main", 4, 0},
 		{"scroll region", 5, 3, "top\x1b[2;3r\x1b[3;1Ha\r\nb\r\nc", "top\nb\nc", 1, 2},
 		{"osc ignored", 10, 2, "\x1b]0;title\x07ok", "ok", 2, 0},
+		{"esc ends a string, as in xterm", 10, 2, "a\x1bPq\x1b[1mb\x1b]0;t\x1b[2mc\x1b_x\x1b\\d", "abcd", 4, 0},
 		{"delete chars", 10, 2, "abcdef\x1b[1;2H\x1b[2P", "adef", 1, 0},
 		{"insert line", 10, 3, "a\r\nb\x1b[1;1H\x1b[L", "\na\nb", 0, 0},
 		{"reverse index", 10, 3, "a\x1b[H\x1bMz", "z\na", 1, 0},

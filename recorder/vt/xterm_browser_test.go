@@ -92,6 +92,7 @@ func TestScreenMatchesXterm(t *testing.T) {
 	}{
 		{"cjk wrapping", 20, 4, "日本語のテキストと English を混ぜた行です。한국어도 있습니다"},
 		{"wide does not fit", 5, 3, "abcd日e"},
+		{"esc ends a string", 10, 2, "a\x1bPq\x1b[1mb\x1b]0;t\x1b[2mc\x1b_x\x1b\\d"},
 		{"wide pending wrap", 4, 3, "ab日c"},
 		{"wide dropped without autowrap", 5, 2, "\x1b[?7labcd日ef"},
 		{"overwrite right half", 10, 2, "日本\x1b[1;2HX"},
