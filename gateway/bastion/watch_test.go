@@ -274,3 +274,20 @@ func TestSupervisorSeesHeldBackOutput(t *testing.T) {
 		t.Errorf("the supervisor's line with the agent's typing: got %q, want it after partial-42 and the prompt\nscreen:\n%s", line, term.String())
 	}
 }
+
+// TestSupervisorWatchNotBlindedByString: a string sequence the agent
+// starts and leaves unfinished (printf '\033P') ends at the next ESC on
+// a terminal, as in xterm, so it hides nothing from the supervisor
+// either: the output after it, and what the agent does next, reach the
+// watch. Before, vt.Filter left out everything up to an ST that never
+// came, so one printf blinded the watch for the rest of the session,
+// redraws included.
+func TestSupervisorWatchNotBlindedByString(t *testing.T) {
+	_, _, p, sv := watchedShell(t)
+	p.send("printf 'x\\033P\\033[0mafter-dcs-%s\\n' $((6*7))\r")
+	p.expect(t, "after-dcs-42")
+	sv.expect(t, "after-dcs-42")
+	p.send("echo next-$((6*7))\r")
+	p.expect(t, "next-42")
+	sv.expect(t, "next-42")
+}
