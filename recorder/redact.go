@@ -205,7 +205,9 @@ func nextEsc(st int, c byte) int {
 		if c == '\\' {
 			return escNone
 		}
-		return escString
+		// The string ends unfinished, as in xterm: ESC begins a new
+		// sequence, and what follows it is on the screen.
+		return nextEsc(escStart, c)
 	}
 	return escNone
 }

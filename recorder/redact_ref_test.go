@@ -111,7 +111,9 @@ func refNextEsc(st int, c byte) int {
 		if c == '\\' {
 			return escNone
 		}
-		return escString
+		// The string ends unfinished, as in xterm: ESC begins a new
+		// sequence, and what follows it is on the screen.
+		return refNextEsc(escStart, c)
 	}
 	return escNone
 }

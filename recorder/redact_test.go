@@ -32,6 +32,8 @@ func TestCardRedaction(t *testing.T) {
 		{"card followed by expiry", []string{"4111 1111 1111 1111 12 29"}, "**** **** **** 1111 12 29", 1},
 		{"two cards", []string{"4111111111111111,5500000000000004"}, "************1111,************0004", 2},
 		{"osc title with digits", []string{"\x1b]0;4111111111111111\x07ok"}, "\x1b]0;4111111111111111\x07ok", 0},
+		{"string ended by esc", []string{"\x1bP\x1b[0m4111 1111 1111 1111"}, "\x1bP\x1b[0m**** **** **** 1111", 1},
+		{"string ended by esc, split", []string{"\x1b_x\x1b", "[1m4111111111111111\r\n"}, "\x1b_x\x1b[1m************1111\r\n", 1},
 		{"double separator breaks", []string{"4111  1111 1111 1111"}, "4111  1111 1111 1111", 0},
 	}
 	for _, tt := range tests {
