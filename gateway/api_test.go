@@ -288,3 +288,24 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Fatalf("consent cookie %+v", ck)
 	}
 }
+
+// TestNotFoundSaysNoMore checks that a session that does not exist and
+// one the caller may not see get the same 404 body, naming neither the
+// store nor anything else: before, the first was "sqlite: session ID:
+// session not found" and the second "session not found", which also told
+// an agent which ids exist.
+func TestNotFoundSaysNoMore(t *testing.T) {
+	e := newEnv(t)
+	alice := e.addUser("alice", identity.RoleAgent, "")
+	bob := e.addUser("bob", identity.RoleAgent, "")
+	s := e.newSession(bob, []string{"view"}, "30m")
+	missing := e.do(alice, "GET", "/api/v1/sessions/0123456789abcdef", nil, http.StatusNotFound, nil)
+	hidden := e.do(alice, "GET", "/api/v1/sessions/"+s.ID, nil, http.StatusNotFound, nil)
+	if want := `{"error":"session not found"}`; strings.TrimSpace(string(missing)) != want || strings.TrimSpace(string(hidden)) != want {
+		t.Errorf("404 bodies: missing session %s, another agent's %s; want both %s", missing, hidden, want)
+	}
+	root := e.addUser("root", identity.RoleAdmin, "")
+	if body := e.do(root, "POST", "/api/v1/users/nosuch/lock", nil, http.StatusNotFound, nil); strings.Contains(string(body), "sqlite") {
+		t.Errorf("lock of an unknown user: %s names the store", body)
+	}
+}

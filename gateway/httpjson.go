@@ -134,6 +134,12 @@ func (g *Gateway) classify(err error) (int, string) {
 		{session.ErrClosed, http.StatusServiceUnavailable},
 	} {
 		if errors.Is(err, m.err) {
+			if m.status == http.StatusNotFound {
+				// The bare sentinel: the store's wrapping ("sqlite: session
+				// ID: ...") is no business of the client's, and a session
+				// that does not exist must read like one the caller may not see.
+				return m.status, m.err.Error()
+			}
 			return m.status, err.Error()
 		}
 	}
