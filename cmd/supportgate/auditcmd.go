@@ -33,9 +33,18 @@ func runAudit(env *cliEnv, args []string) error {
 	}
 	flags := newFlags(env, "audit "+sub, synopsis)
 	dataDir := flags.String("data", "./data", "data `directory`")
-	out := flags.String("o", "", "write the export to `file` instead of standard output")
+	// -o only for export: verify writes nothing, so it refuses the flag
+	// rather than take it and leave no file where the user looks for one.
+	out := new(string)
+	if sub == "export" {
+		flags.StringVar(out, "o", "", "write the export to `file` instead of standard output")
+	}
 	if err := parseFlags(flags, args[1:]); err != nil {
 		return err
+	}
+	if flags.NArg() != 0 {
+		// "audit verify DIR" would otherwise read ./data, not DIR.
+		return &exitError{code: 2, msg: fmt.Sprintf("audit %s: unexpected argument %q: name the data directory with --data", sub, flags.Arg(0))}
 	}
 	st, err := openAuditStore(*dataDir)
 	if err != nil {
