@@ -187,6 +187,7 @@ func sessionList(env *cliEnv, args []string) error {
 			Customer  string     `json:"customer"`
 			Scopes    []string   `json:"scopes"`
 			ExpiresAt *time.Time `json:"expires_at"`
+			EndedAt   *time.Time `json:"ended_at"`
 		} `json:"sessions"`
 	}
 	if err := json.Unmarshal(raw, &list); err != nil {
@@ -195,8 +196,11 @@ func sessionList(env *cliEnv, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tAGENT\tCUSTOMER\tSCOPES\tENDS")
 	for _, s := range list.Sessions {
+		// When an ended session ended, not when its time box would have.
 		ends := ""
-		if s.ExpiresAt != nil {
+		if s.EndedAt != nil {
+			ends = s.EndedAt.Local().Format("15:04:05")
+		} else if s.ExpiresAt != nil {
 			ends = s.ExpiresAt.Local().Format("15:04:05")
 		}
 		st := s.State

@@ -12,7 +12,7 @@ func TestE2EOperatorSurprises(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	g := newGW(t, `{"min_duration": "1s"}`)
-	g.user("alice", "agent")
+	alice := g.user("alice", "agent")
 
 	t.Run("audit verify refuses what it does not use", func(t *testing.T) {
 		// -o was listed in `audit verify --help` and taken, and no file was
@@ -32,6 +32,28 @@ func TestE2EOperatorSurprises(t *testing.T) {
 		}
 		if help, _, _ := g.run("", "", "audit", "export", "--help"); !strings.Contains(help, "-o") {
 			t.Errorf("audit export --help lacks -o:\n%s", help)
+		}
+	})
+
+	t.Run("list shows when an ended session ended", func(t *testing.T) {
+		// ENDS showed the end of the time box a revoke had cut short.
+		s := g.newSession(alice, "view", "30m")
+		g.browser(s.ConsentURL).approve(`["view"]`)
+		g.mustRun(alice, "", "session", "revoke", s.ID)
+		got := g.show(alice, s.ID)
+		if got.EndedAt == nil || got.ExpiresAt == nil {
+			t.Fatalf("after revoke: %+v", got)
+		}
+		list := g.mustRun(alice, "", "session", "list")
+		var line string
+		for _, l := range strings.Split(list, "\n") {
+			if strings.HasPrefix(l, s.ID) {
+				line = l
+			}
+		}
+		ended, box := got.EndedAt.Local().Format("15:04:05"), got.ExpiresAt.Local().Format("15:04:05")
+		if !strings.HasSuffix(strings.TrimSpace(line), ended) || strings.Contains(line, box) {
+			t.Errorf("session list line %q; want it to end with the end, %s, not the time box's %s", line, ended, box)
 		}
 	})
 }
