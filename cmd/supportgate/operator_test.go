@@ -1,8 +1,12 @@
 package main
 
 import (
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"supportgate/internal/realpeer"
 )
 
 // TestE2EOperatorSurprises covers what an operator following the README's
@@ -54,6 +58,29 @@ func TestE2EOperatorSurprises(t *testing.T) {
 		ended, box := got.EndedAt.Local().Format("15:04:05"), got.ExpiresAt.Local().Format("15:04:05")
 		if !strings.HasSuffix(strings.TrimSpace(line), ended) || strings.Contains(line, box) {
 			t.Errorf("session list line %q; want it to end with the end, %s, not the time box's %s", line, ended, box)
+		}
+	})
+
+	t.Run("ssh to an ended session says why and only that", func(t *testing.T) {
+		// OpenSSH offers the bare key after the refused certificate, and
+		// the bastion's "plain keys are not accepted" followed the reason.
+		// The plain OpenSSH command line of the README as well.
+		realpeer.Require(t, "ssh")
+		s := g.newSession(alice, "shell", "30m")
+		g.mustRun(alice, "", "session", "revoke", s.ID)
+		_, errs, code := g.run(alice, "", "ssh", s.ID, "true")
+		if code == 0 || !strings.Contains(errs, "is ended, not active") || strings.Contains(errs, "plain keys") {
+			t.Errorf("ssh to an ended session: exit %d, stderr %q; want the reason alone", code, errs)
+		}
+		port := g.sshAddr[strings.LastIndex(g.sshAddr, ":")+1:]
+		ssh := exec.Command("ssh", "-p", port, "-i", filepath.Join(alice, "id_ed25519"),
+			"-o", "CertificateFile="+filepath.Join(alice, "id_ed25519-cert.pub"),
+			"-o", "UserKnownHostsFile="+filepath.Join(alice, "known_hosts"), "-o", "BatchMode=yes",
+			"-F", "/dev/null", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", // this machine's keys aside
+			s.ID+"@localhost", "true")
+		out, _ := ssh.CombinedOutput()
+		if !strings.Contains(string(out), "is ended, not active") || strings.Contains(string(out), "plain keys") {
+			t.Errorf("plain OpenSSH to an ended session: %q; want the reason alone", out)
 		}
 	})
 }

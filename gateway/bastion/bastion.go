@@ -545,6 +545,28 @@ func refuseKeyboard(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Pe
 const msgNoPasswords = "supportgate: passwords are not accepted here. Run `supportgate login`, then " +
 	"`supportgate ssh SESSION` (or ssh with its certificate).\r\n"
 
+// connConfig is the server configuration for one connection. OpenSSH
+// offers the bare key after the certificate made from it is refused; that
+// key is refused without a banner, since "plain keys are not accepted"
+// would follow the certificate's refusal and hide its reason (a session
+// that has ended, say) behind a wrong one.
+func (s *Server) connConfig() *ssh.ServerConfig {
+	cfg := *s.sshCfg     // NewServerConn copies it as well
+	var certRefused bool // callbacks run on the handshake's one goroutine
+	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		_, isCert := key.(*ssh.Certificate)
+		if !isCert && certRefused {
+			return nil, errors.New("plain key after a refused certificate")
+		}
+		perms, err := s.authKey(meta, key)
+		if err != nil && isCert {
+			certRefused = true
+		}
+		return perms, err
+	}
+	return &cfg
+}
+
 // authKey accepts only a user certificate from the gateway's CA, valid
 // now, with one principal who is the session's agent, with an enabled
 // agent's or supervisor's account, or an enabled supervisor of its team.

@@ -64,7 +64,7 @@ func (s *Server) serveConn(raw net.Conn, src netip.Prefix) {
 	c := sshwire.Wrap(raw)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	sc, chans, reqs, err := ssh.NewServerConn(c, s.sshCfg)
+	sc, chans, reqs, err := ssh.NewServerConn(c, s.connConfig())
 	s.handshakeDone(src)
 	if err != nil {
 		s.log.Info("bastion: handshake refused", "remote", c.RemoteAddr().String(), "err", err)
