@@ -80,7 +80,7 @@ func storeNow(st *sqlite.Store) (func() time.Time, error) {
 }
 
 func runAdminUserAdd(env *cliEnv, args []string) error {
-	fs := newFlags(env, "admin user add", "--data DIR --name NAME --role ROLE [--password-stdin] [--totp-secret-file FILE]")
+	fs := newFlags(env, "admin user add", "--data DIR --name NAME --role ROLE [--display-name NAME] [--team TEAM] [--password-stdin] [--totp-secret-file FILE]")
 	dataDir := fs.String("data", "./data", "data `directory`")
 	name := fs.String("name", "", "login `name`")
 	display := fs.String("display-name", "", "verified name shown to customers (default: the login name)")

@@ -193,7 +193,7 @@ func runExport(env *cliEnv, args []string) error {
 	idPath := fs.String("identity", "", "age identity file (from age-keygen) of a compliance recipient")
 	format := fs.String("format", "", "output format: asciicast, ivf, jsonl or webm")
 	outPath := fs.String("o", "", "output file")
-	channel := fs.Int("channel", -1, "asciicast: the terminal channel to export (default: the first terminal channel)")
+	channel := fs.Int("channel", -1, "asciicast: the terminal channel to export, -1 for the first terminal channel")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func runReplay(env *cliEnv, args []string) error {
 	speed := fs.Float64("speed", 1, "playback speed factor")
 	from := fs.Duration("from", 0, "start playback at this offset (e.g. 10m30s)")
 	idle := fs.Duration("idle-limit", 2*time.Second, "cap pauses in the recording to this (0: no cap)")
-	channel := fs.Int("channel", -1, "the terminal channel to play (default: the first terminal channel)")
+	channel := fs.Int("channel", -1, "the terminal channel to play, -1 for the first terminal channel")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runServe(env *cliEnv, args []string) error {
-	fs := newFlags(env, "serve", "[--config FILE] [--data DIR] [--http-addr HOST:PORT] [--public-url URL] [--recipient AGE_RECIPIENT]...")
+	fs := newFlags(env, "serve", "[--config FILE] [--data DIR] [--http-addr HOST:PORT] [--ssh-addr HOST:PORT] [--wg-addr HOST:PORT] [--public-url URL] [--recipient AGE_RECIPIENT]...")
 	configPath := fs.String("config", "", "JSON config `file`")
 	dataDir := fs.String("data", "./data", "data `directory` (created on first run)")
 	httpAddr := fs.String("http-addr", "", "HTTPS listen address (default :8443)")
