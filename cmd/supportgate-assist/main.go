@@ -544,7 +544,13 @@ func confirm(ctx context.Context, v assist.View, yes bool, stdin io.Reader, out 
 	fmt.Fprintf(out, "  verification code: %s   (check it with the agent on the phone)\n", untrusted(v.VerificationCode))
 	fmt.Fprintf(out, "  allowed:           %s\n", scopes)
 	if v.State == "active" && v.ExpiresAt != nil {
-		fmt.Fprintf(out, "  for:               %s, until %s (%s left)\n", untrusted(v.Duration),
+		// The time box as it is now: duration is what the agent first
+		// asked for, and extensions the customer allowed since lengthen it.
+		box := untrusted(v.Duration)
+		if v.ApprovedAt != nil && v.ExpiresAt.After(*v.ApprovedAt) {
+			box = v.ExpiresAt.Sub(*v.ApprovedAt).String()
+		}
+		fmt.Fprintf(out, "  for:               %s, until %s (%s left)\n", box,
 			v.ExpiresAt.Local().Format("15:04:05"), v.ExpiresAt.Sub(now()).Truncate(time.Second))
 	} else {
 		fmt.Fprintf(out, "  for:               %s, from when you allow it\n", untrusted(v.Duration))

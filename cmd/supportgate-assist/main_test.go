@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -22,6 +23,7 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 
+	"supportgate/assist"
 	"supportgate/gateway"
 	"supportgate/gateway/identity"
 	"supportgate/gateway/keys"
@@ -508,5 +510,21 @@ func TestHelperRefusesWithoutTerminal(t *testing.T) {
 	if got.State != session.Requested || got.ClientHash != ([32]byte{}) || tg.g.WireGuard().Enrolled(s.ID) {
 		t.Errorf("session %s, bound %v, enrolled %v; want requested, unbound, not enrolled",
 			got.State, got.ClientHash != [32]byte{}, tg.g.WireGuard().Enrolled(s.ID))
+	}
+}
+
+// TestConfirmShowsExtendedBox checks that a session extended before the
+// helper joins it shows its whole time box: before, "for: 30m0s, until
+// 02:01:59 (44m35s left)" gave the first ask beside the extended end.
+func TestConfirmShowsExtendedBox(t *testing.T) {
+	approved := time.Now().Add(-time.Minute)
+	expires := approved.Add(45 * time.Minute)
+	v := assist.View{Duration: "30m0s", State: "active", Scopes: []string{"shell"}, ApprovedAt: &approved, ExpiresAt: &expires}
+	var out bytes.Buffer
+	if _, ok := confirm(context.Background(), v, true, strings.NewReader(""), &out); !ok {
+		t.Fatalf("confirm with --yes said no:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "for:               45m0s, until") {
+		t.Errorf("confirm shows:\n%s\nwant the 45m0s time box", out.String())
 	}
 }
