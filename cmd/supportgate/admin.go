@@ -136,7 +136,10 @@ func runAdminUserAdd(env *cliEnv, args []string) error {
 		return fmt.Errorf("user %s added, but auditing it failed: %w", *name, err)
 	}
 	if a.EnrollToken != "" {
-		fmt.Fprintf(env.stdout, "added %s (%s); enrollment token: %s\n", *name, role, a.EnrollToken)
+		// As reenroll says it: a bare token does not tell the admin what
+		// to hand the user.
+		fmt.Fprintf(env.stdout, "added %s (%s); enrollment token (valid %v): %s (the link is PUBLIC_URL/enroll/TOKEN)\n",
+			*name, role, gateway.EnrollTTL, a.EnrollToken)
 		return nil
 	}
 	fmt.Fprintf(env.stdout, "added %s (%s)\n", *name, role)

@@ -38,3 +38,17 @@ func TestHelpUsageNamesEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestUserAddSaysWhereTheTokenGoes checks that `admin user add` without a
+// password says what to do with the enrollment token, as `admin user
+// reenroll` does: before, it printed the bare token.
+func TestUserAddSaysWhereTheTokenGoes(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runTestCLI(t, "admin", "user", "add", "--data", dir, "--name", "erin", "--role", "agent")
+	if code != 0 {
+		t.Fatalf("admin user add: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "/enroll/") || !strings.Contains(out, "valid 24h0m0s") {
+		t.Errorf("admin user add printed %q; want how long the token is valid and the link it goes in", out)
+	}
+}
