@@ -309,3 +309,19 @@ func TestNotFoundSaysNoMore(t *testing.T) {
 		t.Errorf("lock of an unknown user: %s names the store", body)
 	}
 }
+
+// TestLoginReusedCodeSaysCodesWorkOnce checks that a login refused for a
+// code already used says, in the one answer every failure gets, that a
+// code works once: before, an agent logging in twice within 30 s read
+// only "wrong user name, password or code" and took it for the password.
+func TestLoginReusedCodeSaysCodesWorkOnce(t *testing.T) {
+	e := newEnv(t)
+	alice := e.addUser("alice", identity.RoleAgent, "")
+	body := map[string]string{"user": "alice", "password": testPassword, "totp": alice.code()}
+	e.do(nil, "POST", "/api/v1/login", body, http.StatusOK, nil)
+	again := e.do(nil, "POST", "/api/v1/login", body, http.StatusUnauthorized, nil)
+	wrong := e.do(nil, "POST", "/api/v1/login", map[string]string{"user": "alice", "password": "not the password", "totp": alice.code()}, http.StatusUnauthorized, nil)
+	if !strings.Contains(string(again), "works once") || string(again) != string(wrong) {
+		t.Errorf("reused code: %s; wrong password: %s; want one answer that says a code works once", again, wrong)
+	}
+}

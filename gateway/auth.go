@@ -155,6 +155,12 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
+// msgLoginFailed is every failed login's answer, whatever failed, so it
+// tells nobody which part was wrong. It says that a code works once: an
+// agent who logs in again within the same 30 s otherwise takes the refused
+// code for a mistyped password.
+const msgLoginFailed = "wrong user name, password or code (each code works once: a second login waits for the next code)"
+
 // handleLogin checks password and TOTP together, so a response never says
 // which of the two was wrong. Five failures lock the account for the
 // lockout period; a TOTP code is accepted once.
@@ -182,7 +188,7 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 			ev.Actor, ev.Role = u.Name, u.Role
 		}
 		g.record(ctx, ev)
-		g.writeErr(w, r, errorf(http.StatusUnauthorized, "wrong user name, password or code"))
+		g.writeErr(w, r, errorf(http.StatusUnauthorized, msgLoginFailed))
 	}
 	if CheckUserName(req.User) != nil || len(req.Password) > 1024 || len(req.TOTP) > 16 {
 		g.hasher.Check(ctx, dummyHash(), req.Password)
@@ -239,7 +245,7 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request, _ *princip
 		}
 		g.metrics.logins.WithLabelValues("failure").Inc()
 		g.record(ctx, audit.Event{Type: "login.refused", Actor: who.Name, Role: who.Role, Remote: remote, Detail: map[string]string{"why": why}})
-		g.writeErr(w, r, errorf(http.StatusUnauthorized, "wrong user name, password or code"))
+		g.writeErr(w, r, errorf(http.StatusUnauthorized, msgLoginFailed))
 		return
 	}
 	state := loginState(u)
