@@ -232,6 +232,21 @@ func stillOpen(link string) string {
 	return "the session may still be open: call support and ask them to end it"
 }
 
+// boundHint adds to a refusal because the link is bound to another client
+// what the customer can do: the gateway's words alone ("consent link is
+// already bound to another client") leave them stuck.
+func boundHint(err error, link string) error {
+	var ae *assist.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, "bound to another") {
+		return err
+	}
+	if _, handoff := assist.LinkParams(link); handoff != "" {
+		return fmt.Errorf("%w: this command's code was used already or has expired; ask for a new one with \"Show the command\" on the web page", err)
+	}
+	return fmt.Errorf("%w: the link was opened first elsewhere (a web browser, say); if that was you, approve it on that page "+
+		"and run the command its \"Show the command\" button gives; if not, call support back on a number you trust", err)
+}
+
 // assistSession runs one session from the link to its end and returns why
 // it ended. Once the customer said yes, every way out that is not the
 // session's own end revokes it (best effort, bounded): a session must not
@@ -243,7 +258,7 @@ func assistSession(ctx context.Context, link, caFile string, yes bool, stdin io.
 	}
 	cs, err := assist.Open(ctx, hc, link)
 	if err != nil {
-		return "", err
+		return "", boundHint(err, link)
 	}
 	v := cs.View()
 	if v.State == "ended" {

@@ -384,6 +384,11 @@ func TestHelperAfterBrowserApproval(t *testing.T) {
 	if code := h.exit(t, 20*time.Second); code != 1 || !strings.Contains(h.errOut.String(), "another") {
 		t.Fatalf("helper without a handoff code: exit %d, %s", code, h.errOut)
 	}
+	// It says what to do (before: only the gateway's "already bound to
+	// another client").
+	if !strings.Contains(h.errOut.String(), `"Show the command"`) {
+		t.Errorf("helper without a handoff code does not say what to do: %s", h.errOut)
+	}
 
 	if code := b.post("/handoff", ""); code != 200 || !strings.HasPrefix(b.view.Handoff.Command, "supportgate-assist '"+link+"#sha256=") {
 		t.Fatalf("handoff: HTTP %d, command %q", code, b.view.Handoff.Command)
@@ -395,7 +400,8 @@ func TestHelperAfterBrowserApproval(t *testing.T) {
 	}
 	// The code is spent: a second helper with the same command is refused.
 	h2 := startHelper(t, context.Background(), tg, b.view.Handoff.Link, terminal(t, "y\n"))
-	if code := h2.exit(t, 20*time.Second); code != 1 || !strings.Contains(h2.errOut.String(), "another") {
+	if code := h2.exit(t, 20*time.Second); code != 1 || !strings.Contains(h2.errOut.String(), "another") ||
+		!strings.Contains(h2.errOut.String(), "ask for a new one") {
 		t.Errorf("second helper with a spent code: exit %d, %s", code, h2.errOut)
 	}
 
