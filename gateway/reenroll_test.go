@@ -174,3 +174,20 @@ func TestReenrollPendingLink(t *testing.T) {
 	}
 	e.enrollWith(got.EnrollURL, "carols horse battery staple")
 }
+
+// TestEnrollPasswordPolicyMessage checks that the enrollment page is told
+// why a password is refused in words meant for its owner: before, the
+// answer was "identity: password is shorter than 12 characters".
+func TestEnrollPasswordPolicyMessage(t *testing.T) {
+	e := newEnv(t)
+	root := e.addUser("root", identity.RoleAdmin, "")
+	var added struct {
+		EnrollURL string `json:"enroll_url"`
+	}
+	e.do(root, "POST", "/api/v1/users", map[string]string{"name": "carol", "role": "agent"}, 201, &added)
+	tok := added.EnrollURL[strings.LastIndex(added.EnrollURL, "/")+1:]
+	body := e.do(nil, "POST", "/api/v1/enroll/"+tok, map[string]string{"password": "short", "totp": "123456"}, http.StatusBadRequest, nil)
+	if want := `{"error":"password is shorter than 12 characters"}`; strings.TrimSpace(string(body)) != want {
+		t.Errorf("short password: %s, want %s", body, want)
+	}
+}

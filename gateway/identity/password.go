@@ -55,12 +55,13 @@ const (
 	maxPHCLen  = 256
 )
 
-// Policy errors, checked with errors.Is.
+// Policy errors, checked with errors.Is. People read them (the
+// enrollment page, `admin user add`), so they name no package.
 var (
-	ErrPasswordTooShort = errors.New("identity: password is shorter than 12 characters")
-	ErrPasswordTooLong  = errors.New("identity: password is longer than 256 bytes")
-	ErrPasswordTrivial  = errors.New("identity: password repeats a single character")
-	ErrPasswordEncoding = errors.New("identity: password is not valid UTF-8")
+	ErrPasswordTooShort = errors.New("password is shorter than 12 characters")
+	ErrPasswordTooLong  = errors.New("password is longer than 256 bytes")
+	ErrPasswordTrivial  = errors.New("password repeats a single character")
+	ErrPasswordEncoding = errors.New("password is not valid UTF-8")
 )
 
 // ErrMalformedHash is wrapped by every error about an encoded hash that does
