@@ -21,12 +21,12 @@ func init() {
 func home(env *cliEnv) (agent.Home, error) { return agent.DefaultHome(env.getenv) }
 
 func runLogin(env *cliEnv, args []string) error {
-	fs := newFlags(env, "login", "--gateway URL --ca CA.pem --user NAME --password-stdin --totp CODE")
+	fs := newFlags(env, "login", "--gateway URL --ca CA.pem --user NAME [--password-stdin --totp CODE]")
 	gw := fs.String("gateway", "", "gateway `URL`, as https://host:8443")
 	caFile := fs.String("ca", "", "the gateway's CA certificate (DATA/ca.pem)")
 	user := fs.String("user", "", "login `name`")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	totp := fs.String("totp", "", "current TOTP `code`")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input (else it is asked for on the terminal)")
+	totp := fs.String("totp", "", "current TOTP `code` (else it is asked for on the terminal)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,14 +48,30 @@ func runLogin(env *cliEnv, args []string) error {
 		return &exitError{code: 2, msg: "--ca is required on first login"}
 	case *user == "":
 		return &exitError{code: 2, msg: "--user is required"}
-	case !*pwStdin:
-		return &exitError{code: 2, msg: "--password-stdin is required (interactive prompts are not supported yet)"}
-	case *totp == "":
-		return &exitError{code: 2, msg: "--totp is required"}
+	case *pwStdin && *totp == "":
+		return &exitError{code: 2, msg: "--totp is required with --password-stdin"}
 	}
-	password, err := readSecretLine(env.stdin)
-	if err != nil {
-		return err
+	var password string
+	if *pwStdin {
+		if password, err = readSecretLine(env.stdin); err != nil {
+			return err
+		}
+	} else {
+		tty := terminal(env.stdin)
+		if tty == nil {
+			return &exitError{code: 2, msg: "no terminal to ask for the password on: use --password-stdin and --totp CODE"}
+		}
+		if password, err = promptLine(tty, env.stderr, "password for "+*user+": ", false); err != nil {
+			return err
+		}
+		if password == "" {
+			return &exitError{code: 2, msg: "empty password"}
+		}
+		for *totp == "" {
+			if *totp, err = promptLine(tty, env.stderr, "code from the authenticator app: ", true); err != nil {
+				return err
+			}
+		}
 	}
 	caPEM, err := os.ReadFile(*caFile)
 	if err != nil {
