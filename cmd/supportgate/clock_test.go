@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -35,9 +33,7 @@ func TestE2ERestartClockBehind(t *testing.T) {
 	alice := g.user("alice", "agent")
 	s := g.newSession(alice, "view", "30m")
 	g.browser(s.ConsentURL).approve(`["view"]`)
-	bobTOTP := filepath.Join(t.TempDir(), "bob.totp")
-	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
-		"--password-stdin", "--totp-secret-file", bobTOTP)
+	bobURI := g.account("bob", "agent", "")
 	g.kill()
 
 	// The newest record: written, by the clock of then, 9 hours from now
@@ -80,22 +76,9 @@ func TestE2ERestartClockBehind(t *testing.T) {
 
 	// TOTP codes still follow the wall clock, as Bob's authenticator
 	// does: he signs in, and his new token works.
-	uri, err := os.ReadFile(bobTOTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindSubmatch(uri)
-	if m == nil {
-		t.Fatalf("no secret in %q", uri)
-	}
-	code, err := exec.Command(g.oathtool, "--totp", "-b", string(m[1])).Output()
-	if err != nil {
-		t.Fatalf("oathtool: %v", err)
-	}
-	bob := filepath.Join(t.TempDir(), "bob-home")
-	if _, errs, code := g.run(bob, password+"\n", "login", "--gateway", g.url, "--ca", filepath.Join(g.data, "ca.pem"),
-		"--user", "bob", "--password-stdin", "--totp", strings.TrimSpace(string(code))); code != 0 {
-		t.Errorf("login with a code of the wall clock's time: exit %d: %s", code, strings.TrimSpace(errs))
+	code, _ := g.totpCodes(bobURI)
+	if bob, errs, rc := g.loginWith("bob", password, code); rc != 0 {
+		t.Errorf("login with a code of the wall clock's time: exit %d: %s", rc, strings.TrimSpace(errs))
 	} else {
 		g.mustRun(bob, "", "session", "list")
 	}
@@ -212,24 +195,12 @@ func TestE2EClockReset(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	g := newGW(t, `{"min_duration": "1s"}`)
-	bobTOTP := filepath.Join(t.TempDir(), "bob.totp")
-	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
-		"--password-stdin", "--totp-secret-file", bobTOTP)
-	g.kill()
-	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
-	noteAt(t, g.data, far)
-
-	g.start()
+	g, bobURI, far := gwAhead(t)
 	if !strings.Contains(g.stderr.String(), "wall clock is behind the newest stored record") ||
 		!strings.Contains(g.stderr.String(), "admin clock reset") {
 		t.Fatalf("serve on a 2099 record said:\n%s", g.stderr.String())
 	}
-	uri, err := os.ReadFile(bobTOTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now, next := g.totpCodes(string(uri))
+	now, next := g.totpCodes(bobURI)
 	bob, errs, code := g.loginWith("bob", password, now)
 	if code != 0 {
 		t.Fatalf("login in 2099: exit %d %s", code, errs)
@@ -383,6 +354,20 @@ func noteAt(t *testing.T, data string, at time.Time) {
 	}
 }
 
+// gwAhead starts a gateway with the agent bob (whose otpauth:// URI it
+// returns) after a record dated 2099, far, was stored: the host's clock
+// once ran ahead, and the gateway's time is held there.
+func gwAhead(t *testing.T) (g *gw, bobURI string, far time.Time) {
+	t.Helper()
+	g = newGW(t, `{"min_duration": "1s"}`)
+	bobURI = g.account("bob", "agent", "")
+	g.kill()
+	far = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	noteAt(t, g.data, far)
+	g.start()
+	return g, bobURI, far
+}
+
 // TestE2EClockResetLockout: bob mistypes his password five times while a
 // record from 2099 holds the gateway's time there, which locks him out
 // until a quarter of an hour past that time. `admin clock reset` takes the
@@ -392,20 +377,8 @@ func TestE2EClockResetLockout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	g := newGW(t, `{"min_duration": "1s"}`)
-	bobTOTP := filepath.Join(t.TempDir(), "bob.totp")
-	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "bob", "--role", "agent",
-		"--password-stdin", "--totp-secret-file", bobTOTP)
-	g.kill()
-	far := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
-	noteAt(t, g.data, far)
-
-	g.start()
-	uri, err := os.ReadFile(bobTOTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _ := g.totpCodes(string(uri))
+	g, bobURI, far := gwAhead(t)
+	code, _ := g.totpCodes(bobURI)
 	for i := 0; i < 5; i++ {
 		if _, errs, rc := g.loginWith("bob", "not "+password, code); rc == 0 {
 			t.Fatalf("login with a wrong password: exit 0 %s", errs)

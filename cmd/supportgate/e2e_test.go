@@ -175,8 +175,9 @@ func (g *gw) user(name, role string) string {
 	return g.teamUser(name, role, "")
 }
 
-// teamUser is user in a team.
-func (g *gw) teamUser(name, role, team string) string {
+// account adds an account with the CLI, with the password of the tests,
+// and returns its otpauth:// URI.
+func (g *gw) account(name, role, team string) string {
 	g.t.Helper()
 	totpFile := filepath.Join(g.t.TempDir(), name+".totp")
 	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", name, "--role", role,
@@ -185,7 +186,14 @@ func (g *gw) teamUser(name, role, team string) string {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	m := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindSubmatch(uri)
+	return string(uri)
+}
+
+// teamUser is user in a team.
+func (g *gw) teamUser(name, role, team string) string {
+	g.t.Helper()
+	uri := g.account(name, role, team)
+	m := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(uri)
 	if m == nil {
 		g.t.Fatalf("no secret in %q", uri)
 	}

@@ -24,14 +24,7 @@ func TestE2ELoginPrompts(t *testing.T) {
 		t.Skip("starts the gateway")
 	}
 	g := newGW(t, `{}`)
-	totpFile := filepath.Join(t.TempDir(), "carol.totp")
-	g.mustRun("", password+"\n", "admin", "user", "add", "--data", g.data, "--name", "carol", "--role", "agent",
-		"--password-stdin", "--totp-secret-file", totpFile)
-	uri, err := os.ReadFile(totpFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, code := g.totpCodes(string(uri))
+	_, code := g.totpCodes(g.account("carol", "agent", ""))
 	login := []string{"login", "--gateway", g.url, "--ca", filepath.Join(g.data, "ca.pem"), "--user", "carol"}
 
 	home := filepath.Join(t.TempDir(), "carol-home")
