@@ -111,6 +111,10 @@ func (a *Accounts) Create(ctx context.Context, nu NewUser) (*NewAccount, error) 
 		u.Enrolled = true
 	}
 	if err := a.Store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, users.ErrExists) {
+			// The store's wrapping names the store: no business of the caller's.
+			return nil, fmt.Errorf("user %s: %w", nu.Name, users.ErrExists)
+		}
 		return nil, err
 	}
 	if !u.Enrolled {

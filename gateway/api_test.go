@@ -293,7 +293,8 @@ func TestSecurityHeaders(t *testing.T) {
 // one the caller may not see get the same 404 body, naming neither the
 // store nor anything else: before, the first was "sqlite: session ID:
 // session not found" and the second "session not found", which also told
-// an agent which ids exist.
+// an agent which ids exist. A name taken is a 409 without the store's name
+// either (it was "sqlite: creating user bob: already exists").
 func TestNotFoundSaysNoMore(t *testing.T) {
 	e := newEnv(t)
 	alice := e.addUser("alice", identity.RoleAgent, "")
@@ -307,6 +308,10 @@ func TestNotFoundSaysNoMore(t *testing.T) {
 	root := e.addUser("root", identity.RoleAdmin, "")
 	if body := e.do(root, "POST", "/api/v1/users/nosuch/lock", nil, http.StatusNotFound, nil); strings.Contains(string(body), "sqlite") {
 		t.Errorf("lock of an unknown user: %s names the store", body)
+	}
+	// A name taken: 409, saying so without the store's name.
+	if body := e.do(root, "POST", "/api/v1/users", map[string]string{"name": "bob", "role": "agent"}, http.StatusConflict, nil); strings.TrimSpace(string(body)) != `{"error":"user bob: already exists"}` {
+		t.Errorf("adding a user whose name is taken: got %s, want user bob: already exists", body)
 	}
 }
 
