@@ -197,13 +197,15 @@ func ExportIVF(w io.WriteSeeker, r *Reader, opt ExportOptions) error {
 	var (
 		frames uint32
 		codec  string
-		other  int // frames of another codec left out
+		other  int  // frames of another codec left out
+		media  bool // a video frame was recorded at all
 	)
 	last := int64(-1)
 	err := r.each(opt, func(rec *Record) error {
 		if rec.Type != TypeMedia || (rec.Codec != "vp8" && rec.Codec != "h264") {
 			return nil
 		}
+		media = true
 		if frames == 0 {
 			cols, rows, ok := keyFrameSize(rec)
 			if !ok {
@@ -233,7 +235,10 @@ func ExportIVF(w io.WriteSeeker, r *Reader, opt ExportOptions) error {
 	if err != nil && !errors.Is(err, ErrCutShort) {
 		return err
 	}
-	if frames == 0 {
+	switch {
+	case !media:
+		return errors.New("recorder: no screen share in the recording: it has no video to export")
+	case frames == 0:
 		return errors.New("recorder: no VP8 or H.264 key frame in the recording")
 	}
 	if other > 0 && opt.Warn != nil {

@@ -762,3 +762,28 @@ func TestFFmpegDecodesWebMExport(t *testing.T) {
 		}
 	})
 }
+
+// TestExportIVFErrors: a recording with no video says it has no screen
+// share (it said "no VP8 or H.264 key frame", as if frames were broken);
+// one with video but no key frame says that.
+func TestExportIVFErrors(t *testing.T) {
+	k := recordertest.NewKeys(t)
+	frames := fixtureFrames(t)
+	for _, tt := range []struct {
+		name, path, want string
+	}{
+		{"no media", writeMediaRecording(t, k, nil, nil), "recorder: no screen share in the recording: it has no video to export"},
+		{"no key frame", writeMediaRecording(t, k, frames[1:10], nil), "recorder: no VP8 or H.264 key frame in the recording"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "out.ivf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := recorder.ExportIVF(f, openSample(t, k, tt.path), recorder.ExportOptions{}); err == nil || err.Error() != tt.want {
+				t.Errorf("got %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
