@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"supportgate/agent"
+	"supportgate/gateway"
 	"supportgate/session"
 )
 
@@ -155,15 +157,79 @@ func sessionNew(env *cliEnv, args []string) error {
 		return printJSON(env, raw)
 	}
 	var v struct {
-		ID               string `json:"id"`
-		ConsentURL       string `json:"consent_url"`
-		VerificationCode string `json:"verification_code"`
+		ID               string     `json:"id"`
+		ConsentURL       string     `json:"consent_url"`
+		VerificationCode string     `json:"verification_code"`
+		ConsentExpiresAt *time.Time `json:"consent_expires_at"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "session %s requested\nsend the customer this link: %s\nverification code to read to them: %s\n", v.ID, v.ConsentURL, v.VerificationCode)
+	if v.ConsentExpiresAt != nil {
+		fmt.Fprintf(env.stdout, "the link works until %s; the time box starts when the customer approves\n", shownTime(*v.ConsentExpiresAt))
+	}
 	return nil
+}
+
+// shownTime is a time as the CLI shows it to a person: local, to the second.
+func shownTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
+
+// printSession writes a session as lines for a person to read;
+// `session show --json` is the form for scripts.
+func printSession(env *cliEnv, raw json.RawMessage, now time.Time) error {
+	var v gateway.SessionView
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.stdout, 2, 4, 2, ' ', 0)
+	line := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
+	line("session", "%s", v.ID)
+	state := string(v.State)
+	switch {
+	case v.EndReason != "" && v.EndedBy != "":
+		state += ": " + v.EndReason + " by " + v.EndedBy
+	case v.EndReason != "":
+		state += ": " + v.EndReason
+	}
+	line("state", "%s", state)
+	agent := v.Agent
+	if v.AgentName != "" && v.AgentName != v.Agent {
+		agent += " (" + v.AgentName + ")"
+	}
+	if v.Team != "" {
+		agent += ", team " + v.Team
+	}
+	line("agent", "%s", agent)
+	line("customer", "%s", v.Customer)
+	if v.Reason != "" {
+		line("reason", "%s", v.Reason)
+	}
+	scopes := strings.Join(v.Scopes.Strings(), ", ")
+	if v.ApprovedAt != nil && !slices.Equal(v.Scopes.Strings(), v.RequestedScopes.Strings()) {
+		scopes += " (asked for " + strings.Join(v.RequestedScopes.Strings(), ", ") + ")"
+	}
+	line("scopes", "%s", scopes)
+	line("time box", "%s", v.Duration)
+	if v.VerificationCode != "" {
+		line("code", "%s", v.VerificationCode)
+	}
+	if v.ApprovedAt == nil && v.ConsentExpiresAt != nil && v.EndedAt == nil {
+		line("link works until", "%s", shownTime(*v.ConsentExpiresAt))
+	}
+	if v.ApprovedAt != nil {
+		line("approved", "%s", shownTime(*v.ApprovedAt))
+	}
+	switch {
+	case v.EndedAt != nil:
+		line("ended", "%s", shownTime(*v.EndedAt))
+	case v.ExpiresAt != nil:
+		line("ends", "%s (%s left)", shownTime(*v.ExpiresAt), max(v.ExpiresAt.Sub(now), 0).Round(time.Second))
+	}
+	if v.Extension != nil {
+		line("extension", "%s more asked, waiting for the customer", v.Extension.By)
+	}
+	return tw.Flush()
 }
 
 func printJSON(env *cliEnv, raw json.RawMessage) error {
@@ -251,8 +317,11 @@ func sessionOne(env *cliEnv, sub string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("session %s: %w", id, err)
 	}
-	if *asJSON || sub == "show" {
+	if *asJSON {
 		return printJSON(env, raw)
+	}
+	if sub == "show" {
+		return printSession(env, raw, time.Now())
 	}
 	fmt.Fprintf(env.stdout, "session %s ended\n", id)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -58,6 +59,49 @@ func TestE2EOperatorSurprises(t *testing.T) {
 		ended, box := got.EndedAt.Local().Format("15:04:05"), got.ExpiresAt.Local().Format("15:04:05")
 		if !strings.HasSuffix(strings.TrimSpace(line), ended) || strings.Contains(line, box) {
 			t.Errorf("session list line %q; want it to end with the end, %s, not the time box's %s", line, ended, box)
+		}
+	})
+
+	t.Run("session new and show read as text", func(t *testing.T) {
+		// show printed JSON without --json, and new did not say how long
+		// the link works.
+		out := g.mustRun(alice, "", "session", "new", "--customer", "Bob at ACME", "--scope", "view,chat", "--duration", "30m")
+		m := regexp.MustCompile(`session (\S+) requested`).FindStringSubmatch(out)
+		if m == nil || !strings.Contains(out, "the link works until ") {
+			t.Fatalf("session new: %q; want the id and until when the link works", out)
+		}
+		id := m[1]
+		fields := func() map[string]string {
+			t.Helper()
+			show := g.mustRun(alice, "", "session", "show", id)
+			if strings.HasPrefix(show, "{") {
+				t.Fatalf("session show without --json printed JSON: %s", show)
+			}
+			f := map[string]string{}
+			for _, l := range strings.Split(strings.TrimSpace(show), "\n") {
+				k, v, _ := strings.Cut(l, "  ")
+				f[k] = strings.TrimSpace(v)
+			}
+			return f
+		}
+		f := fields()
+		if f["state"] != "requested" || f["customer"] != "Bob at ACME" || f["code"] == "" || f["link works until"] == "" {
+			t.Errorf("a requested session shows %q", f)
+		}
+		var url string
+		for _, l := range strings.Split(out, "\n") {
+			if u, ok := strings.CutPrefix(l, "send the customer this link: "); ok {
+				url = u
+			}
+		}
+		g.browser(url).approve(`["view"]`)
+		f = fields()
+		if f["state"] != "active" || f["scopes"] != "view (asked for view, chat)" || !strings.HasSuffix(f["ends"], " left)") || f["code"] != "" {
+			t.Errorf("an active session shows %q", f)
+		}
+		g.mustRun(alice, "", "session", "revoke", id)
+		if f = fields(); f["state"] != "ended: revoked by alice" || f["ended"] == "" || f["ends"] != "" {
+			t.Errorf("a revoked session shows %q", f)
 		}
 	})
 
