@@ -11,8 +11,9 @@ build:
 	$(GO) build -o $(BIN)/supportgate ./cmd/supportgate
 	$(GO) build -o $(BIN)/supportgate-assist ./cmd/supportgate-assist
 
+# Extra serve flags go in ARGS, e.g. make run ARGS="--http-addr 127.0.0.1:9443".
 run: build
-	$(BIN)/supportgate serve --data $(DATA)
+	$(BIN)/supportgate serve --data $(DATA) $(ARGS)
 
 # Installs the real peers the tests use (apt-get, only what is missing).
 deps:
