@@ -144,21 +144,8 @@ func TestSteadyClockRecordAhead(t *testing.T) {
 // arrival, and its audit record must not go back in time.
 func TestAdminUserAddClockBehind(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	st, mat, err := openData(dir, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ahead := time.Now().Add(30 * time.Hour)
-	log, err := audit.New(audit.Config{Store: st, Signer: mat.SigningKey, Now: func() time.Time { return ahead }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := log.Append(context.Background(), audit.Event{Type: "admin.note", Actor: "system", Role: "system"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := errors.Join(log.Close(), st.Close()); err != nil {
-		t.Fatal(err)
-	}
+	noteAt(t, dir, ahead)
 
 	var out, errb strings.Builder
 	env := &cliEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}

@@ -129,19 +129,11 @@ func castText(t *testing.T, r *recorder.Reader, ch int) string {
 // Before, both shells' output came interleaved on the supervisor's one
 // terminal.
 func TestSupervisorWatchesOneChannel(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	e.addUser("alice", "agent", "t1")
-	e.addUser("sue", "supervisor", "t1")
-	s := e.newSession("alice", "shell", 30*time.Minute)
-	alice := e.certFor("alice")
-	first := e.startPTY(t, alice, s.ID)
-	first.expect(t, "This session is recorded")
-	sv := e.startPTY(t, e.certFor("sue"), s.ID)
-	sv.expect(t, "read-only as supervisor sue")
+	e, s, first, sv := watchedShell(t)
 	first.send("echo first-$((6*7))\r")
 	sv.expect(t, "first-42")
 
-	second := e.startPTY(t, alice, s.ID)
+	second := e.startPTY(t, e.certFor("alice"), s.ID)
 	second.expect(t, "This session is recorded")
 	second.send("echo second-$((6*7))\r")
 	second.expect(t, "second-42")

@@ -217,6 +217,22 @@ func (cn *conn) register(ch ssh.Channel, tell bool) {
 	cn.mu.Unlock()
 }
 
+// accept looks up the session's state and accepts nch, registered as
+// register does; a state that cannot be had rejects it. When ok, the
+// caller defers cn.unregister(ch).
+func (cn *conn) accept(nch ssh.NewChannel, tell bool) (st *sessState, ch ssh.Channel, reqs <-chan *ssh.Request, ok bool) {
+	st, err := cn.srv.state(cn.id)
+	if err != nil {
+		nch.Reject(ssh.ResourceShortage, "supportgate: "+err.Error())
+		return nil, nil, nil, false
+	}
+	if ch, reqs, err = nch.Accept(); err != nil {
+		return nil, nil, nil, false
+	}
+	cn.register(ch, tell)
+	return st, ch, reqs, true
+}
+
 func (cn *conn) unregister(ch ssh.Channel) {
 	cn.mu.Lock()
 	delete(cn.chans, ch)

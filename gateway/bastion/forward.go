@@ -68,16 +68,10 @@ func (cn *conn) forward(nch ssh.NewChannel) {
 		return
 	}
 	defer up.Close()
-	st, err := cn.srv.state(cn.id)
-	if err != nil {
-		nch.Reject(ssh.ResourceShortage, "supportgate: "+err.Error())
+	st, ch, reqs, ok := cn.accept(nch, false)
+	if !ok {
 		return
 	}
-	ch, reqs, err := nch.Accept()
-	if err != nil {
-		return
-	}
-	cn.register(ch, false)
 	defer cn.unregister(ch)
 	var wg sync.WaitGroup
 	defer wg.Wait()

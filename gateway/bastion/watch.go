@@ -376,16 +376,10 @@ func (cn *conn) watch(nch ssh.NewChannel) {
 		nch.Reject(ssh.Prohibited, "supportgate: this session has no shell to watch")
 		return
 	}
-	st, err := cn.srv.state(cn.id)
-	if err != nil {
-		nch.Reject(ssh.ResourceShortage, "supportgate: "+err.Error())
+	st, ch, reqs, ok := cn.accept(nch, true)
+	if !ok {
 		return
 	}
-	ch, reqs, err := nch.Accept()
-	if err != nil {
-		return
-	}
-	cn.register(ch, true)
 	defer cn.unregister(ch)
 	var wg sync.WaitGroup
 	defer wg.Wait()
